@@ -1,0 +1,756 @@
+//! The attribute model: node attributes (SPEC §3) and message attributes (SPEC §4), their
+//! defaults, their validation and how they read as xattr values.
+//!
+//! Nothing here touches the disk or FUSE: values come in as bytes from `setfattr` and go out as
+//! bytes for `getfattr`, so every rule about names, types and ranges lives in one place and is
+//! unit-tested without a mount.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How messages leave the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SendMethod {
+    Smtp,
+    Sendmail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsMode {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notify {
+    Failure,
+    Never,
+}
+
+/// Node attributes, persisted in the spool and shown as xattrs of the mount root.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeAttrs {
+    pub send_method: SendMethod,
+    pub server: String,
+    pub port: u16,
+    /// `None` means `SPOOL_DIR/log`.
+    pub log_dir: Option<String>,
+    pub log_date_attr: String,
+    pub log_msgid_attr: String,
+    pub log_info_attr: String,
+    pub ratelimit_time: f64,
+    pub domlimit_time: f64,
+    pub expire_time: f64,
+    pub retry_time: f64,
+    pub queue_time: f64,
+    pub handshake_time: f64,
+    pub conn_limit: u32,
+    pub domconn_limit: u32,
+    pub sendmail_path: String,
+    /// `None` means the host name.
+    pub helo_name: Option<String>,
+    pub tls: TlsMode,
+    pub ca_file: Option<String>,
+    pub auth_user: Option<String>,
+    pub auth_secret_file: Option<String>,
+    pub notify: Notify,
+}
+
+impl Default for NodeAttrs {
+    fn default() -> Self {
+        NodeAttrs {
+            send_method: SendMethod::Smtp,
+            server: "127.0.0.1".into(),
+            port: 25,
+            log_dir: None,
+            log_date_attr: "date".into(),
+            log_msgid_attr: "msgid".into(),
+            log_info_attr: "info".into(),
+            ratelimit_time: 1.0,
+            domlimit_time: 5.0,
+            expire_time: 259_200.0,
+            retry_time: 900.0,
+            queue_time: 432_000.0,
+            handshake_time: 180.0,
+            conn_limit: 1,
+            domconn_limit: 1,
+            sendmail_path: "/usr/sbin/sendmail".into(),
+            helo_name: None,
+            tls: TlsMode::None,
+            ca_file: None,
+            auth_user: None,
+            auth_secret_file: None,
+            notify: Notify::Failure,
+        }
+    }
+}
+
+/// Every node attribute, in the order `getfattr -d` lists them.
+pub const NODE_ATTRS: &[&str] = &[
+    "send_method",
+    "server",
+    "port",
+    "spool_dir",
+    "log_dir",
+    "log_date_attr",
+    "log_msgid_attr",
+    "log_info_attr",
+    "ratelimit_time",
+    "domlimit_time",
+    "expire_time",
+    "retry_time",
+    "queue_time",
+    "handshake_time",
+    "conn_limit",
+    "domconn_limit",
+    "sendmail_path",
+    "helo_name",
+    "tls",
+    "ca_file",
+    "auth_user",
+    "auth_secret_file",
+    "notify",
+];
+
+fn text(name: &str, value: &[u8]) -> Result<String> {
+    let s = std::str::from_utf8(value).map_err(|_| Error::invalid(name, "not UTF-8"))?;
+    if s.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(name, "control characters are not allowed"));
+    }
+    Ok(s.to_string())
+}
+
+fn seconds(name: &str, value: &[u8], positive: bool) -> Result<f64> {
+    let s = text(name, value)?;
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| Error::invalid(name, format!("{s:?} is not a number of seconds")))?;
+    if !v.is_finite() || v < 0.0 || (positive && v == 0.0) || v > 1e12 {
+        return Err(Error::invalid(name, format!("{s:?} is out of range")));
+    }
+    Ok(v)
+}
+
+fn integer<T: FromStr>(name: &str, value: &[u8], min: u64, max: u64) -> Result<T> {
+    let s = text(name, value)?;
+    let v: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| Error::invalid(name, format!("{s:?} is not a whole number")))?;
+    if v < min || v > max {
+        return Err(Error::invalid(name, format!("{v} is not in {min}..={max}")));
+    }
+    s.trim().parse().map_err(|_| Error::invalid(name, "out of range"))
+}
+
+fn path(name: &str, value: &[u8]) -> Result<String> {
+    let s = text(name, value)?;
+    if !s.starts_with('/') {
+        return Err(Error::invalid(name, "must be an absolute path"));
+    }
+    Ok(s)
+}
+
+fn optional_path(name: &str, value: &[u8]) -> Result<Option<String>> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        path(name, value).map(Some)
+    }
+}
+
+/// A host name or IP address, as a server or HELO name may be.
+pub fn validate_host(name: &str, value: &[u8]) -> Result<String> {
+    let s = text(name, value)?;
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(s);
+    }
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !ok {
+        return Err(Error::invalid(
+            name,
+            format!("{s:?} is not a host name or IP address"),
+        ));
+    }
+    Ok(s)
+}
+
+fn attr_name(name: &str, value: &[u8]) -> Result<String> {
+    let s = text(name, value)?;
+    if s.is_empty()
+        || s.len() > 200
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(Error::invalid(
+            name,
+            "must be a plain xattr name (letters, digits, _ - .)",
+        ));
+    }
+    Ok(s)
+}
+
+/// Formats seconds the way they were most likely given: `900`, not `900.0`.
+pub fn fmt_seconds(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+impl NodeAttrs {
+    /// The value of a node attribute as `getfattr` shows it; `None` when it is unset.
+    pub fn get(&self, name: &str, spool_dir: &str) -> Result<Option<String>> {
+        Ok(match name {
+            "send_method" => Some(match self.send_method {
+                SendMethod::Smtp => "smtp".into(),
+                SendMethod::Sendmail => "sendmail".into(),
+            }),
+            "server" => Some(self.server.clone()),
+            "port" => Some(self.port.to_string()),
+            "spool_dir" => Some(spool_dir.to_string()),
+            "log_dir" => Some(self.log_dir.clone().unwrap_or_else(|| format!("{spool_dir}/log"))),
+            "log_date_attr" => Some(self.log_date_attr.clone()),
+            "log_msgid_attr" => Some(self.log_msgid_attr.clone()),
+            "log_info_attr" => Some(self.log_info_attr.clone()),
+            "ratelimit_time" => Some(fmt_seconds(self.ratelimit_time)),
+            "domlimit_time" => Some(fmt_seconds(self.domlimit_time)),
+            "expire_time" => Some(fmt_seconds(self.expire_time)),
+            "retry_time" => Some(fmt_seconds(self.retry_time)),
+            "queue_time" => Some(fmt_seconds(self.queue_time)),
+            "handshake_time" => Some(fmt_seconds(self.handshake_time)),
+            "conn_limit" => Some(self.conn_limit.to_string()),
+            "domconn_limit" => Some(self.domconn_limit.to_string()),
+            "sendmail_path" => Some(self.sendmail_path.clone()),
+            "helo_name" => Some(self.helo_name.clone().unwrap_or_else(hostname)),
+            "tls" => Some(
+                match self.tls {
+                    TlsMode::None => "none",
+                    TlsMode::Starttls => "starttls",
+                    TlsMode::Tls => "tls",
+                }
+                .into(),
+            ),
+            "ca_file" => self.ca_file.clone(),
+            "auth_user" => self.auth_user.clone(),
+            "auth_secret_file" => self.auth_secret_file.clone(),
+            "notify" => Some(
+                match self.notify {
+                    Notify::Failure => "failure",
+                    Notify::Never => "never",
+                }
+                .into(),
+            ),
+            _ => return Err(Error::NoAttr(format!("user.{name}"))),
+        })
+    }
+
+    /// Sets one attribute from its xattr value; on any error `self` is unchanged.
+    pub fn set(&mut self, name: &str, value: &[u8]) -> Result<()> {
+        match name {
+            "send_method" => {
+                self.send_method = match value {
+                    b"smtp" => SendMethod::Smtp,
+                    b"sendmail" => SendMethod::Sendmail,
+                    _ => return Err(Error::invalid(name, "must be smtp or sendmail")),
+                }
+            }
+            "server" => self.server = validate_host(name, value)?,
+            "port" => self.port = integer(name, value, 1, 65535)?,
+            "spool_dir" => return Err(Error::ReadOnlyAttr("user.spool_dir".into())),
+            "log_dir" => self.log_dir = optional_path(name, value)?,
+            "log_date_attr" => self.log_date_attr = attr_name(name, value)?,
+            "log_msgid_attr" => self.log_msgid_attr = attr_name(name, value)?,
+            "log_info_attr" => self.log_info_attr = attr_name(name, value)?,
+            "ratelimit_time" => self.ratelimit_time = seconds(name, value, false)?,
+            "domlimit_time" => self.domlimit_time = seconds(name, value, false)?,
+            "expire_time" => self.expire_time = seconds(name, value, false)?,
+            "retry_time" => self.retry_time = seconds(name, value, false)?,
+            "queue_time" => self.queue_time = seconds(name, value, false)?,
+            "handshake_time" => self.handshake_time = seconds(name, value, true)?,
+            "conn_limit" => self.conn_limit = integer(name, value, 1, 1024)?,
+            "domconn_limit" => self.domconn_limit = integer(name, value, 1, 1024)?,
+            "sendmail_path" => self.sendmail_path = path(name, value)?,
+            "helo_name" => {
+                self.helo_name = if value.is_empty() {
+                    None
+                } else {
+                    Some(validate_host(name, value)?)
+                }
+            }
+            "tls" => {
+                self.tls = match value {
+                    b"none" => TlsMode::None,
+                    b"starttls" => TlsMode::Starttls,
+                    b"tls" => TlsMode::Tls,
+                    _ => return Err(Error::invalid(name, "must be none, starttls or tls")),
+                }
+            }
+            "ca_file" => self.ca_file = optional_path(name, value)?,
+            "auth_user" => {
+                let s = text(name, value)?;
+                self.auth_user = if s.is_empty() { None } else { Some(s) };
+            }
+            "auth_secret_file" => self.auth_secret_file = optional_path(name, value)?,
+            "notify" => {
+                self.notify = match value {
+                    b"failure" => Notify::Failure,
+                    b"never" => Notify::Never,
+                    _ => return Err(Error::invalid(name, "must be failure or never")),
+                }
+            }
+            _ => return Err(Error::invalid(name, "no such node attribute")),
+        }
+        Ok(())
+    }
+
+    /// Removing an attribute puts its default back.
+    pub fn reset(&mut self, name: &str) -> Result<()> {
+        let d = NodeAttrs::default();
+        match name {
+            "spool_dir" => return Err(Error::ReadOnlyAttr("user.spool_dir".into())),
+            "send_method" => self.send_method = d.send_method,
+            "server" => self.server = d.server,
+            "port" => self.port = d.port,
+            "log_dir" => self.log_dir = d.log_dir,
+            "log_date_attr" => self.log_date_attr = d.log_date_attr,
+            "log_msgid_attr" => self.log_msgid_attr = d.log_msgid_attr,
+            "log_info_attr" => self.log_info_attr = d.log_info_attr,
+            "ratelimit_time" => self.ratelimit_time = d.ratelimit_time,
+            "domlimit_time" => self.domlimit_time = d.domlimit_time,
+            "expire_time" => self.expire_time = d.expire_time,
+            "retry_time" => self.retry_time = d.retry_time,
+            "queue_time" => self.queue_time = d.queue_time,
+            "handshake_time" => self.handshake_time = d.handshake_time,
+            "conn_limit" => self.conn_limit = d.conn_limit,
+            "domconn_limit" => self.domconn_limit = d.domconn_limit,
+            "sendmail_path" => self.sendmail_path = d.sendmail_path,
+            "helo_name" => self.helo_name = d.helo_name,
+            "tls" => self.tls = d.tls,
+            "ca_file" => self.ca_file = d.ca_file,
+            "auth_user" => self.auth_user = d.auth_user,
+            "auth_secret_file" => self.auth_secret_file = d.auth_secret_file,
+            "notify" => self.notify = d.notify,
+            _ => return Err(Error::NoAttr(format!("user.{name}"))),
+        }
+        Ok(())
+    }
+
+    pub fn helo(&self) -> String {
+        self.helo_name.clone().unwrap_or_else(hostname)
+    }
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length and gethostname NUL-terminates or
+    // truncates within it.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    if validate_host("helo_name", name.as_bytes()).is_ok() {
+        name
+    } else {
+        "localhost".into()
+    }
+}
+
+/// Message status (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Draft,
+    Pending,
+    Sent,
+    Error,
+    Received,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "Draft",
+            Status::Pending => "Pending",
+            Status::Sent => "Sent",
+            Status::Error => "Error",
+            Status::Received => "Received",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TryStatus {
+    None,
+    TempFail,
+    Fail,
+}
+
+impl TryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TryStatus::None => "None",
+            TryStatus::TempFail => "TempFail",
+            TryStatus::Fail => "Fail",
+        }
+    }
+}
+
+/// Where one recipient stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RcptStatus {
+    Pending,
+    Sent,
+    TempFail,
+    Failed,
+}
+
+impl RcptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RcptStatus::Pending => "Pending",
+            RcptStatus::Sent => "Sent",
+            RcptStatus::TempFail => "TempFail",
+            RcptStatus::Failed => "Failed",
+        }
+    }
+    /// Still to be delivered.
+    pub fn is_open(self) -> bool {
+        matches!(self, RcptStatus::Pending | RcptStatus::TempFail)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub address: String,
+    pub status: RcptStatus,
+    pub tries: u32,
+    pub last_reply: String,
+}
+
+impl Recipient {
+    pub fn new(address: String) -> Self {
+        Recipient {
+            address,
+            status: RcptStatus::Pending,
+            tries: 0,
+            last_reply: String::new(),
+        }
+    }
+    pub fn domain(&self) -> &str {
+        domain_of(&self.address)
+    }
+}
+
+pub fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+}
+
+/// Message attributes, stored in `X.struct` beside `X.eml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageAttrs {
+    /// Message-ID used when the content has none (added to the content when it becomes ready).
+    pub message_id: String,
+    pub env_from: Option<String>,
+    pub env_to: Option<Vec<String>>,
+    pub status: Status,
+    pub is_ready: bool,
+    pub first_try_date: Option<i64>,
+    pub last_try_date: Option<i64>,
+    pub try_until_date: Option<i64>,
+    pub expire_date: Option<i64>,
+    /// When the senders may try again (unix seconds); `None` means now.
+    pub next_try_date: Option<i64>,
+    pub try_count: u32,
+    pub last_try_status: TryStatus,
+    pub last_try_msg: String,
+    pub recipients: Vec<Recipient>,
+    pub user: BTreeMap<String, Vec<u8>>,
+}
+
+impl MessageAttrs {
+    pub fn new_draft() -> Self {
+        MessageAttrs {
+            message_id: new_message_id(),
+            env_from: None,
+            env_to: None,
+            status: Status::Draft,
+            is_ready: false,
+            first_try_date: None,
+            last_try_date: None,
+            try_until_date: None,
+            expire_date: None,
+            next_try_date: None,
+            try_count: 0,
+            last_try_status: TryStatus::None,
+            last_try_msg: String::new(),
+            recipients: Vec::new(),
+            user: BTreeMap::new(),
+        }
+    }
+
+    pub fn frozen(&self) -> bool {
+        self.is_ready || self.status != Status::Draft
+    }
+
+    /// The status a message has from its recipients' outcomes.
+    pub fn status_from_recipients(&self) -> Status {
+        if self.recipients.iter().any(|r| r.status == RcptStatus::Failed) {
+            if self.recipients.iter().any(|r| r.status.is_open()) {
+                Status::Pending
+            } else {
+                Status::Error
+            }
+        } else if self.recipients.iter().all(|r| r.status == RcptStatus::Sent) {
+            Status::Sent
+        } else {
+            Status::Pending
+        }
+    }
+
+    pub fn recipients_text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.recipients {
+            let reply = if r.last_reply.is_empty() {
+                "-"
+            } else {
+                &r.last_reply
+            };
+            out.push_str(&format!(
+                "{} {} {} {}\n",
+                r.address,
+                r.status.as_str(),
+                r.tries,
+                reply
+            ));
+        }
+        out
+    }
+}
+
+/// Attributes only mailfs sets (EPERM for users).
+pub const MAILFS_ATTRS: &[&str] = &[
+    "name",
+    "message_id",
+    "status",
+    "first_try_date",
+    "last_try_date",
+    "try_until_date",
+    "expire_date",
+    "try_count",
+    "last_try_status",
+    "last_try_msg",
+    "recipients",
+];
+
+pub fn new_message_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "<{}.{:x}.{}.{}@{}>",
+        now.as_secs(),
+        now.subsec_nanos(),
+        std::process::id(),
+        seq,
+        hostname()
+    )
+}
+
+/// Validates one mailbox address for the envelope: it will reach an SMTP command or a command
+/// line, so anything that could inject (CR, LF, NUL, a leading `-`, spaces) is refused.
+pub fn validate_address(name: &str, addr: &str) -> Result<String> {
+    let a = addr
+        .strip_prefix('<')
+        .and_then(|a| a.strip_suffix('>'))
+        .unwrap_or(addr);
+    if a.is_empty() {
+        return Err(Error::invalid(name, "empty address"));
+    }
+    if a.bytes()
+        .any(|b| b.is_ascii_control() || b == b' ' || b == b'<' || b == b'>')
+    {
+        return Err(Error::invalid(
+            name,
+            format!("{a:?} contains forbidden characters"),
+        ));
+    }
+    if a.starts_with('-') {
+        return Err(Error::invalid(name, format!("{a:?} starts with '-'")));
+    }
+    if a.len() > 320 {
+        return Err(Error::invalid(name, "address longer than 320 bytes"));
+    }
+    let parsed = lettre::Address::from_str(a)
+        .map_err(|e| Error::invalid(name, format!("{a:?} is not a valid address: {e}")))?;
+    Ok(parsed.to_string())
+}
+
+/// Parses an `env_to` value: addresses separated by commas or white space.
+pub fn parse_address_list(name: &str, value: &[u8]) -> Result<Vec<String>> {
+    let s = std::str::from_utf8(value).map_err(|_| Error::invalid(name, "not UTF-8"))?;
+    if s.bytes().any(|b| b == b'\r' || b == b'\0') {
+        return Err(Error::invalid(name, "CR and NUL are not allowed"));
+    }
+    // A LF is white space between addresses only when it is not the only separator abuse:
+    // addresses themselves can never hold one, so splitting on it is safe.
+    let mut out = Vec::new();
+    for part in s.split(|c: char| c == ',' || c.is_whitespace()) {
+        if part.is_empty() {
+            continue;
+        }
+        let a = validate_address(name, part)?;
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::invalid(name, "no recipient address"));
+    }
+    Ok(out)
+}
+
+pub fn parse_single_address(name: &str, value: &[u8]) -> Result<String> {
+    let s = std::str::from_utf8(value).map_err(|_| Error::invalid(name, "not UTF-8"))?;
+    validate_address(name, s)
+}
+
+/// RFC 3339 UTC, second precision: `2026-11-23T12:00:00Z`.
+pub fn fmt_date(secs: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+pub fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_defaults_match_spec() {
+        let n = NodeAttrs::default();
+        let g = |k| n.get(k, "/s").unwrap().unwrap();
+        assert_eq!(g("send_method"), "smtp");
+        assert_eq!(g("server"), "127.0.0.1");
+        assert_eq!(g("port"), "25");
+        assert_eq!(g("log_dir"), "/s/log");
+        assert_eq!(g("ratelimit_time"), "1");
+        assert_eq!(g("domlimit_time"), "5");
+        assert_eq!(g("expire_time"), "259200");
+        assert_eq!(g("retry_time"), "900");
+        assert_eq!(g("queue_time"), "432000");
+        assert_eq!(g("handshake_time"), "180");
+        assert_eq!(g("conn_limit"), "1");
+        assert_eq!(g("domconn_limit"), "1");
+        assert_eq!(g("sendmail_path"), "/usr/sbin/sendmail");
+        assert_eq!(g("tls"), "none");
+        assert_eq!(g("notify"), "failure");
+        assert_eq!(g("log_date_attr"), "date");
+        assert!(n.get("auth_user", "/s").unwrap().is_none());
+    }
+
+    #[test]
+    fn node_bad_values_are_einval_and_change_nothing() {
+        let mut n = NodeAttrs::default();
+        let before = n.clone();
+        for (k, v) in [
+            ("port", "0"),
+            ("port", "65536"),
+            ("port", "x"),
+            ("send_method", "smtpx"),
+            ("ratelimit_time", "-1"),
+            ("ratelimit_time", "NaN"),
+            ("conn_limit", "0"),
+            ("domconn_limit", "1.5"),
+            ("server", "a b"),
+            ("server", "evil\r\nhost"),
+            ("sendmail_path", "relative/path"),
+            ("tls", "ssl"),
+            ("handshake_time", "0"),
+            ("nosuch", "1"),
+        ] {
+            let e = n.set(k, v.as_bytes()).unwrap_err();
+            assert_eq!(e.errno(), libc::EINVAL, "{k}={v}");
+            assert_eq!(n, before);
+        }
+        assert_eq!(n.set("spool_dir", b"/x").unwrap_err().errno(), libc::EPERM);
+        n.set("ratelimit_time", b"0.05").unwrap();
+        assert_eq!(n.get("ratelimit_time", "/s").unwrap().unwrap(), "0.05");
+        n.set("server", b"relay.example.com").unwrap();
+        n.set("port", b"2525").unwrap();
+        assert_eq!(n.port, 2525);
+    }
+
+    #[test]
+    fn addresses_are_validated() {
+        assert_eq!(
+            validate_address("env_from", "a@example.com").unwrap(),
+            "a@example.com"
+        );
+        assert_eq!(
+            validate_address("env_from", "<a@example.com>").unwrap(),
+            "a@example.com"
+        );
+        for bad in [
+            "",
+            "-oQ/tmp/x@example.com",
+            "a@example.com\r\nRCPT TO:<b@x>",
+            "a\n@example.com",
+            "a\0@example.com",
+            "no-at-sign",
+            "a b@example.com",
+            "a@",
+            "@example.com",
+        ] {
+            assert!(validate_address("env_to", bad).is_err(), "{bad:?}");
+        }
+        let l = parse_address_list("env_to", b"a@x.org, b@y.org c@z.org\td@x.org").unwrap();
+        assert_eq!(l, vec!["a@x.org", "b@y.org", "c@z.org", "d@x.org"]);
+        assert!(parse_address_list("env_to", b"a@x.org,\r\nb@y.org").is_err());
+        assert!(parse_address_list("env_to", b" , ").is_err());
+        assert!(parse_address_list("env_to", b"a@x.org, -f@y.org").is_err());
+    }
+
+    #[test]
+    fn status_follows_recipients() {
+        let mut m = MessageAttrs::new_draft();
+        m.recipients = vec![Recipient::new("a@x".into()), Recipient::new("b@y".into())];
+        assert_eq!(m.status_from_recipients(), Status::Pending);
+        m.recipients[0].status = RcptStatus::Sent;
+        m.recipients[1].status = RcptStatus::TempFail;
+        assert_eq!(m.status_from_recipients(), Status::Pending);
+        m.recipients[1].status = RcptStatus::Sent;
+        assert_eq!(m.status_from_recipients(), Status::Sent);
+        m.recipients[1].status = RcptStatus::Failed;
+        assert_eq!(m.status_from_recipients(), Status::Error);
+    }
+
+    #[test]
+    fn dates_are_rfc3339_utc() {
+        assert_eq!(fmt_date(1_795_435_200), "2026-11-23T12:00:00Z");
+    }
+}

@@ -1,0 +1,314 @@
+//! The command line: clap definitions, option parsing without I/O, and each command's run
+//! function. `main.rs` only maps the result to an exit code.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::attrs::NODE_ATTRS;
+use crate::error::{Error, Result};
+use crate::fs::MailFs;
+use crate::fuse::FuseAdapter;
+use crate::node::Node;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailfs",
+    version,
+    about = "An outgoing mail node driven with shell tools: a FUSE spool of .eml files whose \
+             attributes are xattrs; setfattr -n user.is_ready -v 1 X.eml sends X.",
+    after_help = "Exit codes follow sysexits: 64 usage, 65 bad data, 66 missing input, 73 can't create, \
+                  75 temporary failure, 78 configuration error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Mount the node kept in SPOOL_DIR (created if missing) at MOUNTPOINT.
+    #[command(after_help = MOUNT_HELP)]
+    Mount {
+        spool_dir: PathBuf,
+        mountpoint: PathBuf,
+        /// NAME=VALUE[,NAME=VALUE...]: node attributes (stored in the spool) and FUSE options
+        /// (allow_other, allow_root, default_permissions, ro, rw, fsname=, subtype=).
+        #[arg(short = 'o', value_name = "OPTIONS", action = clap::ArgAction::Append)]
+        options: Vec<String>,
+        /// Stay in the foreground and log to stderr (RUST_LOG sets the level).
+        #[arg(short = 'f')]
+        foreground: bool,
+    },
+}
+
+const MOUNT_HELP: &str = "Node attributes settable with -o: send_method, server, port, log_dir, log_date_attr, \
+log_msgid_attr, log_info_attr, ratelimit_time, domlimit_time, expire_time, retry_time, queue_time, \
+handshake_time, conn_limit, domconn_limit, sendmail_path, helo_name, tls, ca_file, auth_user, \
+auth_secret_file, notify.\n\nWithout -f the command returns once the mount is live and the \
+server runs detached, logging to SPOOL_DIR/.mailfs.log. Unmount with `fusermount3 -u MOUNTPOINT` \
+or `umount MOUNTPOINT`; SIGTERM or SIGINT unmount too. Exit 0 after a clean unmount.";
+
+/// Mount options resolved from `-o`, no I/O done.
+#[derive(Debug, Default, PartialEq)]
+pub struct MountOpts {
+    pub node: Vec<(String, String)>,
+    pub allow_other: bool,
+    pub allow_root: bool,
+    pub default_permissions: bool,
+    pub read_only: bool,
+    pub fsname: Option<String>,
+}
+
+/// Options fstab and mount(8) pass along that mean nothing to a FUSE server.
+const IGNORED_OPTS: &[&str] = &[
+    "defaults",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "users",
+    "nofail",
+    "_netdev",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "exec",
+    "noexec",
+    "atime",
+    "noatime",
+    "relatime",
+    "nodiratime",
+    "async",
+    "sync",
+];
+
+pub fn parse_mount_opts(list: &[String]) -> Result<MountOpts> {
+    let mut o = MountOpts::default();
+    for item in list.iter().flat_map(|s| s.split(',')) {
+        if item.is_empty()
+            || IGNORED_OPTS.contains(&item)
+            || item.starts_with("x-")
+            || item.starts_with("comment=")
+        {
+            continue;
+        }
+        let (k, v) = match item.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (item, None),
+        };
+        match (k, v) {
+            ("allow_other", None) => o.allow_other = true,
+            ("allow_root", None) => o.allow_root = true,
+            ("default_permissions", None) => o.default_permissions = true,
+            ("ro", None) => o.read_only = true,
+            ("rw", None) => o.read_only = false,
+            ("fsname", Some(v)) => o.fsname = Some(v.to_string()),
+            ("subtype", Some(_)) => {}
+            ("spool_dir", _) => return Err(Error::Usage("spool_dir is read-only".into())),
+            (k, Some(v)) if NODE_ATTRS.contains(&k) => {
+                // Validate now so a typo is a usage error before anything is mounted.
+                crate::attrs::NodeAttrs::default()
+                    .set(k, v.as_bytes())
+                    .map_err(|e| Error::Usage(format!("-o {k}={v}: {e}")))?;
+                o.node.push((k.to_string(), v.to_string()));
+            }
+            _ => return Err(Error::Usage(format!("unknown mount option {item:?}"))),
+        }
+    }
+    Ok(o)
+}
+
+/// Parses argv; help and version print and exit 0, anything else wrong is a usage error (64).
+pub fn parse(args: Vec<OsString>) -> std::result::Result<Cli, i32> {
+    match Cli::try_parse_from(args) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 64,
+                _ => 64,
+            };
+            let _ = e.print();
+            Err(code)
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Mount {
+            spool_dir,
+            mountpoint,
+            options,
+            foreground,
+        } => mount(&spool_dir, &mountpoint, &options, foreground),
+    }
+}
+
+const READY_FD_ENV: &str = "MAILFS_READY_FD";
+const LOG_FILE_ENV: &str = "MAILFS_LOG_FILE";
+
+fn mount(spool_dir: &Path, mountpoint: &Path, options: &[String], foreground: bool) -> Result<()> {
+    let opts = parse_mount_opts(options)?;
+    if !mountpoint.is_dir() {
+        return Err(Error::NotFound(format!(
+            "mount point {} is not a directory",
+            mountpoint.display()
+        )));
+    }
+    if !foreground {
+        return daemonize(spool_dir, mountpoint, options);
+    }
+    let node = Node::open(spool_dir, &opts.node).map_err(|e| match e {
+        Error::Config(m) => Error::Usage(m),
+        other => other,
+    })?;
+    serve_mount(node, mountpoint, &opts)
+}
+
+/// Runs the mount in this process until it is unmounted or signalled.
+fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<()> {
+    let mut config = fuser::Config::default();
+    let fsname = opts.fsname.clone().unwrap_or_else(|| node.spool.root_str());
+    config.mount_options = vec![
+        fuser::MountOption::FSName(fsname),
+        fuser::MountOption::Subtype("mailfs".into()),
+    ];
+    if opts.default_permissions {
+        config.mount_options.push(fuser::MountOption::DefaultPermissions);
+    }
+    if opts.read_only {
+        config.mount_options.push(fuser::MountOption::RO);
+    }
+    if opts.allow_other {
+        config.acl = fuser::SessionACL::All;
+    } else if opts.allow_root {
+        config.acl = fuser::SessionACL::RootAndOwner;
+    }
+    config.n_threads = Some(4);
+    let fs = MailFs::new(node.clone());
+    let mut session = fuser::Session::new(FuseAdapter { fs }, mountpoint, &config).map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot mount {}: {e}", mountpoint.display()),
+        ))
+    })?;
+    log::info!(
+        "mounted {} at {}",
+        node.spool.root().display(),
+        mountpoint.display()
+    );
+    signal_ready();
+
+    let mut unmounter = session.unmount_callable();
+    let mut signals =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+    let sig_handle = signals.handle();
+    let mp = mountpoint.to_path_buf();
+    let sig_thread = std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            log::info!("signal {sig}: unmounting {}", mp.display());
+            if let Err(e) = unmounter.unmount() {
+                log::warn!("unmount failed: {e}; trying lazy unmount");
+                if let Ok(c) = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes()) {
+                    // SAFETY: c is a valid NUL-terminated path.
+                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                }
+            }
+        }
+    });
+    let res = session.run();
+    sig_handle.close();
+    let _ = sig_thread.join();
+    node.clear_events();
+    res.map_err(Error::Io)?;
+    log::info!("unmounted {}", mountpoint.display());
+    Ok(())
+}
+
+/// Tells a waiting parent (see [`daemonize`]) that the mount is live.
+fn signal_ready() {
+    let Some(fd) = std::env::var(READY_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return;
+    };
+    // SAFETY: the fd was handed to us by our parent for exactly this; we own it from here.
+    unsafe {
+        libc::write(fd, b"1".as_ptr().cast(), 1);
+        libc::close(fd);
+    }
+    // Nobody waits for our errors any more: from now on they go to the spool's log file.
+    let log = std::env::var_os(LOG_FILE_ENV)
+        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+    if let (Ok(null), Some(log)) = (std::fs::File::open("/dev/null"), log) {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: dup2 onto this process's standard descriptors; both sources are open.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(log.as_raw_fd(), 1);
+            libc::dup2(log.as_raw_fd(), 2);
+        }
+    }
+}
+
+/// Starts the mount as a detached child (`-f` in a new session) and returns once it is live,
+/// or fails with the child's exit code and error line.
+fn daemonize(spool_dir: &Path, mountpoint: &Path, options: &[String]) -> Result<()> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    let (rfd, wfd) = (fds[0], fds[1]);
+    let exe = std::env::current_exe()?;
+    // Errors before the mount is live go to the caller's stderr; once live, to a log file.
+    let spool = crate::spool::Spool::open(spool_dir)?;
+    let log_path = spool.root().join(".mailfs.log");
+    let mut cmd = Command::new(exe);
+    cmd.arg("mount").arg(spool_dir).arg(mountpoint).arg("-f");
+    for o in options {
+        cmd.arg("-o").arg(o);
+    }
+    cmd.env(READY_FD_ENV, wfd.to_string())
+        .env(LOG_FILE_ENV, &log_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "info");
+    }
+    // SAFETY: setsid is async-signal-safe; it detaches the child from our terminal session.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    // SAFETY: the child has its copy; ours must close so EOF arrives if the child dies.
+    unsafe { libc::close(wfd) };
+    let stderr = child.stderr.take();
+    // SAFETY: rfd is the read end we own.
+    let mut ready = unsafe { <std::fs::File as std::os::unix::io::FromRawFd>::from_raw_fd(rfd) };
+    let mut buf = [0u8; 1];
+    let got = ready.read(&mut buf).unwrap_or(0);
+    if got == 1 {
+        return Ok(());
+    }
+    let mut msg = String::new();
+    if let Some(mut err) = stderr {
+        let _ = err.read_to_string(&mut msg);
+    }
+    let status = child.wait()?;
+    let _ = std::io::stderr().write_all(msg.as_bytes());
+    std::process::exit(status.code().unwrap_or(75).max(1));
+}

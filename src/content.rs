@@ -1,0 +1,326 @@
+//! What mailfs needs to know about a message's content without the MIME view: its header
+//! fields (envelope defaults, Message-ID, Date), the template of a new message, and the bytes
+//! that go on the wire (CRLF line ends, Bcc removed, Date/Message-ID added if missing).
+//!
+//! Only the header block is ever read here, so a 1 GB message costs a few kilobytes.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+
+use mail_parser::MessageParser;
+
+use crate::attrs::validate_address;
+use crate::error::Result;
+
+/// The most header bytes read; a longer header block is treated as if it ended there.
+pub const MAX_HEAD: usize = 1 << 20;
+
+/// Reads a message's header block (up to and including the blank line, or [`MAX_HEAD`]).
+pub fn read_head(path: &Path) -> io::Result<Vec<u8>> {
+    let f = File::open(path)?;
+    let mut r = BufReader::with_capacity(64 * 1024, f);
+    let mut head = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = r.by_ref().take(MAX_HEAD as u64).read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&line);
+        if line == b"\n" || line == b"\r\n" || head.len() >= MAX_HEAD {
+            break;
+        }
+    }
+    Ok(head)
+}
+
+/// The header fields that drive the envelope and the queue.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct HeaderInfo {
+    pub message_id: Option<String>,
+    pub has_date: bool,
+    pub from: Option<String>,
+    /// To, Cc and Bcc addresses that pass validation, in order, without duplicates.
+    pub recipients: Vec<String>,
+    /// Addresses in To/Cc/Bcc/From that failed validation (reported when a message is made ready).
+    pub invalid: Vec<String>,
+}
+
+impl HeaderInfo {
+    pub fn parse(head: &[u8]) -> HeaderInfo {
+        let mut info = HeaderInfo::default();
+        let Some(msg) = MessageParser::default().parse_headers(head) else {
+            return info;
+        };
+        info.message_id = msg.message_id().map(|id| format!("<{id}>"));
+        info.has_date = msg.date().is_some();
+        if let Some(addr) = msg.from().and_then(|a| a.first()).and_then(|a| a.address()) {
+            match validate_address("From", addr) {
+                Ok(a) => info.from = Some(a),
+                Err(_) => info.invalid.push(addr.to_string()),
+            }
+        }
+        for list in [msg.to(), msg.cc(), msg.bcc()].into_iter().flatten() {
+            for a in list.iter() {
+                if let Some(addr) = a.address() {
+                    match validate_address("To", addr) {
+                        Ok(v) => {
+                            if !info.recipients.contains(&v) {
+                                info.recipients.push(v);
+                            }
+                        }
+                        Err(_) => info.invalid.push(addr.to_string()),
+                    }
+                }
+            }
+        }
+        info
+    }
+}
+
+pub fn rfc2822_now() -> String {
+    chrono::Utc::now().to_rfc2822()
+}
+
+/// The content of `touch new.eml` (SPEC §5).
+pub fn template(message_id: &str) -> Vec<u8> {
+    format!(
+        "Message-ID: {message_id}\r\nUser-Agent: mailfs/{}\r\nSubject: \r\nDate: {}\r\nMIME-Version: 1.0\r\n\r\n",
+        env!("CARGO_PKG_VERSION"),
+        rfc2822_now()
+    )
+    .into_bytes()
+}
+
+/// Header lines to prepend so the content has a Date and a Message-ID.
+fn missing_headers(info: &HeaderInfo, message_id: &str) -> Vec<u8> {
+    let mut extra = Vec::new();
+    if info.message_id.is_none() {
+        extra.extend_from_slice(format!("Message-ID: {message_id}\r\n").as_bytes());
+    }
+    if !info.has_date {
+        extra.extend_from_slice(format!("Date: {}\r\n", rfc2822_now()).as_bytes());
+    }
+    extra
+}
+
+/// Gives the message at `path` a Date and Message-ID if it lacks them, by writing a new file
+/// beside it (`tmp`) and renaming it over; returns whether the content changed.
+pub fn ensure_date_and_id(path: &Path, tmp: &Path, info: &HeaderInfo, message_id: &str) -> Result<bool> {
+    let extra = missing_headers(info, message_id);
+    if extra.is_empty() {
+        return Ok(false);
+    }
+    let res = (|| -> io::Result<()> {
+        let mut out = OpenOptions::new().write(true).create_new(true).open(tmp)?;
+        out.write_all(&extra)?;
+        io::copy(&mut File::open(path)?, &mut out)?;
+        out.sync_all()?;
+        std::fs::rename(tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    res?;
+    Ok(true)
+}
+
+/// Converts bare LF (and bare CR) line ends to CRLF, across chunk boundaries.
+#[derive(Default)]
+pub struct CrlfNormalizer {
+    last_cr: bool,
+}
+
+impl CrlfNormalizer {
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.reserve(input.len() + input.len() / 32);
+        for &b in input {
+            match b {
+                b'\n' => {
+                    if !self.last_cr {
+                        out.push(b'\r');
+                    }
+                    out.push(b'\n');
+                    self.last_cr = false;
+                }
+                _ => {
+                    if self.last_cr {
+                        out.push(b'\n');
+                    }
+                    out.push(b);
+                    self.last_cr = b == b'\r';
+                }
+            }
+        }
+    }
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.last_cr {
+            out.push(b'\n');
+            self.last_cr = false;
+        }
+    }
+}
+
+/// Rewrites a header block for the wire: drops Bcc (with its folded lines) and adds missing
+/// Date/Message-ID; line ends become CRLF.
+pub fn wire_head(head: &[u8], message_id: &str) -> Vec<u8> {
+    let info = HeaderInfo::parse(head);
+    let mut kept = missing_headers(&info, message_id);
+    let mut in_bcc = false;
+    let mut pos = 0;
+    while pos < head.len() {
+        let end = head[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| pos + i + 1)
+            .unwrap_or(head.len());
+        let line = &head[pos..end];
+        pos = end;
+        let continuation = matches!(line.first(), Some(b' ') | Some(b'\t'));
+        if !continuation {
+            in_bcc = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
+        }
+        if !in_bcc {
+            kept.extend_from_slice(line);
+        }
+    }
+    let mut out = Vec::with_capacity(kept.len() + 16);
+    let mut n = CrlfNormalizer::default();
+    n.push(&kept, &mut out);
+    n.finish(&mut out);
+    out
+}
+
+/// Messages up to this size are read whole before sending, so a read error can never put a
+/// truncated message on the wire; larger ones are streamed in chunks.
+pub const WHOLE_READ_LIMIT: u64 = 64 << 20;
+
+/// The wire form of a message file, as a sequence of chunks (header block first).
+pub struct WireChunks {
+    reader: BufReader<File>,
+    head: Option<Vec<u8>>,
+    norm: CrlfNormalizer,
+    done: bool,
+    pub error: Option<io::Error>,
+}
+
+impl WireChunks {
+    pub fn open(path: &Path, message_id: &str) -> io::Result<WireChunks> {
+        let file = File::open(path)?;
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        // Read the head from the same open file, so the body that follows is the same version.
+        let mut head = Vec::new();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .by_ref()
+                .take(MAX_HEAD as u64)
+                .read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&line);
+            if line == b"\n" || line == b"\r\n" || head.len() >= MAX_HEAD {
+                break;
+            }
+        }
+        Ok(WireChunks {
+            reader,
+            head: Some(wire_head(&head, message_id)),
+            norm: CrlfNormalizer::default(),
+            done: false,
+            error: None,
+        })
+    }
+
+    /// The whole wire form in memory (for messages under [`WHOLE_READ_LIMIT`]).
+    pub fn read_all(mut self) -> io::Result<Vec<u8>> {
+        let mut out = self.head.take().unwrap_or_default();
+        for chunk in self.by_ref() {
+            out.extend_from_slice(&chunk);
+        }
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+}
+
+impl Iterator for WireChunks {
+    type Item = Vec<u8>;
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if let Some(h) = self.head.take() {
+            return Some(h);
+        }
+        if self.done {
+            return None;
+        }
+        let mut buf = vec![0u8; 256 * 1024];
+        match self.reader.read(&mut buf) {
+            Ok(0) => {
+                self.done = true;
+                let mut out = Vec::new();
+                self.norm.finish(&mut out);
+                if out.is_empty() { None } else { Some(out) }
+            }
+            Ok(n) => {
+                let mut out = Vec::with_capacity(n + n / 32);
+                self.norm.push(&buf[..n], &mut out);
+                Some(out)
+            }
+            Err(e) => {
+                self.error = Some(e);
+                self.done = true;
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_info_gives_envelope_defaults() {
+        let head = b"From: Alice <alice@example.com>\nTo: bob@example.org, \"C\" <carol@example.net>\nCc: dave@example.org\nBcc: eve@example.com\nMessage-ID: <x@y>\nSubject: hi\n\n";
+        let i = HeaderInfo::parse(head);
+        assert_eq!(i.from.as_deref(), Some("alice@example.com"));
+        assert_eq!(
+            i.recipients,
+            vec![
+                "bob@example.org",
+                "carol@example.net",
+                "dave@example.org",
+                "eve@example.com"
+            ]
+        );
+        assert_eq!(i.message_id.as_deref(), Some("<x@y>"));
+        assert!(!i.has_date);
+    }
+
+    #[test]
+    fn wire_head_drops_bcc_and_adds_missing_fields() {
+        let head = b"From: a@x.org\nBcc: secret@x.org,\n  other@x.org\nTo: b@y.org\n\n";
+        let w = String::from_utf8(wire_head(head, "<id@h>")).unwrap();
+        assert!(!w.contains("secret") && !w.contains("other@x.org"), "{w}");
+        assert!(w.contains("Message-ID: <id@h>\r\n"));
+        assert!(w.contains("Date: "));
+        assert!(w.contains("To: b@y.org\r\n"));
+        assert!(w.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn crlf_normalisation_across_chunks() {
+        let mut n = CrlfNormalizer::default();
+        let mut out = Vec::new();
+        n.push(b"a\r", &mut out);
+        n.push(b"\nb\nc\r", &mut out);
+        n.push(b"d", &mut out);
+        n.finish(&mut out);
+        assert_eq!(out, b"a\r\nb\r\nc\r\nd");
+    }
+}

@@ -1,0 +1,836 @@
+//! The file system proper: the tree of SPEC §2 over the spool, with no FUSE reply types, so it
+//! can be driven and tested without a kernel. `fuse.rs` is the thin adapter on top.
+//!
+//! Lock order: `ns` (namespace and attribute mutations) before `cache`, `inodes` or `handles`;
+//! the last three are never held together.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{FileAttr, FileType, INodeNo};
+use parking_lot::Mutex;
+
+use crate::attrs::{MessageAttrs, NODE_ATTRS};
+use crate::content::{self, HeaderInfo};
+use crate::error::{Error, Result};
+use crate::message::{self, Change};
+use crate::node::Node;
+use crate::spool::{Stamp, is_message_name, is_plain_name};
+
+pub const ROOT: u64 = 1;
+
+/// What an inode stands for. Names, not numbers, are the identity: the spool may change
+/// under us (senders, other processes), so everything is looked up again by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Root,
+    Message(String),
+    Scratch(String),
+}
+
+#[derive(Default)]
+struct Inodes {
+    by_ino: HashMap<u64, Key>,
+    by_key: HashMap<Key, u64>,
+    next: u64,
+}
+
+impl Inodes {
+    fn ino(&mut self, key: Key) -> u64 {
+        if let Some(&i) = self.by_key.get(&key) {
+            return i;
+        }
+        self.next += 1;
+        let i = self.next;
+        self.by_ino.insert(i, key.clone());
+        self.by_key.insert(key, i);
+        i
+    }
+    fn forget_key(&mut self, key: &Key) {
+        if let Some(i) = self.by_key.remove(key) {
+            self.by_ino.remove(&i);
+        }
+    }
+    /// A rename keeps the inode (open handles and the kernel's dentry stay valid).
+    fn rename(&mut self, from: &Key, to: Key) {
+        self.forget_key(&to);
+        if let Some(i) = self.by_key.remove(from) {
+            self.by_ino.insert(i, to.clone());
+            self.by_key.insert(to, i);
+        }
+    }
+}
+
+struct CachedMessage {
+    attrs: MessageAttrs,
+    attrs_stamp: Option<Stamp>,
+    head: Option<(Stamp, HeaderInfo)>,
+}
+
+enum Handle {
+    File {
+        file: File,
+        key: Key,
+        created: bool,
+        written: bool,
+        /// The template was written at a close of a duplicate descriptor (a shell's `> X.eml`
+        /// dup2s and closes before writing): the first real write replaces it.
+        templated: bool,
+    },
+    Dir(Vec<(u64, FileType, String)>),
+}
+
+pub struct MailFs {
+    node: Arc<Node>,
+    inodes: Mutex<Inodes>,
+    cache: Mutex<HashMap<String, CachedMessage>>,
+    handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
+    next_fh: AtomicU64,
+    ns: Mutex<()>,
+    uid: u32,
+    gid: u32,
+}
+
+fn to_time(secs: i64, nsec: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nsec as u32)
+    } else {
+        UNIX_EPOCH
+    }
+}
+
+fn attr_from_meta(ino: u64, meta: &fs::Metadata, kind: FileType, perm: u16, uid: u32, gid: u32) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino),
+        size: meta.size(),
+        blocks: meta.blocks(),
+        atime: to_time(meta.atime(), meta.atime_nsec()),
+        mtime: to_time(meta.mtime(), meta.mtime_nsec()),
+        ctime: to_time(meta.ctime(), meta.ctime_nsec()),
+        crtime: to_time(meta.ctime(), meta.ctime_nsec()),
+        kind,
+        perm,
+        nlink: if kind == FileType::Directory { 2 } else { 1 },
+        uid,
+        gid,
+        rdev: 0,
+        flags: 0,
+        blksize: 4096,
+    }
+}
+
+fn not_found(e: io::Error, what: &str) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        Error::NotFound(what.to_string())
+    } else {
+        Error::Io(e)
+    }
+}
+
+impl MailFs {
+    pub fn new(node: Arc<Node>) -> MailFs {
+        let mut inodes = Inodes {
+            next: ROOT,
+            ..Default::default()
+        };
+        inodes.by_ino.insert(ROOT, Key::Root);
+        inodes.by_key.insert(Key::Root, ROOT);
+        // SAFETY: geteuid/getegid cannot fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        MailFs {
+            node,
+            inodes: Mutex::new(inodes),
+            cache: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            ns: Mutex::new(()),
+            uid,
+            gid,
+        }
+    }
+
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    fn key(&self, ino: u64) -> Result<Key> {
+        self.inodes
+            .lock()
+            .by_ino
+            .get(&ino)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("inode {ino}")))
+    }
+
+    fn ino(&self, key: Key) -> u64 {
+        self.inodes.lock().ino(key)
+    }
+
+    fn classify(&self, parent: u64, name: &str) -> Result<Key> {
+        if parent != ROOT {
+            return Err(Error::NotFound(name.to_string()));
+        }
+        if !is_plain_name(name) {
+            return Err(Error::invalid("name", format!("{name:?} is not a file name")));
+        }
+        if is_message_name(name) {
+            Ok(Key::Message(name.to_string()))
+        } else {
+            Ok(Key::Scratch(name.to_string()))
+        }
+    }
+
+    // ----- message attribute cache -----------------------------------------------------
+
+    /// A message's attributes, re-read when the attribute file changed on disk.
+    pub fn message_attrs(&self, name: &str) -> Result<MessageAttrs> {
+        let stamp = self.node.spool.attrs_stamp(name);
+        if let Some(c) = self.cache.lock().get(name)
+            && c.attrs_stamp == stamp
+        {
+            return Ok(c.attrs.clone());
+        }
+        let (attrs, stamp) = match self.node.spool.read_attrs(name)? {
+            Some((a, s)) => (a, Some(s)),
+            None => (MessageAttrs::new_draft(), None),
+        };
+        let mut cache = self.cache.lock();
+        let entry = cache.entry(name.to_string()).or_insert_with(|| CachedMessage {
+            attrs: attrs.clone(),
+            attrs_stamp: stamp,
+            head: None,
+        });
+        // A message that has no attribute file yet keeps the Message-ID first given to it.
+        if !(stamp.is_none() && entry.attrs_stamp.is_none()) {
+            entry.attrs = attrs;
+        }
+        entry.attrs_stamp = stamp;
+        Ok(entry.attrs.clone())
+    }
+
+    fn store_attrs(&self, name: &str, attrs: &MessageAttrs) -> Result<()> {
+        let stamp = self.node.spool.write_attrs(name, attrs)?;
+        let mut cache = self.cache.lock();
+        let entry = cache.entry(name.to_string()).or_insert_with(|| CachedMessage {
+            attrs: attrs.clone(),
+            attrs_stamp: Some(stamp),
+            head: None,
+        });
+        entry.attrs = attrs.clone();
+        entry.attrs_stamp = Some(stamp);
+        Ok(())
+    }
+
+    fn header_info(&self, name: &str) -> Result<HeaderInfo> {
+        let path = self.node.spool.eml_path(name);
+        let meta = fs::metadata(&path).map_err(|e| not_found(e, name))?;
+        let stamp = Stamp::of(&meta);
+        if let Some(c) = self.cache.lock().get(name)
+            && let Some((s, info)) = &c.head
+            && *s == stamp
+        {
+            return Ok(info.clone());
+        }
+        let info = HeaderInfo::parse(&content::read_head(&path)?);
+        if let Some(c) = self.cache.lock().get_mut(name) {
+            c.head = Some((stamp, info.clone()));
+        }
+        Ok(info)
+    }
+
+    fn forget_message(&self, name: &str) {
+        self.cache.lock().remove(name);
+        self.inodes.lock().forget_key(&Key::Message(name.to_string()));
+    }
+
+    // ----- attributes of inodes -----------------------------------------------------------
+
+    fn root_attr(&self) -> Result<FileAttr> {
+        let meta = fs::metadata(self.node.spool.root())?;
+        Ok(attr_from_meta(
+            ROOT,
+            &meta,
+            FileType::Directory,
+            0o755,
+            self.uid,
+            self.gid,
+        ))
+    }
+
+    fn key_attr(&self, ino: u64, key: &Key) -> Result<FileAttr> {
+        match key {
+            Key::Root => self.root_attr(),
+            Key::Message(name) => {
+                let meta = fs::metadata(self.node.spool.eml_path(name)).map_err(|e| not_found(e, name))?;
+                let perm = if self.message_attrs(name)?.frozen() {
+                    0o444
+                } else {
+                    0o644
+                };
+                Ok(attr_from_meta(
+                    ino,
+                    &meta,
+                    FileType::RegularFile,
+                    perm,
+                    self.uid,
+                    self.gid,
+                ))
+            }
+            Key::Scratch(name) => {
+                let meta = fs::symlink_metadata(self.node.spool.scratch_path(name))
+                    .map_err(|e| not_found(e, name))?;
+                if !meta.is_file() {
+                    // Never follow or expose anything but plain files from the spool.
+                    return Err(Error::NotFound(name.clone()));
+                }
+                let perm = (meta.mode() & 0o7777) as u16;
+                Ok(attr_from_meta(
+                    ino,
+                    &meta,
+                    FileType::RegularFile,
+                    perm,
+                    self.uid,
+                    self.gid,
+                ))
+            }
+        }
+    }
+
+    pub fn lookup(&self, parent: u64, name: &str) -> Result<FileAttr> {
+        let key = self
+            .classify(parent, name)
+            .map_err(|_| Error::NotFound(name.to_string()))?;
+        let ino = self.ino(key.clone());
+        match self.key_attr(ino, &key) {
+            Ok(a) => Ok(a),
+            Err(e) => {
+                if matches!(e, Error::NotFound(_)) {
+                    self.inodes.lock().forget_key(&key);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<FileAttr> {
+        let key = self.key(ino)?;
+        self.key_attr(ino, &key)
+    }
+
+    pub fn setattr(
+        &self,
+        ino: u64,
+        mode: Option<u32>,
+        size: Option<u64>,
+        atime: Option<SystemTime>,
+        mtime: Option<SystemTime>,
+    ) -> Result<FileAttr> {
+        let key = self.key(ino)?;
+        let path = match &key {
+            Key::Root => return self.root_attr(),
+            Key::Message(name) => {
+                if (size.is_some() || atime.is_some() || mtime.is_some())
+                    && self.message_attrs(name)?.frozen()
+                {
+                    return Err(Error::Frozen(name.clone()));
+                }
+                self.node.spool.eml_path(name)
+            }
+            Key::Scratch(name) => self.node.spool.scratch_path(name),
+        };
+        if let Some(size) = size {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| not_found(e, "file"))?;
+            f.set_len(size)?;
+        }
+        if atime.is_some() || mtime.is_some() {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| not_found(e, "file"))?;
+            let mut t = fs::FileTimes::new();
+            if let Some(a) = atime {
+                t = t.set_accessed(a);
+            }
+            if let Some(m) = mtime {
+                t = t.set_modified(m);
+            }
+            f.set_times(t)?;
+        }
+        if let (Some(mode), Key::Scratch(_)) = (mode, &key) {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o777))?;
+        }
+        self.key_attr(ino, &key)
+    }
+
+    // ----- directories ------------------------------------------------------------------
+
+    pub fn opendir(&self, ino: u64) -> Result<u64> {
+        if self.key(ino)? != Key::Root {
+            return Err(Error::NotDir(format!("inode {ino}")));
+        }
+        let mut names = self.node.spool.list_messages()?;
+        names.sort_unstable();
+        let mut scratch = self.node.spool.list_scratch()?;
+        scratch.sort_unstable();
+        let mut entries = Vec::with_capacity(names.len() + scratch.len() + 2);
+        entries.push((ROOT, FileType::Directory, ".".to_string()));
+        entries.push((ROOT, FileType::Directory, "..".to_string()));
+        {
+            let mut inodes = self.inodes.lock();
+            for n in names {
+                let i = inodes.ino(Key::Message(n.clone()));
+                entries.push((i, FileType::RegularFile, n));
+            }
+            for n in scratch {
+                if is_message_name(&n) {
+                    continue;
+                }
+                let i = inodes.ino(Key::Scratch(n.clone()));
+                entries.push((i, FileType::RegularFile, n));
+            }
+        }
+        Ok(self.new_handle(Handle::Dir(entries)))
+    }
+
+    /// Directory entries from `offset` on; `add` returns true when the reply buffer is full.
+    pub fn readdir(
+        &self,
+        fh: u64,
+        offset: u64,
+        mut add: impl FnMut(u64, u64, FileType, &str) -> bool,
+    ) -> Result<()> {
+        let h = self.handle(fh)?;
+        let h = h.lock();
+        let Handle::Dir(entries) = &*h else {
+            return Err(Error::NotDir("handle".into()));
+        };
+        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
+            if add(*ino, i as u64 + 1, *kind, name) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn mkdir(&self, _parent: u64, name: &str) -> Result<FileAttr> {
+        Err(Error::NotPermitted(format!("{name}: the node holds only files")))
+    }
+
+    // ----- files ------------------------------------------------------------------------
+
+    fn new_handle(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().insert(fh, Arc::new(Mutex::new(h)));
+        fh
+    }
+
+    fn handle(&self, fh: u64) -> Result<Arc<Mutex<Handle>>> {
+        self.handles
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| Error::Io(io::Error::from_raw_os_error(libc::EBADF)))
+    }
+
+    fn open_options(flags: i32) -> OpenOptions {
+        let mut o = OpenOptions::new();
+        match flags & libc::O_ACCMODE {
+            libc::O_WRONLY => o.write(true),
+            libc::O_RDWR => o.read(true).write(true),
+            _ => o.read(true),
+        };
+        if flags & libc::O_APPEND != 0 {
+            o.append(true);
+        }
+        if flags & libc::O_TRUNC != 0 && flags & libc::O_ACCMODE != libc::O_RDONLY {
+            o.truncate(true);
+        }
+        o.custom_flags(libc::O_NOFOLLOW);
+        o
+    }
+
+    fn writes(flags: i32) -> bool {
+        flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
+    }
+
+    pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        let key = self.key(ino)?;
+        let path = match &key {
+            Key::Root => return Err(Error::IsDir("/".into())),
+            Key::Message(name) => {
+                if Self::writes(flags) && self.message_attrs(name)?.frozen() {
+                    return Err(Error::Frozen(name.clone()));
+                }
+                self.node.spool.eml_path(name)
+            }
+            Key::Scratch(name) => self.node.spool.scratch_path(name),
+        };
+        let file = Self::open_options(flags)
+            .open(&path)
+            .map_err(|e| not_found(e, "file"))?;
+        Ok(self.new_handle(Handle::File {
+            file,
+            key,
+            created: false,
+            written: false,
+            templated: false,
+        }))
+    }
+
+    pub fn create(&self, parent: u64, name: &str, mode: u32, flags: i32) -> Result<(FileAttr, u64)> {
+        let key = self.classify(parent, name)?;
+        let _ns = self.ns.lock();
+        let (path, created) = match &key {
+            Key::Message(n) => {
+                let path = self.node.spool.eml_path(n);
+                let exists = path.exists();
+                if exists && self.message_attrs(n)?.frozen() {
+                    return Err(Error::Frozen(n.clone()));
+                }
+                if !exists {
+                    // A leftover Draft attribute file (an editor renamed the message away and
+                    // writes it anew) is kept: a message is its name. Anything else starts fresh.
+                    let keep = matches!(self.node.spool.read_attrs(n), Ok(Some((a, _))) if !a.frozen());
+                    if !keep {
+                        self.cache.lock().remove(n);
+                        self.store_attrs(n, &MessageAttrs::new_draft())?;
+                    }
+                }
+                (path, !exists)
+            }
+            Key::Scratch(n) => (self.node.spool.scratch_path(n), false),
+            Key::Root => return Err(Error::Exists("/".into())),
+        };
+        let mut o = Self::open_options(flags);
+        o.create(true).mode(mode & 0o777);
+        if flags & libc::O_EXCL != 0 {
+            o.create_new(true);
+        }
+        let file = o.open(&path).map_err(|e| not_found(e, name))?;
+        let ino = self.ino(key.clone());
+        let attr = self.key_attr(ino, &key)?;
+        let fh = self.new_handle(Handle::File {
+            file,
+            key,
+            created,
+            written: false,
+            templated: false,
+        });
+        Ok((attr, fh))
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let h = self.handle(fh)?;
+        let h = h.lock();
+        let Handle::File { file, .. } = &*h else {
+            return Err(Error::IsDir("handle".into()));
+        };
+        let mut buf = vec![0u8; size as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            let n = file.read_at(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let h = self.handle(fh)?;
+        let mut h = h.lock();
+        let Handle::File {
+            file,
+            key,
+            written,
+            templated,
+            ..
+        } = &mut *h
+        else {
+            return Err(Error::IsDir("handle".into()));
+        };
+        if let Key::Message(name) = key
+            && self.message_attrs(name)?.frozen()
+        {
+            return Err(Error::Frozen(name.clone()));
+        }
+        if *templated && !*written {
+            file.set_len(0)?;
+        }
+        file.write_all_at(data, offset)?;
+        *written = true;
+        Ok(data.len() as u32)
+    }
+
+    /// On close: a new message closed without writes becomes the template of SPEC §5.
+    pub fn flush(&self, fh: u64) -> Result<()> {
+        let h = self.handle(fh)?;
+        let mut h = h.lock();
+        if let Handle::File {
+            file,
+            key: Key::Message(name),
+            created: true,
+            written: false,
+            templated,
+        } = &mut *h
+            && !*templated
+            && file.metadata()?.len() == 0
+        {
+            *templated = true;
+            let attrs = self.message_attrs(name)?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(self.node.spool.eml_path(name))?;
+            f.write_all_at(&content::template(&attrs.message_id), 0)?;
+        }
+        Ok(())
+    }
+
+    pub fn fsync(&self, fh: u64) -> Result<()> {
+        let h = self.handle(fh)?;
+        let h = h.lock();
+        if let Handle::File { file, .. } = &*h {
+            file.sync_all()?;
+        }
+        Ok(())
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.handles.lock().remove(&fh);
+    }
+
+    // ----- namespace changes ------------------------------------------------------------
+
+    pub fn unlink(&self, parent: u64, name: &str) -> Result<()> {
+        let key = self
+            .classify(parent, name)
+            .map_err(|_| Error::NotFound(name.to_string()))?;
+        let _ns = self.ns.lock();
+        match &key {
+            Key::Message(n) => {
+                if !self.node.spool.eml_path(n).exists() {
+                    return Err(Error::NotFound(n.clone()));
+                }
+                // Deleting cancels; a message whose send is in flight is locked by its sender.
+                let lock = self.node.spool.try_lock(n)?;
+                if lock.is_none() {
+                    return Err(Error::Busy(n.clone()));
+                }
+                self.node.spool.delete_message(n)?;
+                self.forget_message(n);
+            }
+            Key::Scratch(n) => {
+                fs::remove_file(self.node.spool.scratch_path(n)).map_err(|e| not_found(e, n))?;
+                self.inodes.lock().forget_key(&key);
+            }
+            Key::Root => return Err(Error::NotPermitted("/".into())),
+        }
+        Ok(())
+    }
+
+    pub fn rmdir(&self, _parent: u64, name: &str) -> Result<()> {
+        Err(Error::NotFound(name.to_string()))
+    }
+
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        newparent: u64,
+        newname: &str,
+        noreplace: bool,
+    ) -> Result<()> {
+        let from = self
+            .classify(parent, name)
+            .map_err(|_| Error::NotFound(name.to_string()))?;
+        let to = self.classify(newparent, newname)?;
+        if from == to {
+            return Ok(());
+        }
+        let _ns = self.ns.lock();
+        let spool = &self.node.spool;
+        let path_of = |k: &Key| match k {
+            Key::Message(n) => spool.eml_path(n),
+            Key::Scratch(n) => spool.scratch_path(n),
+            Key::Root => spool.root().to_path_buf(),
+        };
+        let src = path_of(&from);
+        let dst = path_of(&to);
+        if fs::symlink_metadata(&src).is_err() {
+            return Err(Error::NotFound(name.to_string()));
+        }
+        let dst_exists = fs::symlink_metadata(&dst).is_ok();
+        if noreplace && dst_exists {
+            return Err(Error::Exists(newname.to_string()));
+        }
+        if let Key::Message(n) = &from
+            && self.message_attrs(n)?.frozen()
+        {
+            return Err(Error::Frozen(n.clone()));
+        }
+        if let Key::Message(n) = &to
+            && dst_exists
+            && self.message_attrs(n)?.frozen()
+        {
+            return Err(Error::Frozen(n.clone()));
+        }
+        match (&from, &to) {
+            (Key::Message(a), Key::Message(b)) => {
+                if dst_exists {
+                    // New content for b; b keeps its attributes, a's go.
+                    fs::rename(&src, &dst)?;
+                    let _ = fs::remove_file(spool.struct_path(a));
+                } else {
+                    let attrs = self.message_attrs(a)?;
+                    self.store_attrs(b, &attrs)?;
+                    fs::rename(&src, &dst)?;
+                    let _ = fs::remove_file(spool.struct_path(a));
+                }
+                self.cache.lock().remove(a);
+            }
+            (Key::Scratch(_), Key::Message(b)) => {
+                if !dst_exists {
+                    let keep = matches!(spool.read_attrs(b), Ok(Some((a, _))) if !a.frozen());
+                    if !keep {
+                        self.cache.lock().remove(b);
+                        self.store_attrs(b, &MessageAttrs::new_draft())?;
+                    }
+                }
+                fs::rename(&src, &dst)?;
+            }
+            (Key::Message(a), Key::Scratch(_)) => {
+                // The attribute file stays behind, so an editor that renames the message away
+                // and writes it anew (vim's backup dance) keeps its attributes.
+                fs::rename(&src, &dst)?;
+                self.cache.lock().remove(a);
+            }
+            _ => fs::rename(&src, &dst)?,
+        }
+        let _ = spool.sync_root();
+        self.inodes.lock().rename(&from, to);
+        Ok(())
+    }
+
+    // ----- extended attributes ----------------------------------------------------------
+
+    pub fn getxattr(&self, ino: u64, name: &str) -> Result<Vec<u8>> {
+        let key = self.key(ino)?;
+        let k = message::user_key(name)?;
+        match &key {
+            Key::Root => {
+                let attrs = self.node.attrs();
+                attrs
+                    .get(k, &self.node.spool.root_str())?
+                    .map(String::into_bytes)
+                    .ok_or_else(|| Error::NoAttr(name.to_string()))
+            }
+            Key::Message(n) => {
+                let attrs = self.message_attrs(n)?;
+                let info = self.header_info(n)?;
+                message::get(n, &attrs, &info, k)
+            }
+            Key::Scratch(_) => Err(Error::NoAttr(name.to_string())),
+        }
+    }
+
+    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
+        let key = self.key(ino)?;
+        let names: Vec<String> = match &key {
+            Key::Root => {
+                let attrs = self.node.attrs();
+                let root = self.node.spool.root_str();
+                NODE_ATTRS
+                    .iter()
+                    .filter(|k| matches!(attrs.get(k, &root), Ok(Some(_))))
+                    .map(|k| k.to_string())
+                    .collect()
+            }
+            Key::Message(n) => {
+                let attrs = self.message_attrs(n)?;
+                let info = self.header_info(n)?;
+                message::list(&attrs, &info)
+            }
+            Key::Scratch(_) => Vec::new(),
+        };
+        let mut out = Vec::new();
+        for n in names {
+            out.extend_from_slice(b"user.");
+            out.extend_from_slice(n.as_bytes());
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    pub fn setxattr(&self, ino: u64, name: &str, value: &[u8]) -> Result<()> {
+        let key = self.key(ino)?;
+        let k = message::user_key(name)?;
+        let _ns = self.ns.lock();
+        match &key {
+            Key::Root => self.node.set_attr(k, value),
+            Key::Message(n) => {
+                let attrs = self.message_attrs(n)?;
+                match message::set(&attrs, k, value)? {
+                    Change::Store(next) => self.store_attrs(n, &next),
+                    Change::MakeReady => {
+                        let next = message::make_ready(&self.node, n, &attrs)?;
+                        self.store_attrs_cached(n, next);
+                        Ok(())
+                    }
+                    Change::None => Ok(()),
+                }
+            }
+            Key::Scratch(_) => Err(Error::NotSupported(format!("{name} on a scratch file"))),
+        }
+    }
+
+    fn store_attrs_cached(&self, name: &str, attrs: MessageAttrs) {
+        let stamp = self.node.spool.attrs_stamp(name);
+        let mut cache = self.cache.lock();
+        cache.insert(
+            name.to_string(),
+            CachedMessage {
+                attrs,
+                attrs_stamp: stamp,
+                head: None,
+            },
+        );
+    }
+
+    pub fn removexattr(&self, ino: u64, name: &str) -> Result<()> {
+        let key = self.key(ino)?;
+        let k = message::user_key(name)?;
+        let _ns = self.ns.lock();
+        match &key {
+            Key::Root => self.node.reset_attr(k),
+            Key::Message(n) => {
+                let attrs = self.message_attrs(n)?;
+                let next = message::remove(&attrs, k)?;
+                self.store_attrs(n, &next)
+            }
+            Key::Scratch(_) => Err(Error::NoAttr(name.to_string())),
+        }
+    }
+
+    pub fn statfs(&self) -> Result<libc::statvfs> {
+        let path = std::ffi::CString::new(self.node.spool.root_str())
+            .map_err(|_| Error::NotFound("spool".into()))?;
+        // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
+        unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            if libc::statvfs(path.as_ptr(), &mut st) != 0 {
+                return Err(io::Error::last_os_error().into());
+            }
+            Ok(st)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The log (SPEC §8): one entry per attempt and per final outcome, a file in `log_dir` whose
+//! content is one readable line and whose xattrs carry the date, the Message-ID and the text
+//! under the names the node's `log_*_attr` attributes give.
+
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::attrs::{NodeAttrs, fmt_date, now_secs};
+use crate::spool::{Spool, now_nanos};
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Writes one log entry. Logging must never stop mail, so failures only go to the process log.
+pub fn write(spool: &Spool, node: &NodeAttrs, message_id: &str, text: &str) {
+    let dir = node
+        .log_dir
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| spool.default_log_dir());
+    if let Err(e) = write_in(&dir, node, message_id, text) {
+        log::warn!("cannot write log entry in {}: {e}", dir.display());
+    }
+}
+
+fn write_in(dir: &Path, node: &NodeAttrs, message_id: &str, text: &str) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let now = now_secs();
+    let date = fmt_date(now);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{}-{}-{seq}.log", now_nanos(), std::process::id());
+    let path = dir.join(name);
+    // One line, whatever the server or the user put in the text.
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut f = OpenOptions::new().write(true).create_new(true).open(&path)?;
+    writeln!(f, "{date} {message_id} {clean}")?;
+    for (attr, value) in [
+        (&node.log_date_attr, date.as_str()),
+        (&node.log_msgid_attr, message_id),
+        (&node.log_info_attr, clean.as_str()),
+    ] {
+        set_xattr(&path, &format!("user.{attr}"), value.as_bytes());
+    }
+    log::info!("{message_id} {clean}");
+    Ok(())
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) {
+    let (Ok(p), Ok(n)) = (CString::new(path.as_os_str().as_bytes()), CString::new(name)) else {
+        return;
+    };
+    // SAFETY: both strings are NUL-terminated and the value pointer/length describe `value`.
+    let rc = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if rc != 0 {
+        log::debug!(
+            "setxattr {name} on {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+}

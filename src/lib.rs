@@ -1,0 +1,24 @@
+//! mailfs: an outgoing mail node driven with shell tools.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`spool`] | the on-disk store every process shares |
+//! | [`attrs`] | node and message attributes: defaults, validation, formatting |
+//! | [`message`] | message attribute rules and the hand-over at `is_ready` |
+//! | [`content`] | header fields, the template, the bytes that go on the wire |
+//! | [`fs`] | the file system over the spool, testable without FUSE |
+//! | [`fuse`] | the thin FUSE adapter |
+//! | [`node`] | a spool plus its attributes, shared by front end and senders |
+//! | [`journal`] | log entries in `log_dir` |
+//! | [`error`] | the one error type and its errno / exit-code mapping |
+
+pub mod attrs;
+pub mod cli;
+pub mod content;
+pub mod error;
+pub mod fs;
+pub mod fuse;
+pub mod journal;
+pub mod message;
+pub mod node;
+pub mod spool;

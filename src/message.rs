@@ -1,0 +1,224 @@
+//! Message attribute semantics (SPEC §4): what each `user.*` name of a message reads as, who
+//! may set it and when, and the hand-over when `is_ready` becomes 1. Shared by the FUSE front
+//! end and the command-line tools, so both follow the same rules.
+
+use crate::attrs::{
+    MAILFS_ATTRS, MessageAttrs, Recipient, Status, fmt_date, parse_address_list, parse_single_address,
+};
+use crate::content::{self, HeaderInfo};
+use crate::error::{Error, Result};
+use crate::journal;
+use crate::node::Node;
+
+/// Splits `user.NAME` into `NAME`; other namespaces are not supported.
+pub fn user_key(full: &str) -> Result<&str> {
+    match full.strip_prefix("user.") {
+        Some(k) if !k.is_empty() => Ok(k),
+        _ => Err(Error::NotSupported(full.to_string())),
+    }
+}
+
+/// The message's Message-ID: the content's, else the one mailfs keeps for it.
+pub fn message_id(attrs: &MessageAttrs, info: &HeaderInfo) -> String {
+    info.message_id
+        .clone()
+        .unwrap_or_else(|| attrs.message_id.clone())
+}
+
+fn env_from(attrs: &MessageAttrs, info: &HeaderInfo) -> Option<String> {
+    attrs.env_from.clone().or_else(|| info.from.clone())
+}
+
+fn env_to(attrs: &MessageAttrs, info: &HeaderInfo) -> Option<Vec<String>> {
+    attrs
+        .env_to
+        .clone()
+        .or_else(|| (!info.recipients.is_empty()).then(|| info.recipients.clone()))
+}
+
+/// The value `getfattr -n user.KEY` shows.
+pub fn get(name: &str, attrs: &MessageAttrs, info: &HeaderInfo, key: &str) -> Result<Vec<u8>> {
+    let missing = || Error::NoAttr(format!("user.{key}"));
+    let date = |d: Option<i64>| d.map(|d| fmt_date(d).into_bytes()).ok_or_else(missing);
+    Ok(match key {
+        "name" => name.as_bytes().to_vec(),
+        "message_id" => message_id(attrs, info).into_bytes(),
+        "env_from" => env_from(attrs, info).ok_or_else(missing)?.into_bytes(),
+        "env_to" => env_to(attrs, info).ok_or_else(missing)?.join(", ").into_bytes(),
+        "status" => attrs.status.as_str().as_bytes().to_vec(),
+        "is_ready" => {
+            if attrs.is_ready {
+                b"1".to_vec()
+            } else {
+                b"0".to_vec()
+            }
+        }
+        "first_try_date" => date(attrs.first_try_date)?,
+        "last_try_date" => date(attrs.last_try_date)?,
+        "try_until_date" => date(attrs.try_until_date)?,
+        "expire_date" => date(attrs.expire_date)?,
+        "try_count" => attrs.try_count.to_string().into_bytes(),
+        "last_try_status" => attrs.last_try_status.as_str().as_bytes().to_vec(),
+        "last_try_msg" => attrs.last_try_msg.clone().into_bytes(),
+        "recipients" => {
+            if attrs.recipients.is_empty() {
+                return Err(missing());
+            }
+            attrs.recipients_text().into_bytes()
+        }
+        other => attrs.user.get(other).cloned().ok_or_else(missing)?,
+    })
+}
+
+/// The names `getfattr -d` lists (without the `user.` prefix).
+pub fn list(attrs: &MessageAttrs, info: &HeaderInfo) -> Vec<String> {
+    let mut out: Vec<String> = ["name", "message_id"].iter().map(|s| s.to_string()).collect();
+    if env_from(attrs, info).is_some() {
+        out.push("env_from".into());
+    }
+    if env_to(attrs, info).is_some() {
+        out.push("env_to".into());
+    }
+    out.extend(["status", "is_ready"].iter().map(|s| s.to_string()));
+    for (k, v) in [
+        ("first_try_date", attrs.first_try_date),
+        ("last_try_date", attrs.last_try_date),
+        ("try_until_date", attrs.try_until_date),
+        ("expire_date", attrs.expire_date),
+    ] {
+        if v.is_some() {
+            out.push(k.into());
+        }
+    }
+    out.extend(
+        ["try_count", "last_try_status", "last_try_msg"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    if !attrs.recipients.is_empty() {
+        out.push("recipients".into());
+    }
+    out.extend(attrs.user.keys().cloned());
+    out
+}
+
+/// What a `setfattr` asks for, once checked against the attribute rules.
+pub enum Change {
+    /// Store these attributes.
+    Store(Box<MessageAttrs>),
+    /// Make the message ready (the caller holds whatever lock it needs, then calls [`make_ready`]).
+    MakeReady,
+    /// Nothing to do.
+    None,
+}
+
+/// Checks a `setfattr` on a message and computes the new attributes.
+pub fn set(attrs: &MessageAttrs, key: &str, value: &[u8]) -> Result<Change> {
+    if MAILFS_ATTRS.contains(&key) {
+        return Err(Error::ReadOnlyAttr(format!("user.{key}")));
+    }
+    if attrs.frozen() {
+        return Err(Error::Frozen(format!("user.{key}")));
+    }
+    let mut next = attrs.clone();
+    match key {
+        "env_from" => next.env_from = Some(parse_single_address(key, value)?),
+        "env_to" => next.env_to = Some(parse_address_list(key, value)?),
+        "is_ready" => {
+            return match value {
+                b"1" => Ok(Change::MakeReady),
+                b"0" => Ok(Change::None),
+                _ => Err(Error::invalid(key, "must be 0 or 1")),
+            };
+        }
+        other => {
+            next.user.insert(other.to_string(), value.to_vec());
+        }
+    }
+    Ok(Change::Store(Box::new(next)))
+}
+
+/// Checks a `setfattr -x` on a message; env_from/env_to go back to their defaults.
+pub fn remove(attrs: &MessageAttrs, key: &str) -> Result<MessageAttrs> {
+    if MAILFS_ATTRS.contains(&key) {
+        return Err(Error::ReadOnlyAttr(format!("user.{key}")));
+    }
+    if attrs.frozen() {
+        return Err(Error::Frozen(format!("user.{key}")));
+    }
+    let mut next = attrs.clone();
+    match key {
+        "env_from" => next.env_from = None,
+        "env_to" => next.env_to = None,
+        "is_ready" => {}
+        other => {
+            if next.user.remove(other).is_none() {
+                return Err(Error::NoAttr(format!("user.{key}")));
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// Freezes a Draft and hands it to the senders: resolves and validates the envelope, gives
+/// the content a Date and Message-ID if it lacks them, stores status Pending. On an invalid
+/// envelope nothing changes and the reason is logged (EINVAL for the caller).
+pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<MessageAttrs> {
+    let spool = &node.spool;
+    let eml = spool.eml_path(name);
+    let head = content::read_head(&eml)?;
+    let info = HeaderInfo::parse(&head);
+    let refuse = |why: String| {
+        let e = Error::invalid("is_ready", format!("{name}: {why}"));
+        log::warn!("{e}");
+        journal::write(
+            spool,
+            &node.attrs(),
+            &message_id(attrs, &info),
+            &format!("{name} not made ready: {why}"),
+        );
+        e
+    };
+    let from = match env_from(attrs, &info) {
+        Some(f) => f,
+        None if !info.invalid.is_empty() => {
+            return Err(refuse(format!(
+                "no valid envelope sender (invalid: {})",
+                info.invalid.join(", ")
+            )));
+        }
+        None => {
+            return Err(refuse(
+                "no envelope sender: set user.env_from or a From header".into(),
+            ));
+        }
+    };
+    let to = match env_to(attrs, &info) {
+        Some(t) if !t.is_empty() => t,
+        _ if !info.invalid.is_empty() => {
+            return Err(refuse(format!(
+                "no valid recipient (invalid: {})",
+                info.invalid.join(", ")
+            )));
+        }
+        _ => {
+            return Err(refuse(
+                "no recipient: set user.env_to or To/Cc/Bcc headers".into(),
+            ));
+        }
+    };
+    content::ensure_date_and_id(&eml, &spool.tmp_path(), &info, &attrs.message_id)?;
+    let mut next = attrs.clone();
+    if let Some(id) = &info.message_id {
+        next.message_id = id.clone();
+    }
+    next.env_from = Some(from);
+    next.recipients = to.iter().cloned().map(Recipient::new).collect();
+    next.env_to = Some(to);
+    next.is_ready = true;
+    next.status = Status::Pending;
+    next.next_try_date = None;
+    spool.write_attrs(name, &next)?;
+    node.notify_ready(name);
+    Ok(next)
+}

@@ -1,0 +1,443 @@
+//! The spool store: the on-disk source of truth that every mailfs process shares.
+//!
+//! ```text
+//! SPOOL_DIR/
+//!   X.eml  X.struct      a message's content and its attributes (bincode, versioned)
+//!   mailfs.node          the node attributes
+//!   log/                 log entries (default log_dir)
+//!   .scratch/            files created in the mount root that are not messages
+//!   .ready/              markers: "this message became ready", for other processes' senders
+//!   .tmp/                files being written, renamed into place when complete
+//! ```
+//!
+//! Attribute files are written to `.tmp/`, fsynced and renamed over the old one, so a crash
+//! leaves either the old or the new version, never a torn one. Nothing here caches: callers
+//! that want a cache validate it with [`Stamp`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::attrs::{MessageAttrs, NodeAttrs};
+use crate::error::{Error, Result};
+
+const NODE_FILE: &str = "mailfs.node";
+const SCRATCH_DIR: &str = ".scratch";
+const READY_DIR: &str = ".ready";
+const TMP_DIR: &str = ".tmp";
+const MAGIC: &[u8; 8] = b"MAILFS\0\x01";
+/// Bumped whenever the encoding of a stored structure changes.
+const FORMAT_VERSION: u16 = 1;
+
+/// Identity of a file's current version: any write or replacement changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp {
+    pub ino: u64,
+    pub mtime_ns: i128,
+    pub size: u64,
+}
+
+impl Stamp {
+    pub fn of(meta: &fs::Metadata) -> Stamp {
+        Stamp {
+            ino: meta.ino(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            size: meta.size(),
+        }
+    }
+}
+
+/// Is this a name a message can have in the mount root?
+pub fn is_message_name(name: &str) -> bool {
+    name.len() > 4
+        && name.len() <= 251
+        && name.ends_with(".eml")
+        && !name.contains('/')
+        && !name.contains('\0')
+        && name != ".eml"
+}
+
+/// A plain file name (one component, not `.`/`..`).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\0')
+}
+
+#[derive(Debug)]
+pub struct Spool {
+    root: PathBuf,
+    tmp_seq: AtomicU64,
+}
+
+/// An exclusive per-message lock (flock on the `.eml`, which NFS emulates with fcntl locks):
+/// while it is held no other process sends, cancels or expires the message.
+#[derive(Debug)]
+pub struct MessageLock {
+    _file: File,
+}
+
+impl Spool {
+    /// Opens a spool, creating it and its housekeeping directories when missing.
+    pub fn open(dir: &Path) -> Result<Spool> {
+        let create = |p: &Path| {
+            fs::create_dir_all(p).map_err(|e| {
+                Error::Io(io::Error::new(
+                    e.kind(),
+                    format!("cannot create {}: {e}", p.display()),
+                ))
+            })
+        };
+        create(dir)?;
+        let root = dir.canonicalize()?;
+        for sub in [SCRATCH_DIR, READY_DIR, TMP_DIR] {
+            create(&root.join(sub))?;
+        }
+        let spool = Spool {
+            root,
+            tmp_seq: AtomicU64::new(0),
+        };
+        spool.clean_tmp();
+        Ok(spool)
+    }
+
+    /// Leftovers of writes that a crash interrupted; the files they were to replace are intact.
+    fn clean_tmp(&self) {
+        let pid_prefix = format!("{}.", std::process::id());
+        if let Ok(rd) = fs::read_dir(self.root.join(TMP_DIR)) {
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                // Another live process may be writing here; only remove files older than a minute.
+                let old = e
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|d| d.as_secs() > 60);
+                if old && !name.starts_with(&pid_prefix) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn root_str(&self) -> String {
+        self.root.to_string_lossy().into_owned()
+    }
+
+    pub fn eml_path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    pub fn struct_path(&self, name: &str) -> PathBuf {
+        let stem = name.strip_suffix(".eml").unwrap_or(name);
+        self.root.join(format!("{stem}.struct"))
+    }
+
+    pub fn scratch_path(&self, name: &str) -> PathBuf {
+        self.root.join(SCRATCH_DIR).join(name)
+    }
+
+    pub fn default_log_dir(&self) -> PathBuf {
+        self.root.join("log")
+    }
+
+    /// A fresh path in `.tmp/` for a file to be renamed into place.
+    pub fn tmp_path(&self) -> PathBuf {
+        let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join(TMP_DIR)
+            .join(format!("{}.{}.{}", std::process::id(), n, now_nanos()))
+    }
+
+    /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.tmp_path();
+        let res = (|| -> io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)?;
+            self.sync_root()
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res.map_err(Error::Io)
+    }
+
+    /// Makes renames and unlinks in the spool root durable.
+    pub fn sync_root(&self) -> io::Result<()> {
+        File::open(&self.root)?.sync_all()
+    }
+
+    fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+            .map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+        let corrupt = |why: &str| Error::Corrupt {
+            path: path.display().to_string(),
+            why: why.to_string(),
+        };
+        if bytes.len() < MAGIC.len() + 2 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(corrupt("not a mailfs attribute file"));
+        }
+        let version = u16::from_le_bytes([bytes[MAGIC.len()], bytes[MAGIC.len() + 1]]);
+        if version != FORMAT_VERSION {
+            return Err(corrupt(&format!("format version {version} is not supported")));
+        }
+        let (v, _) =
+            bincode::serde::decode_from_slice(&bytes[MAGIC.len() + 2..], bincode::config::standard())
+                .map_err(|e| corrupt(&e.to_string()))?;
+        Ok(v)
+    }
+
+    pub fn load_node(&self) -> Result<NodeAttrs> {
+        let path = self.root.join(NODE_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Self::decode(&path, &bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(NodeAttrs::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn node_stamp(&self) -> Option<Stamp> {
+        fs::metadata(self.root.join(NODE_FILE))
+            .ok()
+            .map(|m| Stamp::of(&m))
+    }
+
+    pub fn save_node(&self, node: &NodeAttrs) -> Result<()> {
+        self.write_atomic(&self.root.join(NODE_FILE), &Self::encode(node)?)
+    }
+
+    /// Names of all messages (`*.eml` in the spool root), unsorted.
+    pub fn list_messages(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.root)? {
+            let e = e?;
+            if let Some(name) = e.file_name().to_str()
+                && is_message_name(name)
+                && e.file_type().map(|t| t.is_file()).unwrap_or(false)
+            {
+                out.push(name.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn list_scratch(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(self.root.join(SCRATCH_DIR))? {
+            let e = e?;
+            if let Some(name) = e.file_name().to_str() {
+                out.push(name.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The attributes of a message with the stamp of the file they came from; `None` when the
+    /// message has no attribute file yet (a Draft with defaults).
+    pub fn read_attrs(&self, name: &str) -> Result<Option<(MessageAttrs, Stamp)>> {
+        let path = self.struct_path(name);
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let meta = f.metadata()?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        f.read_to_end(&mut bytes)?;
+        Ok(Some((Self::decode(&path, &bytes)?, Stamp::of(&meta))))
+    }
+
+    pub fn attrs_stamp(&self, name: &str) -> Option<Stamp> {
+        fs::metadata(self.struct_path(name)).ok().map(|m| Stamp::of(&m))
+    }
+
+    /// Replaces a message's attributes atomically; returns the new file's stamp.
+    pub fn write_attrs(&self, name: &str, attrs: &MessageAttrs) -> Result<Stamp> {
+        let path = self.struct_path(name);
+        self.write_atomic(&path, &Self::encode(attrs)?)?;
+        Ok(self.attrs_stamp(name).unwrap_or_default())
+    }
+
+    /// Removes a message and its attributes (attributes last, so a crash in between leaves an
+    /// orphan attribute file, never a message without its state).
+    pub fn delete_message(&self, name: &str) -> Result<()> {
+        match fs::remove_file(self.eml_path(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        match fs::remove_file(self.struct_path(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let _ = fs::remove_file(self.root.join(READY_DIR).join(name));
+        Ok(())
+    }
+
+    /// Tries to take a message's lock without waiting: `Ok(None)` when another sender has it.
+    pub fn try_lock(&self, name: &str) -> Result<Option<MessageLock>> {
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.eml_path(name))
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(name.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // SAFETY: flock on a valid descriptor owned by `file`.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            Ok(Some(MessageLock { _file: file }))
+        } else {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                Ok(None)
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Tells the senders of every process on this spool that a message is ready (or due now).
+    pub fn mark_ready(&self, name: &str) -> Result<()> {
+        let p = self.root.join(READY_DIR).join(name);
+        File::create(p)?;
+        Ok(())
+    }
+
+    /// Takes the ready markers left by other processes.
+    pub fn take_ready_markers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(rd) = fs::read_dir(self.root.join(READY_DIR)) {
+            for e in rd.flatten() {
+                if let Some(name) = e.file_name().to_str()
+                    && fs::remove_file(e.path()).is_ok()
+                {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Stores a complete new message from a reader, attributes first, then the content
+    /// renamed into place, so no process ever sees a half-written message.
+    pub fn add_message(&self, name: &str, content: &mut dyn Read, attrs: &MessageAttrs) -> Result<u64> {
+        if !is_message_name(name) {
+            return Err(Error::invalid("name", format!("{name:?} is not a message name")));
+        }
+        let tmp = self.tmp_path();
+        let res = (|| -> Result<u64> {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let n = io::copy(content, &mut f)?;
+            f.sync_all()?;
+            self.write_attrs(name, attrs)?;
+            fs::rename(&tmp, self.eml_path(name))?;
+            self.sync_root()?;
+            Ok(n)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    /// A new unique message name, for messages that arrive without one.
+    pub fn unique_name(&self, prefix: &str) -> String {
+        loop {
+            let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+            let name = format!("{prefix}-{}-{}-{n}.eml", now_nanos() / 1000, std::process::id());
+            if !self.eml_path(&name).exists() {
+                return name;
+            }
+        }
+    }
+}
+
+pub fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attrs_round_trip_and_corruption_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut a = MessageAttrs::new_draft();
+        a.env_from = Some("a@x.org".into());
+        a.user.insert("k".into(), b"v".to_vec());
+        spool.write_attrs("m.eml", &a).unwrap();
+        let (b, _) = spool.read_attrs("m.eml").unwrap().unwrap();
+        assert_eq!(a, b);
+        std::fs::write(spool.struct_path("m.eml"), b"garbage").unwrap();
+        assert!(matches!(spool.read_attrs("m.eml"), Err(Error::Corrupt { .. })));
+        assert!(spool.read_attrs("none.eml").unwrap().is_none());
+    }
+
+    #[test]
+    fn node_defaults_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.load_node().unwrap(), NodeAttrs::default());
+        let n = NodeAttrs {
+            port: 2525,
+            ..NodeAttrs::default()
+        };
+        spool.save_node(&n).unwrap();
+        assert_eq!(spool.load_node().unwrap().port, 2525);
+    }
+
+    #[test]
+    fn lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        std::fs::write(spool.eml_path("a.eml"), b"x").unwrap();
+        let l = spool.try_lock("a.eml").unwrap();
+        assert!(l.is_some());
+        assert!(spool.try_lock("a.eml").unwrap().is_none());
+        drop(l);
+        assert!(spool.try_lock("a.eml").unwrap().is_some());
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_message_name("a.eml"));
+        assert!(!is_message_name(".eml"));
+        assert!(!is_message_name("a.txt"));
+        assert!(!is_message_name(&format!("{}.eml", "x".repeat(250))));
+    }
+}
