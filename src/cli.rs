@@ -45,6 +45,71 @@ pub enum Cmd {
         #[arg(short = 'f')]
         foreground: bool,
     },
+    /// Run the sender pool on SPOOL_DIR without a mount, until SIGTERM/SIGINT.
+    Serve {
+        spool_dir: PathBuf,
+        /// NAME=VALUE[,...]: node attributes, stored in the spool.
+        #[arg(short = 'o', value_name = "OPTIONS", action = clap::ArgAction::Append)]
+        options: Vec<String>,
+    },
+    /// Show the queue like mailq: name, status, size, tries, next try, last reply, recipients.
+    Queue {
+        spool_dir: PathBuf,
+        /// One JSON array of messages, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retry every deferred (Pending) message now.
+    Flush { spool_dir: PathBuf },
+    /// Remove queued messages (EX_TEMPFAIL while one is being sent).
+    Cancel {
+        spool_dir: PathBuf,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// sendmail-compatible submission: the message on stdin is queued ready to send.
+    #[command(after_help = SENDMAIL_HELP)]
+    Sendmail(SendmailArgs),
+    /// An MTA's delivery program: stores the message on stdin with status Received (never sent).
+    Deliver { spool_dir: PathBuf },
+}
+
+const SENDMAIL_HELP: &str = "The spool is --spool, else $MAILFS_SPOOL, else /var/spool/mailfs. Linked or copied as `sendmail`, the binary acts as this command (ln -s $(command -v mailfs) /usr/sbin/sendmail). Accepted and ignored for compatibility: -o OPTION (-oi, -oem, -odi), -B TYPE, -b MODE (-bm), -N DSN, -R RET, -V ENVID, -v. Exit codes: 0 queued, 64 usage (no recipient), 65 bad address, 75 temporary failure (spool unavailable).";
+
+#[derive(clap::Args, Debug)]
+pub struct SendmailArgs {
+    /// The spool to queue into.
+    #[arg(long, env = "MAILFS_SPOOL", default_value = "/var/spool/mailfs")]
+    pub spool: PathBuf,
+    /// Take recipients from the To, Cc and Bcc headers (as well as the arguments).
+    #[arg(short = 't')]
+    pub read_headers: bool,
+    /// A line with a single dot does not end the message.
+    #[arg(short = 'i')]
+    pub ignore_dots: bool,
+    /// Envelope sender.
+    #[arg(short = 'f', short_alias = 'r', value_name = "FROM")]
+    pub from: Option<String>,
+    /// Full name of the sender, for a From header the message lacks.
+    #[arg(short = 'F', value_name = "NAME")]
+    pub full_name: Option<String>,
+    #[arg(short = 'o', hide = true)]
+    pub o: Vec<String>,
+    #[arg(short = 'B', hide = true)]
+    pub body_type: Option<String>,
+    #[arg(short = 'b', hide = true)]
+    pub mode: Option<String>,
+    #[arg(short = 'N', hide = true)]
+    pub dsn: Option<String>,
+    #[arg(short = 'R', hide = true)]
+    pub ret: Option<String>,
+    #[arg(short = 'V', hide = true)]
+    pub envid: Option<String>,
+    #[arg(short = 'v', hide = true)]
+    pub verbose: bool,
+    /// Recipients.
+    #[arg(value_name = "RCPT")]
+    pub recipients: Vec<String>,
 }
 
 const MOUNT_HELP: &str = "Node attributes settable with -o: send_method, server, port, log_dir, log_date_attr, \
@@ -149,6 +214,12 @@ pub fn run(cli: Cli) -> Result<()> {
             options,
             foreground,
         } => mount(&spool_dir, &mountpoint, &options, foreground),
+        Cmd::Serve { spool_dir, options } => serve(&spool_dir, &options),
+        Cmd::Queue { spool_dir, json } => crate::admin::queue(&spool_dir, json),
+        Cmd::Flush { spool_dir } => crate::admin::flush(&spool_dir),
+        Cmd::Cancel { spool_dir, names } => crate::admin::cancel(&spool_dir, &names),
+        Cmd::Sendmail(a) => crate::admin::sendmail(&a),
+        Cmd::Deliver { spool_dir } => crate::admin::deliver(&spool_dir),
     }
 }
 
@@ -206,6 +277,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
         mountpoint.display()
     );
     signal_ready();
+    let engine = crate::sender::Engine::start(node.clone());
 
     let mut unmounter = session.unmount_callable();
     let mut signals =
@@ -227,9 +299,23 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     let res = session.run();
     sig_handle.close();
     let _ = sig_thread.join();
-    node.clear_events();
+    engine.stop();
     res.map_err(Error::Io)?;
     log::info!("unmounted {}", mountpoint.display());
+    Ok(())
+}
+
+fn serve(spool_dir: &Path, options: &[String]) -> Result<()> {
+    let opts = parse_mount_opts(options)?;
+    let node = Node::open(spool_dir, &opts.node)?;
+    let engine = crate::sender::Engine::start(node.clone());
+    log::info!("serving {}", node.spool.root().display());
+    let mut signals =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+    if let Some(sig) = signals.forever().next() {
+        log::info!("signal {sig}: stopping");
+    }
+    engine.stop();
     Ok(())
 }
 

@@ -12,13 +12,16 @@
 //! | [`journal`] | log entries in `log_dir` |
 //! | [`error`] | the one error type and its errno / exit-code mapping |
 
+pub mod admin;
 pub mod attrs;
 pub mod cli;
 pub mod content;
+pub mod dsn;
 pub mod error;
 pub mod fs;
 pub mod fuse;
 pub mod journal;
 pub mod message;
 pub mod node;
+pub mod sender;
 pub mod spool;

@@ -1,0 +1,768 @@
+//! The sender engine: one scheduler thread owns the queue (what is due when, what is in
+//! flight, which limits hold) and `conn_limit` worker threads each run one job at a time,
+//! one job being one message to the recipients of one domain. Workers only report outcomes;
+//! the spool files stay the truth, re-read under the message's lock before every attempt, so
+//! a stale queue entry can delay mail but never send it twice.
+
+pub mod sendmail;
+pub mod smtp;
+pub mod transport;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+use parking_lot::Mutex;
+
+use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, SendMethod, Status, TryStatus, domain_of, now_secs};
+use crate::content::{self, HeaderInfo};
+use crate::error::Error;
+use crate::journal;
+use crate::node::{Event, Node};
+use transport::{Envelope, RcptOutcome, Transport};
+
+/// The node's send-rate limits, shared by the workers: a send takes a slot right before its
+/// transaction starts, so the gaps the server sees are never below the settings.
+#[derive(Default)]
+pub struct Limiter {
+    last: Option<Instant>,
+    last_dom: HashMap<String, Instant>,
+}
+
+impl Limiter {
+    /// When a send to `domain` may start (now or later).
+    pub fn ready_at(&self, now: Instant, domain: &str, rate: f64, domrate: f64) -> Instant {
+        let mut at = now;
+        if let Some(l) = self.last {
+            at = at.max(l + Duration::from_secs_f64(rate));
+        }
+        if let Some(l) = self.last_dom.get(domain) {
+            at = at.max(*l + Duration::from_secs_f64(domrate));
+        }
+        at
+    }
+
+    /// Takes the slot if it is free now; otherwise says how long to wait.
+    pub fn try_take(&mut self, domain: &str, rate: f64, domrate: f64) -> Option<Duration> {
+        let now = Instant::now();
+        let at = self.ready_at(now, domain, rate, domrate);
+        if at > now {
+            return Some(at - now);
+        }
+        self.last = Some(now);
+        self.last_dom.insert(domain.to_string(), now);
+        None
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct JobKey {
+    name: String,
+    domain: String,
+}
+
+enum ToWorker {
+    Job(JobKey),
+    Quit,
+}
+
+/// What became of a job.
+#[derive(Debug)]
+enum JobResult {
+    /// Try this job again at that time (deferred, or the message was busy elsewhere).
+    Again(Instant),
+    /// The message is final; remove it at that unix time.
+    Expire(i64),
+    /// Nothing more to do for this job.
+    Done,
+}
+
+struct Done {
+    worker: usize,
+    job: JobKey,
+    result: JobResult,
+}
+
+struct Slot {
+    tx: Sender<ToWorker>,
+    handle: Option<JoinHandle<()>>,
+    busy: bool,
+}
+
+pub struct Engine {
+    tx: Sender<Event>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts the scheduler and its workers for `node`; ready messages reach it through the
+    /// node's event channel and through ready markers in the spool.
+    pub fn start(node: Arc<Node>) -> Engine {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        node.set_events(tx.clone());
+        let handle = std::thread::Builder::new()
+            .name("mailfs-scheduler".into())
+            .spawn(move || Scheduler::new(node, rx).run())
+            .ok();
+        Engine { tx, handle }
+    }
+
+    /// Stops taking jobs, lets jobs in flight finish (bounded by their own timeouts), joins.
+    pub fn stop(mut self) {
+        let _ = self.tx.send(Event::Stop);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Scheduler {
+    node: Arc<Node>,
+    events: Receiver<Event>,
+    done_tx: Sender<Done>,
+    done_rx: Receiver<Done>,
+    limiter: Arc<Mutex<Limiter>>,
+    jobs: BTreeMap<(Instant, u64), JobKey>,
+    queued: HashMap<JobKey, (Instant, u64)>,
+    seq: u64,
+    inflight: HashSet<String>,
+    inflight_dom: HashMap<String, usize>,
+    expiries: BTreeMap<(i64, String), ()>,
+    slots: Vec<Slot>,
+}
+
+impl Scheduler {
+    fn new(node: Arc<Node>, events: Receiver<Event>) -> Scheduler {
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        Scheduler {
+            node,
+            events,
+            done_tx,
+            done_rx,
+            limiter: Arc::new(Mutex::new(Limiter::default())),
+            jobs: BTreeMap::new(),
+            queued: HashMap::new(),
+            seq: 0,
+            inflight: HashSet::new(),
+            inflight_dom: HashMap::new(),
+            expiries: BTreeMap::new(),
+            slots: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, job: JobKey, at: Instant) {
+        if let Some(old) = self.queued.get(&job).copied() {
+            if old.0 <= at {
+                return;
+            }
+            self.jobs.remove(&old);
+        }
+        self.seq += 1;
+        let k = (at, self.seq);
+        self.jobs.insert(k, job.clone());
+        self.queued.insert(job, k);
+    }
+
+    fn instant_of(secs: Option<i64>) -> Instant {
+        let now = now_secs();
+        match secs {
+            Some(s) if s > now => Instant::now() + Duration::from_secs((s - now) as u64),
+            _ => Instant::now(),
+        }
+    }
+
+    /// Queues whatever a message needs: jobs for its open recipients' domains, or its expiry.
+    fn load(&mut self, name: &str, due_now: bool) {
+        let attrs = match self.node.spool.read_attrs(name) {
+            Ok(Some((a, _))) => a,
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!("{name}: {e}");
+                return;
+            }
+        };
+        match attrs.status {
+            Status::Pending if attrs.is_ready => {
+                let at = if due_now {
+                    Instant::now()
+                } else {
+                    Self::instant_of(attrs.next_try_date)
+                };
+                let mut domains: Vec<&str> = attrs
+                    .recipients
+                    .iter()
+                    .filter(|r| r.status.is_open())
+                    .map(|r| r.domain())
+                    .collect();
+                domains.sort_unstable();
+                domains.dedup();
+                for d in domains {
+                    self.push(
+                        JobKey {
+                            name: name.to_string(),
+                            domain: d.to_string(),
+                        },
+                        at,
+                    );
+                }
+            }
+            Status::Sent | Status::Error => {
+                if let Some(e) = attrs.expire_date {
+                    self.expiries.insert((e, name.to_string()), ());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn scan(&mut self) {
+        let t = Instant::now();
+        match self.node.spool.list_messages() {
+            Ok(names) => {
+                let n = names.len();
+                for name in names {
+                    self.load(&name, false);
+                }
+                log::info!(
+                    "queue scan: {n} messages, {} jobs in {:?}",
+                    self.jobs.len(),
+                    t.elapsed()
+                );
+            }
+            Err(e) => log::warn!("cannot scan spool: {e}"),
+        }
+    }
+
+    fn resize(&mut self, want: usize) {
+        while self.slots.len() < want {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let id = self.slots.len();
+            let node = self.node.clone();
+            let done = self.done_tx.clone();
+            let limiter = self.limiter.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("mailfs-sender-{id}"))
+                .spawn(move || worker(id, node, rx, done, limiter))
+                .ok();
+            self.slots.push(Slot {
+                tx,
+                handle,
+                busy: false,
+            });
+        }
+        // Fewer connections wanted: idle surplus workers close theirs and go.
+        while self.slots.len() > want {
+            let Some(last) = self.slots.last() else { break };
+            if last.busy {
+                break;
+            }
+            if let Some(s) = self.slots.pop() {
+                let _ = s.tx.send(ToWorker::Quit);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, cfg: &NodeAttrs) -> Option<Instant> {
+        let now = Instant::now();
+        let mut wake: Option<Instant> = None;
+        let limit = (cfg.conn_limit as usize).min(self.slots.len());
+        let mut skipped_domains: HashSet<String> = HashSet::new();
+        loop {
+            let busy = self.slots.iter().filter(|s| s.busy).count();
+            if busy >= limit {
+                return wake;
+            }
+            let mut chosen = None;
+            for (k, job) in self.jobs.range(..) {
+                if k.0 > now {
+                    wake = Some(wake.map_or(k.0, |w: Instant| w.min(k.0)));
+                    break;
+                }
+                if self.inflight.contains(&job.name) || skipped_domains.contains(&job.domain) {
+                    continue;
+                }
+                if self.inflight_dom.get(&job.domain).copied().unwrap_or(0) >= cfg.domconn_limit as usize {
+                    skipped_domains.insert(job.domain.clone());
+                    continue;
+                }
+                let at =
+                    self.limiter
+                        .lock()
+                        .ready_at(now, &job.domain, cfg.ratelimit_time, cfg.domlimit_time);
+                if at > now {
+                    wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
+                    skipped_domains.insert(job.domain.clone());
+                    continue;
+                }
+                chosen = Some(*k);
+                break;
+            }
+            let Some(k) = chosen else { return wake };
+            let Some(job) = self.jobs.remove(&k) else {
+                return wake;
+            };
+            self.queued.remove(&job);
+            let Some(slot) = (0..self.slots.len()).find(|&i| i < limit && !self.slots[i].busy) else {
+                self.push(job, now);
+                return wake;
+            };
+            self.inflight.insert(job.name.clone());
+            *self.inflight_dom.entry(job.domain.clone()).or_insert(0) += 1;
+            self.slots[slot].busy = true;
+            if self.slots[slot].tx.send(ToWorker::Job(job.clone())).is_err() {
+                self.slots[slot].busy = false;
+                self.finish_job(&job);
+                self.push(job, now + Duration::from_secs(1));
+            }
+        }
+    }
+
+    fn finish_job(&mut self, job: &JobKey) {
+        self.inflight.remove(&job.name);
+        if let Some(n) = self.inflight_dom.get_mut(&job.domain) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.inflight_dom.remove(&job.domain);
+            }
+        }
+    }
+
+    fn on_done(&mut self, d: Done) {
+        if let Some(s) = self.slots.get_mut(d.worker) {
+            s.busy = false;
+        }
+        self.finish_job(&d.job);
+        match d.result {
+            JobResult::Again(at) => self.push(d.job, at),
+            JobResult::Expire(at) => {
+                self.expiries.insert((at, d.job.name), ());
+            }
+            JobResult::Done => {}
+        }
+    }
+
+    fn expire(&mut self) -> Option<Instant> {
+        let now = now_secs();
+        while let Some(((at, name), ())) = self.expiries.first_key_value() {
+            if *at > now {
+                return Some(Self::instant_of(Some(*at)));
+            }
+            let name = name.clone();
+            let at = *at;
+            self.expiries.remove(&(at, name.clone()));
+            expire_message(&self.node, &name);
+        }
+        None
+    }
+
+    fn run(mut self) {
+        self.scan();
+        let mut last_poll = Instant::now();
+        loop {
+            let cfg = self.node.attrs();
+            self.resize(cfg.conn_limit as usize);
+            let mut wake = self.dispatch(&cfg);
+            if let Some(e) = self.expire() {
+                wake = Some(wake.map_or(e, |w| w.min(e)));
+            }
+            // Markers from other processes are polled; this process's events arrive at once.
+            let poll_at = last_poll + Duration::from_millis(250);
+            let until = wake.map_or(poll_at, |w| w.min(poll_at));
+            let timeout = until.saturating_duration_since(Instant::now());
+            select! {
+                recv(self.events) -> ev => match ev {
+                    Ok(Event::Ready(name)) => self.load(&name, true),
+                    Ok(Event::Config) => {}
+                    Ok(Event::Flush) => {
+                        let all: Vec<JobKey> = self.queued.keys().cloned().collect();
+                        for j in all {
+                            self.push(j, Instant::now());
+                        }
+                    }
+                    Ok(Event::Stop) | Err(_) => break,
+                },
+                recv(self.done_rx) -> d => if let Ok(d) = d { self.on_done(d) },
+                default(timeout) => {}
+            }
+            if last_poll.elapsed() >= Duration::from_millis(250) {
+                last_poll = Instant::now();
+                for name in self.node.spool.take_ready_markers() {
+                    self.load(&name, true);
+                }
+            }
+        }
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        for s in &self.slots {
+            let _ = s.tx.send(ToWorker::Quit);
+        }
+        // Jobs in flight end within their own timeouts; do not wait forever on a stuck peer.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for s in &mut self.slots {
+            if let Some(h) = s.handle.take() {
+                while !h.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                if h.is_finished() {
+                    let _ = h.join();
+                }
+            }
+        }
+        self.node.clear_events();
+    }
+}
+
+fn worker(
+    id: usize,
+    node: Arc<Node>,
+    rx: Receiver<ToWorker>,
+    done: Sender<Done>,
+    limiter: Arc<Mutex<Limiter>>,
+) {
+    let mut smtp: Option<smtp::SmtpTransport> = None;
+    loop {
+        // An idle connection is closed after a while, so it does not hold a server slot.
+        let msg = match rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(m) => m,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if let Some(s) = smtp.as_mut() {
+                    s.close();
+                }
+                continue;
+            }
+            Err(_) => break,
+        };
+        let job = match msg {
+            ToWorker::Job(j) => j,
+            ToWorker::Quit => break,
+        };
+        let cfg = node.attrs();
+        let result = match cfg.send_method {
+            SendMethod::Smtp => {
+                let t = match smtp.as_mut() {
+                    Some(t) => {
+                        t.configure(&cfg);
+                        t
+                    }
+                    None => match smtp::SmtpTransport::new(cfg.clone()) {
+                        Ok(t) => smtp.insert(t),
+                        Err(e) => {
+                            log::error!("cannot start SMTP client: {e}");
+                            let _ = done.send(Done {
+                                worker: id,
+                                job,
+                                result: JobResult::Again(Instant::now() + Duration::from_secs(5)),
+                            });
+                            continue;
+                        }
+                    },
+                };
+                run_job(&node, &cfg, &job, t, &limiter)
+            }
+            SendMethod::Sendmail => {
+                if let Some(s) = smtp.as_mut() {
+                    s.close();
+                }
+                let mut t = sendmail::SendmailTransport { node: cfg.clone() };
+                run_job(&node, &cfg, &job, &mut t, &limiter)
+            }
+        };
+        if done
+            .send(Done {
+                worker: id,
+                job,
+                result,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// One attempt of one job, from lock to durable outcome.
+fn run_job(
+    node: &Node,
+    cfg: &NodeAttrs,
+    job: &JobKey,
+    transport: &mut dyn Transport,
+    limiter: &Mutex<Limiter>,
+) -> JobResult {
+    let spool = &node.spool;
+    let name = &job.name;
+    let lock = match spool.try_lock(name) {
+        Ok(Some(l)) => l,
+        // Another process is sending it: look again shortly.
+        Ok(None) => return JobResult::Again(Instant::now() + Duration::from_millis(500)),
+        Err(Error::NotFound(_)) => return JobResult::Done,
+        Err(e) => {
+            log::warn!("{name}: {e}");
+            return JobResult::Again(Instant::now() + Duration::from_secs(5));
+        }
+    };
+    let mut attrs = match spool.read_attrs(name) {
+        Ok(Some((a, _))) => a,
+        Ok(None) => return JobResult::Done,
+        Err(e) => {
+            log::warn!("{name}: {e}");
+            return JobResult::Again(Instant::now() + Duration::from_secs(60));
+        }
+    };
+    if attrs.status != Status::Pending || !attrs.is_ready {
+        return JobResult::Done;
+    }
+    let now = now_secs();
+    if let Some(next) = attrs.next_try_date
+        && next > now
+    {
+        return JobResult::Again(Scheduler::instant_of(Some(next)));
+    }
+    let idx: Vec<usize> = attrs
+        .recipients
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status.is_open() && domain_of(&r.address) == job.domain)
+        .map(|(i, _)| i)
+        .collect();
+    if idx.is_empty() {
+        return JobResult::Done;
+    }
+    let eml = spool.eml_path(name);
+    let info = content::read_head(&eml)
+        .map(|h| HeaderInfo::parse(&h))
+        .unwrap_or_default();
+    let message_id = info
+        .message_id
+        .clone()
+        .unwrap_or_else(|| attrs.message_id.clone());
+    let env = Envelope {
+        from: attrs.env_from.clone().unwrap_or_default(),
+        to: idx.iter().map(|&i| attrs.recipients[i].address.clone()).collect(),
+    };
+    let mut gate = || {
+        loop {
+            let wait = limiter
+                .lock()
+                .try_take(&job.domain, cfg.ratelimit_time, cfg.domlimit_time);
+            match wait {
+                None => break,
+                Some(d) => std::thread::sleep(d),
+            }
+        }
+    };
+    let outcomes = transport.send(&env, &eml, &message_id, &mut gate);
+    let now = now_secs();
+    apply_outcomes(&mut attrs, cfg, &idx, &outcomes, now);
+    // Recorded before anything else happens to the message (SPEC §9).
+    if let Err(e) = spool.write_attrs(name, &attrs) {
+        log::error!("{name}: cannot record the outcome: {e}");
+    }
+    drop(lock);
+    let summary: Vec<String> = env
+        .to
+        .iter()
+        .zip(&outcomes)
+        .map(|(a, o)| {
+            let s = match o {
+                RcptOutcome::Accepted(_) => "accepted",
+                RcptOutcome::TempFail(_) => "deferred",
+                RcptOutcome::PermFail(_) => "refused",
+            };
+            format!("{a} {s} ({})", o.reply())
+        })
+        .collect();
+    journal::write(
+        spool,
+        cfg,
+        &message_id,
+        &format!("{name} attempt {}: {}", attrs.try_count, summary.join("; ")),
+    );
+    match attrs.status {
+        Status::Sent | Status::Error => {
+            journal::write(
+                spool,
+                cfg,
+                &message_id,
+                &format!("{name} {}: {}", attrs.status.as_str(), attrs.last_try_msg),
+            );
+            if attrs.status == Status::Error {
+                crate::dsn::notify_failure(node, cfg, name, &attrs, &message_id);
+            }
+            JobResult::Expire(attrs.expire_date.unwrap_or(now))
+        }
+        _ => {
+            if attrs
+                .recipients
+                .iter()
+                .any(|r| r.status.is_open() && domain_of(&r.address) == job.domain)
+            {
+                JobResult::Again(Scheduler::instant_of(attrs.next_try_date))
+            } else {
+                JobResult::Done
+            }
+        }
+    }
+}
+
+/// Folds one attempt's outcomes into the message attributes (SPEC §4).
+pub fn apply_outcomes(
+    attrs: &mut MessageAttrs,
+    cfg: &NodeAttrs,
+    idx: &[usize],
+    outcomes: &[RcptOutcome],
+    now: i64,
+) {
+    attrs.try_count += 1;
+    let first = *attrs.first_try_date.get_or_insert(now);
+    let until = first + cfg.queue_time as i64;
+    attrs.try_until_date = Some(until);
+    attrs.last_try_date = Some(now);
+    let mut any_temp = false;
+    let mut any_perm = false;
+    let mut msg = None;
+    for (&i, o) in idx.iter().zip(outcomes) {
+        let r = &mut attrs.recipients[i];
+        r.tries += 1;
+        r.last_reply = o.reply().to_string();
+        match o {
+            RcptOutcome::Accepted(_) => r.status = RcptStatus::Sent,
+            RcptOutcome::TempFail(t) => {
+                any_temp = true;
+                if now >= until {
+                    r.status = RcptStatus::Failed;
+                    r.last_reply = format!("{t} (gave up: queue_time reached)");
+                    any_perm = true;
+                } else {
+                    r.status = RcptStatus::TempFail;
+                }
+                msg.get_or_insert_with(|| r.last_reply.clone());
+            }
+            RcptOutcome::PermFail(_) => {
+                any_perm = true;
+                r.status = RcptStatus::Failed;
+                msg = Some(r.last_reply.clone());
+            }
+        }
+    }
+    attrs.last_try_status = if any_perm {
+        TryStatus::Fail
+    } else if any_temp {
+        TryStatus::TempFail
+    } else {
+        TryStatus::None
+    };
+    attrs.last_try_msg = msg.unwrap_or_else(|| {
+        outcomes
+            .first()
+            .map(|o| o.reply().to_string())
+            .unwrap_or_default()
+    });
+    attrs.status = attrs.status_from_recipients();
+    if attrs.recipients.iter().any(|r| r.status == RcptStatus::TempFail) {
+        // The last try happens at the deadline, not after it.
+        let next = (now + cfg.retry_time.ceil() as i64).min(until.max(now));
+        attrs.next_try_date = Some(next);
+    } else {
+        attrs.next_try_date = None;
+    }
+    if matches!(attrs.status, Status::Sent | Status::Error) {
+        attrs.expire_date = Some(now + cfg.expire_time as i64);
+        attrs.next_try_date = None;
+    }
+}
+
+/// Removes a final message whose expire_date has passed (its log entries stay).
+fn expire_message(node: &Node, name: &str) {
+    let Ok(Some(_lock)) = node.spool.try_lock(name) else {
+        return;
+    };
+    if let Ok(Some((a, _))) = node.spool.read_attrs(name)
+        && matches!(a.status, Status::Sent | Status::Error)
+        && a.expire_date.is_some_and(|e| e <= now_secs())
+    {
+        if let Err(e) = node.spool.delete_message(name) {
+            log::warn!("cannot expire {name}: {e}");
+        } else {
+            log::info!("expired {name}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attrs::Recipient;
+
+    fn msg(rcpts: &[&str]) -> MessageAttrs {
+        let mut m = MessageAttrs::new_draft();
+        m.status = Status::Pending;
+        m.is_ready = true;
+        m.recipients = rcpts.iter().map(|r| Recipient::new(r.to_string())).collect();
+        m
+    }
+
+    #[test]
+    fn per_recipient_outcomes() {
+        let cfg = NodeAttrs::default();
+        let mut m = msg(&["a@x.org", "b@x.org", "c@x.org"]);
+        let out = vec![
+            RcptOutcome::Accepted("250 ok".into()),
+            RcptOutcome::TempFail("451 later".into()),
+            RcptOutcome::PermFail("550 no".into()),
+        ];
+        apply_outcomes(&mut m, &cfg, &[0, 1, 2], &out, 1000);
+        assert_eq!(m.recipients[0].status, RcptStatus::Sent);
+        assert_eq!(m.recipients[1].status, RcptStatus::TempFail);
+        assert_eq!(m.recipients[2].status, RcptStatus::Failed);
+        assert_eq!(m.status, Status::Pending);
+        assert_eq!(m.last_try_status, TryStatus::Fail);
+        assert_eq!(m.next_try_date, Some(1900));
+        assert_eq!(m.try_until_date, Some(1000 + 432_000));
+        // Only b is retried; it is accepted; the message ends in Error because of c.
+        apply_outcomes(
+            &mut m,
+            &cfg,
+            &[1],
+            &[RcptOutcome::Accepted("250 ok".into())],
+            1900,
+        );
+        assert_eq!(m.status, Status::Error);
+        assert_eq!(m.try_count, 2);
+        assert_eq!(m.first_try_date, Some(1000));
+        assert_eq!(m.expire_date, Some(1900 + 259_200));
+    }
+
+    #[test]
+    fn temp_failures_end_at_queue_time() {
+        let cfg = NodeAttrs {
+            queue_time: 100.0,
+            retry_time: 60.0,
+            ..NodeAttrs::default()
+        };
+        let mut m = msg(&["a@x.org"]);
+        let t = [RcptOutcome::TempFail("451 busy".into())];
+        apply_outcomes(&mut m, &cfg, &[0], &t, 0);
+        assert_eq!(m.next_try_date, Some(60));
+        apply_outcomes(&mut m, &cfg, &[0], &t, 60);
+        assert_eq!(m.next_try_date, Some(100));
+        apply_outcomes(&mut m, &cfg, &[0], &t, 100);
+        assert_eq!(m.status, Status::Error);
+        assert_eq!(m.try_count, 3);
+    }
+
+    #[test]
+    fn limiter_spaces_sends() {
+        let mut l = Limiter::default();
+        assert!(l.try_take("x.org", 0.2, 0.0).is_none());
+        let w = l.try_take("y.org", 0.2, 0.0).unwrap();
+        assert!(w > Duration::from_millis(150));
+        let mut l = Limiter::default();
+        assert!(l.try_take("x.org", 0.0, 1.0).is_none());
+        assert!(l.try_take("y.org", 0.0, 1.0).is_none());
+        assert!(l.try_take("x.org", 0.0, 1.0).is_some());
+    }
+}
