@@ -95,21 +95,36 @@ pub fn template(message_id: &str) -> Vec<u8> {
 }
 
 /// Header lines to prepend so the content has a Date and a Message-ID.
-fn missing_headers(info: &HeaderInfo, message_id: &str) -> Vec<u8> {
+fn missing_headers(info: &HeaderInfo, message_id: &str, eol: &str) -> Vec<u8> {
     let mut extra = Vec::new();
     if info.message_id.is_none() {
-        extra.extend_from_slice(format!("Message-ID: {message_id}\r\n").as_bytes());
+        extra.extend_from_slice(format!("Message-ID: {message_id}{eol}").as_bytes());
     }
     if !info.has_date {
-        extra.extend_from_slice(format!("Date: {}\r\n", rfc2822_now()).as_bytes());
+        extra.extend_from_slice(format!("Date: {}{eol}", rfc2822_now()).as_bytes());
     }
     extra
 }
 
+/// The line end a message already uses, so added header lines match it.
+fn line_end(head: &[u8]) -> &'static str {
+    match head.iter().position(|&b| b == b'\n') {
+        Some(i) if i > 0 && head[i - 1] == b'\r' => "\r\n",
+        Some(_) => "\n",
+        None => "\r\n",
+    }
+}
+
 /// Gives the message at `path` a Date and Message-ID if it lacks them, by writing a new file
 /// beside it (`tmp`) and renaming it over; returns whether the content changed.
-pub fn ensure_date_and_id(path: &Path, tmp: &Path, info: &HeaderInfo, message_id: &str) -> Result<bool> {
-    let extra = missing_headers(info, message_id);
+pub fn ensure_date_and_id(
+    path: &Path,
+    tmp: &Path,
+    head: &[u8],
+    info: &HeaderInfo,
+    message_id: &str,
+) -> Result<bool> {
+    let extra = missing_headers(info, message_id, line_end(head));
     if extra.is_empty() {
         return Ok(false);
     }
@@ -167,7 +182,7 @@ impl CrlfNormalizer {
 /// Date/Message-ID; line ends become CRLF.
 pub fn wire_head(head: &[u8], message_id: &str) -> Vec<u8> {
     let info = HeaderInfo::parse(head);
-    let mut kept = missing_headers(&info, message_id);
+    let mut kept = missing_headers(&info, message_id, "\r\n");
     let mut in_bcc = false;
     let mut pos = 0;
     while pos < head.len() {

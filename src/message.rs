@@ -207,7 +207,7 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<Messa
             ));
         }
     };
-    content::ensure_date_and_id(&eml, &spool.tmp_path(), &info, &attrs.message_id)?;
+    content::ensure_date_and_id(&eml, &spool.tmp_path(), &head, &info, &attrs.message_id)?;
     let mut next = attrs.clone();
     if let Some(id) = &info.message_id {
         next.message_id = id.clone();

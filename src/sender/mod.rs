@@ -583,11 +583,22 @@ fn run_job(
     );
     match attrs.status {
         Status::Sent | Status::Error => {
+            let detail = if attrs.status == Status::Error {
+                attrs
+                    .recipients
+                    .iter()
+                    .filter(|r| r.status == RcptStatus::Failed)
+                    .map(|r| format!("{} ({})", r.address, r.last_reply))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            } else {
+                attrs.last_try_msg.clone()
+            };
             journal::write(
                 spool,
                 cfg,
                 &message_id,
-                &format!("{name} {}: {}", attrs.status.as_str(), attrs.last_try_msg),
+                &format!("{name} {}: {detail}", attrs.status.as_str()),
             );
             if attrs.status == Status::Error {
                 crate::dsn::notify_failure(node, cfg, name, &attrs, &message_id);
@@ -616,7 +627,6 @@ pub fn apply_outcomes(
     outcomes: &[RcptOutcome],
     now: i64,
 ) {
-    attrs.try_count += 1;
     let first = *attrs.first_try_date.get_or_insert(now);
     let until = first + cfg.queue_time as i64;
     attrs.try_until_date = Some(until);
@@ -648,6 +658,8 @@ pub fn apply_outcomes(
             }
         }
     }
+    // Jobs go per recipient domain; the message's try count is that of its most-tried recipient.
+    attrs.try_count = attrs.recipients.iter().map(|r| r.tries).max().unwrap_or(0);
     attrs.last_try_status = if any_perm {
         TryStatus::Fail
     } else if any_temp {

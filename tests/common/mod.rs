@@ -4,6 +4,8 @@
 //! under `timeout`.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,325 @@
+//! Peers for sending tests: Postfix's real `smtp-sink`, and a scripted SMTP server for the
+//! faults a real server rarely shows on demand. Both listen on 127.0.0.1 only.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Postfix's smtp-sink, dumping every message it accepts into `dir` (one file per message).
+pub struct Sink {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Child,
+}
+
+impl Sink {
+    pub fn start(base: &Path) -> Sink {
+        let dir = base.join("sink");
+        std::fs::create_dir_all(&dir).unwrap();
+        // smtp-sink drops privileges to postfix: it must reach and write its dump directory.
+        let _ = Command::new("chmod").args(["755"]).arg(base).status();
+        let _ = Command::new("chown").arg("postfix").arg(&dir).status();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("/usr/sbin/smtp-sink")
+                .args(["-u", "postfix", "-d"])
+                .arg(format!("{}/%M.", dir.display()))
+                .arg("-c")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("256")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("smtp-sink (apt-get install postfix)");
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(5) {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Sink { port, dir, child };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("smtp-sink did not start");
+    }
+
+    /// The dumped messages' contents.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                if let Ok(s) = std::fs::read_to_string(e.path()) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One transaction the scripted server saw.
+#[derive(Debug, Clone)]
+pub struct Txn {
+    pub conn: usize,
+    pub from: String,
+    pub rcpts: Vec<String>,
+    pub accepted: Vec<String>,
+    pub data: Option<String>,
+    pub mail_at: Instant,
+}
+
+/// What the scripted server answers.
+pub struct Script {
+    pub greeting: Option<String>,
+    pub mail: String,
+    /// Reply for RCPT TO by address; default 250.
+    pub rcpt: Box<dyn Fn(&str) -> String + Send + Sync>,
+    pub data_end: String,
+    /// Close the connection in the middle of DATA.
+    pub reset_in_data: bool,
+    pub delay: Duration,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            greeting: Some("220 scripted ESMTP".into()),
+            mail: "250 2.1.0 Ok".into(),
+            rcpt: Box::new(|_| "250 2.1.5 Ok".into()),
+            data_end: "250 2.0.0 Ok: queued".into(),
+            reset_in_data: false,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+pub struct Scripted {
+    pub port: u16,
+    pub txns: Arc<Mutex<Vec<Txn>>>,
+    pub script: Arc<Mutex<Script>>,
+    pub open: Arc<AtomicUsize>,
+    pub max_open: Arc<AtomicUsize>,
+    pub in_txn: Arc<AtomicUsize>,
+    pub max_in_txn: Arc<AtomicUsize>,
+    pub connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Scripted {
+    pub fn start(script: Script) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let s = Scripted {
+            port,
+            txns: Arc::default(),
+            script: Arc::new(Mutex::new(script)),
+            open: Arc::default(),
+            max_open: Arc::default(),
+            in_txn: Arc::default(),
+            max_in_txn: Arc::default(),
+            connections: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (txns, script, open, max_open, in_txn, max_in_txn, conns, stop) = (
+            s.txns.clone(),
+            s.script.clone(),
+            s.open.clone(),
+            s.max_open.clone(),
+            s.in_txn.clone(),
+            s.max_in_txn.clone(),
+            s.connections.clone(),
+            s.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let id = conns.fetch_add(1, Ordering::SeqCst);
+                        let (txns, script, open, max_open, in_txn, max_in_txn) = (
+                            txns.clone(),
+                            script.clone(),
+                            open.clone(),
+                            max_open.clone(),
+                            in_txn.clone(),
+                            max_in_txn.clone(),
+                        );
+                        std::thread::spawn(move || {
+                            let n = open.fetch_add(1, Ordering::SeqCst) + 1;
+                            max_open.fetch_max(n, Ordering::SeqCst);
+                            let _ = session(id, stream, &txns, &script, &in_txn, &max_in_txn);
+                            open.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        s
+    }
+
+    pub fn txns(&self) -> Vec<Txn> {
+        self.txns.lock().unwrap().clone()
+    }
+
+    /// Recipients that received message data, with how many copies each.
+    pub fn delivered(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .txns()
+            .into_iter()
+            .filter(|t| t.data.is_some())
+            .flat_map(|t| t.accepted)
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn session(
+    id: usize,
+    stream: TcpStream,
+    txns: &Mutex<Vec<Txn>>,
+    script: &Mutex<Script>,
+    in_txn: &AtomicUsize,
+    max_in_txn: &AtomicUsize,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut w = stream.try_clone()?;
+    let mut r = BufReader::new(stream);
+    let (greeting, delay) = {
+        let s = script.lock().unwrap();
+        (s.greeting.clone(), s.delay)
+    };
+    let Some(g) = greeting else {
+        // Say nothing; hold the connection until the client gives up.
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        return Ok(());
+    };
+    write!(w, "{g}\r\n")?;
+    if !g.starts_with("220") {
+        return Ok(());
+    }
+    let mut cur: Option<Txn> = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            break;
+        }
+        let cmd = line.trim_end().to_string();
+        let upper = cmd.to_ascii_uppercase();
+        std::thread::sleep(delay);
+        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            write!(w, "250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n")?;
+        } else if upper.starts_with("MAIL FROM:") {
+            let reply = script.lock().unwrap().mail.clone();
+            if reply.starts_with('2') {
+                let n = in_txn.fetch_add(1, Ordering::SeqCst) + 1;
+                max_in_txn.fetch_max(n, Ordering::SeqCst);
+                cur = Some(Txn {
+                    conn: id,
+                    from: cmd[10..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .trim_matches(['<', '>'])
+                        .to_string(),
+                    rcpts: vec![],
+                    accepted: vec![],
+                    data: None,
+                    mail_at: Instant::now(),
+                });
+            }
+            write!(w, "{reply}\r\n")?;
+        } else if upper.starts_with("RCPT TO:") {
+            let addr = cmd[8..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches(['<', '>'])
+                .to_string();
+            let reply = (script.lock().unwrap().rcpt)(&addr);
+            if let Some(t) = cur.as_mut() {
+                t.rcpts.push(addr.clone());
+                if reply.starts_with('2') {
+                    t.accepted.push(addr);
+                }
+            }
+            write!(w, "{reply}\r\n")?;
+        } else if upper == "DATA" {
+            write!(w, "354 go ahead\r\n")?;
+            let mut data = String::new();
+            let reset = script.lock().unwrap().reset_in_data;
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l)? == 0 {
+                    return Ok(());
+                }
+                if l == ".\r\n" {
+                    break;
+                }
+                if reset {
+                    in_txn.fetch_sub(1, Ordering::SeqCst);
+                    return Ok(());
+                }
+                data.push_str(l.strip_prefix('.').unwrap_or(&l));
+            }
+            let reply = script.lock().unwrap().data_end.clone();
+            if let Some(mut t) = cur.take() {
+                if reply.starts_with('2') {
+                    t.data = Some(data);
+                }
+                txns.lock().unwrap().push(t);
+                in_txn.fetch_sub(1, Ordering::SeqCst);
+            }
+            write!(w, "{reply}\r\n")?;
+        } else if upper == "RSET" {
+            if let Some(t) = cur.take() {
+                txns.lock().unwrap().push(t);
+                in_txn.fetch_sub(1, Ordering::SeqCst);
+            }
+            write!(w, "250 Ok\r\n")?;
+        } else if upper == "QUIT" {
+            write!(w, "221 Bye\r\n")?;
+            break;
+        } else {
+            write!(w, "502 unknown\r\n")?;
+        }
+    }
+    if cur.is_some() {
+        in_txn.fetch_sub(1, Ordering::SeqCst);
+    }
+    Ok(())
+}
