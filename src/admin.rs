@@ -240,7 +240,9 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
         Some(f) => Some(validate_address("-f", f)?),
         None => None,
     };
-    let tmp = read_stdin_to_tmp(&spool, !a.ignore_dots, b"").map_err(tempfail)?;
+    // `-oi` is the old spelling of `-i`.
+    let ignore_dots = a.ignore_dots || a.o.iter().any(|o| o == "i");
+    let tmp = read_stdin_to_tmp(&spool, !ignore_dots, b"").map_err(tempfail)?;
     let result = (|| -> Result<()> {
         let head = content::read_head(&tmp)?;
         let info = HeaderInfo::parse(&head);

@@ -1,0 +1,218 @@
+//! Crash safety and several processes on one spool (issue 4), and the operator commands.
+
+mod common;
+
+use common::smtp::Sink;
+use common::*;
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn copies(sink: &Sink) -> HashMap<String, usize> {
+    let mut n = HashMap::new();
+    for m in sink.messages() {
+        if let Some(l) = m.lines().find(|l| l.starts_with("X-Rcpt-Args:")) {
+            *n.entry(l.trim_start_matches("X-Rcpt-Args:").trim().to_string())
+                .or_insert(0) += 1;
+        }
+    }
+    n
+}
+
+fn count_status(m: &Mount, status: &str) -> usize {
+    let out = m.sh("getfattr -n user.status *.eml 2>/dev/null");
+    String::from_utf8_lossy(&out.stdout)
+        .matches(&format!("\"{status}\""))
+        .count()
+}
+
+#[test]
+fn kill_9_while_sending_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let port = format!("port={}", sink.port);
+    let mut m = Mount::new(&[&port, "ratelimit_time=0", "domlimit_time=0", "conn_limit=2"]);
+    let n = 300;
+    for i in 0..n {
+        std::fs::write(
+            m.path(&format!("k{i:03}.eml")),
+            message("me@example.com", &format!("u{i}@example.org"), "k", "x"),
+        )
+        .unwrap();
+    }
+    m.ok("for f in k*.eml; do setfattr -n user.is_ready -v 1 $f; done");
+    wait_for("some sends", Duration::from_secs(30), || {
+        sink.messages().len() >= 30
+    });
+    m.crash();
+    m.start();
+    wait_for("all Sent", Duration::from_secs(120), || {
+        count_status(&m, "Sent") == n
+    });
+    wait_for("the sink to settle", Duration::from_secs(10), || {
+        copies(&sink).len() == n
+    });
+    let c = copies(&sink);
+    let dups: usize = c.values().map(|v| v - 1).sum();
+    assert!(
+        dups <= 2,
+        "{dups} duplicate deliveries after one kill with conn_limit=2"
+    );
+    // No attribute file is torn: every one still reads.
+    let q = Command::new(BIN)
+        .args(["queue", "--json"])
+        .arg(&m.spool)
+        .output()
+        .unwrap();
+    assert!(q.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), n);
+}
+
+#[test]
+fn a_mount_and_serve_on_one_spool_send_each_message_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let port = format!("port={}", sink.port);
+    let m = Mount::new(&[&port, "ratelimit_time=0", "domlimit_time=0", "conn_limit=2"]);
+    let mut serve = Command::new(BIN)
+        .arg("serve")
+        .arg(&m.spool)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let n = 200;
+    for i in 0..n {
+        std::fs::write(
+            m.path(&format!("s{i:03}.eml")),
+            message("me@example.com", &format!("v{i}@example.org"), "s", "x"),
+        )
+        .unwrap();
+    }
+    m.ok("for f in s*.eml; do setfattr -n user.is_ready -v 1 $f; done");
+    wait_for("all Sent", Duration::from_secs(120), || {
+        count_status(&m, "Sent") == n
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let c = copies(&sink);
+    assert_eq!(c.len(), n);
+    assert!(c.values().all(|&v| v == 1), "a message was sent twice");
+    // SAFETY: SIGTERM to the serve process this test started.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let st = serve.wait().unwrap();
+    assert_eq!(st.code(), Some(0));
+}
+
+#[test]
+fn sendmail_queue_flush_cancel_and_deliver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let spool = tmp.path().join("spool");
+    let run = |args: &[&str], input: &str| {
+        let mut c = Command::new(BIN)
+            .args(args)
+            .env("MAILFS_SPOOL", &spool)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    // -t takes recipients from the headers; a lone dot ends input without -i.
+    let o = run(
+        &["sendmail", "-t", "-f", "cron@example.com"],
+        "To: ops@example.org\nSubject: cron\n\nrun ok\n.\nignored\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(
+        &["sendmail", "-oi", "-FCron Daemon", "dev@example.org"],
+        "Subject: two\n\n.\nstill body\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(run(&["sendmail"], "Subject: none\n\nx\n").status.code(), Some(64));
+    assert_eq!(
+        run(&["sendmail", "--", "-oQ/tmp/x@example.org"], "x")
+            .status
+            .code(),
+        Some(65)
+    );
+    let s = spool.to_str().unwrap();
+    let q = run(&["queue", s, "--json"], "");
+    let v: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|m| m["status"] == "Pending"));
+    // Delivered mail is stored as Received and never sent.
+    let o = run(
+        &["deliver", s],
+        "From: x@example.net\nTo: me@example.com\nSubject: in\n\nhello\n",
+    );
+    assert!(o.status.success());
+    // Point the node at a port nobody listens on: the messages are deferred.
+    let dead = common::smtp::free_port();
+    let mut serve = Command::new(BIN)
+        .args(["serve", s, "-o"])
+        .arg(format!(
+            "port={dead},ratelimit_time=0,domlimit_time=0,retry_time=3600,handshake_time=2"
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("deferrals", Duration::from_secs(20), || {
+        let q = run(&["queue", s, "--json"], "");
+        let v: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap_or_default();
+        v.as_array()
+            .is_some_and(|l| l.iter().filter(|m| m["last_try_status"] == "TempFail").count() == 2)
+    });
+    let table = String::from_utf8(run(&["queue", s], "").stdout).unwrap();
+    assert!(
+        table.contains("NAME") && table.contains("Pending") && table.contains("Received"),
+        "{table}"
+    );
+    // The relay comes back; flush retries now instead of in an hour.
+    // SAFETY: SIGTERM to the serve process this test started.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    assert_eq!(serve.wait().unwrap().code(), Some(0));
+    let mut serve = Command::new(BIN)
+        .args(["serve", s, "-o"])
+        .arg(format!("port={}", sink.port))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sink.messages().is_empty(), "nothing due before flush");
+    let o = run(&["flush", s], "");
+    assert!(o.status.success());
+    wait_for("both sent", Duration::from_secs(20), || {
+        sink.messages().len() == 2
+    });
+    let all = sink.messages().join("\n");
+    assert!(all.contains("run ok") && !all.contains("ignored"), "{all}");
+    assert!(
+        all.contains("From: \"Cron Daemon\" <") && all.contains("still body"),
+        "{all}"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    assert_eq!(serve.wait().unwrap().code(), Some(0));
+    let q = run(&["queue", s, "--json"], "");
+    let v: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    let received: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] == "Received")
+        .collect();
+    assert_eq!(received.len(), 1);
+    // cancel removes a message; an unknown name is "missing input".
+    let name = received[0]["name"].as_str().unwrap().to_string();
+    assert!(run(&["cancel", s, &name], "").status.success());
+    assert!(!spool.join(&name).exists());
+    assert_eq!(run(&["cancel", s, "nope.eml"], "").status.code(), Some(66));
+}
