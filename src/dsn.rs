@@ -56,8 +56,11 @@ pub fn build(
         ContentType::new("multipart/report").attribute("report-type", "delivery-status"),
         vec![
             MimePart::new("text/plain", text),
-            MimePart::new(ContentType::new("message/delivery-status"), status.into_bytes()),
-            MimePart::new(ContentType::new("text/rfc822-headers"), headers.into_bytes()),
+            // RFC 3464 wants these readable as they are: 7bit, not base64.
+            MimePart::new(ContentType::new("message/delivery-status"), status.into_bytes())
+                .transfer_encoding("7bit"),
+            MimePart::new(ContentType::new("text/rfc822-headers"), headers.into_bytes())
+                .transfer_encoding("7bit"),
         ],
     );
     let daemon = format!("MAILER-DAEMON@{host}");
