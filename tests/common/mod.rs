@@ -261,3 +261,51 @@ pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), i32> {
 pub fn message(from: &str, to: &str, subject: &str, body: &str) -> String {
     format!("From: {from}\nTo: {to}\nSubject: {subject}\n\n{body}\n")
 }
+
+/// A `mailfs` process a test started (e.g. `serve`): killed on drop, so a failing test leaves
+/// no process behind.
+pub struct Spawned(pub Option<Child>);
+
+impl Spawned {
+    /// Starts `mailfs ARGS...` with its output discarded.
+    pub fn mailfs<I, S>(args: I) -> Spawned
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let c = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mailfs");
+        Spawned(Some(c))
+    }
+
+    /// SIGTERM, then the exit code (waits at most 15 s).
+    pub fn term(&mut self) -> Option<i32> {
+        let mut c = self.0.take()?;
+        // SAFETY: kill(2) on the pid of the child this guard started.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
