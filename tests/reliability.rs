@@ -26,6 +26,24 @@ fn count_status(m: &Mount, status: &str) -> usize {
         .count()
 }
 
+/// Waits until all `n` messages are Sent; on a timeout, fails with what is still queued.
+fn wait_all_sent(m: &Mount, n: usize) {
+    let t = std::time::Instant::now();
+    while count_status(m, "Sent") != n {
+        if t.elapsed() > Duration::from_secs(120) {
+            let q = Command::new(BIN).arg("queue").arg(&m.spool).output().unwrap();
+            let q = String::from_utf8_lossy(&q.stdout);
+            let open: Vec<&str> = q.lines().filter(|l| !l.contains(" Sent ")).take(20).collect();
+            panic!(
+                "{} of {n} Sent; still queued:\n{}",
+                count_status(m, "Sent"),
+                open.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn kill_9_while_sending_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -46,9 +64,7 @@ fn kill_9_while_sending_loses_nothing() {
     });
     m.crash();
     m.start();
-    wait_for("all Sent", Duration::from_secs(120), || {
-        count_status(&m, "Sent") == n
-    });
+    wait_all_sent(&m, n);
     wait_for("the sink to settle", Duration::from_secs(10), || {
         copies(&sink).len() == n
     });
@@ -93,9 +109,7 @@ fn a_mount_and_serve_on_one_spool_send_each_message_once() {
         .unwrap();
     }
     m.ok("for f in s*.eml; do setfattr -n user.is_ready -v 1 $f; done");
-    wait_for("all Sent", Duration::from_secs(120), || {
-        count_status(&m, "Sent") == n
-    });
+    wait_all_sent(&m, n);
     std::thread::sleep(Duration::from_millis(500));
     let c = copies(&sink);
     assert_eq!(c.len(), n);
