@@ -192,6 +192,7 @@ impl MailFs {
         let stamp = self.node.spool.attrs_stamp(name);
         if let Some(c) = self.cache.lock().get(name)
             && c.attrs_stamp == stamp
+            && stamp.is_none_or(|s| s.is_settled())
         {
             return Ok(c.attrs.clone());
         }
@@ -233,6 +234,7 @@ impl MailFs {
         if let Some(c) = self.cache.lock().get(name)
             && let Some((s, info)) = &c.head
             && *s == stamp
+            && stamp.is_settled()
         {
             return Ok(info.clone());
         }

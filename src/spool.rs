@@ -43,6 +43,18 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// Whether a cache keyed by this stamp can be trusted. Timestamps are coarse (a jiffy) and
+    /// inode numbers are reused, so a file replaced within the same tick can show the same
+    /// stamp as the version cached; a file last changed over two seconds ago cannot (its next
+    /// version gets a new mtime). Same rule as git's "racily clean" index entries.
+    pub fn is_settled(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        now - self.mtime_ns > 2_000_000_000
+    }
+
     pub fn of(meta: &fs::Metadata) -> Stamp {
         Stamp {
             ino: meta.ino(),
@@ -431,6 +443,20 @@ mod tests {
         assert!(spool.try_lock("a.eml").unwrap().is_none());
         drop(l);
         assert!(spool.try_lock("a.eml").unwrap().is_some());
+    }
+
+    #[test]
+    fn fresh_stamps_are_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"x").unwrap();
+        let s = Stamp::of(&std::fs::metadata(&p).unwrap());
+        assert!(!s.is_settled());
+        let old = Stamp {
+            mtime_ns: s.mtime_ns - 3_000_000_000,
+            ..s
+        };
+        assert!(old.is_settled());
     }
 
     #[test]
