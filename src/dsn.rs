@@ -6,9 +6,7 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::MimePart;
 
-use crate::attrs::{
-    MessageAttrs, NodeAttrs, Notify, RcptStatus, Recipient, Status, hostname, new_message_id,
-};
+use crate::attrs::{MessageAttrs, NodeAttrs, Notify, RcptStatus, Recipient, Status, hostname};
 use crate::content;
 use crate::node::Node;
 
@@ -19,6 +17,7 @@ pub fn build(
     attrs: &MessageAttrs,
     message_id: &str,
     head: &[u8],
+    notice_id: &str,
 ) -> Option<Vec<u8>> {
     if cfg.notify == Notify::Never {
         return None;
@@ -68,7 +67,7 @@ pub fn build(
         .from(("Mail Delivery System", daemon.as_str()))
         .to(to.to_string())
         .subject(format!("Undelivered Mail Returned to Sender: {name}"))
-        .message_id(new_message_id().trim_matches(['<', '>']).to_string())
+        .message_id(notice_id.trim_matches(['<', '>']).to_string())
         .header(
             "Auto-Submitted",
             mail_builder::headers::raw::Raw::new("auto-replied"),
@@ -80,22 +79,28 @@ pub fn build(
 
 /// Queues the failure notice of message `name`, if one is due.
 pub fn notify_failure(node: &Node, cfg: &NodeAttrs, name: &str, attrs: &MessageAttrs, message_id: &str) {
-    let head = content::read_head(&node.spool.eml_path(name)).unwrap_or_default();
-    let Some(bytes) = build(cfg, name, attrs, message_id, &head) else {
+    let Some(to) = attrs.env_from.clone().filter(|f| !f.is_empty()) else {
         return;
     };
-    let Some(to) = attrs.env_from.clone() else { return };
     let mut a = MessageAttrs::new_draft();
+    let head = content::read_head(&node.spool.eml_path(name)).unwrap_or_default();
+    let Some(bytes) = build(cfg, name, attrs, message_id, &head, &a.message_id) else {
+        return;
+    };
     a.env_from = Some(String::new());
     a.env_to = Some(vec![to.clone()]);
     a.recipients = vec![Recipient::new(to)];
     a.status = Status::Pending;
     a.is_ready = true;
     a.user.insert("dsn_for".into(), name.as_bytes().to_vec());
-    let stem = name.strip_suffix(".eml").unwrap_or(name);
-    let dsn_name = node
-        .spool
-        .unique_name(&format!("bounce-{}", &stem[..stem.len().min(100)]));
+    // Char-wise, so a multi-byte name is never cut inside a character.
+    let stem: String = name
+        .strip_suffix(".eml")
+        .unwrap_or(name)
+        .chars()
+        .take(60)
+        .collect();
+    let dsn_name = node.spool.unique_name(&format!("bounce-{stem}"));
     match node.spool.add_message(&dsn_name, &mut bytes.as_slice(), &a) {
         Ok(_) => node.notify_ready(&dsn_name),
         Err(e) => log::warn!("cannot queue failure notice for {name}: {e}"),
@@ -118,19 +123,20 @@ mod tests {
         a.recipients[0].last_reply = "550 5.1.1 no such user".into();
         a.recipients[1].status = RcptStatus::Sent;
         let cfg = NodeAttrs::default();
-        let b = build(&cfg, "x.eml", &a, "<id@h>", b"Subject: hi\r\n\r\n").unwrap();
+        let b = build(&cfg, "x.eml", &a, "<id@h>", b"Subject: hi\r\n\r\n", "<n@h>").unwrap();
         let s = String::from_utf8_lossy(&b);
         assert!(s.contains("multipart/report"), "{s}");
+        assert!(s.contains("Message-ID: <n@h>"), "{s}");
         assert!(s.contains("report-type=\"delivery-status\"") || s.contains("report-type=delivery-status"));
         assert!(s.contains("Final-Recipient: rfc822; bad@example.org"));
         assert!(!s.contains("Final-Recipient: rfc822; ok@example.org"));
         a.env_from = Some(String::new());
-        assert!(build(&cfg, "x.eml", &a, "<id@h>", b"").is_none());
+        assert!(build(&cfg, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
         a.env_from = Some("me@example.com".into());
         let never = NodeAttrs {
             notify: Notify::Never,
             ..NodeAttrs::default()
         };
-        assert!(build(&never, "x.eml", &a, "<id@h>", b"").is_none());
+        assert!(build(&never, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
     }
 }

@@ -17,7 +17,6 @@ use crossbeam_channel::{Receiver, Sender, select};
 use parking_lot::Mutex;
 
 use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, SendMethod, Status, TryStatus, domain_of, now_secs};
-use crate::content::{self, HeaderInfo};
 use crate::error::Error;
 use crate::journal;
 use crate::node::{Event, Node};
@@ -532,13 +531,8 @@ fn run_job(
         return JobResult::Done;
     }
     let eml = spool.eml_path(name);
-    let info = content::read_head(&eml)
-        .map(|h| HeaderInfo::parse(&h))
-        .unwrap_or_default();
-    let message_id = info
-        .message_id
-        .clone()
-        .unwrap_or_else(|| attrs.message_id.clone());
+    // Made ready, the content carries this Message-ID (it was added if missing).
+    let message_id = attrs.message_id.clone();
     let env = Envelope {
         from: attrs.env_from.clone().unwrap_or_default(),
         to: idx.iter().map(|&i| attrs.recipients[i].address.clone()).collect(),
