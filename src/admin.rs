@@ -168,14 +168,13 @@ pub fn cancel(spool_dir: &Path, names: &[String]) -> Result<()> {
 
 /// Reads the message from stdin into a temp file in the spool; without `-i`, a line with a
 /// single dot ends it. Returns the temp path.
-fn read_stdin_to_tmp(spool: &Spool, stop_at_dot: bool, prefix: &[u8]) -> Result<std::path::PathBuf> {
+fn read_stdin_to_tmp(spool: &Spool, stop_at_dot: bool) -> Result<std::path::PathBuf> {
     let tmp = spool.tmp_path();
     let res = (|| -> io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)?;
-        f.write_all(prefix)?;
         let stdin = io::stdin();
         let mut r = io::BufReader::with_capacity(256 * 1024, stdin.lock());
         if stop_at_dot {
@@ -200,20 +199,6 @@ fn read_stdin_to_tmp(spool: &Spool, stop_at_dot: bool, prefix: &[u8]) -> Result<
         return Err(Error::Io(e));
     }
     Ok(tmp)
-}
-
-/// Moves a complete temp file into the spool as `name` with `attrs` (attributes first).
-fn commit(spool: &Spool, tmp: &Path, name: &str, attrs: &MessageAttrs) -> Result<()> {
-    let res = (|| -> Result<()> {
-        spool.write_attrs(name, attrs)?;
-        std::fs::rename(tmp, spool.eml_path(name))?;
-        spool.sync_root()?;
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(tmp);
-    }
-    res
 }
 
 /// sendmail failures are temporary unless the input itself is wrong.
@@ -242,7 +227,7 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
     };
     // `-oi` is the old spelling of `-i`.
     let ignore_dots = a.ignore_dots || a.o.iter().any(|o| o == "i");
-    let tmp = read_stdin_to_tmp(&spool, !ignore_dots, b"").map_err(tempfail)?;
+    let tmp = read_stdin_to_tmp(&spool, !ignore_dots).map_err(tempfail)?;
     let result = (|| -> Result<()> {
         let head = content::read_head(&tmp)?;
         let info = HeaderInfo::parse(&head);
@@ -268,34 +253,24 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
         };
         // A missing From header is made from the envelope sender and -F.
         let mut attrs = MessageAttrs::new_draft();
+        let eol = content::line_end(&head);
         let mut extra = Vec::new();
         if info.from.is_none() && !env_from.is_empty() {
             let from_line = match &a.full_name {
                 Some(n) => format!(
-                    "From: \"{}\" <{env_from}>\r\n",
+                    "From: \"{}\" <{env_from}>{eol}",
                     n.replace(['"', '\\', '\r', '\n'], "")
                 ),
-                None => format!("From: {env_from}\r\n"),
+                None => format!("From: {env_from}{eol}"),
             };
             extra.extend_from_slice(from_line.as_bytes());
         }
-        if info.message_id.is_none() {
-            extra.extend_from_slice(format!("Message-ID: {}\r\n", attrs.message_id).as_bytes());
-        }
-        if !info.has_date {
-            extra.extend_from_slice(format!("Date: {}\r\n", content::rfc2822_now()).as_bytes());
-        }
+        extra.extend_from_slice(&content::missing_headers(&info, &attrs.message_id, eol));
         let final_tmp = if extra.is_empty() {
             tmp.clone()
         } else {
             let t2 = spool.tmp_path();
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&t2)?;
-            out.write_all(&extra)?;
-            io::copy(&mut std::fs::File::open(&tmp)?, &mut out)?;
-            out.sync_all()?;
+            content::copy_with_prefix(&tmp, &t2, &extra)?;
             let _ = std::fs::remove_file(&tmp);
             t2
         };
@@ -308,7 +283,7 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
         attrs.status = Status::Pending;
         attrs.is_ready = true;
         let name = spool.unique_name("sendmail");
-        commit(&spool, &final_tmp, &name, &attrs)?;
+        spool.commit_tmp(&final_tmp, &name, &attrs)?;
         spool.mark_ready(&name)?;
         Ok(())
     })();
@@ -320,7 +295,7 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
 
 pub fn deliver(spool_dir: &Path) -> Result<()> {
     let spool = Spool::open(spool_dir).map_err(tempfail)?;
-    let tmp = read_stdin_to_tmp(&spool, false, b"").map_err(tempfail)?;
+    let tmp = read_stdin_to_tmp(&spool, false).map_err(tempfail)?;
     let info = content::read_head(&tmp)
         .map(|h| HeaderInfo::parse(&h))
         .unwrap_or_default();
@@ -341,6 +316,6 @@ pub fn deliver(spool_dir: &Path) -> Result<()> {
         attrs.env_from = Some(f);
     }
     let name = spool.unique_name("received");
-    commit(&spool, &tmp, &name, &attrs).map_err(tempfail)?;
+    spool.commit_tmp(&tmp, &name, &attrs).map_err(tempfail)?;
     Ok(())
 }

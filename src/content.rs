@@ -18,14 +18,16 @@ pub const MAX_HEAD: usize = 1 << 20;
 
 /// Reads a message's header block (up to and including the blank line, or [`MAX_HEAD`]).
 pub fn read_head(path: &Path) -> io::Result<Vec<u8>> {
-    let f = File::open(path)?;
-    let mut r = BufReader::with_capacity(64 * 1024, f);
+    read_head_from(&mut BufReader::with_capacity(64 * 1024, File::open(path)?))
+}
+
+/// Reads the header block from `r`, leaving it positioned at the start of the body.
+fn read_head_from(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
     let mut head = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = r.by_ref().take(MAX_HEAD as u64).read_until(b'\n', &mut line)?;
-        if n == 0 {
+        if r.take(MAX_HEAD as u64).read_until(b'\n', &mut line)? == 0 {
             break;
         }
         head.extend_from_slice(&line);
@@ -95,7 +97,7 @@ pub fn template(message_id: &str) -> Vec<u8> {
 }
 
 /// Header lines to prepend so the content has a Date and a Message-ID.
-fn missing_headers(info: &HeaderInfo, message_id: &str, eol: &str) -> Vec<u8> {
+pub fn missing_headers(info: &HeaderInfo, message_id: &str, eol: &str) -> Vec<u8> {
     let mut extra = Vec::new();
     if info.message_id.is_none() {
         extra.extend_from_slice(format!("Message-ID: {message_id}{eol}").as_bytes());
@@ -107,7 +109,7 @@ fn missing_headers(info: &HeaderInfo, message_id: &str, eol: &str) -> Vec<u8> {
 }
 
 /// The line end a message already uses, so added header lines match it.
-fn line_end(head: &[u8]) -> &'static str {
+pub fn line_end(head: &[u8]) -> &'static str {
     match head.iter().position(|&b| b == b'\n') {
         Some(i) if i > 0 && head[i - 1] == b'\r' => "\r\n",
         Some(_) => "\n",
@@ -128,18 +130,27 @@ pub fn ensure_date_and_id(
     if extra.is_empty() {
         return Ok(false);
     }
+    copy_with_prefix(path, tmp, &extra)?;
+    if let Err(e) = std::fs::rename(tmp, path) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e.into());
+    }
+    Ok(true)
+}
+
+/// Writes `prefix` then the content of `src` into the new file `dst`, durably; on any error
+/// `dst` is removed and `src` is untouched.
+pub fn copy_with_prefix(src: &Path, dst: &Path, prefix: &[u8]) -> io::Result<()> {
     let res = (|| -> io::Result<()> {
-        let mut out = OpenOptions::new().write(true).create_new(true).open(tmp)?;
-        out.write_all(&extra)?;
-        io::copy(&mut File::open(path)?, &mut out)?;
-        out.sync_all()?;
-        std::fs::rename(tmp, path)
+        let mut out = OpenOptions::new().write(true).create_new(true).open(dst)?;
+        out.write_all(prefix)?;
+        io::copy(&mut File::open(src)?, &mut out)?;
+        out.sync_all()
     })();
     if res.is_err() {
-        let _ = std::fs::remove_file(tmp);
+        let _ = std::fs::remove_file(dst);
     }
-    res?;
-    Ok(true)
+    res
 }
 
 /// Converts bare LF (and bare CR) line ends to CRLF, across chunk boundaries.
@@ -226,22 +237,7 @@ impl WireChunks {
         let file = File::open(path)?;
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         // Read the head from the same open file, so the body that follows is the same version.
-        let mut head = Vec::new();
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let n = reader
-                .by_ref()
-                .take(MAX_HEAD as u64)
-                .read_until(b'\n', &mut line)?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&line);
-            if line == b"\n" || line == b"\r\n" || head.len() >= MAX_HEAD {
-                break;
-            }
-        }
+        let head = read_head_from(&mut reader)?;
         Ok(WireChunks {
             reader,
             head: Some(wire_head(&head, message_id)),

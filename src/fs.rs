@@ -227,6 +227,17 @@ impl MailFs {
         Ok(())
     }
 
+    /// Attributes for a message name that has no content yet. A leftover Draft attribute file
+    /// (an editor renamed the message away and writes it anew) is kept: a message is its
+    /// name. Anything else starts as a fresh Draft.
+    fn init_new_message(&self, name: &str) -> Result<()> {
+        if matches!(self.node.spool.read_attrs(name), Ok(Some((a, _))) if !a.frozen()) {
+            return Ok(());
+        }
+        self.cache.lock().remove(name);
+        self.store_attrs(name, &MessageAttrs::new_draft())
+    }
+
     fn header_info(&self, name: &str) -> Result<HeaderInfo> {
         let path = self.node.spool.eml_path(name);
         let meta = fs::metadata(&path).map_err(|e| not_found(e, name))?;
@@ -498,13 +509,7 @@ impl MailFs {
                     return Err(Error::Frozen(n.clone()));
                 }
                 if !exists {
-                    // A leftover Draft attribute file (an editor renamed the message away and
-                    // writes it anew) is kept: a message is its name. Anything else starts fresh.
-                    let keep = matches!(self.node.spool.read_attrs(n), Ok(Some((a, _))) if !a.frozen());
-                    if !keep {
-                        self.cache.lock().remove(n);
-                        self.store_attrs(n, &MessageAttrs::new_draft())?;
-                    }
+                    self.init_new_message(n)?;
                 }
                 (path, !exists)
             }
@@ -702,11 +707,7 @@ impl MailFs {
             }
             (Key::Scratch(_), Key::Message(b)) => {
                 if !dst_exists {
-                    let keep = matches!(spool.read_attrs(b), Ok(Some((a, _))) if !a.frozen());
-                    if !keep {
-                        self.cache.lock().remove(b);
-                        self.store_attrs(b, &MessageAttrs::new_draft())?;
-                    }
+                    self.init_new_message(b)?;
                 }
                 fs::rename(&src, &dst)?;
             }

@@ -363,21 +363,38 @@ impl Spool {
     /// Stores a complete new message from a reader, attributes first, then the content
     /// renamed into place, so no process ever sees a half-written message.
     pub fn add_message(&self, name: &str, content: &mut dyn Read, attrs: &MessageAttrs) -> Result<u64> {
-        if !is_message_name(name) {
-            return Err(Error::invalid("name", format!("{name:?} is not a message name")));
-        }
         let tmp = self.tmp_path();
-        let res = (|| -> Result<u64> {
+        let written = (|| -> io::Result<u64> {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             let n = io::copy(content, &mut f)?;
             f.sync_all()?;
-            self.write_attrs(name, attrs)?;
-            fs::rename(&tmp, self.eml_path(name))?;
-            self.sync_root()?;
             Ok(n)
         })();
+        match written {
+            Ok(n) => self.commit_tmp(&tmp, name, attrs).map(|()| n),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Moves a complete, synced file from `.tmp/` into the spool as message `name` with
+    /// `attrs`: attributes first, then the content renamed into place. On error the temp file
+    /// is removed and no message appears.
+    pub fn commit_tmp(&self, tmp: &Path, name: &str, attrs: &MessageAttrs) -> Result<()> {
+        if !is_message_name(name) {
+            let _ = fs::remove_file(tmp);
+            return Err(Error::invalid("name", format!("{name:?} is not a message name")));
+        }
+        let res = (|| -> Result<()> {
+            self.write_attrs(name, attrs)?;
+            fs::rename(tmp, self.eml_path(name))?;
+            self.sync_root()?;
+            Ok(())
+        })();
         if res.is_err() {
-            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(tmp);
         }
         res
     }
