@@ -26,6 +26,22 @@ fn count_status(m: &Mount, status: &str) -> usize {
         .count()
 }
 
+/// Writes `n` messages PREFIX000.eml... to RCPT_PREFIX{i}@example.org and makes them ready.
+fn queue_ready(m: &Mount, prefix: &str, rcpt_prefix: &str, n: usize) {
+    for i in 0..n {
+        let body = message(
+            "me@example.com",
+            &format!("{rcpt_prefix}{i}@example.org"),
+            "t",
+            "x",
+        );
+        std::fs::write(m.path(&format!("{prefix}{i:03}.eml")), body).unwrap();
+    }
+    m.ok(&format!(
+        "for f in {prefix}*.eml; do setfattr -n user.is_ready -v 1 $f; done"
+    ));
+}
+
 /// Waits until all `n` messages are Sent; on a timeout, fails with what is still queued.
 fn wait_all_sent(m: &Mount, n: usize) {
     let t = std::time::Instant::now();
@@ -51,14 +67,7 @@ fn kill_9_while_sending_loses_nothing() {
     let port = format!("port={}", sink.port);
     let mut m = Mount::new(&[&port, "ratelimit_time=0", "domlimit_time=0", "conn_limit=2"]);
     let n = 300;
-    for i in 0..n {
-        std::fs::write(
-            m.path(&format!("k{i:03}.eml")),
-            message("me@example.com", &format!("u{i}@example.org"), "k", "x"),
-        )
-        .unwrap();
-    }
-    m.ok("for f in k*.eml; do setfattr -n user.is_ready -v 1 $f; done");
+    queue_ready(&m, "k", "u", n);
     wait_for("some sends", Duration::from_secs(30), || {
         sink.messages().len() >= 30
     });
@@ -101,14 +110,7 @@ fn a_mount_and_serve_on_one_spool_send_each_message_once() {
     ]);
     let mut serve = Spawned::mailfs([std::ffi::OsStr::new("serve"), m.spool.as_os_str()]);
     let n = 200;
-    for i in 0..n {
-        std::fs::write(
-            m.path(&format!("s{i:03}.eml")),
-            message("me@example.com", &format!("v{i}@example.org"), "s", "x"),
-        )
-        .unwrap();
-    }
-    m.ok("for f in s*.eml; do setfattr -n user.is_ready -v 1 $f; done");
+    queue_ready(&m, "s", "v", n);
     wait_all_sent(&m, n);
     std::thread::sleep(Duration::from_millis(500));
     let c = copies(&sink);

@@ -19,6 +19,16 @@ fn ready(m: &Mount, name: &str, from: &str, to: &str, body: &str) {
     m.ok(&format!("setfattr -n user.is_ready -v 1 {name}"));
 }
 
+/// Makes NAME ready to you@example.org and waits for its first attempt.
+fn first_try(m: &Mount, name: &str) {
+    ready(m, name, "me@example.com", "you@example.org", "x");
+    wait_for(
+        &format!("the first try of {name}"),
+        Duration::from_secs(15),
+        || m.attr(name, "try_count") == "1",
+    );
+}
+
 #[test]
 fn sends_to_smtp_sink_exactly_what_is_in_the_eml() {
     let tmp = tempfile::tempdir().unwrap();
@@ -178,10 +188,7 @@ fn connection_faults_are_temporary() {
     // Nothing listens: connection refused.
     let port = format!("port={}", common::smtp::free_port());
     let m = Mount::new(&[&port, "ratelimit_time=0", "domlimit_time=0", "handshake_time=1"]);
-    ready(&m, "a.eml", "me@example.com", "you@example.org", "x");
-    wait_for("a try", Duration::from_secs(10), || {
-        m.attr("a.eml", "try_count") == "1"
-    });
+    first_try(&m, "a.eml");
     assert_eq!(m.attr("a.eml", "status"), "Pending");
     assert_eq!(m.attr("a.eml", "last_try_status"), "TempFail");
     // A server that never greets: timed out after handshake_time.
@@ -190,10 +197,7 @@ fn connection_faults_are_temporary() {
         ..Script::default()
     });
     m.ok(&format!("setfattr -n user.port -v {} .", silent.port));
-    ready(&m, "b.eml", "me@example.com", "you@example.org", "x");
-    wait_for("a timeout", Duration::from_secs(10), || {
-        m.attr("b.eml", "try_count") == "1"
-    });
+    first_try(&m, "b.eml");
     assert_eq!(m.attr("b.eml", "last_try_status"), "TempFail");
     assert!(
         m.attr("b.eml", "last_try_msg").contains("timed out"),
@@ -206,18 +210,12 @@ fn connection_faults_are_temporary() {
         ..Script::default()
     });
     m.ok(&format!("setfattr -n user.port -v {} .", reset.port));
-    ready(&m, "c.eml", "me@example.com", "you@example.org", "x");
-    wait_for("a reset", Duration::from_secs(10), || {
-        m.attr("c.eml", "try_count") == "1"
-    });
+    first_try(&m, "c.eml");
     assert_eq!(m.attr("c.eml", "last_try_status"), "TempFail");
     assert_eq!(m.attr("c.eml", "status"), "Pending");
     // An unresolvable server name is temporary too.
     m.ok("setfattr -n user.server -v no-such-host.invalid .");
-    ready(&m, "d.eml", "me@example.com", "you@example.org", "x");
-    wait_for("a try", Duration::from_secs(15), || {
-        m.attr("d.eml", "try_count") == "1"
-    });
+    first_try(&m, "d.eml");
     assert_eq!(m.attr("d.eml", "status"), "Pending");
     assert_eq!(m.attr("d.eml", "last_try_status"), "TempFail");
 }
