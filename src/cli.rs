@@ -228,11 +228,27 @@ const LOG_FILE_ENV: &str = "MAILFS_LOG_FILE";
 
 fn mount(spool_dir: &Path, mountpoint: &Path, options: &[String], foreground: bool) -> Result<()> {
     let opts = parse_mount_opts(options)?;
-    if !mountpoint.is_dir() {
-        return Err(Error::NotFound(format!(
-            "mount point {} is not a directory",
-            mountpoint.display()
-        )));
+    match std::fs::metadata(mountpoint) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::NotFound(format!(
+                "mount point {} is not a directory",
+                mountpoint.display()
+            )));
+        }
+        // A dead FUSE mount (its server was killed) answers ENOTCONN: say how to clear it.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            let mp = mountpoint.display();
+            return Err(Error::Busy(format!(
+                "mount point {mp} is a dead mount; clear it with fusermount3 -u {mp}"
+            )));
+        }
+        Err(e) => {
+            return Err(Error::NotFound(format!(
+                "mount point {}: {e}",
+                mountpoint.display()
+            )));
+        }
     }
     if !foreground {
         return daemonize(spool_dir, mountpoint, options);

@@ -313,11 +313,14 @@ impl Spool {
 
     /// Tries to take a message's lock without waiting: `Ok(None)` when another sender has it.
     pub fn try_lock(&self, name: &str) -> Result<Option<MessageLock>> {
-        let file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(self.eml_path(name))
-        {
+        // Read-write because NFS emulates flock with fcntl locks, which need it for an
+        // exclusive lock; a file we may only read is still lockable locally.
+        let path = self.eml_path(name);
+        let opened = match OpenOptions::new().read(true).write(true).open(&path) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(&path),
+            other => other,
+        };
+        let file = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotFound(name.to_string()));

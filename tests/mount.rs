@@ -417,3 +417,25 @@ fn usage_errors_have_sysexits_codes() {
     assert_eq!(o.status.code(), Some(0));
     assert!(!is_mounted(&mnt));
 }
+
+#[test]
+fn mounting_over_a_dead_mount_says_how_to_clear_it() {
+    let m = Mount::new(&[]);
+    // SAFETY: SIGKILL to the server this test's guard started; the guard clears the dead mount.
+    unsafe { libc::kill(m.pid().unwrap() as i32, libc::SIGKILL) };
+    wait_for("a dead mount", std::time::Duration::from_secs(10), || {
+        std::fs::metadata(&m.mnt).err().and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN)
+    });
+    let o = Command::new("timeout")
+        .arg("20")
+        .arg(BIN)
+        .arg("mount")
+        .arg(&m.spool)
+        .arg(&m.mnt)
+        .arg("-f")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(75));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("fusermount3 -u"), "{err}");
+}

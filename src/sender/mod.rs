@@ -440,7 +440,9 @@ fn worker(
             ToWorker::Quit => break,
         };
         let cfg = node.attrs();
-        let result = match cfg.send_method {
+        // A bug in one attempt must not leave its message marked in flight forever: the
+        // scheduler gets a retry instead, and the connection (state unknown) is dropped.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cfg.send_method {
             SendMethod::Smtp => {
                 let t = match smtp.as_mut() {
                     Some(t) => {
@@ -451,12 +453,7 @@ fn worker(
                         Ok(t) => smtp.insert(t),
                         Err(e) => {
                             log::error!("cannot start SMTP client: {e}");
-                            let _ = done.send(Done {
-                                worker: id,
-                                job,
-                                result: JobResult::Again(Instant::now() + Duration::from_secs(5)),
-                            });
-                            continue;
+                            return JobResult::Again(Instant::now() + Duration::from_secs(5));
                         }
                     },
                 };
@@ -469,7 +466,12 @@ fn worker(
                 let mut t = sendmail::SendmailTransport { node: cfg.clone() };
                 run_job(&node, &cfg, &job, &mut t, &limiter)
             }
-        };
+        }));
+        let result = attempt.unwrap_or_else(|_| {
+            log::error!("sending {} failed with a panic; retrying in 60 s", job.name);
+            smtp = None;
+            JobResult::Again(Instant::now() + Duration::from_secs(60))
+        });
         if done
             .send(Done {
                 worker: id,
