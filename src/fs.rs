@@ -216,15 +216,23 @@ impl MailFs {
 
     fn store_attrs(&self, name: &str, attrs: &MessageAttrs) -> Result<()> {
         let stamp = self.node.spool.write_attrs(name, attrs)?;
-        let mut cache = self.cache.lock();
-        let entry = cache.entry(name.to_string()).or_insert_with(|| CachedMessage {
-            attrs: attrs.clone(),
-            attrs_stamp: Some(stamp),
-            head: None,
-        });
-        entry.attrs = attrs.clone();
-        entry.attrs_stamp = Some(stamp);
+        self.cache_put(name, attrs.clone(), stamp);
         Ok(())
+    }
+
+    /// Caches attributes under the stamp of the exact file version they were written to, so a
+    /// newer version written meanwhile (a sender recording Sent) is never hidden.
+    fn cache_put(&self, name: &str, attrs: MessageAttrs, stamp: Stamp) {
+        let mut cache = self.cache.lock();
+        let head = cache.remove(name).and_then(|c| c.head);
+        cache.insert(
+            name.to_string(),
+            CachedMessage {
+                attrs,
+                attrs_stamp: Some(stamp),
+                head,
+            },
+        );
     }
 
     /// Attributes for a message name that has no content yet. A leftover Draft attribute file
@@ -785,8 +793,8 @@ impl MailFs {
                 match message::set(&attrs, k, value)? {
                     Change::Store(next) => self.store_attrs(n, &next),
                     Change::MakeReady => {
-                        let next = message::make_ready(&self.node, n, &attrs)?;
-                        self.store_attrs_cached(n, next);
+                        let (next, stamp) = message::make_ready(&self.node, n, &attrs)?;
+                        self.cache_put(n, next, stamp);
                         Ok(())
                     }
                     Change::None => Ok(()),
@@ -794,19 +802,6 @@ impl MailFs {
             }
             Key::Scratch(_) => Err(Error::NotSupported(format!("{name} on a scratch file"))),
         }
-    }
-
-    fn store_attrs_cached(&self, name: &str, attrs: MessageAttrs) {
-        let stamp = self.node.spool.attrs_stamp(name);
-        let mut cache = self.cache.lock();
-        cache.insert(
-            name.to_string(),
-            CachedMessage {
-                attrs,
-                attrs_stamp: stamp,
-                head: None,
-            },
-        );
     }
 
     pub fn removexattr(&self, ino: u64, name: &str) -> Result<()> {

@@ -9,6 +9,7 @@ use crate::content::{self, HeaderInfo};
 use crate::error::{Error, Result};
 use crate::journal;
 use crate::node::Node;
+use crate::spool::Stamp;
 
 /// Splits `user.NAME` into `NAME`; other namespaces are not supported.
 pub fn user_key(full: &str) -> Result<&str> {
@@ -163,7 +164,8 @@ pub fn remove(attrs: &MessageAttrs, key: &str) -> Result<MessageAttrs> {
 /// Freezes a Draft and hands it to the senders: resolves and validates the envelope, gives
 /// the content a Date and Message-ID if it lacks them, stores status Pending. On an invalid
 /// envelope nothing changes and the reason is logged (EINVAL for the caller).
-pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<MessageAttrs> {
+/// Returns the new attributes with the stamp of the file they were written to.
+pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(MessageAttrs, Stamp)> {
     let spool = &node.spool;
     let eml = spool.eml_path(name);
     let head = content::read_head(&eml)?;
@@ -218,7 +220,7 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<Messa
     next.is_ready = true;
     next.status = Status::Pending;
     next.next_try_date = None;
-    spool.write_attrs(name, &next)?;
+    let stamp = spool.write_attrs(name, &next)?;
     node.notify_ready(name);
-    Ok(next)
+    Ok((next, stamp))
 }

@@ -74,8 +74,8 @@ impl Node {
         let mut g = self.attrs.write();
         let mut next = g.0.clone();
         f(&mut next)?;
-        self.spool.save_node(&next)?;
-        *g = (next, self.spool.node_stamp());
+        let stamp = self.spool.save_node(&next)?;
+        *g = (next, Some(stamp));
         drop(g);
         self.send(Event::Config);
         Ok(())

@@ -176,14 +176,18 @@ impl Spool {
     }
 
     /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
-    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+    /// Returns the stamp of the version written, taken from the file itself before the rename
+    /// (a later stat could already see a newer version written by someone else).
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<Stamp> {
         let tmp = self.tmp_path();
-        let res = (|| -> io::Result<()> {
+        let res = (|| -> io::Result<Stamp> {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
+            let stamp = Stamp::of(&f.metadata()?);
             fs::rename(&tmp, path)?;
-            self.sync_root()
+            self.sync_root()?;
+            Ok(stamp)
         })();
         if res.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -238,7 +242,7 @@ impl Spool {
             .map(|m| Stamp::of(&m))
     }
 
-    pub fn save_node(&self, node: &NodeAttrs) -> Result<()> {
+    pub fn save_node(&self, node: &NodeAttrs) -> Result<Stamp> {
         self.write_atomic(&self.root.join(NODE_FILE), &Self::encode(node)?)
     }
 
@@ -289,9 +293,7 @@ impl Spool {
 
     /// Replaces a message's attributes atomically; returns the new file's stamp.
     pub fn write_attrs(&self, name: &str, attrs: &MessageAttrs) -> Result<Stamp> {
-        let path = self.struct_path(name);
-        self.write_atomic(&path, &Self::encode(attrs)?)?;
-        Ok(self.attrs_stamp(name).unwrap_or_default())
+        self.write_atomic(&self.struct_path(name), &Self::encode(attrs)?)
     }
 
     /// Removes a message and its attributes (attributes last, so a crash in between leaves an
