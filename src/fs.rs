@@ -16,9 +16,11 @@ use fuser::{FileAttr, FileType, INodeNo};
 use parking_lot::Mutex;
 
 use crate::attrs::{MessageAttrs, NODE_ATTRS};
+use crate::compose::{self, Edit};
 use crate::content::{self, HeaderInfo};
 use crate::error::{Error, Result};
 use crate::message::{self, Change};
+use crate::mime::{self, Tree};
 use crate::node::Node;
 use crate::spool::{Stamp, is_message_name, is_plain_name};
 
@@ -31,7 +33,20 @@ pub enum Key {
     Root,
     Message(String),
     Scratch(String),
+    /// `X.eml.parts/`, or with `nest` the parts of attached messages within it.
+    Parts {
+        msg: String,
+        nest: Vec<String>,
+    },
+    /// A file in a parts directory.
+    Part {
+        msg: String,
+        nest: Vec<String>,
+        name: String,
+    },
 }
+
+const PARTS_SUFFIX: &str = ".parts";
 
 #[derive(Default)]
 struct Inodes {
@@ -83,12 +98,54 @@ enum Handle {
         templated: bool,
     },
     Dir(Vec<(u64, FileType, String)>),
+    /// A part being read: the message version and tree it was opened on.
+    Part {
+        file: File,
+        tree: Arc<Tree>,
+        nest: Vec<String>,
+        name: String,
+    },
+    /// A part of a Draft being written: the bytes gather in a temp file and the message is
+    /// rebuilt when the file is closed.
+    PartWrite {
+        msg: String,
+        name: String,
+        tmp: File,
+        tmp_path: std::path::PathBuf,
+        dirty: bool,
+        /// A write was refused: the close changes nothing.
+        refused: bool,
+        /// A hard link to the message as it was before this writer's first rebuild (a shell
+        /// closes a dup of the descriptor, so a rebuild can come before the bytes do); put
+        /// back if a write is refused.
+        backup: Option<std::path::PathBuf>,
+    },
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Handle::PartWrite { tmp_path, backup, .. } = self {
+            let _ = fs::remove_file(tmp_path);
+            if let Some(b) = backup {
+                let _ = fs::remove_file(b);
+            }
+        }
+    }
+}
+
+/// A parsed parts tree and the version of the message it was parsed from.
+struct CachedTree {
+    stamp: Stamp,
+    /// Parsed when the stamp was already settled; an unsettled one is parsed once more.
+    settled: bool,
+    tree: Arc<Tree>,
 }
 
 pub struct MailFs {
     node: Arc<Node>,
     inodes: Mutex<Inodes>,
     cache: Mutex<HashMap<String, CachedMessage>>,
+    trees: Mutex<HashMap<String, CachedTree>>,
     handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
     next_fh: AtomicU64,
     ns: Mutex<()>,
@@ -146,6 +203,7 @@ impl MailFs {
             node,
             inodes: Mutex::new(inodes),
             cache: Mutex::new(HashMap::new()),
+            trees: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             ns: Mutex::new(()),
@@ -173,10 +231,40 @@ impl MailFs {
 
     fn classify(&self, parent: u64, name: &str) -> Result<Key> {
         if parent != ROOT {
-            return Err(Error::NotFound(name.to_string()));
+            return match self.key(parent)? {
+                Key::Parts { msg, nest } => {
+                    if name == "." || name == ".." || name.is_empty() {
+                        return Err(Error::invalid("name", format!("{name:?} is not a file name")));
+                    }
+                    let tree = self.tree(&msg)?;
+                    if let Some(inner) = name.strip_suffix(PARTS_SUFFIX)
+                        && mime::subtree(&tree, &nest)
+                            .and_then(|t| t.entry(inner))
+                            .is_some_and(|e| e.nested.is_some())
+                    {
+                        let mut nest = nest;
+                        nest.push(inner.to_string());
+                        return Ok(Key::Parts { msg, nest });
+                    }
+                    Ok(Key::Part {
+                        msg,
+                        nest,
+                        name: name.to_string(),
+                    })
+                }
+                _ => Err(Error::NotDir(name.to_string())),
+            };
         }
         if !is_plain_name(name) {
             return Err(Error::invalid("name", format!("{name:?} is not a file name")));
+        }
+        if let Some(msg) = name.strip_suffix(PARTS_SUFFIX)
+            && is_message_name(msg)
+        {
+            return Ok(Key::Parts {
+                msg: msg.to_string(),
+                nest: Vec::new(),
+            });
         }
         if is_message_name(name) {
             Ok(Key::Message(name.to_string()))
@@ -264,8 +352,70 @@ impl MailFs {
         Ok(info)
     }
 
+    /// The parts tree of a message, parsed once per version of its content.
+    pub fn tree(&self, name: &str) -> Result<Arc<Tree>> {
+        let path = self.node.spool.eml_path(name);
+        let meta = fs::metadata(&path).map_err(|e| not_found(e, name))?;
+        self.tree_at(name, Stamp::of(&meta))
+    }
+
+    fn tree_at(&self, name: &str, stamp: Stamp) -> Result<Arc<Tree>> {
+        if let Some(c) = self.trees.lock().get(name)
+            && c.stamp == stamp
+            && (c.settled || !stamp.is_settled())
+        {
+            return Ok(c.tree.clone());
+        }
+        let settled = stamp.is_settled();
+        let tree = Arc::new(mime::build(&self.node.spool.eml_path(name)).map_err(|e| not_found(e, name))?);
+        self.trees.lock().insert(
+            name.to_string(),
+            CachedTree {
+                stamp,
+                settled,
+                tree: tree.clone(),
+            },
+        );
+        Ok(tree)
+    }
+
+    /// Our own change to a message's content: the parsed tree goes at once, whatever the stamp.
+    fn content_changed(&self, name: &str) {
+        self.trees.lock().remove(name);
+    }
+
+    /// Whether a parts directory can be composed in: the top level of a Draft that parses.
+    fn composable(&self, msg: &str, nest: &[String]) -> Result<bool> {
+        Ok(nest.is_empty() && !self.message_attrs(msg)?.frozen())
+    }
+
+    /// Refuses a change in a parts directory that cannot be composed in.
+    fn check_composable(&self, msg: &str, nest: &[String]) -> Result<()> {
+        if !nest.is_empty() {
+            return Err(Error::Frozen(format!("{msg}: attached messages are read-only")));
+        }
+        if self.message_attrs(msg)?.frozen() {
+            return Err(Error::Frozen(msg.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Applies a composition edit to a Draft: rebuild, then replace the `.eml` atomically.
+    fn compose(&self, msg: &str, edit: Edit) -> Result<()> {
+        self.check_composable(msg, &[])?;
+        let path = self.node.spool.eml_path(msg);
+        let file = File::open(&path).map_err(|e| not_found(e, msg))?;
+        let stamp = Stamp::of(&file.metadata()?);
+        let tree = self.tree_at(msg, stamp)?;
+        let bytes = compose::rebuild(&tree, &file, edit)?;
+        self.node.spool.write_atomic(&path, &bytes)?;
+        self.content_changed(msg);
+        Ok(())
+    }
+
     fn forget_message(&self, name: &str) {
         self.cache.lock().remove(name);
+        self.trees.lock().remove(name);
         self.inodes.lock().forget_key(&Key::Message(name.to_string()));
     }
 
@@ -319,6 +469,39 @@ impl MailFs {
                     self.gid,
                 ))
             }
+            Key::Parts { msg, nest } => {
+                let meta = fs::metadata(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+                let tree = self.tree_at(msg, Stamp::of(&meta))?;
+                let sub = mime::subtree(&tree, nest).ok_or_else(|| Error::NotFound(msg.clone()))?;
+                let perm = if self.composable(msg, nest)? { 0o755 } else { 0o555 };
+                let mut a = attr_from_meta(ino, &meta, FileType::Directory, perm, self.uid, self.gid);
+                a.size = sub.entries.len() as u64;
+                a.blocks = 0;
+                Ok(a)
+            }
+            Key::Part { msg, nest, name } => {
+                let meta = fs::metadata(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+                let tree = self.tree_at(msg, Stamp::of(&meta))?;
+                let found = mime::subtree(&tree, nest)
+                    .and_then(|t| t.entry(name))
+                    .map(|e| e.data.size());
+                // A part being written shows the size written so far (cp fstat()s it).
+                let pending = if nest.is_empty() {
+                    self.pending_part_size(msg, name)
+                } else {
+                    None
+                };
+                let size = pending.or(found).ok_or_else(|| Error::NotFound(name.clone()))?;
+                let perm = if self.composable(msg, nest)? && tree.parse_error.is_none() {
+                    0o644
+                } else {
+                    0o444
+                };
+                let mut a = attr_from_meta(ino, &meta, FileType::RegularFile, perm, self.uid, self.gid);
+                a.size = size;
+                a.blocks = a.size.div_ceil(512);
+                Ok(a)
+            }
         }
     }
 
@@ -360,9 +543,17 @@ impl MailFs {
                 {
                     return Err(Error::Frozen(name.clone()));
                 }
+                self.content_changed(name);
                 self.node.spool.eml_path(name)
             }
             Key::Scratch(name) => self.node.spool.scratch_path(name),
+            Key::Parts { .. } => return self.key_attr(ino, &key),
+            Key::Part { msg, nest, name } => {
+                if let Some(size) = size {
+                    self.truncate_part(msg, nest, name, size)?;
+                }
+                return self.key_attr(ino, &key);
+            }
         };
         if let Some(size) = size {
             let f = OpenOptions::new()
@@ -391,11 +582,56 @@ impl MailFs {
         self.key_attr(ino, &key)
     }
 
+    /// `truncate` on a part: cut the bytes being written if a writer has it open (a shell's
+    /// `>` opens, then truncates), else rebuild the Draft with the part cut.
+    fn truncate_part(&self, msg: &str, nest: &[String], name: &str, size: u64) -> Result<()> {
+        self.check_composable(msg, nest)?;
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        let mut found = false;
+        for h in handles {
+            if let Handle::PartWrite {
+                msg: m,
+                name: n,
+                tmp,
+                dirty,
+                ..
+            } = &mut *h.lock()
+                && m == msg
+                && n == name
+            {
+                tmp.set_len(size)?;
+                *dirty = true;
+                found = true;
+            }
+        }
+        if found {
+            return Ok(());
+        }
+        let _ns = self.ns.lock();
+        let path = self.node.spool.eml_path(msg);
+        let file = File::open(&path).map_err(|e| not_found(e, msg))?;
+        let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
+        let entry = tree
+            .entry(name)
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let mut bytes = entry.data.read_all(&file)?;
+        bytes.resize(size as usize, 0);
+        self.compose(
+            msg,
+            Edit::SetPart {
+                name: name.to_string(),
+                bytes,
+            },
+        )
+    }
+
     // ----- directories ------------------------------------------------------------------
 
     pub fn opendir(&self, ino: u64) -> Result<u64> {
-        if self.key(ino)? != Key::Root {
-            return Err(Error::NotDir(format!("inode {ino}")));
+        match self.key(ino)? {
+            Key::Root => {}
+            Key::Parts { msg, nest } => return self.open_parts_dir(ino, &msg, nest),
+            _ => return Err(Error::NotDir(format!("inode {ino}"))),
         }
         let mut names = self.node.spool.list_messages()?;
         names.sort_unstable();
@@ -408,7 +644,13 @@ impl MailFs {
             let mut inodes = self.inodes.lock();
             for n in names {
                 let i = inodes.ino(Key::Message(n.clone()));
+                let p = inodes.ino(Key::Parts {
+                    msg: n.clone(),
+                    nest: Vec::new(),
+                });
+                let parts = format!("{n}{PARTS_SUFFIX}");
                 entries.push((i, FileType::RegularFile, n));
+                entries.push((p, FileType::Directory, parts));
             }
             for n in scratch {
                 if is_message_name(&n) {
@@ -418,6 +660,42 @@ impl MailFs {
                 entries.push((i, FileType::RegularFile, n));
             }
         }
+        Ok(self.new_handle(Handle::Dir(entries)))
+    }
+
+    fn open_parts_dir(&self, ino: u64, msg: &str, nest: Vec<String>) -> Result<u64> {
+        let tree = self.tree(msg)?;
+        let sub = mime::subtree(&tree, &nest).ok_or_else(|| Error::NotFound(msg.to_string()))?;
+        let parent = if nest.is_empty() {
+            ROOT
+        } else {
+            self.ino(Key::Parts {
+                msg: msg.to_string(),
+                nest: nest[..nest.len() - 1].to_vec(),
+            })
+        };
+        let mut entries = Vec::with_capacity(sub.entries.len() + 2);
+        entries.push((ino, FileType::Directory, ".".to_string()));
+        entries.push((parent, FileType::Directory, "..".to_string()));
+        let mut inodes = self.inodes.lock();
+        for e in &sub.entries {
+            let i = inodes.ino(Key::Part {
+                msg: msg.to_string(),
+                nest: nest.clone(),
+                name: e.name.clone(),
+            });
+            entries.push((i, FileType::RegularFile, e.name.clone()));
+            if e.nested.is_some() {
+                let mut inner = nest.clone();
+                inner.push(e.name.clone());
+                let d = inodes.ino(Key::Parts {
+                    msg: msg.to_string(),
+                    nest: inner,
+                });
+                entries.push((d, FileType::Directory, format!("{}{PARTS_SUFFIX}", e.name)));
+            }
+        }
+        drop(inodes);
         Ok(self.new_handle(Handle::Dir(entries)))
     }
 
@@ -485,7 +763,7 @@ impl MailFs {
     pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
         let key = self.key(ino)?;
         let path = match &key {
-            Key::Root => return Err(Error::IsDir("/".into())),
+            Key::Root | Key::Parts { .. } => return Err(Error::IsDir("directory".into())),
             Key::Message(name) => {
                 if Self::writes(flags) && self.message_attrs(name)?.frozen() {
                     return Err(Error::Frozen(name.clone()));
@@ -493,6 +771,15 @@ impl MailFs {
                 self.node.spool.eml_path(name)
             }
             Key::Scratch(name) => self.node.spool.scratch_path(name),
+            Key::Part { msg, nest, name } => {
+                return if Self::writes(flags) {
+                    self.check_composable(msg, nest)?;
+                    let truncate = flags & libc::O_TRUNC != 0;
+                    self.open_part_writer(msg, name, !truncate, truncate)
+                } else {
+                    self.open_part_reader(msg, nest, name)
+                };
+            }
         };
         let file = Self::open_options(flags)
             .open(&path)
@@ -504,6 +791,62 @@ impl MailFs {
             written: false,
             templated: false,
         }))
+    }
+
+    fn open_part_reader(&self, msg: &str, nest: &[String], name: &str) -> Result<u64> {
+        let file = File::open(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+        let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
+        if mime::subtree(&tree, nest).and_then(|t| t.entry(name)).is_none() {
+            return Err(Error::NotFound(name.to_string()));
+        }
+        Ok(self.new_handle(Handle::Part {
+            file,
+            tree,
+            nest: nest.to_vec(),
+            name: name.to_string(),
+        }))
+    }
+
+    /// A writer for a Draft's part: a temp file holding the current bytes when `keep`.
+    fn open_part_writer(&self, msg: &str, name: &str, keep: bool, dirty: bool) -> Result<u64> {
+        let eml = File::open(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+        let tree = self.tree_at(msg, Stamp::of(&eml.metadata()?))?;
+        if let Some(why) = &tree.parse_error {
+            return Err(Error::invalid(
+                "parts",
+                format!("{msg} cannot be parsed ({why}); edit the .eml itself"),
+            ));
+        }
+        let tmp_path = self.node.spool.tmp_path();
+        let tmp = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)?;
+        let handle = Handle::PartWrite {
+            msg: msg.to_string(),
+            name: name.to_string(),
+            tmp,
+            tmp_path,
+            dirty,
+            refused: false,
+            backup: None,
+        };
+        if keep && let (Some(e), Handle::PartWrite { tmp, .. }) = (tree.entry(name), &handle) {
+            tmp.write_all_at(&e.data.read_all(&eml)?, 0)?;
+        }
+        Ok(self.new_handle(handle))
+    }
+
+    /// The size of a part a writer has open, which `stat` shows until it is closed.
+    fn pending_part_size(&self, msg: &str, name: &str) -> Option<u64> {
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        handles.into_iter().find_map(|h| match &*h.lock() {
+            Handle::PartWrite {
+                msg: m, name: n, tmp, ..
+            } if m == msg && n == name => tmp.metadata().ok().map(|m| m.len()),
+            _ => None,
+        })
     }
 
     pub fn create(&self, parent: u64, name: &str, mode: u32, flags: i32) -> Result<(FileAttr, u64)> {
@@ -522,7 +865,22 @@ impl MailFs {
                 (path, !exists)
             }
             Key::Scratch(n) => (self.node.spool.scratch_path(n), false),
-            Key::Root => return Err(Error::Exists("/".into())),
+            Key::Root | Key::Parts { .. } => return Err(Error::Exists(name.into())),
+            Key::Part { msg, nest, name } => {
+                drop(_ns);
+                self.check_composable(msg, nest)?;
+                if name != compose::TEXT_BODY && name != compose::HTML_BODY {
+                    compose::check_part_name(name)?;
+                }
+                let exists = self.tree(msg)?.entry(name).is_some();
+                if exists && flags & libc::O_EXCL != 0 {
+                    return Err(Error::Exists(name.clone()));
+                }
+                let keep = exists && flags & libc::O_TRUNC == 0;
+                let fh = self.open_part_writer(msg, name, keep, true)?;
+                let ino = self.ino(key.clone());
+                return Ok((self.key_attr(ino, &key)?, fh));
+            }
         };
         let mut o = Self::open_options(flags);
         o.create(true).mode(mode & 0o777);
@@ -545,8 +903,20 @@ impl MailFs {
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let h = self.handle(fh)?;
         let h = h.lock();
-        let Handle::File { file, .. } = &*h else {
-            return Err(Error::IsDir("handle".into()));
+        let file = match &*h {
+            Handle::File { file, .. } | Handle::PartWrite { tmp: file, .. } => file,
+            Handle::Part {
+                file,
+                tree,
+                nest,
+                name,
+            } => {
+                let entry = mime::subtree(tree, nest)
+                    .and_then(|t| t.entry(name))
+                    .ok_or_else(|| Error::NotFound(name.clone()))?;
+                return Ok(entry.data.read_at(file, offset, size as usize)?);
+            }
+            Handle::Dir(_) => return Err(Error::IsDir("handle".into())),
         };
         let mut buf = vec![0u8; size as usize];
         let mut done = 0;
@@ -564,6 +934,34 @@ impl MailFs {
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
         let h = self.handle(fh)?;
         let mut h = h.lock();
+        if let Handle::PartWrite {
+            msg,
+            tmp,
+            dirty,
+            name,
+            refused,
+            backup,
+            ..
+        } = &mut *h
+        {
+            // Bytes that are never UTF-8 are refused at once: a shell ignores the error a
+            // close returns, so the rebuild's own check would go unseen.
+            if *refused
+                || ((name == compose::TEXT_BODY || name == compose::HTML_BODY)
+                    && data.iter().any(|&b| b == 0xC0 || b == 0xC1 || b >= 0xF5))
+            {
+                *refused = true;
+                if let Some(b) = backup.take() {
+                    fs::rename(&b, self.node.spool.eml_path(msg))?;
+                    let _ = self.node.spool.sync_root();
+                    self.content_changed(msg);
+                }
+                return Err(Error::invalid(name.as_str(), "a body must be UTF-8 text"));
+            }
+            tmp.write_all_at(data, offset)?;
+            *dirty = true;
+            return Ok(data.len() as u32);
+        }
         let Handle::File {
             file,
             key,
@@ -582,6 +980,9 @@ impl MailFs {
         if *templated && !*written {
             file.set_len(0)?;
         }
+        if let Key::Message(name) = key {
+            self.content_changed(name);
+        }
         file.write_all_at(data, offset)?;
         *written = true;
         Ok(data.len() as u32)
@@ -591,6 +992,38 @@ impl MailFs {
     pub fn flush(&self, fh: u64) -> Result<()> {
         let h = self.handle(fh)?;
         let mut h = h.lock();
+        if let Handle::PartWrite {
+            msg,
+            name,
+            tmp,
+            dirty,
+            refused,
+            backup,
+            ..
+        } = &mut *h
+        {
+            if *refused {
+                return Err(Error::invalid(
+                    name.as_str(),
+                    "a write was refused; nothing changed",
+                ));
+            }
+            if !*dirty {
+                return Ok(());
+            }
+            let mut bytes = vec![0u8; tmp.metadata()?.len() as usize];
+            tmp.read_exact_at(&mut bytes, 0)?;
+            *dirty = false;
+            if backup.is_none() {
+                let b = self.node.spool.tmp_path();
+                fs::hard_link(self.node.spool.eml_path(msg), &b)?;
+                *backup = Some(b);
+            }
+            let (msg, name) = (msg.clone(), name.clone());
+            drop(h);
+            let _ns = self.ns.lock();
+            return self.compose(&msg, Edit::SetPart { name, bytes });
+        }
         if let Handle::File {
             file,
             key: Key::Message(name),
@@ -649,12 +1082,23 @@ impl MailFs {
                 self.inodes.lock().forget_key(&key);
             }
             Key::Root => return Err(Error::NotPermitted("/".into())),
+            Key::Parts { .. } => return Err(Error::IsDir(name.to_string())),
+            Key::Part { msg, nest, name } => {
+                self.check_composable(msg, nest)?;
+                self.compose(msg, Edit::RemovePart(name.clone()))?;
+                self.inodes.lock().forget_key(&key);
+            }
         }
         Ok(())
     }
 
-    pub fn rmdir(&self, _parent: u64, name: &str) -> Result<()> {
-        Err(Error::NotFound(name.to_string()))
+    pub fn rmdir(&self, parent: u64, name: &str) -> Result<()> {
+        match self.classify(parent, name) {
+            Ok(Key::Parts { msg, .. }) => Err(Error::NotPermitted(format!(
+                "{name}: the parts of {msg} go with it (rm {msg})"
+            ))),
+            _ => Err(Error::NotFound(name.to_string())),
+        }
     }
 
     pub fn rename(
@@ -672,12 +1116,47 @@ impl MailFs {
         if from == to {
             return Ok(());
         }
+        match (&from, &to) {
+            (
+                Key::Part { msg, nest, name: a },
+                Key::Part {
+                    msg: m2,
+                    nest: n2,
+                    name: b,
+                },
+            ) if msg == m2 && nest == n2 => {
+                self.check_composable(msg, nest)?;
+                let _ns = self.ns.lock();
+                if noreplace && self.tree(msg)?.entry(b).is_some() {
+                    return Err(Error::Exists(b.clone()));
+                }
+                self.compose(
+                    msg,
+                    Edit::RenamePart {
+                        from: a.clone(),
+                        to: b.clone(),
+                    },
+                )?;
+                self.inodes.lock().rename(&from, to);
+                return Ok(());
+            }
+            // Into or out of a parts directory: mv falls back to copy and remove.
+            (Key::Part { .. }, _) | (_, Key::Part { .. }) => {
+                return Err(Error::Io(io::Error::from_raw_os_error(libc::EXDEV)));
+            }
+            (Key::Parts { .. }, _) | (_, Key::Parts { .. }) => {
+                return Err(Error::NotPermitted(format!(
+                    "{name}: parts directories follow their message"
+                )));
+            }
+            _ => {}
+        }
         let _ns = self.ns.lock();
         let spool = &self.node.spool;
         let path_of = |k: &Key| match k {
             Key::Message(n) => spool.eml_path(n),
             Key::Scratch(n) => spool.scratch_path(n),
-            Key::Root => spool.root().to_path_buf(),
+            _ => spool.root().to_path_buf(),
         };
         let src = path_of(&from);
         let dst = path_of(&to);
@@ -728,6 +1207,11 @@ impl MailFs {
             _ => fs::rename(&src, &dst)?,
         }
         let _ = spool.sync_root();
+        for k in [&from, &to] {
+            if let Key::Message(n) = k {
+                self.content_changed(n);
+            }
+        }
         self.inodes.lock().rename(&from, to);
         Ok(())
     }
@@ -751,6 +1235,30 @@ impl MailFs {
                 message::get(n, &attrs, &info, k)
             }
             Key::Scratch(_) => Err(Error::NoAttr(name.to_string())),
+            Key::Parts { msg, nest } => {
+                let tree = self.tree(msg)?;
+                let sub = mime::subtree(&tree, nest).ok_or_else(|| Error::NotFound(msg.clone()))?;
+                parts_dir_attrs(sub)
+                    .into_iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.into_bytes())
+                    .ok_or_else(|| Error::NoAttr(name.to_string()))
+            }
+            Key::Part {
+                msg,
+                nest,
+                name: part,
+            } => {
+                let tree = self.tree(msg)?;
+                let entry = mime::subtree(&tree, nest)
+                    .and_then(|t| t.entry(part))
+                    .ok_or_else(|| Error::NotFound(part.clone()))?;
+                part_attrs(entry)
+                    .into_iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.into_bytes())
+                    .ok_or_else(|| Error::NoAttr(name.to_string()))
+            }
         }
     }
 
@@ -772,6 +1280,21 @@ impl MailFs {
                 message::list(&attrs, &info)
             }
             Key::Scratch(_) => Vec::new(),
+            Key::Parts { msg, nest } => {
+                let tree = self.tree(msg)?;
+                let sub = mime::subtree(&tree, nest).ok_or_else(|| Error::NotFound(msg.clone()))?;
+                parts_dir_attrs(sub).into_iter().map(|(n, _)| n).collect()
+            }
+            Key::Part { msg, nest, name } => {
+                let tree = self.tree(msg)?;
+                let entry = mime::subtree(&tree, nest)
+                    .and_then(|t| t.entry(name))
+                    .ok_or_else(|| Error::NotFound(name.clone()))?;
+                part_attrs(entry)
+                    .into_iter()
+                    .map(|(n, _)| n.to_string())
+                    .collect()
+            }
         };
         let mut out = Vec::new();
         for n in names {
@@ -801,6 +1324,21 @@ impl MailFs {
                 }
             }
             Key::Scratch(_) => Err(Error::NotSupported(format!("{name} on a scratch file"))),
+            Key::Parts { msg, nest } => match k.strip_prefix("header.") {
+                Some(h) => {
+                    self.check_composable(msg, nest)?;
+                    compose::check_header(h, Some(value))?;
+                    self.compose(
+                        msg,
+                        Edit::SetHeader {
+                            name: h.to_string(),
+                            value: value.to_vec(),
+                        },
+                    )
+                }
+                None => Err(Error::ReadOnlyAttr(name.to_string())),
+            },
+            Key::Part { .. } => Err(Error::ReadOnlyAttr(name.to_string())),
         }
     }
 
@@ -816,6 +1354,15 @@ impl MailFs {
                 self.store_attrs(n, &next)
             }
             Key::Scratch(_) => Err(Error::NoAttr(name.to_string())),
+            Key::Parts { msg, nest } => match k.strip_prefix("header.") {
+                Some(h) => {
+                    self.check_composable(msg, nest)?;
+                    compose::check_header(h, None)?;
+                    self.compose(msg, Edit::RemoveHeader(h.to_string()))
+                }
+                None => Err(Error::ReadOnlyAttr(name.to_string())),
+            },
+            Key::Part { .. } => Err(Error::ReadOnlyAttr(name.to_string())),
         }
     }
 
@@ -831,4 +1378,40 @@ impl MailFs {
             Ok(st)
         }
     }
+}
+
+/// Attributes of a parts directory (names without `user.`): the headers, and why the message
+/// could not be parsed if it could not.
+fn parts_dir_attrs(tree: &Tree) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = tree
+        .header_attrs()
+        .into_iter()
+        .map(|(k, v)| (format!("header.{k}"), v))
+        .collect();
+    if let Some(e) = &tree.parse_error {
+        out.push(("parse_error".to_string(), e.clone()));
+    }
+    out
+}
+
+/// Attributes of a part file (names without `user.`); absent values are not listed.
+fn part_attrs(e: &mime::Entry) -> Vec<(&'static str, String)> {
+    let i = &e.info;
+    let mut out = vec![("content_type", i.content_type.clone())];
+    let optional = [
+        ("charset", &i.charset),
+        ("filename", &i.filename),
+        ("content_id", &i.content_id),
+        ("disposition", &i.disposition),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            out.push((k, v.clone()));
+        }
+    }
+    if !i.part_id.is_empty() {
+        out.push(("part_id", i.part_id.clone()));
+    }
+    out.push(("size", e.data.size().to_string()));
+    out
 }

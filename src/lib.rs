@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod attrs;
 pub mod cli;
+pub mod compose;
 pub mod content;
 pub mod dsn;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod fs;
 pub mod fuse;
 pub mod journal;
 pub mod message;
+pub mod mime;
 pub mod node;
 pub mod sender;
 pub mod spool;

@@ -290,7 +290,7 @@ fn spool_files_and_persistence_across_remount() {
     assert!(m.fails("echo x >> r.eml").contains("Permission denied"));
     assert_eq!(
         m.ok("ls").split_whitespace().collect::<Vec<_>>(),
-        vec!["p.eml", "r.eml"]
+        vec!["p.eml", "p.eml.parts", "r.eml", "r.eml.parts"]
     );
 }
 
@@ -305,7 +305,9 @@ fn a_thousand_messages_list_and_read_back() {
         .unwrap();
     }
     let ls = m.ok("ls");
-    assert_eq!(ls.lines().count(), 1000);
+    // Each message and its parts directory.
+    assert_eq!(ls.lines().count(), 2000);
+    assert_eq!(m.ok("ls -p | grep -c '.eml.parts/$'"), "1000\n");
     for i in (0..1000).step_by(7) {
         let c = std::fs::read_to_string(m.path(&format!("m{i:04}.eml"))).unwrap();
         assert_eq!(c, format!("Subject: {i}\n\nbody {i}\n"));

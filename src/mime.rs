@@ -1,0 +1,1042 @@
+//! The MIME view of SPEC §2: a message's leaf parts as named, decoded files.
+//!
+//! mail-parser does all the parsing. What this module adds is naming (sanitised, unique) and
+//! bounded memory: mail-parser wants the whole message in memory and decodes every body into
+//! it, so it is given a *skeleton* of the message in which each long run of body lines is
+//! replaced by a one-line placeholder. Those bodies are decoded from the file when read, from
+//! the nearest of the checkpoints taken while measuring their size.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+use mail_parser::parsers::MessageStream;
+use mail_parser::{Encoding, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+/// Longest name a part can have (a Linux file name).
+pub const MAX_NAME: usize = 255;
+/// Body runs longer than this are read from the file, not kept in the skeleton.
+const RUN_LIMIT: u64 = 1 << 20;
+/// Once the skeleton is this big, every run longer than `SMALL_RUN` is left out too, so a
+/// message of many mid-sized parts stays bounded as well.
+const SKELETON_SOFT_LIMIT: usize = 16 << 20;
+const SMALL_RUN: u64 = 4096;
+/// A header block longer than this is treated as body (a 10 MB header must not grow memory
+/// without bound); what was kept still parses.
+const HEAD_LIMIT: u64 = 16 << 20;
+/// Decoded distance between the checkpoints of a part read from the file.
+const CHECKPOINT: u64 = 1 << 20;
+/// Longest value shown in a `user.header.*` attribute (the Linux xattr value limit).
+pub const MAX_HEADER_VALUE: usize = 65536;
+/// Name of the one file a message that cannot be parsed shows.
+pub const RAW_NAME: &str = "raw.eml";
+
+/// The parts of one message (or of an attached message).
+#[derive(Debug, Default)]
+pub struct Tree {
+    pub headers: Vec<HeaderField>,
+    pub entries: Vec<Entry>,
+    pub parse_error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HeaderField {
+    /// As written in the message.
+    pub name: String,
+    /// The raw value unfolded, as written (encoded words stay encoded).
+    pub raw: String,
+    /// Unfolded and decoded to UTF-8.
+    pub decoded: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    TextBody,
+    HtmlBody,
+    Attachment,
+    Inline,
+    Message,
+    Raw,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartInfo {
+    pub content_type: String,
+    pub charset: Option<String>,
+    pub filename: Option<String>,
+    pub part_id: String,
+    pub content_id: Option<String>,
+    pub disposition: Option<String>,
+    pub role: Role,
+}
+
+#[derive(Debug)]
+pub struct Entry {
+    pub name: String,
+    pub info: PartInfo,
+    pub data: Data,
+    /// The parts of an attached message, shown as `NAME.parts/`.
+    pub nested: Option<Arc<Tree>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enc {
+    Identity,
+    Base64,
+    QuotedPrintable,
+}
+
+/// Where a part's decoded bytes come from.
+#[derive(Debug)]
+pub enum Data {
+    /// Decoded (and for text, converted) by mail-parser; small by construction.
+    Memory(Arc<Vec<u8>>),
+    /// `start..end` of the message file, decoded on read.
+    File {
+        start: u64,
+        end: u64,
+        enc: Enc,
+        size: u64,
+        /// (decoded offset, file offset) pairs where decoding can start afresh.
+        marks: Vec<(u64, u64)>,
+    },
+}
+
+impl Data {
+    pub fn size(&self) -> u64 {
+        match self {
+            Data::Memory(b) => b.len() as u64,
+            Data::File { size, .. } => *size,
+        }
+    }
+
+    /// Up to `len` decoded bytes from `offset`. `file` is the message the tree was built from.
+    pub fn read_at(&self, file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        match self {
+            Data::Memory(b) => {
+                let start = (offset as usize).min(b.len());
+                let end = start.saturating_add(len).min(b.len());
+                Ok(b[start..end].to_vec())
+            }
+            Data::File {
+                start,
+                end,
+                enc: Enc::Identity,
+                ..
+            } => {
+                let from = start.saturating_add(offset).min(*end);
+                let n = ((*end - from) as usize).min(len);
+                let mut buf = vec![0u8; n];
+                file.read_exact_at(&mut buf, from)?;
+                Ok(buf)
+            }
+            Data::File {
+                start,
+                end,
+                enc,
+                marks,
+                ..
+            } => {
+                let (dec0, pos0) = marks
+                    .iter()
+                    .rev()
+                    .find(|(d, _)| *d <= offset)
+                    .copied()
+                    .unwrap_or((0, *start));
+                let mut out = Vec::with_capacity(len);
+                let mut skip = offset - dec0;
+                decode_range(file, pos0, *end, *enc, |_, chunk| {
+                    let c = if skip >= chunk.len() as u64 {
+                        skip -= chunk.len() as u64;
+                        return out.len() < len;
+                    } else {
+                        let s = skip as usize;
+                        skip = 0;
+                        &chunk[s..]
+                    };
+                    let want = len - out.len();
+                    out.extend_from_slice(&c[..c.len().min(want)]);
+                    out.len() < len
+                })?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// All decoded bytes (composition only: a Draft's parts are loaded to rebuild it).
+    pub fn read_all(&self, file: &File) -> io::Result<Vec<u8>> {
+        self.read_at(file, 0, self.size() as usize)
+    }
+}
+
+/// Decodes `start..end` of `file` chunk by chunk; `sink(file_pos_after_chunk, bytes)` returns
+/// false to stop. Chunks end where decoding can restart: a whole base64 quantum, a whole line.
+fn decode_range(
+    file: &File,
+    start: u64,
+    end: u64,
+    enc: Enc,
+    mut sink: impl FnMut(u64, &[u8]) -> bool,
+) -> io::Result<()> {
+    let mut reader = BufReader::with_capacity(64 * 1024, FileRange::new(file, start, end));
+    let mut pos = start;
+    match enc {
+        Enc::Identity => loop {
+            let buf = reader.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            let n = buf.len();
+            pos += n as u64;
+            let go = sink(pos, buf);
+            reader.consume(n);
+            if !go {
+                return Ok(());
+            }
+        },
+        Enc::Base64 => {
+            let mut quads: Vec<u8> = Vec::with_capacity(64 * 1024);
+            loop {
+                let buf = reader.fill_buf()?;
+                if buf.is_empty() {
+                    break;
+                }
+                let n = buf.len();
+                quads.extend(buf.iter().copied().filter(|&b| is_base64(b)));
+                reader.consume(n);
+                pos += n as u64;
+                let whole = quads.len() / 4 * 4;
+                // Only cut where the consumed input ends on a whole quantum, so the file
+                // position reported is a valid restart point.
+                if whole == quads.len() && whole >= 48 * 1024 {
+                    let decoded = base64_decode(&quads).unwrap_or_default();
+                    quads.clear();
+                    if !sink(pos, &decoded) {
+                        return Ok(());
+                    }
+                }
+            }
+            if !quads.is_empty() {
+                let whole = quads.len() / 4 * 4;
+                let mut decoded = base64_decode(&quads[..whole]).unwrap_or_default();
+                // Python and most clients decode a truncated last quantum as far as it goes.
+                if whole < quads.len() {
+                    let mut tail = quads[whole..].to_vec();
+                    while tail.len() < 4 {
+                        tail.push(b'=');
+                    }
+                    decoded.extend(base64_decode(&tail).unwrap_or_default());
+                }
+                sink(pos, &decoded);
+            }
+            Ok(())
+        }
+        Enc::QuotedPrintable => {
+            let mut lines: Vec<u8> = Vec::with_capacity(64 * 1024);
+            loop {
+                let n = reader.read_until(b'\n', &mut lines)?;
+                pos += n as u64;
+                if n == 0 || lines.len() >= 48 * 1024 {
+                    if !lines.is_empty() {
+                        let decoded = quoted_printable_decode(&lines).unwrap_or_else(|| lines.clone());
+                        lines.clear();
+                        if !sink(pos, &decoded) {
+                            return Ok(());
+                        }
+                    }
+                    if n == 0 {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A `Read` over `start..end` of a file, by positioned reads (no shared cursor).
+struct FileRange<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> FileRange<'a> {
+    fn new(file: &'a File, start: u64, end: u64) -> Self {
+        FileRange {
+            file,
+            pos: start,
+            end,
+        }
+    }
+}
+
+impl Read for FileRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end.saturating_sub(self.pos) as usize;
+        let n = buf.len().min(left);
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.file.read_at(&mut buf[..n], self.pos)?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+// ----- the skeleton ---------------------------------------------------------------------------
+
+/// A placeholder in the skeleton standing for `orig..orig+orig_len` of the file.
+#[derive(Debug, Clone, Copy)]
+struct Hole {
+    skel: u64,
+    skel_len: u64,
+    orig: u64,
+    orig_len: u64,
+}
+
+#[derive(Debug, Default)]
+struct Skeleton {
+    bytes: Vec<u8>,
+    holes: Vec<Hole>,
+}
+
+impl Skeleton {
+    /// The file offset of a skeleton offset. mail-parser reports part ends just before the
+    /// line end that precedes a boundary, so a position inside a placeholder is taken from
+    /// its end: "P\r\n" stands for lines whose last line end is the same.
+    fn to_file(&self, pos: u64) -> u64 {
+        let i = self.holes.partition_point(|h| h.skel <= pos);
+        if i == 0 {
+            return pos;
+        }
+        let h = self.holes[i - 1];
+        let skel_end = h.skel + h.skel_len;
+        let orig_end = h.orig + h.orig_len;
+        if pos == h.skel {
+            h.orig
+        } else if pos < skel_end {
+            orig_end - (skel_end - pos)
+        } else {
+            pos - skel_end + orig_end
+        }
+    }
+
+    fn has_hole(&self, start: u64, end: u64) -> bool {
+        self.holes
+            .iter()
+            .any(|h| h.skel < end.max(start + 1) && start < h.skel + h.skel_len)
+    }
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line == b"\n" || line == b"\r\n"
+}
+
+fn line_end(line: &[u8]) -> &'static [u8] {
+    if line.ends_with(b"\r\n") {
+        b"\r\n"
+    } else if line.ends_with(b"\n") {
+        b"\n"
+    } else {
+        b""
+    }
+}
+
+/// A header field line: a field name of printable characters, then a colon. Base64 never
+/// contains a colon, so encoded bodies are never mistaken for headers.
+fn looks_like_header(line: &[u8]) -> bool {
+    match line.iter().position(|&b| b == b':') {
+        Some(0) | None => false,
+        Some(i) => line[..i].iter().all(|&b| b.is_ascii_graphic()),
+    }
+}
+
+fn skeleton(reader: impl Read) -> io::Result<Skeleton> {
+    #[derive(PartialEq)]
+    enum St {
+        Head,
+        BodyStart,
+        Body,
+    }
+    let mut r = BufReader::with_capacity(64 * 1024, reader);
+    let mut sk = Skeleton::default();
+    let mut st = St::Head;
+    let mut head_len = 0u64;
+    let mut pos = 0u64;
+    // The current body run: where it starts, its length, its bytes while it is short enough
+    // to keep, and the line end of its last line.
+    let mut run_start = 0u64;
+    let mut run_len = 0u64;
+    let mut run: Vec<u8> = Vec::new();
+    let mut run_kept = true;
+    let mut run_eol: &'static [u8] = b"";
+    let mut line = Vec::with_capacity(1024);
+
+    fn flush(
+        sk: &mut Skeleton,
+        run: &mut Vec<u8>,
+        run_kept: &mut bool,
+        run_start: u64,
+        run_len: &mut u64,
+        eol: &[u8],
+    ) {
+        if *run_len == 0 {
+            return;
+        }
+        let limit = if sk.bytes.len() > SKELETON_SOFT_LIMIT {
+            SMALL_RUN
+        } else {
+            RUN_LIMIT
+        };
+        if *run_kept && *run_len <= limit {
+            sk.bytes.extend_from_slice(run);
+        } else {
+            let skel = sk.bytes.len() as u64;
+            sk.bytes.push(b'P');
+            sk.bytes.extend_from_slice(eol);
+            sk.holes.push(Hole {
+                skel,
+                skel_len: 1 + eol.len() as u64,
+                orig: run_start,
+                orig_len: *run_len,
+            });
+        }
+        run.clear();
+        *run_kept = true;
+        *run_len = 0;
+    }
+
+    loop {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        if st == St::BodyStart {
+            st = if looks_like_header(&line) {
+                St::Head
+            } else {
+                St::Body
+            };
+            head_len = 0;
+        }
+        if st == St::Head {
+            head_len += n as u64;
+            if head_len <= HEAD_LIMIT {
+                sk.bytes.extend_from_slice(&line);
+                if is_blank(&line) {
+                    st = St::BodyStart;
+                }
+                pos += n as u64;
+                continue;
+            }
+            st = St::Body;
+        }
+        if line.starts_with(b"--") {
+            flush(&mut sk, &mut run, &mut run_kept, run_start, &mut run_len, run_eol);
+            sk.bytes.extend_from_slice(&line);
+            st = St::Head;
+            head_len = 0;
+        } else {
+            if run_len == 0 {
+                run_start = pos;
+            }
+            run_len += n as u64;
+            run_eol = line_end(&line);
+            if run_kept {
+                if run_len <= RUN_LIMIT {
+                    run.extend_from_slice(&line);
+                } else {
+                    run_kept = false;
+                    run = Vec::new();
+                }
+            }
+        }
+        pos += n as u64;
+    }
+    flush(&mut sk, &mut run, &mut run_kept, run_start, &mut run_len, run_eol);
+    Ok(sk)
+}
+
+// ----- building the tree ------------------------------------------------------------------
+
+/// The tree of the message file at `path`. Reads the file twice (skeleton, then the sizes of
+/// the bodies left out of it) and keeps neither in memory.
+pub fn build(path: &Path) -> io::Result<Tree> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let sk = skeleton(FileRange::new(&file, 0, len))?;
+    Ok(build_from(&sk, Some(&file), len))
+}
+
+/// The tree of a message held in memory (tests and fuzzing); bodies are `Data::Memory`.
+pub fn build_bytes(bytes: &[u8]) -> Tree {
+    let sk = Skeleton {
+        bytes: bytes.to_vec(),
+        holes: Vec::new(),
+    };
+    build_from(&sk, None, bytes.len() as u64)
+}
+
+fn raw_tree(len: u64, why: String) -> Tree {
+    Tree {
+        headers: Vec::new(),
+        entries: vec![Entry {
+            name: RAW_NAME.to_string(),
+            info: PartInfo {
+                content_type: "message/rfc822".into(),
+                charset: None,
+                filename: None,
+                part_id: String::new(),
+                content_id: None,
+                disposition: None,
+                role: Role::Raw,
+            },
+            data: Data::File {
+                start: 0,
+                end: len,
+                enc: Enc::Identity,
+                size: len,
+                marks: Vec::new(),
+            },
+            nested: None,
+        }],
+        parse_error: Some(why),
+    }
+}
+
+fn build_from(sk: &Skeleton, file: Option<&File>, len: u64) -> Tree {
+    if len == 0 {
+        return raw_tree(0, "empty message".into());
+    }
+    let Some(msg) = MessageParser::default().parse(&sk.bytes[..]) else {
+        return raw_tree(len, "not a message".into());
+    };
+    // mail-parser makes something of anything; a message must at least start with a field.
+    let first = sk.bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    if msg.parts.first().is_none_or(|p| p.headers.is_empty()) || !looks_like_header(first) {
+        return raw_tree(len, "no header fields at the start of the message".into());
+    }
+    let mut tree = Builder {
+        sk,
+        file,
+        in_memory: file.is_none(),
+    }
+    .tree(&msg, 0);
+    if file.is_none() {
+        // In memory there is no file to read raw.eml from.
+        if let Some(e) = tree.entries.iter_mut().find(|e| e.info.role == Role::Raw) {
+            e.data = Data::Memory(Arc::new(sk.bytes.clone()));
+        }
+    }
+    tree
+}
+
+struct Builder<'a> {
+    sk: &'a Skeleton,
+    file: Option<&'a File>,
+    /// The message being walked is not the file itself (an encoded attached message).
+    in_memory: bool,
+}
+
+/// What a leaf part will be named after, before names are made unique.
+struct Leaf<'m, 'x> {
+    part: &'m MessagePart<'x>,
+    info: PartInfo,
+}
+
+impl Builder<'_> {
+    fn tree(&self, msg: &Message, depth: usize) -> Tree {
+        let headers = msg
+            .parts
+            .first()
+            .map(|p| header_fields(&msg.raw_message, p))
+            .unwrap_or_default();
+        let mut leaves = Vec::new();
+        collect_leaves(msg, 0, "", &mut leaves, 0);
+        let names = name_leaves(&leaves);
+        let entries = leaves
+            .into_iter()
+            .zip(names)
+            .map(|(leaf, name)| self.entry(msg, leaf, name, depth))
+            .collect();
+        Tree {
+            headers,
+            entries,
+            parse_error: None,
+        }
+    }
+
+    fn entry(&self, msg: &Message, leaf: Leaf, name: String, depth: usize) -> Entry {
+        let part = leaf.part;
+        let (b, e) = (
+            part.offset_body as u64,
+            part.offset_end.max(part.offset_body) as u64,
+        );
+        // The declared encoding: mail-parser reports none for a body it could not decode to
+        // the end (a truncated part), where clients still decode what is there.
+        let declared = part
+            .content_transfer_encoding()
+            .map(|e| e.trim().to_ascii_lowercase());
+        let enc = match (declared.as_deref(), part.encoding) {
+            (Some("base64"), _) | (_, Encoding::Base64) => Enc::Base64,
+            (Some("quoted-printable"), _) | (_, Encoding::QuotedPrintable) => Enc::QuotedPrintable,
+            _ => Enc::Identity,
+        };
+        let holed = !self.in_memory && self.sk.has_hole(b, e);
+        // mail-parser leaves a body it could not decode to the end as it is (a truncated part).
+        let undecoded = enc != Enc::Identity && part.encoding == Encoding::None;
+        let from_file = |enc: Enc| -> Data {
+            match self.file {
+                Some(f) if !self.in_memory => file_data(f, self.sk.to_file(b), self.sk.to_file(e), enc),
+                _ if undecoded => {
+                    let raw = msg.raw_message.get(b as usize..e as usize).unwrap_or_default();
+                    Data::Memory(Arc::new(decode_slice(raw, enc)))
+                }
+                _ => Data::Memory(Arc::new(decoded_bytes(msg, part, enc))),
+            }
+        };
+        let mut nested = None;
+        let data = match &part.body {
+            PartType::Text(t) | PartType::Html(t) if !holed && !undecoded => {
+                Data::Memory(Arc::new(text_lines(t)))
+            }
+            PartType::Message(inner) => {
+                if enc == Enc::Identity && !self.in_memory {
+                    nested = Some(Arc::new(self.tree(inner, depth + 1)));
+                } else if !holed {
+                    // An encoded attached message: mail-parser decoded it into memory.
+                    let b = Builder {
+                        sk: self.sk,
+                        file: None,
+                        in_memory: true,
+                    };
+                    nested = Some(Arc::new(b.tree(inner, depth + 1)));
+                }
+                from_file(enc)
+            }
+            _ => from_file(enc),
+        };
+        Entry {
+            name,
+            info: leaf.info,
+            data,
+            nested,
+        }
+    }
+}
+
+/// The bytes of a part of an in-memory message.
+fn decoded_bytes(msg: &Message, part: &MessagePart, enc: Enc) -> Vec<u8> {
+    match &part.body {
+        PartType::Text(t) | PartType::Html(t) => text_lines(t),
+        PartType::Binary(b) | PartType::InlineBinary(b) => b.to_vec(),
+        PartType::Message(m) if enc == Enc::Identity => m.raw_message.to_vec(),
+        PartType::Message(m) => m.raw_message.to_vec(),
+        PartType::Multipart(_) => {
+            let (b, e) = (part.offset_body as usize, part.offset_end as usize);
+            msg.raw_message.get(b..e).unwrap_or_default().to_vec()
+        }
+    }
+}
+
+/// Decodes a body in memory the way `decode_range` decodes one in the file.
+fn decode_slice(raw: &[u8], enc: Enc) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut dec = |chunk: &[u8]| out.extend_from_slice(chunk);
+    match enc {
+        Enc::Identity => dec(raw),
+        Enc::QuotedPrintable => dec(&quoted_printable_decode(raw).unwrap_or_else(|| raw.to_vec())),
+        Enc::Base64 => {
+            let mut quads: Vec<u8> = raw.iter().copied().filter(|&b| is_base64(b)).collect();
+            while !quads.len().is_multiple_of(4) {
+                quads.push(b'=');
+            }
+            dec(&base64_decode(&quads).unwrap_or_default());
+        }
+    }
+    out
+}
+
+fn is_base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+}
+
+/// Text as a client shows it (and Python's `email` decodes it): lines end in LF.
+fn text_lines(t: &str) -> Vec<u8> {
+    t.replace("\r\n", "\n").into_bytes()
+}
+
+/// Measures a body kept in the file and notes restart points on the way.
+fn file_data(file: &File, start: u64, end: u64, enc: Enc) -> Data {
+    let end = end.max(start);
+    if enc == Enc::Identity {
+        return Data::File {
+            start,
+            end,
+            enc,
+            size: end - start,
+            marks: Vec::new(),
+        };
+    }
+    let mut size = 0u64;
+    let mut marks = Vec::new();
+    let mut next_mark = CHECKPOINT;
+    let res = decode_range(file, start, end, enc, |pos, chunk| {
+        size += chunk.len() as u64;
+        if size >= next_mark {
+            marks.push((size, pos));
+            next_mark = size + CHECKPOINT;
+        }
+        true
+    });
+    if let Err(e) = res {
+        log::warn!("measuring a part: {e}");
+    }
+    Data::File {
+        start,
+        end,
+        enc,
+        size,
+        marks,
+    }
+}
+
+fn header_fields(raw: &[u8], part: &MessagePart) -> Vec<HeaderField> {
+    part.headers
+        .iter()
+        .filter_map(|h| {
+            let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
+            let decoded = match MessageStream::new(bytes).parse_unstructured() {
+                HeaderValue::Text(t) => t.trim().to_string(),
+                _ => String::new(),
+            };
+            let raw = String::from_utf8_lossy(bytes)
+                .split(['\r', '\n'])
+                .filter(|l| !l.is_empty())
+                .collect::<String>()
+                .trim()
+                .to_string();
+            Some(HeaderField {
+                name: h.name.as_str().to_string(),
+                raw,
+                decoded,
+            })
+        })
+        .collect()
+}
+
+/// The leaf parts in order, with their IMAP-style part numbers (`1`, `1.2`, ...).
+fn collect_leaves<'m, 'x>(
+    msg: &'m Message<'x>,
+    idx: usize,
+    id: &str,
+    out: &mut Vec<Leaf<'m, 'x>>,
+    depth: usize,
+) {
+    let Some(part) = msg.parts.get(idx) else { return };
+    if let PartType::Multipart(children) = &part.body {
+        // Deep nesting is hostile input; mail-parser bounds it too, this keeps recursion flat.
+        if depth > 64 {
+            return;
+        }
+        for (n, &child) in children.iter().enumerate() {
+            let cid = if id.is_empty() {
+                (n + 1).to_string()
+            } else {
+                format!("{id}.{}", n + 1)
+            };
+            collect_leaves(msg, child as usize, &cid, out, depth + 1);
+        }
+        return;
+    }
+    let id = if id.is_empty() {
+        "1".to_string()
+    } else {
+        id.to_string()
+    };
+    out.push(Leaf {
+        part,
+        info: part_info(part, id),
+    });
+}
+
+fn part_info(part: &MessagePart, part_id: String) -> PartInfo {
+    let ct = part.content_type();
+    let content_type = match ct {
+        Some(ct) => match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+            None => ct.ctype().to_string(),
+        },
+        None => "text/plain".to_string(),
+    }
+    .to_ascii_lowercase();
+    let charset = ct.and_then(|c| c.attribute("charset")).map(str::to_string);
+    let filename = part.attachment_name().map(str::to_string);
+    let disposition = part.content_disposition().map(|d| d.ctype().to_ascii_lowercase());
+    let content_id = part.content_id().map(str::to_string);
+    let attachment = disposition.as_deref() == Some("attachment");
+    let role = if matches!(part.body, PartType::Message(_)) || content_type == "message/rfc822" {
+        Role::Message
+    } else if content_type == "text/plain" && filename.is_none() && !attachment {
+        Role::TextBody
+    } else if content_type == "text/html" && filename.is_none() && !attachment {
+        Role::HtmlBody
+    } else if attachment || content_id.is_none() {
+        Role::Attachment
+    } else {
+        Role::Inline
+    };
+    PartInfo {
+        content_type,
+        charset,
+        filename,
+        part_id,
+        content_id,
+        disposition,
+        role,
+    }
+}
+
+/// Names in leaf order: the first text and html bodies are `Body.txt` / `Body.html`, named
+/// parts keep their sanitised names, the rest are `part-ID.EXT`; all unique.
+fn name_leaves(leaves: &[Leaf]) -> Vec<String> {
+    let mut taken = Taken::default();
+    let mut names: Vec<Option<String>> = vec![None; leaves.len()];
+    for (role, name) in [(Role::TextBody, "Body.txt"), (Role::HtmlBody, "Body.html")] {
+        if let Some(i) = leaves.iter().position(|l| l.info.role == role) {
+            taken.insert(name.to_string(), false);
+            names[i] = Some(name.to_string());
+        }
+    }
+    for (i, leaf) in leaves.iter().enumerate() {
+        if names[i].is_some() {
+            continue;
+        }
+        let is_msg = leaf.info.role == Role::Message;
+        let base = leaf
+            .info
+            .filename
+            .as_deref()
+            .and_then(sanitize)
+            .unwrap_or_else(|| {
+                format!(
+                    "part-{}.{}",
+                    leaf.info.part_id,
+                    extension(&leaf.info.content_type)
+                )
+            });
+        let base = if is_msg && !base.ends_with(".eml") {
+            fit(&format!("{base}.eml"), ".eml")
+        } else {
+            base
+        };
+        names[i] = Some(taken.unique(&base, is_msg));
+    }
+    names.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+#[derive(Default)]
+struct Taken(HashSet<String>);
+
+impl Taken {
+    fn insert(&mut self, name: String, is_msg: bool) {
+        if is_msg {
+            self.0.insert(format!("{name}.parts"));
+        }
+        self.0.insert(name);
+    }
+
+    fn free(&self, name: &str, is_msg: bool) -> bool {
+        // An attached message's directory name is taken with it (see `insert`), so no file
+        // can take it, and a message cannot take a name whose `.parts` is a file's.
+        let clash = self.0.contains(name) || (is_msg && self.0.contains(&format!("{name}.parts")));
+        !clash
+    }
+
+    /// `a.pdf`, then `a (2).pdf`, `a (3).pdf`...
+    fn unique(&mut self, base: &str, is_msg: bool) -> String {
+        let mut name = base.to_string();
+        let mut n = 2;
+        while !self.free(&name, is_msg) {
+            let (stem, ext) = split_ext(base);
+            let suffix = format!(" ({n}){ext}");
+            name = format!("{}{suffix}", truncate(stem, MAX_NAME - suffix.len()));
+            n += 1;
+        }
+        self.insert(name.clone(), is_msg);
+        name
+    }
+}
+
+fn split_ext(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i) if i > 0 && name.len() - i <= 16 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Cuts a name to `MAX_NAME` bytes, keeping its extension `ext` when it has it.
+fn fit(name: &str, ext: &str) -> String {
+    if name.len() <= MAX_NAME {
+        return name.to_string();
+    }
+    let (stem, e) = if !ext.is_empty() && name.ends_with(ext) {
+        (&name[..name.len() - ext.len()], ext)
+    } else {
+        split_ext(name)
+    };
+    format!("{}{e}", truncate(stem, MAX_NAME - e.len()))
+}
+
+/// A file name from a sender, made safe to show: no `/`, `\`, NUL or control characters, no
+/// leading dots or spaces, no `..`, at most 255 bytes with the extension kept. `None` when
+/// nothing is left.
+pub fn sanitize(raw: &str) -> Option<String> {
+    let mut s = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let c = match c {
+            '/' | '\\' => '_',
+            c if c.is_control() => continue,
+            c => c,
+        };
+        // Collapse runs of dots, so no `..` survives anywhere in the name.
+        if c == '.' && s.ends_with('.') {
+            continue;
+        }
+        s.push(c);
+    }
+    let s = s
+        .trim_start_matches(['.', ' '])
+        .trim_end_matches([' ', '.'])
+        .trim();
+    if s.is_empty() {
+        return None;
+    }
+    let ext = split_ext(s).1;
+    Some(fit(s, ext))
+}
+
+/// A file extension for an unnamed part of this content type.
+pub fn extension(content_type: &str) -> String {
+    let preferred = match content_type {
+        "text/plain" => Some("txt"),
+        "text/html" => Some("html"),
+        "message/rfc822" => Some("eml"),
+        "image/jpeg" => Some("jpg"),
+        "application/octet-stream" => Some("bin"),
+        "text/calendar" => Some("ics"),
+        "message/delivery-status" => Some("txt"),
+        _ => None,
+    };
+    if let Some(p) = preferred {
+        return p.to_string();
+    }
+    mime_guess::get_mime_extensions_str(content_type)
+        .and_then(|e| e.first())
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "bin".to_string())
+}
+
+/// The tree reached by following attached messages named in `nest`.
+pub fn subtree<'a>(tree: &'a Arc<Tree>, nest: &[String]) -> Option<&'a Arc<Tree>> {
+    let mut t = tree;
+    for name in nest {
+        t = t.entries.iter().find(|e| &e.name == name)?.nested.as_ref()?;
+    }
+    Some(t)
+}
+
+impl Tree {
+    pub fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// `user.header.<name>` values: lowercase names, repeated fields joined by newlines,
+    /// values cut to the xattr limit.
+    pub fn header_attrs(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for h in &self.headers {
+            let key = h.name.to_ascii_lowercase();
+            if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                continue;
+            }
+            match out.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => {
+                    v.push('\n');
+                    v.push_str(&h.decoded);
+                }
+                None => out.push((key, h.decoded.clone())),
+            }
+        }
+        for (_, v) in &mut out {
+            if v.len() > MAX_HEADER_VALUE {
+                *v = truncate(v, MAX_HEADER_VALUE).to_string();
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_sanitised() {
+        assert_eq!(sanitize("../../etc/passwd").unwrap(), "_._etc_passwd");
+        assert_eq!(sanitize("a/b\0c\x07.pdf").unwrap(), "a_bc.pdf");
+        assert_eq!(sanitize("..."), None);
+        assert_eq!(sanitize(" .hidden").unwrap(), "hidden");
+        let long = format!("{}.pdf", "é".repeat(200));
+        let s = sanitize(&long).unwrap();
+        assert!(s.len() <= MAX_NAME && s.ends_with(".pdf"), "{s}");
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut t = Taken::default();
+        assert_eq!(t.unique("notes.txt", false), "notes.txt");
+        assert_eq!(t.unique("notes.txt", false), "notes (2).txt");
+        assert_eq!(t.unique("notes.txt", false), "notes (3).txt");
+        let long = "x".repeat(251) + ".pdf";
+        assert_eq!(t.unique(&long, false), long);
+        let second = t.unique(&long, false);
+        assert!(second.len() <= MAX_NAME && second.ends_with(" (2).pdf"));
+        assert_eq!(t.unique("fwd.eml", true), "fwd.eml");
+        assert_eq!(t.unique("fwd.eml.parts", false), "fwd.eml (2).parts");
+    }
+
+    #[test]
+    fn skeleton_maps_back_to_the_file() {
+        let body = "QUFB\r\n".repeat(300_000);
+        let msg = format!(
+            "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             {body}--b--\r\n"
+        );
+        let sk = skeleton(msg.as_bytes()).unwrap();
+        assert_eq!(sk.holes.len(), 1);
+        assert!(sk.bytes.len() < 400);
+        let m = MessageParser::default().parse(&sk.bytes[..]).unwrap();
+        let p = &m.parts[1];
+        let (b, e) = (sk.to_file(p.offset_body as u64), sk.to_file(p.offset_end as u64));
+        assert_eq!(&msg[b as usize..e as usize], body.trim_end());
+    }
+}
