@@ -26,6 +26,8 @@ const RUN_LIMIT: u64 = 1 << 20;
 /// message of many mid-sized parts stays bounded as well.
 const SKELETON_SOFT_LIMIT: usize = 16 << 20;
 const SMALL_RUN: u64 = 4096;
+/// Runs that are not base64 are left out of the skeleton only past this length.
+const MIXED_RUN_LIMIT: u64 = 32 << 20;
 /// A header block longer than this is treated as body (a 10 MB header must not grow memory
 /// without bound); what was kept still parses.
 const HEAD_LIMIT: u64 = 16 << 20;
@@ -356,7 +358,79 @@ fn looks_like_header(line: &[u8]) -> bool {
     }
 }
 
-fn skeleton(reader: impl Read) -> io::Result<Skeleton> {
+/// A run of body lines between structural lines: kept verbatim while short, else replaced.
+struct Run {
+    start: u64,
+    len: u64,
+    bytes: Vec<u8>,
+    /// The bytes are all in `bytes` (the run has not outgrown what may be kept).
+    kept: bool,
+    /// Every line is base64 text: nothing in it can mean anything to a MIME parser.
+    base64: bool,
+    eol: &'static [u8],
+}
+
+impl Run {
+    fn new() -> Run {
+        Run {
+            start: 0,
+            len: 0,
+            bytes: Vec::new(),
+            kept: true,
+            base64: true,
+            eol: b"",
+        }
+    }
+
+    fn push(&mut self, pos: u64, line: &[u8], run_limit: u64) {
+        if self.len == 0 {
+            self.start = pos;
+        }
+        self.len += line.len() as u64;
+        self.eol = line_end(line);
+        self.base64 &= line.iter().all(|&b| is_base64(b) || b.is_ascii_whitespace());
+        if self.kept {
+            // A long base64 run will be left out: stop holding its bytes now.
+            let keep = if self.base64 { run_limit } else { MIXED_RUN_LIMIT };
+            if self.len <= keep {
+                self.bytes.extend_from_slice(line);
+            } else {
+                self.kept = false;
+                self.bytes = Vec::new();
+            }
+        }
+    }
+
+    /// Ends the run: its bytes go into the skeleton, or a placeholder "P" with the run's
+    /// last line end. Only base64 runs are replaced below `MIXED_RUN_LIMIT`, so the skeleton
+    /// parses exactly as the message does; longer runs of anything are replaced too, to keep
+    /// memory bounded.
+    fn flush(&mut self, sk: &mut Skeleton, run_limit: u64) {
+        if self.len > 0 {
+            let limit = match (self.base64, sk.bytes.len() > SKELETON_SOFT_LIMIT) {
+                (true, true) => SMALL_RUN.min(run_limit),
+                (true, false) => run_limit,
+                (false, _) => MIXED_RUN_LIMIT,
+            };
+            if self.kept && self.len <= limit {
+                sk.bytes.extend_from_slice(&self.bytes);
+            } else {
+                let skel = sk.bytes.len() as u64;
+                sk.bytes.push(b'P');
+                sk.bytes.extend_from_slice(self.eol);
+                sk.holes.push(Hole {
+                    skel,
+                    skel_len: 1 + self.eol.len() as u64,
+                    orig: self.start,
+                    orig_len: self.len,
+                });
+            }
+        }
+        *self = Run::new();
+    }
+}
+
+fn skeleton(reader: impl Read, run_limit: u64) -> io::Result<Skeleton> {
     #[derive(PartialEq)]
     enum St {
         Head,
@@ -368,49 +442,8 @@ fn skeleton(reader: impl Read) -> io::Result<Skeleton> {
     let mut st = St::Head;
     let mut head_len = 0u64;
     let mut pos = 0u64;
-    // The current body run: where it starts, its length, its bytes while it is short enough
-    // to keep, and the line end of its last line.
-    let mut run_start = 0u64;
-    let mut run_len = 0u64;
-    let mut run: Vec<u8> = Vec::new();
-    let mut run_kept = true;
-    let mut run_eol: &'static [u8] = b"";
+    let mut run = Run::new();
     let mut line = Vec::with_capacity(1024);
-
-    fn flush(
-        sk: &mut Skeleton,
-        run: &mut Vec<u8>,
-        run_kept: &mut bool,
-        run_start: u64,
-        run_len: &mut u64,
-        eol: &[u8],
-    ) {
-        if *run_len == 0 {
-            return;
-        }
-        let limit = if sk.bytes.len() > SKELETON_SOFT_LIMIT {
-            SMALL_RUN
-        } else {
-            RUN_LIMIT
-        };
-        if *run_kept && *run_len <= limit {
-            sk.bytes.extend_from_slice(run);
-        } else {
-            let skel = sk.bytes.len() as u64;
-            sk.bytes.push(b'P');
-            sk.bytes.extend_from_slice(eol);
-            sk.holes.push(Hole {
-                skel,
-                skel_len: 1 + eol.len() as u64,
-                orig: run_start,
-                orig_len: *run_len,
-            });
-        }
-        run.clear();
-        *run_kept = true;
-        *run_len = 0;
-    }
-
     loop {
         line.clear();
         let n = r.read_until(b'\n', &mut line)?;
@@ -437,29 +470,19 @@ fn skeleton(reader: impl Read) -> io::Result<Skeleton> {
             }
             st = St::Body;
         }
-        if line.starts_with(b"--") {
-            flush(&mut sk, &mut run, &mut run_kept, run_start, &mut run_len, run_eol);
+        // mail-parser finds a boundary wherever "--" and the boundary appear, not only at the
+        // start of a line, so any such line stays in the skeleton as it is.
+        if line.windows(2).any(|w| w == b"--") {
+            run.flush(&mut sk, run_limit);
             sk.bytes.extend_from_slice(&line);
             st = St::Head;
             head_len = 0;
         } else {
-            if run_len == 0 {
-                run_start = pos;
-            }
-            run_len += n as u64;
-            run_eol = line_end(&line);
-            if run_kept {
-                if run_len <= RUN_LIMIT {
-                    run.extend_from_slice(&line);
-                } else {
-                    run_kept = false;
-                    run = Vec::new();
-                }
-            }
+            run.push(pos, &line, run_limit);
         }
         pos += n as u64;
     }
-    flush(&mut sk, &mut run, &mut run_kept, run_start, &mut run_len, run_eol);
+    run.flush(&mut sk, run_limit);
     Ok(sk)
 }
 
@@ -468,9 +491,16 @@ fn skeleton(reader: impl Read) -> io::Result<Skeleton> {
 /// The tree of the message file at `path`. Reads the file twice (skeleton, then the sizes of
 /// the bodies left out of it) and keeps neither in memory.
 pub fn build(path: &Path) -> io::Result<Tree> {
+    build_with_run_limit(path, RUN_LIMIT)
+}
+
+/// `build` with body runs over `run_limit` bytes read from the file: small limits let tests
+/// and the fuzzer drive the streaming path with small messages.
+#[doc(hidden)]
+pub fn build_with_run_limit(path: &Path, run_limit: u64) -> io::Result<Tree> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
-    let sk = skeleton(FileRange::new(&file, 0, len))?;
+    let sk = skeleton(FileRange::new(&file, 0, len), run_limit)?;
     Ok(build_from(&sk, Some(&file), len))
 }
 
@@ -1031,12 +1061,50 @@ mod tests {
              Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
              {body}--b--\r\n"
         );
-        let sk = skeleton(msg.as_bytes()).unwrap();
+        let sk = skeleton(msg.as_bytes(), RUN_LIMIT).unwrap();
         assert_eq!(sk.holes.len(), 1);
         assert!(sk.bytes.len() < 400);
         let m = MessageParser::default().parse(&sk.bytes[..]).unwrap();
         let p = &m.parts[1];
         let (b, e) = (sk.to_file(p.offset_body as u64), sk.to_file(p.offset_end as u64));
         assert_eq!(&msg[b as usize..e as usize], body.trim_end());
+    }
+}
+
+#[cfg(test)]
+mod corpus_tests {
+    use super::*;
+
+    /// Every body of the corpus read through the streaming path (runs over 16 bytes left in
+    /// the file) gives the bytes the in-memory path gives.
+    #[test]
+    fn streaming_path_decodes_like_the_in_memory_path() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+        let mut compared = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_none_or(|x| x != "eml") {
+                continue;
+            }
+            let file = File::open(&path).unwrap();
+            let whole = build(&path).unwrap();
+            let streamed = build_with_run_limit(&path, 16).unwrap();
+            assert_eq!(whole.entries.len(), streamed.entries.len(), "{path:?}");
+            for (a, b) in whole.entries.iter().zip(&streamed.entries) {
+                assert_eq!(a.name, b.name, "{path:?}");
+                if a.info.content_type.starts_with("text/") {
+                    continue; // text is converted to UTF-8 and LF only when held in memory
+                }
+                let (x, y) = (a.data.read_all(&file).unwrap(), b.data.read_all(&file).unwrap());
+                assert_eq!(x, y, "{path:?} {}", a.name);
+                assert_eq!(b.data.size(), y.len() as u64);
+                // Reads at an offset agree too.
+                if y.len() > 10 {
+                    assert_eq!(b.data.read_at(&file, 7, 3).unwrap(), y[7..10].to_vec());
+                }
+                compared += 1;
+            }
+        }
+        assert!(compared >= 10, "{compared}");
     }
 }
