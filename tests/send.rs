@@ -6,14 +6,6 @@ use common::smtp::{Script, Scripted, Sink};
 use common::*;
 use std::time::Duration;
 
-fn wait_status(m: &Mount, name: &str, want: &str, secs: u64) {
-    wait_for(&format!("{name} to be {want}"), Duration::from_secs(secs), || {
-        m.sh(&format!("getfattr --only-values -n user.status {name}"))
-            .stdout
-            == want.as_bytes()
-    });
-}
-
 fn ready(m: &Mount, name: &str, from: &str, to: &str, body: &str) {
     std::fs::write(m.path(name), message(from, to, "test", body)).unwrap();
     m.ok(&format!("setfattr -n user.is_ready -v 1 {name}"));

@@ -4,6 +4,7 @@
 //! under `timeout`.
 #![allow(dead_code)]
 
+pub mod postfix;
 pub mod smtp;
 
 use std::ffi::CString;
@@ -19,6 +20,15 @@ pub fn is_mounted(mnt: &Path) -> bool {
     std::fs::read_to_string("/proc/mounts")
         .map(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(want.as_str())))
         .unwrap_or(false)
+}
+
+/// Waits until a message's `user.status` reads `want`.
+pub fn wait_status(m: &Mount, name: &str, want: &str, secs: u64) {
+    wait_for(&format!("{name} to be {want}"), Duration::from_secs(secs), || {
+        m.sh(&format!("getfattr --only-values -n user.status {name}"))
+            .stdout
+            == want.as_bytes()
+    });
 }
 
 pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
