@@ -17,8 +17,16 @@ trap 'fusermount3 -u "$work/mnt" 2>/dev/null || true; kill $sink 2>/dev/null || 
 sleep 0.5
 "$bin" mount "$work/spool" "$work/mnt" -o port=2525,ratelimit_time=0,domlimit_time=0
 cd "$work/mnt"
-printf 'From: Reports <reports@example.com>\nTo: boss@example.org\nSubject: Q3 report\n\nNumbers attached.\n' > /tmp/mailfs-report.txt
-cp /tmp/mailfs-report.txt report.eml
+# Compose a message by parts: a body, an attachment, headers.
+touch report.eml                                   # a template: Message-ID, Date, MIME-Version
+echo 'Numbers attached.' > report.eml.parts/Body.txt
+printf 'region,q3\nnorth,120\nsouth,95\n' > "$work/q3.csv"
+cp "$work/q3.csv" report.eml.parts/
+setfattr -n user.header.from -v 'Reports <reports@example.com>' report.eml.parts
+setfattr -n user.header.to -v 'boss@example.org' report.eml.parts
+setfattr -n user.header.subject -v 'Q3 report — final' report.eml.parts
+ls -l report.eml.parts
+# The envelope: the From header's address and To/Cc/Bcc by default; add a recipient.
 setfattr -n user.env_to -v 'boss@example.org, audit@example.net' report.eml
 timeout 10 getfattr -d report.eml
 setfattr -n user.is_ready -v 1 report.eml

@@ -2,7 +2,7 @@
 //! submission programs `sendmail` and `deliver`. They work through the spool files and the
 //! per-message locks only, so they are safe beside a running mount or `serve`.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
 
 use serde::Serialize;
@@ -166,17 +166,16 @@ pub fn cancel(spool_dir: &Path, names: &[String]) -> Result<()> {
     }
 }
 
-/// Reads the message from stdin into a temp file in the spool; without `-i`, a line with a
-/// single dot ends it. Returns the temp path.
-fn read_stdin_to_tmp(spool: &Spool, stop_at_dot: bool) -> Result<std::path::PathBuf> {
+/// Reads a message into a temp file in the spool; when `stop_at_dot`, a line with a single
+/// dot ends it (sendmail without `-i`). Returns the temp path.
+fn read_to_tmp(spool: &Spool, input: &mut dyn Read, stop_at_dot: bool) -> Result<std::path::PathBuf> {
     let tmp = spool.tmp_path();
     let res = (|| -> io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)?;
-        let stdin = io::stdin();
-        let mut r = io::BufReader::with_capacity(256 * 1024, stdin.lock());
+        let mut r = io::BufReader::with_capacity(256 * 1024, input);
         if stop_at_dot {
             let mut line = Vec::new();
             loop {
@@ -209,29 +208,48 @@ fn tempfail(e: Error) -> Error {
     }
 }
 
-pub fn sendmail(a: &SendmailArgs) -> Result<()> {
-    let spool = Spool::open(&a.spool).map_err(tempfail)?;
-    let mut rcpts = Vec::new();
-    for r in &a.recipients {
-        for part in r.split(',') {
-            let part = part.trim();
-            if !part.is_empty() {
-                rcpts.push(validate_address("recipient", part)?);
+/// Who a submitted message goes to and comes from, as sendmail's options say it.
+#[derive(Debug, Clone, Default)]
+pub struct Submission {
+    /// The envelope sender; `Some("")` is the null sender. Default: the From header's
+    /// address, else `$USER@hostname`.
+    pub env_from: Option<String>,
+    /// Envelope recipients (each may hold several, separated by commas).
+    pub recipients: Vec<String>,
+    /// Also take recipients from the To, Cc and Bcc headers (`-t`).
+    pub recipients_from_headers: bool,
+    /// The sender's full name for a From header made from the envelope sender (`-F`).
+    pub full_name: Option<String>,
+}
+
+/// Queues a message ready to send, exactly as `mailfs sendmail` does: addresses validated,
+/// From, Date and Message-ID added when missing, stored atomically in the spool with status
+/// Pending, and handed to whichever senders serve the spool (a mount or `mailfs serve`).
+/// Returns the message's name in the spool.
+pub fn queue_message(spool: &Spool, content: &mut dyn Read, sub: &Submission) -> Result<String> {
+    let tmp = read_to_tmp(spool, content, false)?;
+    queue_tmp(spool, tmp, sub)
+}
+
+fn queue_tmp(spool: &Spool, tmp: std::path::PathBuf, sub: &Submission) -> Result<String> {
+    let result = (|| -> Result<String> {
+        let mut rcpts = Vec::new();
+        for r in &sub.recipients {
+            for part in r.split(',') {
+                let part = part.trim();
+                if !part.is_empty() {
+                    rcpts.push(validate_address("recipient", part)?);
+                }
             }
         }
-    }
-    let from_arg = match &a.from {
-        Some(f) if f.is_empty() || f == "<>" => Some(String::new()),
-        Some(f) => Some(validate_address("-f", f)?),
-        None => None,
-    };
-    // `-oi` is the old spelling of `-i`.
-    let ignore_dots = a.ignore_dots || a.o.iter().any(|o| o == "i");
-    let tmp = read_stdin_to_tmp(&spool, !ignore_dots).map_err(tempfail)?;
-    let result = (|| -> Result<()> {
+        let from_arg = match &sub.env_from {
+            Some(f) if f.is_empty() || f == "<>" => Some(String::new()),
+            Some(f) => Some(validate_address("-f", f)?),
+            None => None,
+        };
         let head = content::read_head(&tmp)?;
         let info = HeaderInfo::parse(&head);
-        if a.read_headers {
+        if sub.recipients_from_headers {
             for r in &info.recipients {
                 if !rcpts.contains(r) {
                     rcpts.push(r.clone());
@@ -244,7 +262,7 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
             ));
         }
         let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-        let env_from = match from_arg.clone() {
+        let env_from = match from_arg {
             Some(f) => f,
             None => info
                 .from
@@ -256,7 +274,7 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
         let eol = content::line_end(&head);
         let mut extra = Vec::new();
         if info.from.is_none() && !env_from.is_empty() {
-            let from_line = match &a.full_name {
+            let from_line = match &sub.full_name {
                 Some(n) => format!(
                     "From: \"{}\" <{env_from}>{eol}",
                     n.replace(['"', '\\', '\r', '\n'], "")
@@ -285,17 +303,37 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
         let name = spool.unique_name("sendmail");
         spool.commit_tmp(&final_tmp, &name, &attrs)?;
         spool.mark_ready(&name)?;
-        Ok(())
+        Ok(name)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(tempfail)
+    result
+}
+
+pub fn sendmail(a: &SendmailArgs) -> Result<()> {
+    let spool = Spool::open(&a.spool).map_err(tempfail)?;
+    let sub = Submission {
+        env_from: a.from.clone(),
+        recipients: a.recipients.clone(),
+        recipients_from_headers: a.read_headers,
+        full_name: a.full_name.clone(),
+    };
+    // Refuse bad addresses before reading the message.
+    for r in &sub.recipients {
+        for part in r.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            validate_address("recipient", part)?;
+        }
+    }
+    // `-oi` is the old spelling of `-i`.
+    let ignore_dots = a.ignore_dots || a.o.iter().any(|o| o == "i");
+    let tmp = read_to_tmp(&spool, &mut io::stdin().lock(), !ignore_dots).map_err(tempfail)?;
+    queue_tmp(&spool, tmp, &sub).map(|_| ()).map_err(tempfail)
 }
 
 pub fn deliver(spool_dir: &Path) -> Result<()> {
     let spool = Spool::open(spool_dir).map_err(tempfail)?;
-    let tmp = read_stdin_to_tmp(&spool, false).map_err(tempfail)?;
+    let tmp = read_to_tmp(&spool, &mut io::stdin().lock(), false).map_err(tempfail)?;
     let info = content::read_head(&tmp)
         .map(|h| HeaderInfo::parse(&h))
         .unwrap_or_default();

@@ -16,9 +16,13 @@ struct Relay {
 }
 
 fn relay() -> Relay {
+    relay_with("PLAIN LOGIN")
+}
+
+fn relay_with(mechs: &str) -> Relay {
     let tmp = tempfile::tempdir().unwrap();
     let sink = Sink::start(tmp.path());
-    let host = Smarthost::start(tmp.path(), sink.port);
+    let host = Smarthost::start_with_mechs(tmp.path(), sink.port, mechs);
     let secret = tmp.path().join("relay.secret");
     std::fs::write(&secret, format!("{PASSWORD}\n")).unwrap();
     Relay {
@@ -97,6 +101,20 @@ fn implicit_tls_and_auth_through_postfix_smtps() {
     wait_status(&m, "b.eml", "Sent", 30);
     wait_delivered(&r, "via-smtps");
     assert!(r.host.log().contains(&format!("sasl_username={USER}")));
+}
+
+#[test]
+fn auth_login_when_the_server_offers_only_login() {
+    let r = relay_with("LOGIN");
+    let m = mount_for(&r, "starttls", r.host.submission, &r.secret, true);
+    send(&m, "l.eml", "via-login");
+    wait_status(&m, "l.eml", "Sent", 30);
+    wait_delivered(&r, "via-login");
+    assert!(
+        r.host
+            .log()
+            .contains(&format!("sasl_method=LOGIN, sasl_username={USER}"))
+    );
 }
 
 #[test]

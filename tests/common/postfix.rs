@@ -36,6 +36,11 @@ fn run(cmd: &mut Command) {
 
 impl Smarthost {
     pub fn start(base: &Path, relay_port: u16) -> Smarthost {
+        Self::start_with_mechs(base, relay_port, "PLAIN LOGIN")
+    }
+
+    /// A smarthost offering only the SASL mechanisms in `mechs` (e.g. "LOGIN").
+    pub fn start_with_mechs(base: &Path, relay_port: u16, mechs: &str) -> Smarthost {
         let dir = base.join("postfix");
         let conf = dir.join("conf");
         for d in ["conf/sasl", "queue", "data"] {
@@ -167,7 +172,7 @@ impl Smarthost {
         std::fs::write(
             conf.join("sasl/smtpd.conf"),
             format!(
-                "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: {}\nmech_list: PLAIN LOGIN\n",
+                "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: {}\nmech_list: {mechs}\n",
                 sasldb.display()
             ),
         )

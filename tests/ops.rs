@@ -1,0 +1,197 @@
+//! Issue 5: running mailfs like an MTA — the mount(8) helper with `mount -t fuse.mailfs` and
+//! an fstab line, and the library API queueing a message (examples/queue_message.rs).
+
+mod common;
+
+use common::smtp::Sink;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn sh(script: &str) -> std::process::Output {
+    Command::new("timeout")
+        .args(["30", "bash", "-c", script])
+        .env("MAILFS_BIN", BIN)
+        .output()
+        .expect("bash")
+}
+
+fn ok(script: &str) -> String {
+    let o = sh(script);
+    assert!(
+        o.status.success(),
+        "`{script}`: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Unmounts on drop whatever `mount` mounted, so a failing test leaves nothing behind.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if is_mounted(&self.0) {
+            let _ = Command::new("timeout")
+                .arg("10")
+                .arg("umount")
+                .arg(&self.0)
+                .status();
+        }
+        if is_mounted(&self.0) {
+            let _ = Command::new("timeout")
+                .args(["10", "umount", "-l"])
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+/// mount(8) finds helpers for `-t fuse.mailfs` only in /sbin: install ours there.
+fn install_helper() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("mount-scripts/mount.mailfs");
+    ok(&format!(
+        "install -m 755 {} /sbin/mount.fuse.mailfs",
+        src.display()
+    ));
+}
+
+/// The /proc/mounts line's source and type for a mount point.
+fn mount_entry(mnt: &Path) -> (String, String) {
+    let want = mnt.to_string_lossy().to_string();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(want.as_str()))
+        .unwrap_or_default();
+    let mut f = line.split(' ');
+    let source = f.next().unwrap_or_default().to_string();
+    (source, f.nth(1).unwrap_or_default().to_string())
+}
+
+/// Mounted by mailfs: the spool is the source; the type is `fuse` when root mounts directly
+/// (fuser's mount(2) path has no subtype) and `fuse.mailfs` through fusermount3.
+fn assert_mailfs_mount(mnt: &Path, spool: &Path) {
+    let (source, kind) = mount_entry(mnt);
+    assert!(kind == "fuse" || kind == "fuse.mailfs", "{kind}");
+    assert_eq!(source, spool.canonicalize().unwrap().display().to_string());
+}
+
+fn wait_exit(spool: &Path) {
+    wait_for("the mailfs process to exit", Duration::from_secs(15), || {
+        !ok("ps -eo args").contains(&format!("mount {}", spool.display()))
+    });
+}
+
+#[test]
+fn mount_t_fuse_mailfs_and_fstab_mount_a_spool_that_sends() {
+    install_helper();
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (spool, mnt) = (tmp.path().join("spool"), tmp.path().join("mnt"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let guard = Unmount(mnt.clone());
+
+    // mount -t fuse.mailfs: the helper runs mailfs, which returns once the mount is live.
+    ok(&format!(
+        "mount -t fuse.mailfs {} {} -o server=127.0.0.1,port={},ratelimit_time=0,domlimit_time=0",
+        spool.display(),
+        mnt.display(),
+        sink.port
+    ));
+    assert_mailfs_mount(&mnt, &spool);
+    let m = mnt.display();
+    assert_eq!(
+        ok(&format!("getfattr --only-values -n user.port {m}")),
+        sink.port.to_string()
+    );
+    ok(&format!(
+        "printf 'From: cron@example.com\\nTo: ops@example.org\\nSubject: nightly\\n\\nok\\n' > {m}/n.eml && \
+         setfattr -n user.is_ready -v 1 {m}/n.eml"
+    ));
+    wait_for("n.eml Sent", Duration::from_secs(20), || {
+        ok(&format!("getfattr --only-values -n user.status {m}/n.eml")) == "Sent"
+    });
+    assert!(sink.messages().iter().any(|s| s.contains("Subject: nightly")));
+    ok(&format!("umount {m}"));
+    assert!(!is_mounted(&mnt));
+    wait_exit(&spool);
+
+    // An fstab line (mount -T reads another fstab file): generic options are ignored, node
+    // attributes are taken, and the stored ones persist.
+    let fstab = tmp.path().join("fstab");
+    std::fs::write(
+        &fstab,
+        format!(
+            "{} {} fuse.mailfs defaults,noauto,nofail,_netdev,conn_limit=2 0 0\n",
+            spool.display(),
+            mnt.display()
+        ),
+    )
+    .unwrap();
+    ok(&format!("mount -T {} {m}", fstab.display()));
+    assert_mailfs_mount(&mnt, &spool);
+    assert_eq!(ok(&format!("getfattr --only-values -n user.conn_limit {m}")), "2");
+    assert_eq!(
+        ok(&format!("getfattr --only-values -n user.port {m}")),
+        sink.port.to_string()
+    );
+    assert_eq!(
+        ok(&format!("getfattr --only-values -n user.status {m}/n.eml")),
+        "Sent"
+    );
+    ok(&format!("umount {m}"));
+    wait_exit(&spool);
+    drop(guard);
+
+    // A bad node attribute in -o fails the mount with a message, and mounts nothing.
+    let o = sh(&format!(
+        "mount -t fuse.mailfs {} {} -o port=99999",
+        spool.display(),
+        mnt.display()
+    ));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("port"), "{o:?}");
+    assert!(!is_mounted(&mnt));
+}
+
+#[test]
+fn the_library_example_queues_a_message_that_serve_sends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let spool = tmp.path().join("spool");
+    // cargo test builds the examples next to the test binaries' profile directory.
+    let example = Path::new(BIN).parent().unwrap().join("examples/queue_message");
+    assert!(example.exists(), "{example:?} (cargo test builds examples)");
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(&example)
+        .arg(&spool)
+        .arg("boss@example.org")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(name.ends_with(".eml"), "{name}");
+    let q = ok(&format!("{BIN} queue {} --json", spool.display()));
+    assert!(q.contains(&name) && q.contains("Pending"), "{q}");
+
+    let mut serve = Spawned::mailfs([
+        "serve".to_string(),
+        spool.display().to_string(),
+        "-o".into(),
+        format!("port={},ratelimit_time=0,domlimit_time=0", sink.port),
+    ]);
+    wait_for("the queued message at the sink", Duration::from_secs(20), || {
+        sink.messages().iter().any(|s| s.contains("Subject: Q3 report"))
+    });
+    let got = sink
+        .messages()
+        .into_iter()
+        .find(|s| s.contains("Q3 report"))
+        .unwrap();
+    assert!(got.contains("filename=\"q3.csv\""), "{got}");
+    serve.term();
+}
