@@ -471,11 +471,15 @@ impl MailFs {
             }
             Key::Parts { msg, nest } => {
                 let meta = fs::metadata(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
-                let tree = self.tree_at(msg, Stamp::of(&meta))?;
-                let sub = mime::subtree(&tree, nest).ok_or_else(|| Error::NotFound(msg.clone()))?;
+                // The top directory needs no parse (`ls -l` of a big spool must not parse every
+                // message); an attached message's directory exists only if the tree has it.
+                if !nest.is_empty() {
+                    let tree = self.tree_at(msg, Stamp::of(&meta))?;
+                    mime::subtree(&tree, nest).ok_or_else(|| Error::NotFound(msg.clone()))?;
+                }
                 let perm = if self.composable(msg, nest)? { 0o755 } else { 0o555 };
                 let mut a = attr_from_meta(ino, &meta, FileType::Directory, perm, self.uid, self.gid);
-                a.size = sub.entries.len() as u64;
+                a.size = 0;
                 a.blocks = 0;
                 Ok(a)
             }

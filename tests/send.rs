@@ -80,7 +80,7 @@ fn sends_to_smtp_sink_exactly_what_is_in_the_eml() {
 #[test]
 fn per_recipient_outcomes_and_retry_only_the_deferred() {
     let srv = Scripted::start(Script {
-        rcpt: Box::new(|a| {
+        rcpt: std::sync::Arc::new(|a| {
             if a.starts_with("later") {
                 "451 4.3.0 try later".into()
             } else if a.starts_with("bad") {
@@ -111,7 +111,7 @@ fn per_recipient_outcomes_and_retry_only_the_deferred() {
     );
     assert_eq!(m.attr("p.eml", "status"), "Pending");
     // Now the deferred one is accepted: only it is sent again.
-    srv.script.lock().unwrap().rcpt = Box::new(|a| {
+    srv.script.lock().unwrap().rcpt = std::sync::Arc::new(|a| {
         if a.starts_with("bad") {
             "550 5.1.1 no such user".into()
         } else {
@@ -119,7 +119,9 @@ fn per_recipient_outcomes_and_retry_only_the_deferred() {
         }
     });
     wait_status(&m, "p.eml", "Error", 15);
-    assert_eq!(srv.delivered(), vec!["later@example.org", "ok@example.org"]);
+    // (The failure notice to me@example.com may already be out: it is checked below.)
+    let delivered: Vec<String> = srv.delivered().into_iter().filter(|a| a != "me@example.com").collect();
+    assert_eq!(delivered, vec!["later@example.org", "ok@example.org"]);
     let r = m.attr("p.eml", "recipients");
     assert!(r.contains("later@example.org Sent 2"), "{r}");
     // The sender gets a failure notice from the null sender, listing the failed recipient.

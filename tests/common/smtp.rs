@@ -97,11 +97,14 @@ pub struct Script {
     pub greeting: Option<String>,
     pub mail: String,
     /// Reply for RCPT TO by address; default 250.
-    pub rcpt: Box<dyn Fn(&str) -> String + Send + Sync>,
+    /// Called without the script's lock held, so it may stall one recipient's session.
+    pub rcpt: Arc<dyn Fn(&str) -> String + Send + Sync>,
     pub data_end: String,
     /// Close the connection in the middle of DATA.
     pub reset_in_data: bool,
     pub delay: Duration,
+    /// Write every reply one byte at a time with this pause (a server that trickles).
+    pub drip: Option<Duration>,
 }
 
 impl Default for Script {
@@ -109,10 +112,11 @@ impl Default for Script {
         Script {
             greeting: Some("220 scripted ESMTP".into()),
             mail: "250 2.1.0 Ok".into(),
-            rcpt: Box::new(|_| "250 2.1.5 Ok".into()),
+            rcpt: Arc::new(|_| "250 2.1.5 Ok".into()),
             data_end: "250 2.0.0 Ok: queued".into(),
             reset_in_data: false,
             delay: Duration::ZERO,
+            drip: None,
         }
     }
 }
@@ -206,6 +210,20 @@ impl Drop for Scripted {
     }
 }
 
+fn say(w: &mut TcpStream, drip: Option<Duration>, text: &str) -> std::io::Result<()> {
+    match drip {
+        None => w.write_all(text.as_bytes()),
+        Some(pause) => {
+            for b in text.as_bytes() {
+                w.write_all(&[*b])?;
+                w.flush()?;
+                std::thread::sleep(pause);
+            }
+            Ok(())
+        }
+    }
+}
+
 fn session(
     id: usize,
     stream: TcpStream,
@@ -217,9 +235,9 @@ fn session(
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut w = stream.try_clone()?;
     let mut r = BufReader::new(stream);
-    let (greeting, delay) = {
+    let (greeting, delay, drip) = {
         let s = script.lock().unwrap();
-        (s.greeting.clone(), s.delay)
+        (s.greeting.clone(), s.delay, s.drip)
     };
     let Some(g) = greeting else {
         // Say nothing; hold the connection until the client gives up.
@@ -227,7 +245,7 @@ fn session(
         let _ = r.read_line(&mut line);
         return Ok(());
     };
-    write!(w, "{g}\r\n")?;
+    say(&mut w, drip, &format!("{g}\r\n"))?;
     if !g.starts_with("220") {
         return Ok(());
     }
@@ -242,7 +260,7 @@ fn session(
         let upper = cmd.to_ascii_uppercase();
         std::thread::sleep(delay);
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            write!(w, "250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n")?;
+            say(&mut w, drip, &format!("250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n"))?;
         } else if upper.starts_with("MAIL FROM:") {
             let reply = script.lock().unwrap().mail.clone();
             if reply.starts_with('2') {
@@ -262,7 +280,7 @@ fn session(
                     mail_at: Instant::now(),
                 });
             }
-            write!(w, "{reply}\r\n")?;
+            say(&mut w, drip, &format!("{reply}\r\n"))?;
         } else if upper.starts_with("RCPT TO:") {
             let addr = cmd[8..]
                 .split_whitespace()
@@ -270,16 +288,17 @@ fn session(
                 .unwrap_or("")
                 .trim_matches(['<', '>'])
                 .to_string();
-            let reply = (script.lock().unwrap().rcpt)(&addr);
+            let rcpt = script.lock().unwrap().rcpt.clone();
+            let reply = rcpt(&addr);
             if let Some(t) = cur.as_mut() {
                 t.rcpts.push(addr.clone());
                 if reply.starts_with('2') {
                     t.accepted.push(addr);
                 }
             }
-            write!(w, "{reply}\r\n")?;
+            say(&mut w, drip, &format!("{reply}\r\n"))?;
         } else if upper == "DATA" {
-            write!(w, "354 go ahead\r\n")?;
+            say(&mut w, drip, &format!("354 go ahead\r\n"))?;
             let mut data = String::new();
             let reset = script.lock().unwrap().reset_in_data;
             loop {
@@ -304,18 +323,18 @@ fn session(
                 txns.lock().unwrap().push(t);
                 in_txn.fetch_sub(1, Ordering::SeqCst);
             }
-            write!(w, "{reply}\r\n")?;
+            say(&mut w, drip, &format!("{reply}\r\n"))?;
         } else if upper == "RSET" {
             if let Some(t) = cur.take() {
                 txns.lock().unwrap().push(t);
                 in_txn.fetch_sub(1, Ordering::SeqCst);
             }
-            write!(w, "250 Ok\r\n")?;
+            say(&mut w, drip, &format!("250 Ok\r\n"))?;
         } else if upper == "QUIT" {
-            write!(w, "221 Bye\r\n")?;
+            say(&mut w, drip, &format!("221 Bye\r\n"))?;
             break;
         } else {
-            write!(w, "502 unknown\r\n")?;
+            say(&mut w, drip, &format!("502 unknown\r\n"))?;
         }
     }
     if cur.is_some() {
