@@ -609,11 +609,11 @@ pub fn validate_address(name: &str, addr: &str) -> Result<String> {
 /// Parses an `env_to` value: addresses separated by commas or white space.
 pub fn parse_address_list(name: &str, value: &[u8]) -> Result<Vec<String>> {
     let s = std::str::from_utf8(value).map_err(|_| Error::invalid(name, "not UTF-8"))?;
-    if s.bytes().any(|b| b == b'\r' || b == b'\0') {
-        return Err(Error::invalid(name, "CR and NUL are not allowed"));
+    // SPEC §6: CR, LF and NUL are refused outright, even where LF could pass for white
+    // space between addresses.
+    if s.bytes().any(|b| b == b'\r' || b == b'\n' || b == b'\0') {
+        return Err(Error::invalid(name, "CR, LF and NUL are not allowed"));
     }
-    // A LF is white space between addresses only when it is not the only separator abuse:
-    // addresses themselves can never hold one, so splitting on it is safe.
     let mut out = Vec::new();
     for part in s.split(|c: char| c == ',' || c.is_whitespace()) {
         if part.is_empty() {

@@ -35,6 +35,8 @@ const HEAD_LIMIT: u64 = 16 << 20;
 const CHECKPOINT: u64 = 1 << 20;
 /// Longest value shown in a `user.header.*` attribute (the Linux xattr value limit).
 pub const MAX_HEADER_VALUE: usize = 65536;
+/// At most this many parts are shown per message (hostile input can declare any number).
+const MAX_PARTS: usize = 10_000;
 /// Name of the one file a message that cannot be parsed shows.
 pub const RAW_NAME: &str = "raw.eml";
 
@@ -587,8 +589,7 @@ impl Builder<'_> {
             .first()
             .map(|p| header_fields(&msg.raw_message, p))
             .unwrap_or_default();
-        let mut leaves = Vec::new();
-        collect_leaves(msg, 0, "", &mut leaves, 0);
+        let leaves = collect_leaves(msg);
         let names = name_leaves(&leaves);
         let entries = leaves
             .into_iter()
@@ -762,16 +763,31 @@ fn header_fields(raw: &[u8], part: &MessagePart) -> Vec<HeaderField> {
 }
 
 /// The leaf parts in order, with their IMAP-style part numbers (`1`, `1.2`, ...).
-fn collect_leaves<'m, 'x>(
+fn collect_leaves<'m, 'x>(msg: &'m Message<'x>) -> Vec<Leaf<'m, 'x>> {
+    let mut out = Vec::new();
+    let mut seen = vec![false; msg.parts.len()];
+    walk(msg, 0, "", &mut out, &mut seen, 0);
+    out
+}
+
+fn walk<'m, 'x>(
     msg: &'m Message<'x>,
     idx: usize,
     id: &str,
     out: &mut Vec<Leaf<'m, 'x>>,
+    seen: &mut [bool],
     depth: usize,
 ) {
-    let Some(part) = msg.parts.get(idx) else { return };
+    // Each part is visited once: on hostile input mail-parser's part lists can name a part
+    // more than once, which would multiply the walk (found by fuzzing: 3 KB, millions of
+    // leaves). Deep nesting is cut off too.
+    let (Some(part), Some(visited)) = (msg.parts.get(idx), seen.get_mut(idx)) else {
+        return;
+    };
+    if std::mem::replace(visited, true) || out.len() >= MAX_PARTS {
+        return;
+    }
     if let PartType::Multipart(children) = &part.body {
-        // Deep nesting is hostile input; mail-parser bounds it too, this keeps recursion flat.
         if depth > 64 {
             return;
         }
@@ -781,7 +797,7 @@ fn collect_leaves<'m, 'x>(
             } else {
                 format!("{id}.{}", n + 1)
             };
-            collect_leaves(msg, child as usize, &cid, out, depth + 1);
+            walk(msg, child as usize, &cid, out, seen, depth + 1);
         }
         return;
     }
@@ -1106,5 +1122,28 @@ mod corpus_tests {
             }
         }
         assert!(compared >= 10, "{compared}");
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Inputs the fuzzer found (fuzz/regressions/): each builds quickly, with a bounded
+    /// number of parts, through both paths.
+    #[test]
+    fn fuzz_findings_stay_fixed() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let t = build_bytes(&data);
+            assert!(t.entries.len() <= MAX_PARTS, "{path:?}");
+            let t = build_with_run_limit(&path, 64).unwrap();
+            assert!(t.entries.len() <= MAX_PARTS, "{path:?}");
+            n += 1;
+        }
+        assert!(n >= 1);
     }
 }

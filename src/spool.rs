@@ -64,6 +64,31 @@ impl Stamp {
     }
 }
 
+/// Test hook for the power-cut tests: `MAILFS_CRASH_AT=STEP:N` aborts the process the Nth
+/// time an attribute file (`.struct`) write reaches STEP (`mid_write`, `before_rest`,
+/// `before_fsync`, `before_rename`, `before_dirsync`), as a crash or power cut at that
+/// moment would. Unset, it costs one relaxed load.
+fn crash_point(step: &str, path: &Path) {
+    static PLAN: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let plan = PLAN.get_or_init(|| {
+        let v = std::env::var("MAILFS_CRASH_AT").ok()?;
+        let (s, n) = v.split_once(':')?;
+        Some((s.to_string(), n.parse().ok()?))
+    });
+    if let Some((s, n)) = plan
+        && s == step
+        && path.extension().is_some_and(|e| e == "struct")
+        && SEEN.fetch_add(1, Ordering::Relaxed) + 1 == *n
+    {
+        log::error!(
+            "MAILFS_CRASH_AT={step}:{n}: aborting while writing {}",
+            path.display()
+        );
+        std::process::abort();
+    }
+}
+
 /// Is this a name a message can have in the mount root?
 pub fn is_message_name(name: &str) -> bool {
     name.len() > 4
@@ -182,10 +207,17 @@ impl Spool {
         let tmp = self.tmp_path();
         let res = (|| -> io::Result<Stamp> {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(bytes)?;
+            crash_point("mid_write", path);
+            let half = bytes.len() / 2;
+            f.write_all(&bytes[..half])?;
+            crash_point("before_rest", path);
+            f.write_all(&bytes[half..])?;
+            crash_point("before_fsync", path);
             f.sync_all()?;
             let stamp = Stamp::of(&f.metadata()?);
+            crash_point("before_rename", path);
             fs::rename(&tmp, path)?;
+            crash_point("before_dirsync", path);
             self.sync_root()?;
             Ok(stamp)
         })();

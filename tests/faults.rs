@@ -52,7 +52,11 @@ fn run(c: Case) -> Result<(), String> {
     opts.extend(c.extra);
     let refs: Vec<&str> = opts.iter().map(String::as_str).collect();
     let m = Mount::new(&refs);
-    std::fs::write(m.path("f.eml"), message("me@example.com", "you@example.org", c.name, "x")).unwrap();
+    std::fs::write(
+        m.path("f.eml"),
+        message("me@example.com", "you@example.org", c.name, "x"),
+    )
+    .unwrap();
     m.ok("setfattr -n user.is_ready -v 1 f.eml");
     let t = Instant::now();
     let mut first = None;
@@ -205,7 +209,10 @@ fn every_fault_ends_in_the_right_status_with_bounded_tries() {
     ];
     let n = cases.len();
     // Each case has its own mount and server; they run side by side.
-    let handles: Vec<_> = cases.into_iter().map(|c| std::thread::spawn(move || run(c))).collect();
+    let handles: Vec<_> = cases
+        .into_iter()
+        .map(|c| std::thread::spawn(move || run(c)))
+        .collect();
     let failures: Vec<String> = handles
         .into_iter()
         .filter_map(|h| match h.join() {
@@ -214,7 +221,12 @@ fn every_fault_ends_in_the_right_status_with_bounded_tries() {
             Err(_) => Some("a case panicked".into()),
         })
         .collect();
-    assert!(failures.is_empty(), "{} of {n} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {n} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -238,13 +250,24 @@ fn a_stuck_session_for_one_domain_does_not_hold_up_the_others() {
         "domconn_limit=1",
         "handshake_time=120",
     ]);
-    std::fs::write(m.path("s.eml"), message("me@example.com", "x@stuck.example", "stuck", "x")).unwrap();
+    std::fs::write(
+        m.path("s.eml"),
+        message("me@example.com", "x@stuck.example", "stuck", "x"),
+    )
+    .unwrap();
     m.ok("setfattr -n user.is_ready -v 1 s.eml");
-    wait_for("the stuck session to start", Duration::from_secs(10), || srv.connections.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    wait_for("the stuck session to start", Duration::from_secs(10), || {
+        srv.connections.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    });
     for i in 0..10 {
         std::fs::write(
             m.path(&format!("o{i}.eml")),
-            message("me@example.com", &format!("u{i}@d{}.example", i % 3), "other", "x"),
+            message(
+                "me@example.com",
+                &format!("u{i}@d{}.example", i % 3),
+                "other",
+                "x",
+            ),
         )
         .unwrap();
     }

@@ -120,7 +120,11 @@ fn per_recipient_outcomes_and_retry_only_the_deferred() {
     });
     wait_status(&m, "p.eml", "Error", 15);
     // (The failure notice to me@example.com may already be out: it is checked below.)
-    let delivered: Vec<String> = srv.delivered().into_iter().filter(|a| a != "me@example.com").collect();
+    let delivered: Vec<String> = srv
+        .delivered()
+        .into_iter()
+        .filter(|a| a != "me@example.com")
+        .collect();
     assert_eq!(delivered, vec!["later@example.org", "ok@example.org"]);
     let r = m.attr("p.eml", "recipients");
     assert!(r.contains("later@example.org Sent 2"), "{r}");

@@ -47,6 +47,8 @@ pub struct Mount {
     pub mnt: PathBuf,
     child: Option<Child>,
     pub opts: Vec<String>,
+    /// Extra environment for the mailfs process (applied at each start).
+    pub env: Vec<(String, String)>,
 }
 
 impl Mount {
@@ -62,6 +64,7 @@ impl Mount {
             mnt,
             child: None,
             opts: opts.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         };
         m.start();
         m
@@ -86,6 +89,7 @@ impl Mount {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             );
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd.spawn().expect("spawn mailfs");
         self.child = Some(child);
         let mnt = self.mnt.clone();
@@ -144,6 +148,27 @@ impl Mount {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits for a server that is expected to die by itself (an injected crash), then clears
+    /// the dead mount.
+    pub fn wait_crashed(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let t = Instant::now();
+        let code = loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                break st.code();
+            }
+            if t.elapsed() > Duration::from_secs(15) {
+                let _ = c.kill();
+                let _ = c.wait();
+                self.force_unmount();
+                panic!("mailfs did not crash as planned: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.force_unmount();
+        code
     }
 
     /// Kills the server with SIGKILL and clears the dead mount, as after a crash.

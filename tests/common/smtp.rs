@@ -60,6 +60,11 @@ impl Sink {
         panic!("smtp-sink did not start");
     }
 
+    /// How many messages were dumped (cheap: a directory count).
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(&self.dir).map(|rd| rd.count()).unwrap_or(0)
+    }
+
     /// The dumped messages' contents.
     pub fn messages(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -260,7 +265,11 @@ fn session(
         let upper = cmd.to_ascii_uppercase();
         std::thread::sleep(delay);
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            say(&mut w, drip, &format!("250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n"))?;
+            say(
+                &mut w,
+                drip,
+                &format!("250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n"),
+            )?;
         } else if upper.starts_with("MAIL FROM:") {
             let reply = script.lock().unwrap().mail.clone();
             if reply.starts_with('2') {
