@@ -265,11 +265,7 @@ fn session(
         let upper = cmd.to_ascii_uppercase();
         std::thread::sleep(delay);
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            say(
-                &mut w,
-                drip,
-                &format!("250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n"),
-            )?;
+            say(&mut w, drip, "250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n")?;
         } else if upper.starts_with("MAIL FROM:") {
             let reply = script.lock().unwrap().mail.clone();
             if reply.starts_with('2') {
@@ -307,7 +303,7 @@ fn session(
             }
             say(&mut w, drip, &format!("{reply}\r\n"))?;
         } else if upper == "DATA" {
-            say(&mut w, drip, &format!("354 go ahead\r\n"))?;
+            say(&mut w, drip, "354 go ahead\r\n")?;
             let mut data = String::new();
             let reset = script.lock().unwrap().reset_in_data;
             loop {
@@ -338,12 +334,12 @@ fn session(
                 txns.lock().unwrap().push(t);
                 in_txn.fetch_sub(1, Ordering::SeqCst);
             }
-            say(&mut w, drip, &format!("250 Ok\r\n"))?;
+            say(&mut w, drip, "250 Ok\r\n")?;
         } else if upper == "QUIT" {
-            say(&mut w, drip, &format!("221 Bye\r\n"))?;
+            say(&mut w, drip, "221 Bye\r\n")?;
             break;
         } else {
-            say(&mut w, drip, &format!("502 unknown\r\n"))?;
+            say(&mut w, drip, "502 unknown\r\n")?;
         }
     }
     if cur.is_some() {
