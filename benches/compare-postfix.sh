@@ -26,8 +26,8 @@ start_sink() {
   sink_pid=$!
   sleep 0.3
 }
-# smtp-sink -c prints running counters "... <sessions> <messages>" separated by CRs.
-sink_count() { tr '\r' '\n' < "$work/sink.$1.log" | awk 'NF {n=$NF} END {print n+0}'; }
+# smtp-sink -c prints running counters "sess=N quit=N mesg=N" separated by CRs.
+sink_count() { tr '\r' '\n' < "$work/sink.$1.log" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1; }
 cleanup() {
   [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
   postfix stop >/dev/null 2>&1 || true
@@ -57,7 +57,7 @@ while [ "$(ls "$spool/log" 2>/dev/null | wc -l)" -lt $((2 * N)) ]; do sleep 0.05
 t1=$(now)
 rss_serve=$(awk '/VmHWM/ {print $2}' /proc/$serve/status)
 kill $serve; wait $serve 2>/dev/null || true
-sent=$("$bin" queue "$spool" --json | grep -c '"status": "Sent"' || true)
+sent=$("$bin" queue "$spool" --json | python3 -c 'import json,sys; print(sum(m["status"] == "Sent" for m in json.load(sys.stdin)))')
 mailfs_s=$(python3 -c "print($t1 - $t0)")
 sleep 0.5; mailfs_sink=$(sink_count mailfs)
 

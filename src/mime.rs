@@ -878,7 +878,7 @@ fn name_leaves(leaves: &[Leaf]) -> Vec<String> {
                 )
             });
         let base = if is_msg && !base.ends_with(".eml") {
-            fit(&format!("{base}.eml"), ".eml")
+            fit(&format!("{}.eml", base.trim_end_matches('.')), ".eml")
         } else {
             base
         };
@@ -912,7 +912,10 @@ impl Taken {
         while !self.free(&name, is_msg) {
             let (stem, ext) = split_ext(base);
             let suffix = format!(" ({n}){ext}");
-            name = format!("{}{suffix}", truncate(stem, MAX_NAME - suffix.len()));
+            name = format!(
+                "{}{suffix}",
+                truncate(stem, MAX_NAME - suffix.len()).trim_end_matches('.')
+            );
             n += 1;
         }
         self.insert(name.clone(), is_msg);
@@ -948,7 +951,9 @@ fn fit(name: &str, ext: &str) -> String {
     } else {
         split_ext(name)
     };
-    format!("{}{e}", truncate(stem, MAX_NAME - e.len()))
+    // A cut can end the stem in a dot, which with the extension's would make "..".
+    let stem = truncate(stem, MAX_NAME - e.len()).trim_end_matches('.');
+    format!("{stem}{e}")
 }
 
 /// A file name from a sender, made safe to show: no `/`, `\`, NUL or control characters, no

@@ -113,6 +113,88 @@ pub fn is_plain_name(name: &str) -> bool {
 pub struct Spool {
     root: PathBuf,
     tmp_seq: AtomicU64,
+    /// The group-commit thread for senders' outcomes, started on first use.
+    group: std::sync::OnceLock<crossbeam_channel::Sender<CommitReq>>,
+}
+
+/// One attribute file to replace in the next group commit.
+#[derive(Debug)]
+struct CommitReq {
+    tmp: PathBuf,
+    path: PathBuf,
+    bytes: Vec<u8>,
+    done: crossbeam_channel::Sender<io::Result<Stamp>>,
+}
+
+/// Replaces many files at once, each atomically, with one file-system sync for the batch:
+/// every temp file is written, then `syncfs` makes them all durable, then each is renamed
+/// into place and the directory synced once. A file is never visible before its bytes are
+/// durable, and no caller is answered before its rename is. Batches form by themselves: the
+/// requests that arrive while one batch syncs make the next.
+fn group_committer(root: PathBuf, rx: crossbeam_channel::Receiver<CommitReq>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut staged = Vec::with_capacity(batch.len());
+        for r in batch {
+            let res = (|| -> io::Result<Stamp> {
+                let mut f = OpenOptions::new().write(true).create_new(true).open(&r.tmp)?;
+                f.write_all(&r.bytes)?;
+                Ok(Stamp::of(&f.metadata()?))
+            })();
+            match res {
+                Ok(stamp) => staged.push((r, stamp)),
+                Err(e) => {
+                    let _ = fs::remove_file(&r.tmp);
+                    let _ = r.done.send(Err(e));
+                }
+            }
+        }
+        if staged.is_empty() {
+            continue;
+        }
+        let synced = File::open(&root).and_then(|d| {
+            // SAFETY: syncfs on a descriptor we own for the duration of the call.
+            if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+        let synced = synced.or_else(|_| {
+            // No syncfs here: one fsync per file, still one directory sync.
+            staged
+                .iter()
+                .try_for_each(|(r, _)| File::open(&r.tmp).and_then(|f| f.sync_all()))
+        });
+        let mut renamed = Vec::with_capacity(staged.len());
+        for (r, stamp) in staged {
+            let res = synced
+                .as_ref()
+                .map_err(|e| io::Error::new(e.kind(), e.to_string()))
+                .and_then(|()| fs::rename(&r.tmp, &r.path));
+            match res {
+                Ok(()) => renamed.push((r, stamp)),
+                Err(e) => {
+                    let _ = fs::remove_file(&r.tmp);
+                    let _ = r.done.send(Err(e));
+                }
+            }
+        }
+        let dir = File::open(&root).and_then(|d| d.sync_all());
+        for (r, stamp) in renamed {
+            let res = match &dir {
+                Ok(()) => Ok(stamp),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            let _ = r.done.send(res);
+        }
+    }
 }
 
 /// An exclusive per-message lock (flock on the `.eml`, which NFS emulates with fcntl locks):
@@ -141,6 +223,7 @@ impl Spool {
         let spool = Spool {
             root,
             tmp_seq: AtomicU64::new(0),
+            group: std::sync::OnceLock::new(),
         };
         spool.clean_tmp();
         Ok(spool)
@@ -326,6 +409,37 @@ impl Spool {
     /// Replaces a message's attributes atomically; returns the new file's stamp.
     pub fn write_attrs(&self, name: &str, attrs: &MessageAttrs) -> Result<Stamp> {
         self.write_atomic(&self.struct_path(name), &Self::encode(attrs)?)
+    }
+
+    /// `write_attrs` through the group commit: as atomic and as durable when it returns, but
+    /// concurrent callers (the sender threads recording outcomes) share one sync.
+    pub fn write_attrs_grouped(&self, name: &str, attrs: &MessageAttrs) -> Result<Stamp> {
+        let tx = self.group.get_or_init(|| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let root = self.root.clone();
+            let spawned = std::thread::Builder::new()
+                .name("mailfs-commit".into())
+                .spawn(move || group_committer(root, rx));
+            if let Err(e) = spawned {
+                log::error!("cannot start the group-commit thread: {e}");
+            }
+            tx
+        });
+        let (done, wait) = crossbeam_channel::bounded(1);
+        let req = CommitReq {
+            tmp: self.tmp_path(),
+            path: self.struct_path(name),
+            bytes: Self::encode(attrs)?,
+            done,
+        };
+        if tx.send(req).is_err() {
+            return self.write_attrs(name, attrs);
+        }
+        match wait.recv() {
+            Ok(res) => res.map_err(Error::Io),
+            // The committer is gone: write it alone.
+            Err(_) => self.write_attrs(name, attrs),
+        }
     }
 
     /// Removes a message and its attributes (attributes last, so a crash in between leaves an

@@ -553,8 +553,9 @@ fn run_job(
     let outcomes = transport.send(&env, &eml, &message_id, &mut gate);
     let now = now_secs();
     apply_outcomes(&mut attrs, cfg, &idx, &outcomes, now);
-    // Recorded before anything else happens to the message (SPEC §9).
-    if let Err(e) = spool.write_attrs(name, &attrs) {
+    // Recorded, durably, before anything else happens to the message (SPEC §9); concurrent
+    // workers share one sync.
+    if let Err(e) = spool.write_attrs_grouped(name, &attrs) {
         log::error!("{name}: cannot record the outcome: {e}");
     }
     drop(lock);
