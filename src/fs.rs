@@ -104,6 +104,8 @@ enum Handle {
         tree: Arc<Tree>,
         nest: Vec<String>,
         name: String,
+        /// Where the last read stopped decoding (sequential reads pick up from there).
+        hint: Option<(u64, u64)>,
     },
     /// A part of a Draft being written: the bytes gather in a temp file and the message is
     /// rebuilt when the file is closed.
@@ -808,6 +810,7 @@ impl MailFs {
             tree,
             nest: nest.to_vec(),
             name: name.to_string(),
+            hint: None,
         }))
     }
 
@@ -906,19 +909,20 @@ impl MailFs {
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         let h = self.handle(fh)?;
-        let h = h.lock();
-        let file = match &*h {
-            Handle::File { file, .. } | Handle::PartWrite { tmp: file, .. } => file,
+        let mut h = h.lock();
+        let file = match &mut *h {
+            Handle::File { file, .. } | Handle::PartWrite { tmp: file, .. } => &*file,
             Handle::Part {
                 file,
                 tree,
                 nest,
                 name,
+                hint,
             } => {
                 let entry = mime::subtree(tree, nest)
                     .and_then(|t| t.entry(name))
                     .ok_or_else(|| Error::NotFound(name.clone()))?;
-                return Ok(entry.data.read_at(file, offset, size as usize)?);
+                return Ok(entry.data.read_at_hinted(file, offset, size as usize, hint)?);
             }
             Handle::Dir(_) => return Err(Error::IsDir("handle".into())),
         };

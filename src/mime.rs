@@ -121,6 +121,19 @@ impl Data {
 
     /// Up to `len` decoded bytes from `offset`. `file` is the message the tree was built from.
     pub fn read_at(&self, file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.read_at_hinted(file, offset, len, &mut None)
+    }
+
+    /// `read_at` for a reader going through the part in order: `hint` keeps the restart point
+    /// (decoded offset, file offset) nearest the end of the last read, so the next read decodes
+    /// from there instead of from the last checkpoint.
+    pub fn read_at_hinted(
+        &self,
+        file: &File,
+        offset: u64,
+        len: usize,
+        hint: &mut Option<(u64, u64)>,
+    ) -> io::Result<Vec<u8>> {
         match self {
             Data::Memory(b) => {
                 let start = (offset as usize).min(b.len());
@@ -146,15 +159,24 @@ impl Data {
                 marks,
                 ..
             } => {
-                let (dec0, pos0) = marks
+                let mark = marks
                     .iter()
                     .rev()
                     .find(|(d, _)| *d <= offset)
                     .copied()
                     .unwrap_or((0, *start));
+                let (dec0, pos0) = match *hint {
+                    Some(h) if h.0 <= offset && h.0 >= mark.0 => h,
+                    _ => mark,
+                };
                 let mut out = Vec::with_capacity(len);
                 let mut skip = offset - dec0;
-                decode_range(file, pos0, *end, *enc, |_, chunk| {
+                // Decoded offset and file position at the start of the current chunk.
+                let (mut chunk_dec, mut chunk_pos) = (dec0, pos0);
+                decode_range(file, pos0, *end, *enc, |pos, chunk| {
+                    let here = (chunk_dec, chunk_pos);
+                    chunk_dec += chunk.len() as u64;
+                    chunk_pos = pos;
                     let c = if skip >= chunk.len() as u64 {
                         skip -= chunk.len() as u64;
                         return out.len() < len;
@@ -164,7 +186,15 @@ impl Data {
                         &chunk[s..]
                     };
                     let want = len - out.len();
-                    out.extend_from_slice(&c[..c.len().min(want)]);
+                    let take = c.len().min(want);
+                    out.extend_from_slice(&c[..take]);
+                    // The next read starts where this one ends: inside this chunk when it was
+                    // not used up, else at the next one.
+                    *hint = Some(if take < c.len() {
+                        here
+                    } else {
+                        (chunk_dec, chunk_pos)
+                    });
                     out.len() < len
                 })?;
                 Ok(out)
@@ -1127,6 +1157,49 @@ mod corpus_tests {
             }
         }
         assert!(compared >= 10, "{compared}");
+    }
+
+    /// Reads in order (with the restart hint) and at scattered offsets give the same bytes as
+    /// one whole decode, across many decoder chunks and checkpoints.
+    #[test]
+    fn hinted_and_scattered_reads_agree() {
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        // mail-builder writes binary attachments in base64.
+        let msg = mail_builder::MessageBuilder::new()
+            .subject("x")
+            .attachment("application/octet-stream", "d.bin", data.clone())
+            .write_to_vec()
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("mailfs-hint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.eml");
+        std::fs::write(&path, &msg).unwrap();
+        let tree = build(&path).unwrap();
+        let file = File::open(&path).unwrap();
+        let e = &tree.entries[0];
+        assert!(matches!(e.data, Data::File { .. }));
+        assert_eq!(e.data.size(), data.len() as u64);
+        for step in [4096usize, 5000, 131072] {
+            let mut hint = None;
+            let mut got = Vec::new();
+            while got.len() < data.len() {
+                let part = e
+                    .data
+                    .read_at_hinted(&file, got.len() as u64, step, &mut hint)
+                    .unwrap();
+                assert!(!part.is_empty());
+                got.extend(part);
+            }
+            assert!(got == data, "sequential reads of {step}");
+        }
+        for off in [0u64, 1, 49_151, 1_048_575, 1_048_576, 2_999_990] {
+            let part = e.data.read_at(&file, off, 100).unwrap();
+            let end = (off as usize + 100).min(data.len());
+            assert_eq!(part, data[off as usize..end].to_vec(), "offset {off}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
