@@ -560,6 +560,16 @@ pub const MAILFS_ATTRS: &[&str] = &[
     "recipients",
 ];
 
+/// A Message-ID for a message file that has no attribute file (put in the spool directly):
+/// derived from its name and inode, so it stays the same however often it is looked at.
+pub fn stable_message_id(name: &str, ino: u64) -> String {
+    use std::hash::{Hash, Hasher};
+    // DefaultHasher::new() has fixed keys: the same input gives the same ID in every process.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    format!("<{:016x}.{ino}@{}>", h.finish(), hostname())
+}
+
 pub fn new_message_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);

@@ -26,6 +26,22 @@ use crate::spool::{Stamp, is_message_name, is_plain_name};
 
 pub const ROOT: u64 = 1;
 
+/// How many messages' attributes and parsed trees are kept: a spool of 100,000 messages
+/// must not hold them all (everything cached can be read again).
+const CACHE_CAP: usize = 16_384;
+const TREE_CAP: usize = 256;
+
+/// Makes room in a cache that is full by dropping a quarter of it (any quarter: cheaper than
+/// tracking use, and a dropped entry is only read again).
+fn bound<V>(map: &mut HashMap<String, V>, cap: usize) {
+    if map.len() >= cap {
+        let drop: Vec<String> = map.keys().take(cap / 4).cloned().collect();
+        for k in drop {
+            map.remove(&k);
+        }
+    }
+}
+
 /// What an inode stands for. Names, not numbers, are the identity: the spool may change
 /// under us (senders, other processes), so everything is looked up again by name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -288,9 +304,16 @@ impl MailFs {
         }
         let (attrs, stamp) = match self.node.spool.read_attrs(name)? {
             Some((a, s)) => (a, Some(s)),
-            None => (MessageAttrs::new_draft(), None),
+            None => {
+                let mut a = MessageAttrs::new_draft();
+                if let Ok(meta) = fs::metadata(self.node.spool.eml_path(name)) {
+                    a.message_id = crate::attrs::stable_message_id(name, meta.ino());
+                }
+                (a, None)
+            }
         };
         let mut cache = self.cache.lock();
+        bound(&mut cache, CACHE_CAP);
         let entry = cache.entry(name.to_string()).or_insert_with(|| CachedMessage {
             attrs: attrs.clone(),
             attrs_stamp: stamp,
@@ -314,6 +337,7 @@ impl MailFs {
     /// newer version written meanwhile (a sender recording Sent) is never hidden.
     fn cache_put(&self, name: &str, attrs: MessageAttrs, stamp: Stamp) {
         let mut cache = self.cache.lock();
+        bound(&mut cache, CACHE_CAP);
         let head = cache.remove(name).and_then(|c| c.head);
         cache.insert(
             name.to_string(),
@@ -370,7 +394,9 @@ impl MailFs {
         }
         let settled = stamp.is_settled();
         let tree = Arc::new(mime::build(&self.node.spool.eml_path(name)).map_err(|e| not_found(e, name))?);
-        self.trees.lock().insert(
+        let mut trees = self.trees.lock();
+        bound(&mut trees, TREE_CAP);
+        trees.insert(
             name.to_string(),
             CachedTree {
                 stamp,

@@ -241,7 +241,15 @@ fn decode_range(
                     break;
                 }
                 let n = buf.len();
-                quads.extend(buf.iter().copied().filter(|&b| is_base64(b)));
+                // Lines are alphabet runs between line ends: copy runs, not bytes.
+                let mut rest = buf;
+                while !rest.is_empty() {
+                    let run = rest.iter().position(|&b| !is_base64(b)).unwrap_or(rest.len());
+                    quads.extend_from_slice(&rest[..run]);
+                    rest = &rest[run..];
+                    let gap = rest.iter().position(|&b| is_base64(b)).unwrap_or(rest.len());
+                    rest = &rest[gap..];
+                }
                 reader.consume(n);
                 pos += n as u64;
                 let whole = quads.len() / 4 * 4;
@@ -420,7 +428,7 @@ impl Run {
         }
         self.len += line.len() as u64;
         self.eol = line_end(line);
-        self.base64 &= line.iter().all(|&b| is_base64(b) || b.is_ascii_whitespace());
+        self.base64 = self.base64 && line.iter().all(|&b| BASE64_LINE[b as usize]);
         if self.kept {
             // A long base64 run will be left out: stop holding its bytes now.
             let keep = if self.base64 { run_limit } else { MIXED_RUN_LIMIT };
@@ -504,7 +512,7 @@ fn skeleton(reader: impl Read, run_limit: u64) -> io::Result<Skeleton> {
         }
         // mail-parser finds a boundary wherever "--" and the boundary appear, not only at the
         // start of a line, so any such line stays in the skeleton as it is.
-        if line.windows(2).any(|w| w == b"--") {
+        if memchr::memmem::find(&line, b"--").is_some() {
             run.flush(&mut sk, run_limit);
             sk.bytes.extend_from_slice(&line);
             st = St::Head;
@@ -724,8 +732,97 @@ fn decode_slice(raw: &[u8], enc: Enc) -> Vec<u8> {
     out
 }
 
+/// The base64 alphabet, without padding.
+static BASE64_ALPHABET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+        i += 1;
+    }
+    t
+};
+
+/// Bytes a line of base64 text may hold: the alphabet, padding and white space.
+static BASE64_LINE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=' || b.is_ascii_whitespace();
+        i += 1;
+    }
+    t
+};
+
 fn is_base64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+    BASE64_CHARS[b as usize]
+}
+
+/// The base64 alphabet and padding.
+static BASE64_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=';
+        i += 1;
+    }
+    t
+};
+
+/// Size and checkpoints of a base64 body by counting its characters, without decoding (a
+/// 1 GB attachment is measured at the speed of reading it). `None` when padding appears
+/// before the end: such a body is measured by decoding it, as it will be read.
+fn measure_base64(file: &File, start: u64, end: u64) -> io::Result<Option<(u64, Vec<(u64, u64)>)>> {
+    let mut r = FileRange::new(file, start, end);
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut chars, mut pads) = (0u64, 0u64);
+    let mut pos = start;
+    let mut marks = Vec::new();
+    let mut next_mark = CHECKPOINT;
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let block = &buf[..n];
+        // Most blocks need only a count (which vectorises); a block with padding or a
+        // checkpoint in it is walked byte by byte.
+        let count: u64 = block.iter().map(|&b| BASE64_ALPHABET[b as usize] as u64).sum();
+        if pads == 0 && memchr::memchr(b'=', block).is_none() && (chars + count) / 4 * 3 < next_mark {
+            chars += count;
+            pos += n as u64;
+            continue;
+        }
+        for (i, &b) in block.iter().enumerate() {
+            if b == b'=' {
+                pads += 1;
+                chars += 1;
+            } else if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' {
+                if pads > 0 {
+                    return Ok(None);
+                }
+                chars += 1;
+                // After a whole quantum decoding can restart here (see decode_range).
+                if chars % 4 == 0 && chars / 4 * 3 >= next_mark {
+                    marks.push((chars / 4 * 3, pos + i as u64 + 1));
+                    next_mark = chars / 4 * 3 + CHECKPOINT;
+                }
+            }
+        }
+        pos += n as u64;
+    }
+    // A truncated last quantum decodes as far as it goes (see decode_range).
+    let data = chars - pads;
+    let size = data / 4 * 3
+        + match data % 4 {
+            2 => 1,
+            3 => 2,
+            _ => 0,
+        };
+    Ok(Some((size, marks)))
 }
 
 /// Text as a client shows it (and Python's `email` decodes it): lines end in LF.
@@ -743,6 +840,17 @@ fn file_data(file: &File, start: u64, end: u64, enc: Enc) -> Data {
             enc,
             size: end - start,
             marks: Vec::new(),
+        };
+    }
+    if enc == Enc::Base64
+        && let Ok(Some((size, marks))) = measure_base64(file, start, end)
+    {
+        return Data::File {
+            start,
+            end,
+            enc,
+            size,
+            marks,
         };
     }
     let mut size = 0u64;
