@@ -95,6 +95,9 @@ pub enum Enc {
     QuotedPrintable,
 }
 
+/// (decoded offset, file offset) pairs where decoding can start afresh.
+pub type Marks = Vec<(u64, u64)>;
+
 /// Where a part's decoded bytes come from.
 #[derive(Debug)]
 pub enum Data {
@@ -106,8 +109,7 @@ pub enum Data {
         end: u64,
         enc: Enc,
         size: u64,
-        /// (decoded offset, file offset) pairs where decoding can start afresh.
-        marks: Vec<(u64, u64)>,
+        marks: Marks,
     },
 }
 
@@ -775,7 +777,7 @@ static BASE64_CHARS: [bool; 256] = {
 /// Size and checkpoints of a base64 body by counting its characters, without decoding (a
 /// 1 GB attachment is measured at the speed of reading it). `None` when padding appears
 /// before the end: such a body is measured by decoding it, as it will be read.
-fn measure_base64(file: &File, start: u64, end: u64) -> io::Result<Option<(u64, Vec<(u64, u64)>)>> {
+fn measure_base64(file: &File, start: u64, end: u64) -> io::Result<Option<(u64, Marks)>> {
     let mut r = FileRange::new(file, start, end);
     let mut buf = vec![0u8; 256 * 1024];
     let (mut chars, mut pads) = (0u64, 0u64);
