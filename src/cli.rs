@@ -281,12 +281,14 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     }
     config.n_threads = Some(4);
     let fs = MailFs::new(node.clone());
+    let notifier = fs.notifier_slot();
     let mut session = fuser::Session::new(FuseAdapter { fs }, mountpoint, &config).map_err(|e| {
         Error::Io(std::io::Error::new(
             e.kind(),
             format!("cannot mount {}: {e}", mountpoint.display()),
         ))
     })?;
+    let _ = notifier.set(session.notifier());
     log::info!(
         "mounted {} at {}",
         node.spool.root().display(),

@@ -169,7 +169,14 @@ pub struct MailFs {
     ns: Mutex<()>,
     uid: u32,
     gid: u32,
+    /// Tells the kernel when attributes it caches (for `ATTR_TTL`) changed behind its back.
+    notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
 }
+
+/// How long the kernel may keep attributes and names: every change mailfs makes itself is
+/// pushed to the kernel at once (`invalidate_message`); a change by another process (a
+/// message expired or cancelled elsewhere) shows within this time.
+pub const ATTR_TTL: Duration = Duration::from_secs(1);
 
 fn to_time(secs: i64, nsec: i64) -> SystemTime {
     if secs >= 0 {
@@ -227,11 +234,73 @@ impl MailFs {
             ns: Mutex::new(()),
             uid,
             gid,
+            notifier: Arc::default(),
         }
     }
 
     pub fn node(&self) -> &Arc<Node> {
         &self.node
+    }
+
+    /// Where the session's notifier goes once the session exists.
+    pub fn notifier_slot(&self) -> Arc<std::sync::OnceLock<fuser::Notifier>> {
+        self.notifier.clone()
+    }
+
+    /// Drops the kernel's cached attributes (not data) of these inodes. Attribute-only
+    /// invalidation never waits on page locks, so it is safe inside any request.
+    fn invalidate(&self, inos: &[u64]) {
+        if let Some(n) = self.notifier.get() {
+            for &ino in inos {
+                // ENOENT: the kernel does not know the inode; nothing to drop.
+                let _ = n.inval_inode(INodeNo(ino), -1, 0);
+            }
+        }
+    }
+
+    /// The inodes the kernel may cache for a message: its `.parts` directory and part files
+    /// (from the last parsed tree), and with `itself` the `.eml`.
+    fn invalidate_message(&self, name: &str, itself: bool) {
+        if self.notifier.get().is_none() {
+            return;
+        }
+        let tree = self.trees.lock().get(name).map(|c| c.tree.clone());
+        let mut keys = Vec::new();
+        if itself {
+            keys.push(Key::Message(name.to_string()));
+        }
+        keys.push(Key::Parts {
+            msg: name.to_string(),
+            nest: Vec::new(),
+        });
+        if let Some(t) = tree {
+            fn walk(t: &Tree, msg: &str, nest: &[String], keys: &mut Vec<Key>) {
+                for e in &t.entries {
+                    keys.push(Key::Part {
+                        msg: msg.to_string(),
+                        nest: nest.to_vec(),
+                        name: e.name.clone(),
+                    });
+                    if let Some(inner) = &e.nested {
+                        let mut n = nest.to_vec();
+                        n.push(e.name.clone());
+                        keys.push(Key::Parts {
+                            msg: msg.to_string(),
+                            nest: n.clone(),
+                        });
+                        walk(inner, msg, &n, keys);
+                    }
+                }
+            }
+            walk(&t, name, &[], &mut keys);
+        }
+        let inos: Vec<u64> = {
+            let inodes = self.inodes.lock();
+            keys.iter()
+                .filter_map(|k| inodes.by_key.get(k).copied())
+                .collect()
+        };
+        self.invalidate(&inos);
     }
 
     fn key(&self, ino: u64) -> Result<Key> {
@@ -409,6 +478,7 @@ impl MailFs {
 
     /// Our own change to a message's content: the parsed tree goes at once, whatever the stamp.
     fn content_changed(&self, name: &str) {
+        self.invalidate_message(name, false);
         self.trees.lock().remove(name);
     }
 
@@ -437,6 +507,8 @@ impl MailFs {
         let tree = self.tree_at(msg, stamp)?;
         let bytes = compose::rebuild(&tree, &file, edit)?;
         self.node.spool.write_atomic(&path, &bytes)?;
+        // The kernel's size and times of the .eml are stale now, as are the parts'.
+        self.invalidate_message(msg, true);
         self.content_changed(msg);
         Ok(())
     }
@@ -1074,6 +1146,13 @@ impl MailFs {
                 .write(true)
                 .open(self.node.spool.eml_path(name))?;
             f.write_all_at(&content::template(&attrs.message_id), 0)?;
+            let ino = self
+                .inodes
+                .lock()
+                .by_key
+                .get(&Key::Message(name.clone()))
+                .copied();
+            self.invalidate(&ino.into_iter().collect::<Vec<_>>());
         }
         Ok(())
     }
@@ -1352,6 +1431,8 @@ impl MailFs {
                     Change::MakeReady => {
                         let (next, stamp) = message::make_ready(&self.node, n, &attrs)?;
                         self.cache_put(n, next, stamp);
+                        // Read-only now, and Date/Message-ID may have been added.
+                        self.invalidate_message(n, true);
                         Ok(())
                     }
                     Change::None => Ok(()),

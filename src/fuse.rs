@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::fs::MailFs;
 
 /// Attributes change underneath the kernel (senders, other processes): never cache them.
-const TTL: Duration = Duration::ZERO;
+const TTL: Duration = crate::fs::ATTR_TTL;
 
 pub struct FuseAdapter {
     pub fs: MailFs,

@@ -415,3 +415,48 @@ fn a_big_attachment_streams_with_bounded_memory() {
     let hwm = vm_hwm_kb(m.pid().expect("pid"));
     assert!(hwm > 0 && hwm < 120_000, "peak RSS {hwm} kB");
 }
+
+/// The kernel caches attributes for a second; every change mailfs makes is pushed to it at
+/// once, so sizes and modes read right after a change are the new ones.
+#[test]
+fn sizes_and_modes_are_current_right_after_each_change() {
+    let m = Mount::new(&["port=1", "retry_time=3600"]);
+    m.ok("touch d.eml");
+    let on_disk = |name: &str| std::fs::metadata(m.spool.join(name)).unwrap().len().to_string();
+    assert_eq!(
+        m.ok("stat -c %s d.eml").trim(),
+        on_disk("d.eml"),
+        "after the template"
+    );
+    assert!(m.ok("cat d.eml").starts_with("Message-ID:"));
+    let mut body = String::new();
+    for i in 0..15 {
+        body.push_str(&format!("line {i}\n"));
+        m.ok(&format!("echo 'line {i}' >> d.eml.parts/Body.txt"));
+        assert_eq!(
+            m.ok("stat -c %s d.eml").trim(),
+            on_disk("d.eml"),
+            "after append {i}"
+        );
+        assert_eq!(
+            m.ok("stat -c %s d.eml.parts/Body.txt").trim(),
+            body.len().to_string()
+        );
+        assert_eq!(m.ok("cat d.eml.parts/Body.txt"), body);
+    }
+    m.ok("setfattr -n user.header.subject -v 'a much longer subject than before' d.eml.parts");
+    assert_eq!(m.ok("stat -c %s d.eml").trim(), on_disk("d.eml"));
+    m.ok(
+        "setfattr -n user.env_from -v a@example.com d.eml && setfattr -n user.env_to -v b@example.org d.eml",
+    );
+    m.ok("setfattr -n user.is_ready -v 1 d.eml");
+    assert_eq!(
+        m.ok("stat -c %a d.eml d.eml.parts d.eml.parts/Body.txt"),
+        "444\n555\n444\n"
+    );
+    assert_eq!(
+        m.ok("stat -c %s d.eml").trim(),
+        on_disk("d.eml"),
+        "Date/Message-ID kept or added"
+    );
+}
