@@ -112,6 +112,7 @@ fn kill_9_loop_while_sending_loses_nothing() {
     });
     let c = copies(&sink);
     let dups: usize = c.values().map(|v| v - 1).sum();
+    eprintln!("kill -9 loop: {n} messages, {kills} kills, conn_limit {conn}: {dups} duplicates, none lost");
     assert!(
         dups <= conn * kills,
         "{dups} duplicate deliveries after {kills} kills with conn_limit={conn}"
