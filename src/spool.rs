@@ -117,17 +117,17 @@ pub struct Spool {
     group: std::sync::OnceLock<crossbeam_channel::Sender<CommitReq>>,
 }
 
-/// One attribute file to replace in the next group commit.
+/// One attribute file to replace in the next group commit: already written (not synced) at
+/// `tmp` by the caller, so file creation happens in parallel in the callers.
 #[derive(Debug)]
 struct CommitReq {
     tmp: PathBuf,
     path: PathBuf,
-    bytes: Vec<u8>,
-    done: crossbeam_channel::Sender<io::Result<Stamp>>,
+    done: crossbeam_channel::Sender<io::Result<()>>,
 }
 
 /// Replaces many files at once, each atomically, with one file-system sync for the batch:
-/// every temp file is written, then `syncfs` makes them all durable, then each is renamed
+/// every temp file is written (by its caller), then `syncfs` makes them all durable, then each is renamed
 /// into place and the directory synced once. A file is never visible before its bytes are
 /// durable, and no caller is answered before its rename is. Batches form by themselves: the
 /// requests that arrive while one batch syncs make the next.
@@ -140,24 +140,7 @@ fn group_committer(root: PathBuf, rx: crossbeam_channel::Receiver<CommitReq>) {
                 Err(_) => break,
             }
         }
-        let mut staged = Vec::with_capacity(batch.len());
-        for r in batch {
-            let res = (|| -> io::Result<Stamp> {
-                let mut f = OpenOptions::new().write(true).create_new(true).open(&r.tmp)?;
-                f.write_all(&r.bytes)?;
-                Ok(Stamp::of(&f.metadata()?))
-            })();
-            match res {
-                Ok(stamp) => staged.push((r, stamp)),
-                Err(e) => {
-                    let _ = fs::remove_file(&r.tmp);
-                    let _ = r.done.send(Err(e));
-                }
-            }
-        }
-        if staged.is_empty() {
-            continue;
-        }
+        let staged = batch;
         let synced = File::open(&root).and_then(|d| {
             // SAFETY: syncfs on a descriptor we own for the duration of the call.
             if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
@@ -170,16 +153,16 @@ fn group_committer(root: PathBuf, rx: crossbeam_channel::Receiver<CommitReq>) {
             // No syncfs here: one fsync per file, still one directory sync.
             staged
                 .iter()
-                .try_for_each(|(r, _)| File::open(&r.tmp).and_then(|f| f.sync_all()))
+                .try_for_each(|r| File::open(&r.tmp).and_then(|f| f.sync_all()))
         });
         let mut renamed = Vec::with_capacity(staged.len());
-        for (r, stamp) in staged {
+        for r in staged {
             let res = synced
                 .as_ref()
                 .map_err(|e| io::Error::new(e.kind(), e.to_string()))
                 .and_then(|()| fs::rename(&r.tmp, &r.path));
             match res {
-                Ok(()) => renamed.push((r, stamp)),
+                Ok(()) => renamed.push(r),
                 Err(e) => {
                     let _ = fs::remove_file(&r.tmp);
                     let _ = r.done.send(Err(e));
@@ -187,9 +170,9 @@ fn group_committer(root: PathBuf, rx: crossbeam_channel::Receiver<CommitReq>) {
             }
         }
         let dir = File::open(&root).and_then(|d| d.sync_all());
-        for (r, stamp) in renamed {
+        for r in renamed {
             let res = match &dir {
-                Ok(()) => Ok(stamp),
+                Ok(()) => Ok(()),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             };
             let _ = r.done.send(res);
@@ -425,18 +408,28 @@ impl Spool {
             }
             tx
         });
+        let tmp = self.tmp_path();
+        let bytes = Self::encode(attrs)?;
+        let stamp = (|| -> io::Result<Stamp> {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(&bytes)?;
+            Ok(Stamp::of(&f.metadata()?))
+        })()
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
         let (done, wait) = crossbeam_channel::bounded(1);
         let req = CommitReq {
-            tmp: self.tmp_path(),
+            tmp: tmp.clone(),
             path: self.struct_path(name),
-            bytes: Self::encode(attrs)?,
             done,
         };
         if tx.send(req).is_err() {
+            let _ = fs::remove_file(&tmp);
             return self.write_attrs(name, attrs);
         }
         match wait.recv() {
-            Ok(res) => res.map_err(Error::Io),
+            Ok(res) => res.map(|()| stamp).map_err(Error::Io),
             // The committer is gone: write it alone.
             Err(_) => self.write_attrs(name, attrs),
         }
