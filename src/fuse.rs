@@ -15,6 +15,9 @@ use crate::fs::MailFs;
 
 /// Attributes change underneath the kernel (senders, other processes): never cache them.
 const TTL: Duration = crate::fs::ATTR_TTL;
+/// Names are not cached: a message cancelled or expired by another process must be gone
+/// from lookups at once, not only from listings.
+const ENTRY_TTL: Duration = Duration::ZERO;
 
 pub struct FuseAdapter {
     pub fs: MailFs,
@@ -60,7 +63,7 @@ impl Filesystem for FuseAdapter {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match name_str(name).and_then(|n| self.fs.lookup(parent.0, n)) {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Ok(a) => reply.entry_with_ttls(&TTL, &ENTRY_TTL, &a, Generation(0)),
             Err(e) => reply.error(errno("lookup", &e)),
         }
     }
@@ -106,7 +109,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         match name_str(name).and_then(|n| self.fs.mkdir(parent.0, n)) {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Ok(a) => reply.entry_with_ttls(&TTL, &ENTRY_TTL, &a, Generation(0)),
             Err(e) => reply.error(errno("mkdir", &e)),
         }
     }
@@ -323,7 +326,13 @@ impl Filesystem for FuseAdapter {
         reply: ReplyCreate,
     ) {
         match name_str(name).and_then(|n| self.fs.create(parent.0, n, mode, flags)) {
-            Ok((attr, fh)) => reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty()),
+            Ok((attr, fh)) => reply.created(
+                &ENTRY_TTL,
+                &attr,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
             Err(e) => reply.error(errno("create", &e)),
         }
     }

@@ -441,3 +441,26 @@ fn mounting_over_a_dead_mount_says_how_to_clear_it() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("fusermount3 -u"), "{err}");
 }
+
+/// Names are never cached by the kernel: a message another process removes (`mailfs cancel`)
+/// is gone from lookups at once, not only from listings.
+#[test]
+fn a_message_removed_by_another_process_is_gone_at_once() {
+    let m = Mount::new(&[]);
+    std::fs::write(
+        m.path("x.eml"),
+        message("a@example.com", "b@example.org", "x", "x"),
+    )
+    .unwrap();
+    m.ok("stat x.eml > /dev/null && getfattr -d x.eml > /dev/null && ls x.eml.parts > /dev/null");
+    let out = Command::new(BIN)
+        .arg("cancel")
+        .arg(&m.spool)
+        .arg("x.eml")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    m.fails("stat x.eml");
+    m.fails("stat x.eml.parts");
+    assert!(!m.ok("ls").contains("x.eml"));
+}
