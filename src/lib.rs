@@ -6,10 +6,14 @@
 //! | [`attrs`] | node and message attributes: defaults, validation, formatting |
 //! | [`message`] | message attribute rules and the hand-over at `is_ready` |
 //! | [`content`] | header fields, the template, the bytes that go on the wire |
+//! | [`mime`] | the parts view: a message's MIME parts, named and decoded, memory bounded |
+//! | [`compose`] | composing a Draft by parts: rebuilding it with mail-builder |
 //! | [`fs`] | the file system over the spool, testable without FUSE |
 //! | [`fuse`] | the thin FUSE adapter |
 //! | [`node`] | a spool plus its attributes, shared by front end and senders |
 //! | [`journal`] | log entries in `log_dir` |
+//! | [`admin`] | queue, flush, cancel, sendmail, deliver; `queue_message` for library users |
+//! | [`sender`] | the sender engine: scheduler, limits, SMTP and sendmail transports |
 //! | [`error`] | the one error type and its errno / exit-code mapping |
 
 pub mod admin;
