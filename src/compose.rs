@@ -340,9 +340,19 @@ fn canonical(name: &str) -> String {
     }
 }
 
-/// The message `tree` (read from `file`) with `edit` applied.
-pub fn rebuild(tree: &Tree, file: &File, edit: Edit) -> Result<Vec<u8>> {
+/// The message `tree` (read from `file`) with `edit` applied. A message without a
+/// Message-ID field gets `message_id` (the one `user.message_id` already shows), so the
+/// rebuild does not invent another.
+pub fn rebuild(tree: &Tree, file: &File, edit: Edit, message_id: &str) -> Result<Vec<u8>> {
     let mut d = Draft::from_tree(tree, file)?;
     d.apply(edit)?;
+    if !d
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("message-id"))
+    {
+        d.headers
+            .push(("Message-ID".into(), Value::Raw(message_id.to_string())));
+    }
     d.build()
 }

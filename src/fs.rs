@@ -505,7 +505,8 @@ impl MailFs {
         let file = File::open(&path).map_err(|e| not_found(e, msg))?;
         let stamp = Stamp::of(&file.metadata()?);
         let tree = self.tree_at(msg, stamp)?;
-        let bytes = compose::rebuild(&tree, &file, edit)?;
+        let message_id = self.message_attrs(msg)?.message_id;
+        let bytes = compose::rebuild(&tree, &file, edit, &message_id)?;
         self.node.spool.write_atomic(&path, &bytes)?;
         // The kernel's size and times of the .eml are stale now, as are the parts'.
         self.invalidate_message(msg, true);

@@ -460,3 +460,20 @@ fn sizes_and_modes_are_current_right_after_each_change() {
         "Date/Message-ID kept or added"
     );
 }
+
+/// A Draft copied in without Message-ID keeps the one mailfs showed for it when it is
+/// rebuilt from its parts; its headers and body stay.
+#[test]
+fn composing_a_copied_plain_message_keeps_its_id_headers_and_body() {
+    let m = Mount::new(&[]);
+    m.ok("printf 'From: a@example.com\\nTo: b@example.org\\nSubject: plain\\n\\nHello plain\\n' > p.eml");
+    let id = m.attr("p.eml", "message_id");
+    m.ok("echo data > p.eml.parts/data.csv");
+    assert_eq!(m.attr("p.eml", "message_id"), id);
+    let p = py_read(&m.spool.join("p.eml"));
+    assert_eq!(p["message_id"], id);
+    assert_eq!(p["subject"], "plain");
+    assert_eq!(p["to"], serde_json::json!(["b@example.org"]));
+    assert_eq!(p["text"], "Hello plain\n");
+    assert_eq!(p["attachments"]["data.csv"], hex(b"data\n"));
+}
