@@ -150,3 +150,76 @@ fn an_untrusted_certificate_is_refused_and_retried_not_sent() {
         "authenticated over an unverified channel: {log}"
     );
 }
+
+/// Postfix delivering into a mailfs spool: `mailbox_command = mailfs deliver SPOOL`, run by
+/// Postfix's local(8) as the recipient. The message lands Received, never sent.
+#[test]
+fn postfix_delivers_into_the_spool_with_mailbox_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = tmp.path().join("inbox");
+    // local(8) runs the command as the recipient (nobody): it must be able to write the spool.
+    std::fs::create_dir_all(&spool).unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("queue")
+        .arg(&spool)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        std::process::Command::new("chmod")
+            .args(["-R", "777"])
+            .arg(&spool)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let extra = format!(
+        "mydestination = smarthost.test\nalias_maps =\nalias_database =\nlocal_recipient_maps =\n\
+         mailbox_command = {BIN} deliver {}\n",
+        spool.display()
+    );
+    let host = Smarthost::start_full(tmp.path(), common::smtp::free_port(), "PLAIN", &extra);
+    let msg = "From: alerts@example.com\nTo: nobody@smarthost.test\nSubject: into-the-node\n\nhello node\n";
+    let mut p = std::process::Command::new("timeout")
+        .args(["30", "/usr/sbin/sendmail", "-C"])
+        .arg(&host.conf)
+        .args(["-f", "alerts@example.com", "nobody@smarthost.test"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        p.stdin.take().unwrap().write_all(msg.as_bytes()).unwrap();
+    }
+    assert!(p.wait().unwrap().success());
+    let queue = || {
+        let o = std::process::Command::new(BIN)
+            .args(["queue", "--json"])
+            .arg(&spool)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap_or_default()
+    };
+    wait_for("Postfix's delivery", Duration::from_secs(30), || {
+        queue().as_array().is_some_and(|a| !a.is_empty())
+    });
+    let q = queue();
+    let m = &q.as_array().unwrap()[0];
+    assert_eq!(m["status"], "Received", "{q}\n{}", host.log());
+    let name = m["name"].as_str().unwrap();
+    let content = std::fs::read_to_string(spool.join(name)).unwrap();
+    assert!(
+        content.contains("Subject: into-the-node") && content.contains("hello node"),
+        "{content}"
+    );
+    // Postfix's own trace: it went through local(8).
+    assert!(
+        content.contains("Delivered-To: nobody@smarthost.test"),
+        "{content}"
+    );
+    assert!(
+        host.log().contains("status=sent (delivered to command:"),
+        "{}",
+        host.log()
+    );
+}

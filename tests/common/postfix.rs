@@ -41,6 +41,11 @@ impl Smarthost {
 
     /// A smarthost offering only the SASL mechanisms in `mechs` (e.g. "LOGIN").
     pub fn start_with_mechs(base: &Path, relay_port: u16, mechs: &str) -> Smarthost {
+        Self::start_full(base, relay_port, mechs, "")
+    }
+
+    /// With `extra` appended to main.cf (later settings win in Postfix).
+    pub fn start_full(base: &Path, relay_port: u16, mechs: &str, extra: &str) -> Smarthost {
         let dir = base.join("postfix");
         let conf = dir.join("conf");
         for d in ["conf/sasl", "queue", "data"] {
@@ -134,7 +139,8 @@ impl Smarthost {
                  smtpd_sasl_type = cyrus\n\
                  smtpd_sasl_path = smtpd\n\
                  smtpd_relay_restrictions = permit_sasl_authenticated, reject\n\
-                 smtpd_recipient_restrictions = permit_sasl_authenticated, reject\n"
+                 smtpd_recipient_restrictions = permit_sasl_authenticated, reject\n\
+                 {extra}\n"
             ),
         )
         .unwrap();
@@ -161,10 +167,15 @@ impl Smarthost {
             ("retry", "unix", "-", "-", "error"),
             ("discard", "unix", "-", "-", "discard"),
             ("anvil", "unix", "-", "1", "anvil"),
+            ("local", "unix", "-", "-", "local"),
             ("scache", "unix", "-", "1", "scache"),
             ("postlog", "unix-dgram", "n", "1", "postlogd"),
         ] {
-            master.push_str(&format!("{name} {kind} {private} - n - {proc_limit} {cmd}\n"));
+            // local(8) runs as root to switch to the recipient: unprivileged column "n".
+            let unpriv = if name == "local" { "n" } else { "-" };
+            master.push_str(&format!(
+                "{name} {kind} {private} {unpriv} n - {proc_limit} {cmd}\n"
+            ));
         }
         std::fs::write(conf.join("master.cf"), master).unwrap();
         // Debian's Postfix reads Cyrus SASL settings from $config_directory/sasl.
