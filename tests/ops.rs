@@ -195,3 +195,34 @@ fn the_library_example_queues_a_message_that_serve_sends() {
     assert!(got.contains("filename=\"q3.csv\""), "{got}");
     serve.term();
 }
+
+/// Linked as `sendmail`, the binary is `mailfs sendmail` (what cron and mail(1) call).
+#[test]
+fn called_as_sendmail_it_queues_from_stdin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = tmp.path().join("spool");
+    let link = tmp.path().join("sendmail");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let mut p = Command::new("timeout")
+        .arg("30")
+        .arg(&link)
+        .args(["-t", "-oi"])
+        .env("MAILFS_SPOOL", &spool)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        p.stdin
+            .take()
+            .unwrap()
+            .write_all(b"To: ops@example.org\nSubject: cron output\n\nbackup ok\n")
+            .unwrap();
+    }
+    assert!(p.wait().unwrap().success());
+    let q = ok(&format!("{BIN} queue --json {}", spool.display()));
+    let v: serde_json::Value = serde_json::from_str(&q).unwrap();
+    let m = &v.as_array().unwrap()[0];
+    assert_eq!(m["status"], "Pending", "{q}");
+    assert!(q.contains("ops@example.org"), "{q}");
+}
