@@ -223,6 +223,17 @@ pub fn wire_head(head: &[u8], message_id: &str) -> Vec<u8> {
 /// truncated message on the wire; larger ones are streamed in chunks.
 pub const WHOLE_READ_LIMIT: u64 = 64 << 20;
 
+/// Reads a file through once. A message too big to hold is streamed onto the wire, and an
+/// SMTP client cannot abort DATA without sending the end mark: a read error in the middle
+/// would deliver a truncated message. Reading it all first turns a damaged file into a
+/// temporary failure before anything is sent.
+pub fn check_readable(path: &Path) -> io::Result<()> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    while f.read(&mut buf)? > 0 {}
+    Ok(())
+}
+
 /// The wire form of a message file, as a sequence of chunks (header block first).
 pub struct WireChunks {
     reader: BufReader<File>,

@@ -5,7 +5,10 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::transport::{Envelope, RcptOutcome, Transport, all};
 use crate::attrs::NodeAttrs;
@@ -17,23 +20,26 @@ pub struct SendmailTransport {
     pub node: NodeAttrs,
 }
 
-/// The wire form with local (LF) line ends, as a sendmail command expects on stdin.
-fn lf_chunks(eml: &Path, message_id: &str) -> std::io::Result<impl Iterator<Item = Vec<u8>> + use<>> {
-    let chunks = WireChunks::open(eml, message_id)?;
-    let mut last_cr = false;
-    Ok(chunks.map(move |c| {
+/// Turns wire-form chunks (CRLF) into local line ends (LF), as a sendmail command expects.
+#[derive(Default)]
+struct ToLf {
+    last_cr: bool,
+}
+
+impl ToLf {
+    fn convert(&mut self, c: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(c.len());
-        for b in c {
-            if last_cr && b != b'\n' {
+        for &b in c {
+            if self.last_cr && b != b'\n' {
                 out.push(b'\r');
             }
-            last_cr = b == b'\r';
-            if !last_cr {
+            self.last_cr = b == b'\r';
+            if !self.last_cr {
                 out.push(b);
             }
         }
         out
-    }))
+    }
 }
 
 impl Transport for SendmailTransport {
@@ -44,7 +50,7 @@ impl Transport for SendmailTransport {
         message_id: &str,
         gate: &mut dyn FnMut(),
     ) -> Vec<RcptOutcome> {
-        let chunks = match lf_chunks(eml, message_id) {
+        let mut chunks = match WireChunks::open(eml, message_id) {
             Ok(c) => c,
             Err(e) => return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}"))),
         };
@@ -59,7 +65,7 @@ impl Transport for SendmailTransport {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = match cmd.spawn() {
+        let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
                 return all(
@@ -68,17 +74,24 @@ impl Transport for SendmailTransport {
                 );
             }
         };
-        let stdin = child.stdin.take();
-        let writer = std::thread::spawn(move || {
-            if let Some(mut w) = stdin {
-                for c in chunks {
-                    if w.write_all(&c).is_err() {
-                        break;
-                    }
+        let child = Arc::new(Mutex::new(child));
+        let stdin = child.lock().stdin.take();
+        let killer = child.clone();
+        // A read error must not end the input cleanly: the command would take the truncated
+        // message. It is killed before its stdin closes, and the attempt is a TempFail.
+        let writer = std::thread::spawn(move || -> Option<String> {
+            let mut w = stdin?;
+            let mut lf = ToLf::default();
+            for c in chunks.by_ref() {
+                if w.write_all(&lf.convert(&c)).is_err() {
+                    break;
                 }
             }
+            let err = chunks.error.take()?;
+            let _ = killer.lock().kill();
+            Some(err.to_string())
         });
-        let stderr = child.stderr.take();
+        let stderr = child.lock().stderr.take();
         let reader = std::thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(mut r) = stderr {
@@ -91,20 +104,27 @@ impl Transport for SendmailTransport {
         let limit = Duration::from_secs_f64(self.node.handshake_time.max(1.0));
         let start = Instant::now();
         let status = loop {
-            match child.try_wait() {
+            let mut c = child.lock();
+            match c.try_wait() {
                 Ok(Some(st)) => break Some(st),
                 Ok(None) if start.elapsed() > limit => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    let _ = c.kill();
+                    let _ = c.wait();
                     break None;
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) => {
+                    drop(c);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 Err(_) => break None,
             }
         };
-        let _ = writer.join();
+        let read_error = writer.join().unwrap_or_else(|_| Some("the writer failed".into()));
         let err = reader.join().unwrap_or_default();
         let err = String::from_utf8_lossy(&err).trim().replace('\n', " ");
+        if let Some(e) = read_error {
+            return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}")));
+        }
         let o = match status.and_then(|s| s.code()) {
             None if status.is_none() => RcptOutcome::TempFail(format!(
                 "{} did not finish within {}s",
@@ -117,5 +137,18 @@ impl Transport for SendmailTransport {
             None => RcptOutcome::PermFail(format!("killed by a signal: {err}")),
         };
         all(env, o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ToLf;
+
+    #[test]
+    fn crlf_becomes_lf_across_chunk_boundaries() {
+        let mut lf = ToLf::default();
+        let mut out = lf.convert(b"a\r\nb\r");
+        out.extend(lf.convert(b"\nc\rd\r\n"));
+        assert_eq!(out, b"a\nb\nc\rd\n");
     }
 }

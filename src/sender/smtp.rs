@@ -188,6 +188,15 @@ impl SmtpTransport {
             return Err(all(env, RcptOutcome::TempFail("not connected".into())));
         };
         let size = std::fs::metadata(eml).map(|m| m.len()).unwrap_or(0);
+        if size > WHOLE_READ_LIMIT
+            && let Err(e) = crate::content::check_readable(eml)
+        {
+            // Nothing was sent: the connection stays usable.
+            return Ok(all(
+                env,
+                RcptOutcome::TempFail(format!("cannot read message: {e}")),
+            ));
+        }
         let rt = &self.rt;
         rt.block_on(async {
             let fail = |o: RcptOutcome| all(env, o);
