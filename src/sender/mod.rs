@@ -556,7 +556,11 @@ fn run_job(
     // Recorded, durably, before anything else happens to the message (SPEC §9); concurrent
     // workers share one sync.
     if let Err(e) = spool.write_attrs_grouped(name, &attrs) {
-        log::error!("{name}: cannot record the outcome: {e}");
+        // Not recorded, nothing else may follow (no log entry, no notice, no expiry): the
+        // message stays as the spool says and is tried again later. A recipient that did
+        // accept may get a second copy then; that is the side to err on, not losing it.
+        log::error!("{name}: cannot record the outcome, retrying in 60 s: {e}");
+        return JobResult::Again(Instant::now() + Duration::from_secs(60));
     }
     drop(lock);
     let summary: Vec<String> = env
