@@ -1087,7 +1087,11 @@ impl MailFs {
         if *templated && !*written {
             file.set_len(0)?;
         }
-        if let Key::Message(name) = key {
+        // The parsed parts go stale: dropped at the first write and again at close (flush),
+        // not on every write of a large copy.
+        if let Key::Message(name) = key
+            && !*written
+        {
             self.content_changed(name);
         }
         file.write_all_at(data, offset)?;
@@ -1154,6 +1158,14 @@ impl MailFs {
                 .get(&Key::Message(name.clone()))
                 .copied();
             self.invalidate(&ino.into_iter().collect::<Vec<_>>());
+        }
+        if let Handle::File {
+            key: Key::Message(name),
+            written: true,
+            ..
+        } = &*h
+        {
+            self.content_changed(name);
         }
         Ok(())
     }
