@@ -231,17 +231,20 @@ pub fn queue_message(spool: &Spool, content: &mut dyn Read, sub: &Submission) ->
     queue_tmp(spool, tmp, sub)
 }
 
+/// Recipients as given on a command line (each argument may hold several, comma-separated),
+/// validated.
+fn recipients(args: &[String]) -> Result<Vec<String>> {
+    args.iter()
+        .flat_map(|r| r.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| validate_address("recipient", p))
+        .collect()
+}
+
 fn queue_tmp(spool: &Spool, tmp: std::path::PathBuf, sub: &Submission) -> Result<String> {
     let result = (|| -> Result<String> {
-        let mut rcpts = Vec::new();
-        for r in &sub.recipients {
-            for part in r.split(',') {
-                let part = part.trim();
-                if !part.is_empty() {
-                    rcpts.push(validate_address("recipient", part)?);
-                }
-            }
-        }
+        let mut rcpts = recipients(&sub.recipients)?;
         let from_arg = match &sub.env_from {
             Some(f) if f.is_empty() || f == "<>" => Some(String::new()),
             Some(f) => Some(validate_address("-f", f)?),
@@ -320,11 +323,7 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
         full_name: a.full_name.clone(),
     };
     // Refuse bad addresses before reading the message.
-    for r in &sub.recipients {
-        for part in r.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            validate_address("recipient", part)?;
-        }
-    }
+    recipients(&sub.recipients)?;
     // `-oi` is the old spelling of `-i`.
     let ignore_dots = a.ignore_dots || a.o.iter().any(|o| o == "i");
     let tmp = read_to_tmp(&spool, &mut io::stdin().lock(), !ignore_dots).map_err(tempfail)?;
