@@ -19,6 +19,22 @@ use crate::error::{Error, Result};
 use crate::mime::{self, Role, Tree};
 
 pub const TEXT_BODY: &str = "Body.txt";
+
+/// Composing holds every part in memory (mail-builder writes from memory): Drafts whose parts
+/// add up to more than this are refused (EFBIG) rather than risking the mount's memory.
+pub const COMPOSE_LIMIT: u64 = 64 << 20;
+
+/// Refuses composing in a Draft whose parts, with `adding` more bytes, pass the limit.
+pub fn check_size(tree: &Tree, adding: u64) -> Result<()> {
+    let total: u64 = tree.entries.iter().map(|e| e.data.size()).sum::<u64>() + adding;
+    if total > COMPOSE_LIMIT {
+        return Err(Error::TooBig(format!(
+            "composing by parts holds the message in memory; {total} bytes of parts is over \
+             {COMPOSE_LIMIT}: edit the .eml itself"
+        )));
+    }
+    Ok(())
+}
 pub const HTML_BODY: &str = "Body.html";
 
 /// Header fields that describe the MIME structure: mail-builder writes them.
@@ -137,6 +153,7 @@ impl Draft {
                 format!("the message cannot be parsed ({why}); edit the .eml itself"),
             ));
         }
+        check_size(tree, 0)?;
         let headers = tree
             .headers
             .iter()

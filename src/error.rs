@@ -34,6 +34,8 @@ pub enum Error {
     NotPermitted(String),
     #[error("read-only file system")]
     ReadOnlyFs,
+    #[error("too large: {0}")]
+    TooBig(String),
     #[error("corrupt spool file {path}: {why}")]
     Corrupt { path: String, why: String },
     #[error("usage: {0}")]
@@ -69,6 +71,7 @@ impl Error {
             Error::NotDir(_) => libc::ENOTDIR,
             Error::NotEmpty(_) => libc::ENOTEMPTY,
             Error::ReadOnlyFs => libc::EROFS,
+            Error::TooBig(_) => libc::EFBIG,
             Error::Corrupt { .. } => libc::EIO,
             Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
@@ -78,7 +81,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 64,
-            Error::Invalid { .. } | Error::Corrupt { .. } => 65,
+            Error::Invalid { .. } | Error::Corrupt { .. } | Error::TooBig(_) => 65,
             Error::NotFound(_) => 66,
             Error::Config(_) => 78,
             Error::Busy(_) => 75,

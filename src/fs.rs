@@ -923,6 +923,7 @@ impl MailFs {
                 format!("{msg} cannot be parsed ({why}); edit the .eml itself"),
             ));
         }
+        compose::check_size(&tree, 0)?;
         let tmp_path = self.node.spool.tmp_path();
         let tmp = OpenOptions::new()
             .read(true)
@@ -1053,17 +1054,29 @@ impl MailFs {
         {
             // Bytes that are never UTF-8 are refused at once: a shell ignores the error a
             // close returns, so the rebuild's own check would go unseen.
-            if *refused
-                || ((name == compose::TEXT_BODY || name == compose::HTML_BODY)
-                    && data.iter().any(|&b| b == 0xC0 || b == 0xC1 || b >= 0xF5))
+            let refusal = if *refused {
+                Some(Error::invalid(name.as_str(), "an earlier write was refused"))
+            } else if offset + data.len() as u64 > compose::COMPOSE_LIMIT {
+                Some(Error::TooBig(format!(
+                    "{name}: a part past {} bytes",
+                    compose::COMPOSE_LIMIT
+                )))
+            } else if (name == compose::TEXT_BODY || name == compose::HTML_BODY)
+                && data.iter().any(|&b| b == 0xC0 || b == 0xC1 || b >= 0xF5)
             {
+                Some(Error::invalid(name.as_str(), "a body must be UTF-8 text"))
+            } else {
+                None
+            };
+            if let Some(err) = refusal {
                 *refused = true;
                 if let Some(b) = backup.take() {
                     fs::rename(&b, self.node.spool.eml_path(msg))?;
                     let _ = self.node.spool.sync_root();
+                    self.invalidate_message(msg, true);
                     self.content_changed(msg);
                 }
-                return Err(Error::invalid(name.as_str(), "a body must be UTF-8 text"));
+                return Err(err);
             }
             tmp.write_all_at(data, offset)?;
             *dirty = true;

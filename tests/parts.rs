@@ -477,3 +477,19 @@ fn composing_a_copied_plain_message_keeps_its_id_headers_and_body() {
     assert_eq!(p["text"], "Hello plain\n");
     assert_eq!(p["attachments"]["data.csv"], hex(b"data\n"));
 }
+
+/// Composing holds a Draft's parts in memory: a part past the limit is refused as it is
+/// written (EFBIG), and the message stays as it was.
+#[test]
+fn a_part_too_big_to_compose_is_refused_and_changes_nothing() {
+    let m = Mount::new(&[]);
+    m.ok("touch d.eml && echo hi > d.eml.parts/Body.txt");
+    let before = std::fs::read(m.spool.join("d.eml")).unwrap();
+    let e = m.fails("head -c 70000000 /dev/zero > d.eml.parts/big.bin");
+    assert!(e.contains("File too large"), "{e}");
+    assert!(
+        std::fs::read(m.spool.join("d.eml")).unwrap() == before,
+        "d.eml changed"
+    );
+    assert_eq!(m.ok("ls d.eml.parts"), "Body.txt\n");
+}
