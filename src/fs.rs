@@ -325,9 +325,7 @@ impl MailFs {
                     }
                     let tree = self.tree(&msg)?;
                     if let Some(inner) = name.strip_suffix(PARTS_SUFFIX)
-                        && mime::subtree(&tree, &nest)
-                            .and_then(|t| t.entry(inner))
-                            .is_some_and(|e| e.nested.is_some())
+                        && mime::entry(&tree, &nest, inner).is_some_and(|e| e.nested.is_some())
                     {
                         let mut nest = nest;
                         nest.push(inner.to_string());
@@ -587,9 +585,7 @@ impl MailFs {
             Key::Part { msg, nest, name } => {
                 let meta = fs::metadata(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
                 let tree = self.tree_at(msg, Stamp::of(&meta))?;
-                let found = mime::subtree(&tree, nest)
-                    .and_then(|t| t.entry(name))
-                    .map(|e| e.data.size());
+                let found = mime::entry(&tree, nest, name).map(|e| e.data.size());
                 // A part being written shows the size written so far (cp fstat()s it).
                 let pending = if nest.is_empty() {
                     self.pending_part_size(msg, name)
@@ -901,7 +897,7 @@ impl MailFs {
     fn open_part_reader(&self, msg: &str, nest: &[String], name: &str) -> Result<u64> {
         let file = File::open(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
-        if mime::subtree(&tree, nest).and_then(|t| t.entry(name)).is_none() {
+        if mime::entry(&tree, nest, name).is_none() {
             return Err(Error::NotFound(name.to_string()));
         }
         Ok(self.new_handle(Handle::Part {
@@ -1019,9 +1015,7 @@ impl MailFs {
                 name,
                 hint,
             } => {
-                let entry = mime::subtree(tree, nest)
-                    .and_then(|t| t.entry(name))
-                    .ok_or_else(|| Error::NotFound(name.clone()))?;
+                let entry = mime::entry(tree, nest, name).ok_or_else(|| Error::NotFound(name.clone()))?;
                 return Ok(entry.data.read_at_hinted(file, offset, size as usize, hint)?);
             }
             Handle::Dir(_) => return Err(Error::IsDir("handle".into())),
@@ -1374,30 +1368,32 @@ impl MailFs {
                 message::get(n, &attrs, &info, k)
             }
             Key::Scratch(_) => Err(Error::NoAttr(name.to_string())),
+            Key::Parts { .. } | Key::Part { .. } => self
+                .view_attrs(&key)?
+                .into_iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.into_bytes())
+                .ok_or_else(|| Error::NoAttr(name.to_string())),
+        }
+    }
+
+    /// The attributes a parts directory or a part file shows (names without `user.`).
+    fn view_attrs(&self, key: &Key) -> Result<Vec<(String, String)>> {
+        match key {
             Key::Parts { msg, nest } => {
                 let tree = self.tree(msg)?;
                 let sub = mime::subtree(&tree, nest).ok_or_else(|| Error::NotFound(msg.clone()))?;
-                parts_dir_attrs(sub)
-                    .into_iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.into_bytes())
-                    .ok_or_else(|| Error::NoAttr(name.to_string()))
+                Ok(parts_dir_attrs(sub))
             }
-            Key::Part {
-                msg,
-                nest,
-                name: part,
-            } => {
+            Key::Part { msg, nest, name } => {
                 let tree = self.tree(msg)?;
-                let entry = mime::subtree(&tree, nest)
-                    .and_then(|t| t.entry(part))
-                    .ok_or_else(|| Error::NotFound(part.clone()))?;
-                part_attrs(entry)
+                let entry = mime::entry(&tree, nest, name).ok_or_else(|| Error::NotFound(name.clone()))?;
+                Ok(part_attrs(entry)
                     .into_iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.into_bytes())
-                    .ok_or_else(|| Error::NoAttr(name.to_string()))
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect())
             }
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -1419,20 +1415,8 @@ impl MailFs {
                 message::list(&attrs, &info)
             }
             Key::Scratch(_) => Vec::new(),
-            Key::Parts { msg, nest } => {
-                let tree = self.tree(msg)?;
-                let sub = mime::subtree(&tree, nest).ok_or_else(|| Error::NotFound(msg.clone()))?;
-                parts_dir_attrs(sub).into_iter().map(|(n, _)| n).collect()
-            }
-            Key::Part { msg, nest, name } => {
-                let tree = self.tree(msg)?;
-                let entry = mime::subtree(&tree, nest)
-                    .and_then(|t| t.entry(name))
-                    .ok_or_else(|| Error::NotFound(name.clone()))?;
-                part_attrs(entry)
-                    .into_iter()
-                    .map(|(n, _)| n.to_string())
-                    .collect()
+            Key::Parts { .. } | Key::Part { .. } => {
+                self.view_attrs(&key)?.into_iter().map(|(n, _)| n).collect()
             }
         };
         let mut out = Vec::new();

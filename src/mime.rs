@@ -1145,6 +1145,11 @@ pub fn extension(content_type: &str) -> String {
         .unwrap_or_else(|| "bin".to_string())
 }
 
+/// The part `name` in the tree reached by `nest`.
+pub fn entry<'a>(tree: &'a Arc<Tree>, nest: &[String], name: &str) -> Option<&'a Entry> {
+    subtree(tree, nest)?.entry(name)
+}
+
 /// The tree reached by following attached messages named in `nest`.
 pub fn subtree<'a>(tree: &'a Arc<Tree>, nest: &[String]) -> Option<&'a Arc<Tree>> {
     let mut t = tree;
