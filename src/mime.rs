@@ -555,7 +555,7 @@ pub fn build_bytes(bytes: &[u8]) -> Tree {
     build_from(&sk, None, bytes.len() as u64)
 }
 
-fn raw_tree(len: u64, why: String) -> Tree {
+fn raw_tree(why: String, data: Data) -> Tree {
     Tree {
         headers: Vec::new(),
         entries: vec![Entry {
@@ -569,13 +569,7 @@ fn raw_tree(len: u64, why: String) -> Tree {
                 disposition: None,
                 role: Role::Raw,
             },
-            data: Data::File {
-                start: 0,
-                end: len,
-                enc: Enc::Identity,
-                size: len,
-                marks: Vec::new(),
-            },
+            data,
             nested: None,
         }],
         parse_error: Some(why),
@@ -583,30 +577,37 @@ fn raw_tree(len: u64, why: String) -> Tree {
 }
 
 fn build_from(sk: &Skeleton, file: Option<&File>, len: u64) -> Tree {
+    // raw.eml is the file itself, or for a message in memory, its bytes.
+    let raw = |why: &str| {
+        let data = match file {
+            Some(_) => Data::File {
+                start: 0,
+                end: len,
+                enc: Enc::Identity,
+                size: len,
+                marks: Vec::new(),
+            },
+            None => Data::Memory(Arc::new(sk.bytes.clone())),
+        };
+        raw_tree(why.to_string(), data)
+    };
     if len == 0 {
-        return raw_tree(0, "empty message".into());
+        return raw("empty message");
     }
     let Some(msg) = MessageParser::default().parse(&sk.bytes[..]) else {
-        return raw_tree(len, "not a message".into());
+        return raw("not a message");
     };
     // mail-parser makes something of anything; a message must at least start with a field.
     let first = sk.bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     if msg.parts.first().is_none_or(|p| p.headers.is_empty()) || !looks_like_header(first) {
-        return raw_tree(len, "no header fields at the start of the message".into());
+        return raw("no header fields at the start of the message");
     }
-    let mut tree = Builder {
+    Builder {
         sk,
         file,
         in_memory: file.is_none(),
     }
-    .tree(&msg, 0);
-    if file.is_none() {
-        // In memory there is no file to read raw.eml from.
-        if let Some(e) = tree.entries.iter_mut().find(|e| e.info.role == Role::Raw) {
-            e.data = Data::Memory(Arc::new(sk.bytes.clone()));
-        }
-    }
-    tree
+    .tree(&msg)
 }
 
 struct Builder<'a> {
@@ -623,7 +624,7 @@ struct Leaf<'m, 'x> {
 }
 
 impl Builder<'_> {
-    fn tree(&self, msg: &Message, depth: usize) -> Tree {
+    fn tree(&self, msg: &Message) -> Tree {
         let headers = msg
             .parts
             .first()
@@ -634,7 +635,7 @@ impl Builder<'_> {
         let entries = leaves
             .into_iter()
             .zip(names)
-            .map(|(leaf, name)| self.entry(msg, leaf, name, depth))
+            .map(|(leaf, name)| self.entry(msg, leaf, name))
             .collect();
         Tree {
             headers,
@@ -643,7 +644,7 @@ impl Builder<'_> {
         }
     }
 
-    fn entry(&self, msg: &Message, leaf: Leaf, name: String, depth: usize) -> Entry {
+    fn entry(&self, msg: &Message, leaf: Leaf, name: String) -> Entry {
         let part = leaf.part;
         let (b, e) = (
             part.offset_body as u64,
@@ -679,7 +680,7 @@ impl Builder<'_> {
             }
             PartType::Message(inner) => {
                 if enc == Enc::Identity && !self.in_memory {
-                    nested = Some(Arc::new(self.tree(inner, depth + 1)));
+                    nested = Some(Arc::new(self.tree(inner)));
                 } else if !holed {
                     // An encoded attached message: mail-parser decoded it into memory.
                     let b = Builder {
@@ -687,7 +688,7 @@ impl Builder<'_> {
                         file: None,
                         in_memory: true,
                     };
-                    nested = Some(Arc::new(b.tree(inner, depth + 1)));
+                    nested = Some(Arc::new(b.tree(inner)));
                 }
                 from_file(enc)
             }
@@ -707,9 +708,10 @@ fn decoded_bytes(msg: &Message, part: &MessagePart, enc: Enc) -> Vec<u8> {
     match &part.body {
         PartType::Text(t) | PartType::Html(t) => text_lines(t),
         PartType::Binary(b) | PartType::InlineBinary(b) => b.to_vec(),
-        PartType::Message(m) if enc == Enc::Identity => m.raw_message.to_vec(),
-        PartType::Message(m) => m.raw_message.to_vec(),
-        PartType::Multipart(_) => {
+        // An attached message that was not encoded is parsed in place: its raw_message is the
+        // whole enclosing buffer, so its bytes are the part's own range.
+        PartType::Message(m) if enc != Enc::Identity => m.raw_message.to_vec(),
+        PartType::Message(_) | PartType::Multipart(_) => {
             let (b, e) = (part.offset_body as usize, part.offset_end as usize);
             msg.raw_message.get(b..e).unwrap_or_default().to_vec()
         }
@@ -1272,6 +1274,26 @@ mod corpus_tests {
             }
         }
         assert!(compared >= 10, "{compared}");
+    }
+
+    /// An attached message read from memory is its own bytes, not the enclosing message's.
+    #[test]
+    fn an_attached_message_in_memory_is_its_own_bytes() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/nested.eml");
+        let data = std::fs::read(&path).unwrap();
+        let file = File::open(&path).unwrap();
+        let from_memory = build_bytes(&data);
+        let from_file = build(&path).unwrap();
+        let m = from_memory
+            .entry("fwd.eml")
+            .unwrap()
+            .data
+            .read_all(&file)
+            .unwrap();
+        let f = from_file.entry("fwd.eml").unwrap().data.read_all(&file).unwrap();
+        assert_eq!(m, f);
+        assert!(String::from_utf8_lossy(&m).contains("Subject: inner message"));
+        assert!(!String::from_utf8_lossy(&m).contains("Subject: nested"));
     }
 
     /// Reads in order (with the restart hint) and at scattered offsets give the same bytes as
