@@ -1131,12 +1131,13 @@ impl MailFs {
             }
             let mut bytes = vec![0u8; tmp.metadata()?.len() as usize];
             tmp.read_exact_at(&mut bytes, 0)?;
-            *dirty = false;
             if backup.is_none() {
                 let b = self.node.spool.tmp_path();
                 fs::hard_link(self.node.spool.eml_path(msg), &b)?;
                 *backup = Some(b);
             }
+            // Only now: a failure above leaves the bytes pending for the next close.
+            *dirty = false;
             let (msg, name) = (msg.clone(), name.clone());
             drop(h);
             let _ns = self.ns.lock();
