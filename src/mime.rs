@@ -31,6 +31,8 @@ const MIXED_RUN_LIMIT: u64 = 32 << 20;
 /// A header block longer than this is treated as body (a 10 MB header must not grow memory
 /// without bound); what was kept still parses.
 const HEAD_LIMIT: u64 = 16 << 20;
+/// Longest piece of a line the skeleton reads at once.
+const LINE_MAX: u64 = 1 << 20;
 /// Decoded distance between the checkpoints of a part read from the file.
 const CHECKPOINT: u64 = 1 << 20;
 /// Longest value shown in a `user.header.*` attribute (the Linux xattr value limit).
@@ -511,7 +513,8 @@ fn skeleton(reader: impl Read, run_limit: u64) -> io::Result<Skeleton> {
     let mut line = Vec::with_capacity(1024);
     loop {
         line.clear();
-        let n = r.read_until(b'\n', &mut line)?;
+        // A "line" is cut at LINE_MAX: a body without line ends must not be read whole.
+        let n = (&mut r).take(LINE_MAX).read_until(b'\n', &mut line)?;
         if n == 0 {
             break;
         }
