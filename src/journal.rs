@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,18 +45,20 @@ fn write_in(dir: &Path, node: &NodeAttrs, message_id: &str, text: &str) -> std::
         (&node.log_msgid_attr, message_id),
         (&node.log_info_attr, clean.as_str()),
     ] {
-        set_xattr(&path, &format!("user.{attr}"), value.as_bytes());
+        set_xattr(&f, &path, &format!("user.{attr}"), value.as_bytes());
     }
     log::info!("{message_id} {clean}");
     Ok(())
 }
 
-fn set_xattr(path: &Path, name: &str, value: &[u8]) {
-    let (Ok(p), Ok(n)) = (CString::new(path.as_os_str().as_bytes()), CString::new(name)) else {
+/// Sets an attribute through the open entry (no path lookup: this runs for every attempt).
+fn set_xattr(f: &std::fs::File, path: &Path, name: &str, value: &[u8]) {
+    let Ok(n) = CString::new(name) else {
         return;
     };
-    // SAFETY: both strings are NUL-terminated and the value pointer/length describe `value`.
-    let rc = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    // SAFETY: the descriptor is open for the call, the name is NUL-terminated and the value
+    // pointer/length describe `value`.
+    let rc = unsafe { libc::fsetxattr(f.as_raw_fd(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     if rc != 0 {
         log::debug!(
             "setxattr {name} on {}: {}",
