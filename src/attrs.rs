@@ -90,6 +90,124 @@ impl Default for NodeAttrs {
     }
 }
 
+/// The node file's contents since format 2: each attribute that differs from its default,
+/// as its `getfattr` text. Text keeps the file readable by any later version: a new attribute
+/// is one more name, never a new encoding.
+pub type StoredNodeAttrs = Vec<(String, String)>;
+
+impl NodeAttrs {
+    /// The attributes that differ from their defaults, as text.
+    pub fn to_stored(&self) -> StoredNodeAttrs {
+        let d = NodeAttrs::default();
+        NODE_ATTRS
+            .iter()
+            .filter(|n| **n != "spool_dir")
+            .filter_map(|n| {
+                let mine = self.get(n, "").ok().flatten();
+                if mine == d.get(n, "").ok().flatten() {
+                    return None;
+                }
+                Some((n.to_string(), mine.unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    /// Defaults with each stored value applied; a value this version cannot take (written by
+    /// a newer one, or no longer valid) is skipped with a warning rather than failing the node.
+    pub fn from_stored(stored: &StoredNodeAttrs) -> NodeAttrs {
+        let mut a = NodeAttrs::default();
+        for (name, value) in stored {
+            if let Err(e) = a.set(name, value.as_bytes()) {
+                log::warn!("stored node attribute {name} ignored: {e}");
+            }
+        }
+        a
+    }
+}
+
+/// The node file as format 1 stored it (a bincode struct): read to upgrade old spools.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeAttrsV1 {
+    send_method: SendMethod,
+    server: String,
+    port: u16,
+    log_dir: Option<String>,
+    log_date_attr: String,
+    log_msgid_attr: String,
+    log_info_attr: String,
+    ratelimit_time: f64,
+    domlimit_time: f64,
+    expire_time: f64,
+    retry_time: f64,
+    queue_time: f64,
+    handshake_time: f64,
+    conn_limit: u32,
+    domconn_limit: u32,
+    sendmail_path: String,
+    helo_name: Option<String>,
+    tls: TlsMode,
+    ca_file: Option<String>,
+    auth_user: Option<String>,
+    auth_secret_file: Option<String>,
+    notify: Notify,
+}
+
+impl NodeAttrsV1 {
+    /// As text pairs, so that the upgrade goes through today's validation.
+    pub fn to_stored(&self) -> StoredNodeAttrs {
+        let mut v: StoredNodeAttrs = vec![
+            (
+                "send_method".into(),
+                match self.send_method {
+                    SendMethod::Sendmail => "sendmail".into(),
+                    _ => "smtp".into(),
+                },
+            ),
+            ("server".into(), self.server.clone()),
+            ("port".into(), self.port.to_string()),
+            ("log_date_attr".into(), self.log_date_attr.clone()),
+            ("log_msgid_attr".into(), self.log_msgid_attr.clone()),
+            ("log_info_attr".into(), self.log_info_attr.clone()),
+            ("ratelimit_time".into(), fmt_seconds(self.ratelimit_time)),
+            ("domlimit_time".into(), fmt_seconds(self.domlimit_time)),
+            ("expire_time".into(), fmt_seconds(self.expire_time)),
+            ("retry_time".into(), fmt_seconds(self.retry_time)),
+            ("queue_time".into(), fmt_seconds(self.queue_time)),
+            ("handshake_time".into(), fmt_seconds(self.handshake_time)),
+            ("conn_limit".into(), self.conn_limit.to_string()),
+            ("domconn_limit".into(), self.domconn_limit.to_string()),
+            ("sendmail_path".into(), self.sendmail_path.clone()),
+            (
+                "tls".into(),
+                match self.tls {
+                    TlsMode::Starttls => "starttls".into(),
+                    TlsMode::Tls => "tls".into(),
+                    _ => "none".into(),
+                },
+            ),
+            (
+                "notify".into(),
+                match self.notify {
+                    Notify::Never => "never".into(),
+                    _ => "failure".into(),
+                },
+            ),
+        ];
+        for (n, o) in [
+            ("log_dir", &self.log_dir),
+            ("helo_name", &self.helo_name),
+            ("ca_file", &self.ca_file),
+            ("auth_user", &self.auth_user),
+            ("auth_secret_file", &self.auth_secret_file),
+        ] {
+            if let Some(x) = o {
+                v.push((n.into(), x.clone()));
+            }
+        }
+        v
+    }
+}
+
 /// Every node attribute, in the order `getfattr -d` lists them.
 pub const NODE_ATTRS: &[&str] = &[
     "send_method",
@@ -483,6 +601,75 @@ pub struct MessageAttrs {
     pub last_try_msg: String,
     pub recipients: Vec<Recipient>,
     pub user: BTreeMap<String, Vec<u8>>,
+    /// Who the message belongs to (SPEC §10); `None` for messages stored before owners were
+    /// recorded, which belong to the node's owner.
+    pub owner: Option<Owner>,
+    /// Permission bits the owner chose (chmod of a Draft, to share it with the group).
+    pub mode: u16,
+    /// `user.hold`: a Pending message that is not attempted until released.
+    pub hold: bool,
+    /// The `delay` notice has gone (it goes once).
+    pub delay_notified: bool,
+    /// Internal flags added after format 2, so that a new one needs no format change:
+    /// mailfs-only, never shown as attributes.
+    pub internal: BTreeMap<String, String>,
+}
+
+/// A message's owner: the user that created it (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The permission bits of a new message (SPEC §10).
+pub const DEFAULT_MESSAGE_MODE: u16 = 0o600;
+
+/// `MessageAttrs` as format 1 stored it, before owners: read to upgrade old spools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageAttrsV1 {
+    pub message_id: String,
+    pub env_from: Option<String>,
+    pub env_to: Option<Vec<String>>,
+    pub status: Status,
+    pub is_ready: bool,
+    pub first_try_date: Option<i64>,
+    pub last_try_date: Option<i64>,
+    pub try_until_date: Option<i64>,
+    pub expire_date: Option<i64>,
+    pub next_try_date: Option<i64>,
+    pub try_count: u32,
+    pub last_try_status: TryStatus,
+    pub last_try_msg: String,
+    pub recipients: Vec<Recipient>,
+    pub user: BTreeMap<String, Vec<u8>>,
+}
+
+impl From<MessageAttrsV1> for MessageAttrs {
+    fn from(v: MessageAttrsV1) -> Self {
+        MessageAttrs {
+            message_id: v.message_id,
+            env_from: v.env_from,
+            env_to: v.env_to,
+            status: v.status,
+            is_ready: v.is_ready,
+            first_try_date: v.first_try_date,
+            last_try_date: v.last_try_date,
+            try_until_date: v.try_until_date,
+            expire_date: v.expire_date,
+            next_try_date: v.next_try_date,
+            try_count: v.try_count,
+            last_try_status: v.last_try_status,
+            last_try_msg: v.last_try_msg,
+            recipients: v.recipients,
+            user: v.user,
+            owner: None,
+            mode: DEFAULT_MESSAGE_MODE,
+            hold: false,
+            delay_notified: false,
+            internal: BTreeMap::new(),
+        }
+    }
 }
 
 impl MessageAttrs {
@@ -503,6 +690,11 @@ impl MessageAttrs {
             last_try_msg: String::new(),
             recipients: Vec::new(),
             user: BTreeMap::new(),
+            owner: None,
+            mode: DEFAULT_MESSAGE_MODE,
+            hold: false,
+            delay_notified: false,
+            internal: BTreeMap::new(),
         }
     }
 

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::attrs::{MessageAttrs, NodeAttrs};
+use crate::attrs::{MessageAttrs, MessageAttrsV1, NodeAttrs, NodeAttrsV1, StoredNodeAttrs};
 use crate::error::{Error, Result};
 
 const NODE_FILE: &str = "mailfs.node";
@@ -31,8 +31,9 @@ const SCRATCH_DIR: &str = ".scratch";
 const READY_DIR: &str = ".ready";
 const TMP_DIR: &str = ".tmp";
 const MAGIC: &[u8; 8] = b"MAILFS\0\x01";
-/// Bumped whenever the encoding of a stored structure changes.
-const FORMAT_VERSION: u16 = 1;
+/// Bumped whenever the encoding of a stored structure changes. Format 1 (the first release)
+/// is still read: messages without owners, the node file as a bincode struct.
+const FORMAT_VERSION: u16 = 2;
 
 /// Identity of a file's current version: any write or replacement changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -307,28 +308,56 @@ impl Spool {
         Ok(out)
     }
 
-    fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
-        let corrupt = |why: &str| Error::Corrupt {
-            path: path.display().to_string(),
-            why: why.to_string(),
-        };
+    /// The format version and the encoded body of a stored structure.
+    fn versioned<'a>(path: &Path, bytes: &'a [u8]) -> Result<(u16, &'a [u8])> {
         if bytes.len() < MAGIC.len() + 2 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(corrupt("not a mailfs attribute file"));
+            return Err(Error::Corrupt {
+                path: path.display().to_string(),
+                why: "not a mailfs attribute file".into(),
+            });
         }
         let version = u16::from_le_bytes([bytes[MAGIC.len()], bytes[MAGIC.len() + 1]]);
-        if version != FORMAT_VERSION {
-            return Err(corrupt(&format!("format version {version} is not supported")));
-        }
-        let (v, _) =
-            bincode::serde::decode_from_slice(&bytes[MAGIC.len() + 2..], bincode::config::standard())
-                .map_err(|e| corrupt(&e.to_string()))?;
+        Ok((version, &bytes[MAGIC.len() + 2..]))
+    }
+
+    fn decode_body<T: DeserializeOwned>(path: &Path, body: &[u8]) -> Result<T> {
+        let (v, _) = bincode::serde::decode_from_slice(body, bincode::config::standard()).map_err(|e| {
+            Error::Corrupt {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            }
+        })?;
         Ok(v)
+    }
+
+    fn unsupported(path: &Path, version: u16) -> Error {
+        Error::Corrupt {
+            path: path.display().to_string(),
+            why: format!("format version {version} is not supported"),
+        }
+    }
+
+    fn decode_attrs(path: &Path, bytes: &[u8]) -> Result<MessageAttrs> {
+        match Self::versioned(path, bytes)? {
+            (FORMAT_VERSION, body) => Self::decode_body(path, body),
+            (1, body) => Ok(Self::decode_body::<MessageAttrsV1>(path, body)?.into()),
+            (v, _) => Err(Self::unsupported(path, v)),
+        }
+    }
+
+    fn decode_node(path: &Path, bytes: &[u8]) -> Result<NodeAttrs> {
+        let stored = match Self::versioned(path, bytes)? {
+            (FORMAT_VERSION, body) => Self::decode_body::<StoredNodeAttrs>(path, body)?,
+            (1, body) => Self::decode_body::<NodeAttrsV1>(path, body)?.to_stored(),
+            (v, _) => return Err(Self::unsupported(path, v)),
+        };
+        Ok(NodeAttrs::from_stored(&stored))
     }
 
     pub fn load_node(&self) -> Result<NodeAttrs> {
         let path = self.root.join(NODE_FILE);
         match fs::read(&path) {
-            Ok(bytes) => Self::decode(&path, &bytes),
+            Ok(bytes) => Self::decode_node(&path, &bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(NodeAttrs::default()),
             Err(e) => Err(e.into()),
         }
@@ -341,7 +370,7 @@ impl Spool {
     }
 
     pub fn save_node(&self, node: &NodeAttrs) -> Result<Stamp> {
-        self.write_atomic(&self.root.join(NODE_FILE), &Self::encode(node)?)
+        self.write_atomic(&self.root.join(NODE_FILE), &Self::encode(&node.to_stored())?)
     }
 
     /// Names of all messages (`*.eml` in the spool root), unsorted.
@@ -382,7 +411,7 @@ impl Spool {
         let meta = f.metadata()?;
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         f.read_to_end(&mut bytes)?;
-        Ok(Some((Self::decode(&path, &bytes)?, Stamp::of(&meta))))
+        Ok(Some((Self::decode_attrs(&path, &bytes)?, Stamp::of(&meta))))
     }
 
     pub fn attrs_stamp(&self, name: &str) -> Option<Stamp> {
@@ -592,6 +621,109 @@ mod tests {
         };
         spool.save_node(&n).unwrap();
         assert_eq!(spool.load_node().unwrap().port, 2525);
+    }
+
+    /// A spool written by the first release (format 1) is read, not refused as corrupt.
+    #[test]
+    fn format_1_files_are_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let v1 = |body: Vec<u8>| {
+            let mut out = MAGIC.to_vec();
+            out.extend_from_slice(&1u16.to_le_bytes());
+            out.extend_from_slice(&body);
+            out
+        };
+        let old = MessageAttrsV1 {
+            message_id: "<a@b>".into(),
+            env_from: Some("a@x.org".into()),
+            env_to: None,
+            status: crate::attrs::Status::Draft,
+            is_ready: false,
+            first_try_date: None,
+            last_try_date: None,
+            try_until_date: None,
+            expire_date: None,
+            next_try_date: None,
+            try_count: 0,
+            last_try_status: crate::attrs::TryStatus::None,
+            last_try_msg: String::new(),
+            recipients: vec![],
+            user: Default::default(),
+        };
+        let body = bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap();
+        std::fs::write(spool.struct_path("m.eml"), v1(body)).unwrap();
+        let (a, _) = spool.read_attrs("m.eml").unwrap().unwrap();
+        assert_eq!(a.env_from.as_deref(), Some("a@x.org"));
+        assert_eq!(a.owner, None);
+
+        #[derive(serde::Serialize)]
+        struct OldNode<'a>(
+            crate::attrs::SendMethod,
+            &'a str,
+            u16,
+            Option<&'a str>,
+            &'a str,
+            &'a str,
+            &'a str,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+            f64,
+            u32,
+            u32,
+            &'a str,
+            Option<&'a str>,
+            crate::attrs::TlsMode,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            crate::attrs::Notify,
+        );
+        let node = OldNode(
+            crate::attrs::SendMethod::Smtp,
+            "relay.test",
+            2525,
+            None,
+            "date",
+            "msgid",
+            "info",
+            0.5,
+            5.0,
+            259200.0,
+            900.0,
+            432000.0,
+            180.0,
+            3,
+            1,
+            "/usr/sbin/sendmail",
+            None,
+            crate::attrs::TlsMode::Starttls,
+            None,
+            None,
+            None,
+            crate::attrs::Notify::Failure,
+        );
+        let body = bincode::serde::encode_to_vec(&node, bincode::config::standard()).unwrap();
+        std::fs::write(dir.path().join(NODE_FILE), v1(body)).unwrap();
+        let n = spool.load_node().unwrap();
+        assert_eq!((n.server.as_str(), n.port, n.conn_limit), ("relay.test", 2525, 3));
+        assert_eq!(n.ratelimit_time, 0.5);
+    }
+
+    #[test]
+    fn node_file_keeps_only_what_differs() {
+        let n = NodeAttrs {
+            port: 2525,
+            ..NodeAttrs::default()
+        };
+        assert_eq!(n.to_stored(), vec![("port".to_string(), "2525".to_string())]);
+        assert_eq!(NodeAttrs::from_stored(&n.to_stored()), n);
+        // A name a newer version wrote is skipped, not fatal.
+        let odd = vec![("no_such".to_string(), "1".to_string())];
+        assert_eq!(NodeAttrs::from_stored(&odd), NodeAttrs::default());
     }
 
     #[test]
