@@ -24,6 +24,33 @@ pub const TEXT_BODY: &str = "Body.txt";
 /// add up to more than this are refused (EFBIG) rather than risking the mount's memory.
 pub const COMPOSE_LIMIT: u64 = 64 << 20;
 
+/// Refuses composing in a Draft its parts view does not show whole: one that cannot be
+/// parsed (EINVAL), or whose view a bound cut (depth, number of parts, a header block too
+/// long: EFBIG). Rebuilding from such a view would drop what it does not show.
+pub fn check_whole(tree: &Tree) -> Result<()> {
+    match &tree.parse_error {
+        None => Ok(()),
+        Some(why) if tree.partial => Err(Error::TooBig(format!(
+            "the parts view is not the whole message ({why}); edit the .eml itself"
+        ))),
+        Some(why) => Err(Error::invalid(
+            "parts",
+            format!("the message cannot be parsed ({why}); edit the .eml itself"),
+        )),
+    }
+}
+
+/// Refuses a part of `size` bytes: the one limit a part writer's write, truncate and close
+/// all check, so no size a user asks for reaches an allocation.
+pub fn check_part_size(name: &str, size: u64) -> Result<()> {
+    if size > COMPOSE_LIMIT {
+        return Err(Error::TooBig(format!(
+            "{name}: a part cannot be over {COMPOSE_LIMIT} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses composing in a Draft whose parts, with `adding` more bytes, pass the limit.
 pub fn check_size(tree: &Tree, adding: u64) -> Result<()> {
     let total: u64 = tree.entries.iter().map(|e| e.data.size()).sum::<u64>() + adding;
@@ -147,12 +174,7 @@ fn header_value(name: &str, value: &[u8]) -> Result<Value> {
 
 impl Draft {
     fn from_tree(tree: &Tree, file: &File) -> Result<Draft> {
-        if let Some(why) = &tree.parse_error {
-            return Err(Error::invalid(
-                "parts",
-                format!("the message cannot be parsed ({why}); edit the .eml itself"),
-            ));
-        }
+        check_whole(tree)?;
         check_size(tree, 0)?;
         let headers = tree
             .headers

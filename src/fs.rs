@@ -687,6 +687,7 @@ impl MailFs {
     /// `>` opens, then truncates), else rebuild the Draft with the part cut.
     fn truncate_part(&self, msg: &str, nest: &[String], name: &str, size: u64) -> Result<()> {
         self.check_composable(msg, nest)?;
+        compose::check_part_size(name, size)?;
         let handles: Vec<_> = self.handles.lock().values().cloned().collect();
         let mut found = false;
         for h in handles {
@@ -913,12 +914,7 @@ impl MailFs {
     fn open_part_writer(&self, msg: &str, name: &str, keep: bool, dirty: bool) -> Result<u64> {
         let eml = File::open(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&eml.metadata()?))?;
-        if let Some(why) = &tree.parse_error {
-            return Err(Error::invalid(
-                "parts",
-                format!("{msg} cannot be parsed ({why}); edit the .eml itself"),
-            ));
-        }
+        compose::check_whole(&tree)?;
         compose::check_size(&tree, 0)?;
         let tmp_path = self.node.spool.tmp_path();
         let tmp = OpenOptions::new()
@@ -1050,11 +1046,8 @@ impl MailFs {
             // close returns, so the rebuild's own check would go unseen.
             let refusal = if *refused {
                 Some(Error::invalid(name.as_str(), "an earlier write was refused"))
-            } else if offset + data.len() as u64 > compose::COMPOSE_LIMIT {
-                Some(Error::TooBig(format!(
-                    "{name}: a part past {} bytes",
-                    compose::COMPOSE_LIMIT
-                )))
+            } else if let Err(e) = compose::check_part_size(name, offset.saturating_add(data.len() as u64)) {
+                Some(e)
             } else if (name == compose::TEXT_BODY || name == compose::HTML_BODY)
                 && data.iter().any(|&b| b == 0xC0 || b == 0xC1 || b >= 0xF5)
             {
@@ -1129,7 +1122,14 @@ impl MailFs {
             if !*dirty {
                 return Ok(());
             }
-            let mut bytes = vec![0u8; tmp.metadata()?.len() as usize];
+            let len = tmp.metadata()?.len();
+            if let Err(e) = compose::check_part_size(name, len) {
+                // Write and truncate refuse this first; never read such a file into memory.
+                *refused = true;
+                tmp.set_len(0)?;
+                return Err(e);
+            }
+            let mut bytes = vec![0u8; len as usize];
             tmp.read_exact_at(&mut bytes, 0)?;
             if backup.is_none() {
                 let b = self.node.spool.tmp_path();

@@ -6,6 +6,9 @@
 //! replaced by a one-line placeholder. Those bodies are decoded from the file when read, from
 //! the nearest of the checkpoints taken while measuring their size.
 
+mod bounds;
+
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -30,7 +33,7 @@ const SMALL_RUN: u64 = 4096;
 const MIXED_RUN_LIMIT: u64 = 32 << 20;
 /// A header block longer than this is treated as body (a 10 MB header must not grow memory
 /// without bound); what was kept still parses.
-const HEAD_LIMIT: u64 = 16 << 20;
+const HEAD_LIMIT: u64 = 4 << 20;
 /// Longest piece of a line the skeleton reads at once.
 const LINE_MAX: u64 = 1 << 20;
 /// Decoded distance between the checkpoints of a part read from the file.
@@ -38,7 +41,12 @@ const CHECKPOINT: u64 = 1 << 20;
 /// Longest value shown in a `user.header.*` attribute (the Linux xattr value limit).
 pub const MAX_HEADER_VALUE: usize = 65536;
 /// At most this many parts are shown per message (hostile input can declare any number).
-const MAX_PARTS: usize = 10_000;
+pub const MAX_PARTS: usize = 10_000;
+/// Attached messages are shown as `.parts/` directories this many levels deep; deeper ones
+/// are files only. Walks of a tree recurse at most this deep.
+pub const MAX_DEPTH: usize = 64;
+/// Multipart nesting followed within one message; deeper parts are not shown.
+pub const MAX_MULTIPART_DEPTH: usize = 64;
 /// Name of the one file a message that cannot be parsed shows.
 pub const RAW_NAME: &str = "raw.eml";
 
@@ -47,7 +55,11 @@ pub const RAW_NAME: &str = "raw.eml";
 pub struct Tree {
     pub headers: Vec<HeaderField>,
     pub entries: Vec<Entry>,
+    /// Why the view is not the whole message: it could not be parsed (then it holds just
+    /// `raw.eml`), or a bound cut it (`user.parse_error`). Such a view cannot be composed in.
     pub parse_error: Option<String>,
+    /// The message parsed but a bound cut the view (`parse_error` says which).
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -372,6 +384,8 @@ struct Hole {
 struct Skeleton {
     bytes: Vec<u8>,
     holes: Vec<Hole>,
+    /// A header block was longer than `HEAD_LIMIT`: its rest reads as body.
+    long_head: bool,
 }
 
 impl Skeleton {
@@ -536,6 +550,7 @@ fn skeleton(reader: impl Read, run_limit: u64) -> io::Result<Skeleton> {
                 pos += n as u64;
                 continue;
             }
+            sk.long_head = true;
             st = St::Body;
         }
         // mail-parser finds a boundary wherever "--" and the boundary appear, not only at the
@@ -577,6 +592,7 @@ pub fn build_bytes(bytes: &[u8]) -> Tree {
     let sk = Skeleton {
         bytes: bytes.to_vec(),
         holes: Vec::new(),
+        long_head: false,
     };
     build_from(&sk, None, bytes.len() as u64)
 }
@@ -599,6 +615,7 @@ fn raw_tree(why: String, data: Data) -> Tree {
             nested: None,
         }],
         parse_error: Some(why),
+        partial: false,
     }
 }
 
@@ -626,14 +643,31 @@ fn build_from(sk: &Skeleton, file: Option<&File>, len: u64) -> Tree {
     // mail-parser makes something of anything; a message must at least start with a field.
     let first = sk.bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     if msg.parts.first().is_none_or(|p| p.headers.is_empty()) || !looks_like_header(first) {
+        bounds::dismantle(msg);
         return raw("no header fields at the start of the message");
     }
-    Builder {
+    let cuts = RefCell::new(Vec::new());
+    if sk.long_head {
+        cuts.borrow_mut().push(format!(
+            "a header block is longer than {} MiB; its rest is shown as body",
+            HEAD_LIMIT >> 20
+        ));
+    }
+    let mut tree = Builder {
         sk,
         file,
         in_memory: file.is_none(),
+        cuts: &cuts,
     }
-    .tree(&msg)
+    .tree(&msg, 0);
+    bounds::dismantle(msg);
+    let mut cuts = cuts.into_inner();
+    cuts.dedup();
+    if !cuts.is_empty() {
+        tree.parse_error = Some(format!("partial view: {}", cuts.join("; ")));
+        tree.partial = true;
+    }
+    tree
 }
 
 struct Builder<'a> {
@@ -641,6 +675,8 @@ struct Builder<'a> {
     file: Option<&'a File>,
     /// The message being walked is not the file itself (an encoded attached message).
     in_memory: bool,
+    /// What the view leaves out (reported in `parse_error` of the top tree).
+    cuts: &'a RefCell<Vec<String>>,
 }
 
 /// What a leaf part will be named after, before names are made unique.
@@ -650,27 +686,31 @@ struct Leaf<'m, 'x> {
 }
 
 impl Builder<'_> {
-    fn tree(&self, msg: &Message) -> Tree {
+    fn tree(&self, msg: &Message, depth: usize) -> Tree {
         let headers = msg
             .parts
             .first()
             .map(|p| header_fields(&msg.raw_message, p))
             .unwrap_or_default();
-        let leaves = collect_leaves(msg);
+        let (leaves, cut) = collect_leaves(msg);
+        if let Some(c) = cut {
+            self.cuts.borrow_mut().push(c);
+        }
         let names = name_leaves(&leaves);
         let entries = leaves
             .into_iter()
             .zip(names)
-            .map(|(leaf, name)| self.entry(msg, leaf, name))
+            .map(|(leaf, name)| self.entry(msg, leaf, name, depth))
             .collect();
         Tree {
             headers,
             entries,
             parse_error: None,
+            partial: false,
         }
     }
 
-    fn entry(&self, msg: &Message, leaf: Leaf, name: String) -> Entry {
+    fn entry(&self, msg: &Message, leaf: Leaf, name: String, depth: usize) -> Entry {
         let part = leaf.part;
         let (b, e) = (
             part.offset_body as u64,
@@ -705,16 +745,24 @@ impl Builder<'_> {
                 Data::Memory(Arc::new(text_lines(t)))
             }
             PartType::Message(inner) => {
-                if enc == Enc::Identity && !self.in_memory {
-                    nested = Some(Arc::new(self.tree(inner)));
+                if depth + 1 >= MAX_DEPTH {
+                    // The view recurses no deeper (a stack of any depth is not safe): the
+                    // attached message is a file only.
+                    self.cuts.borrow_mut().push(format!(
+                        "attached messages nested deeper than {MAX_DEPTH} levels are shown as \
+                         files without .parts"
+                    ));
+                } else if enc == Enc::Identity && !self.in_memory {
+                    nested = Some(Arc::new(self.tree(inner, depth + 1)));
                 } else if !holed {
                     // An encoded attached message: mail-parser decoded it into memory.
                     let b = Builder {
                         sk: self.sk,
                         file: None,
                         in_memory: true,
+                        cuts: self.cuts,
                     };
-                    nested = Some(Arc::new(b.tree(inner)));
+                    nested = Some(Arc::new(b.tree(inner, depth + 1)));
                 }
                 from_file(enc)
             }
@@ -914,7 +962,8 @@ fn header_fields(raw: &[u8], part: &MessagePart) -> Vec<HeaderField> {
         .filter_map(|h| {
             let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
             let decoded = match MessageStream::new(bytes).parse_unstructured() {
-                HeaderValue::Text(t) => t.trim().to_string(),
+                // Kept to what an attribute can show: a tree in the cache stays small.
+                HeaderValue::Text(t) => truncate(t.trim(), MAX_HEADER_VALUE).to_string(),
                 _ => String::new(),
             };
             let raw = String::from_utf8_lossy(bytes)
@@ -932,54 +981,53 @@ fn header_fields(raw: &[u8], part: &MessagePart) -> Vec<HeaderField> {
         .collect()
 }
 
-/// The leaf parts in order, with their IMAP-style part numbers (`1`, `1.2`, ...).
-fn collect_leaves<'m, 'x>(msg: &'m Message<'x>) -> Vec<Leaf<'m, 'x>> {
+/// The leaf parts in order, with their IMAP-style part numbers (`1`, `1.2`, ...), and what
+/// was left out if a bound cut the walk. The walk keeps its own stack: no input depth
+/// reaches the thread's.
+fn collect_leaves<'m, 'x>(msg: &'m Message<'x>) -> (Vec<Leaf<'m, 'x>>, Option<String>) {
     let mut out = Vec::new();
-    let mut seen = vec![false; msg.parts.len()];
-    walk(msg, 0, "", &mut out, &mut seen, 0);
-    out
-}
-
-fn walk<'m, 'x>(
-    msg: &'m Message<'x>,
-    idx: usize,
-    id: &str,
-    out: &mut Vec<Leaf<'m, 'x>>,
-    seen: &mut [bool],
-    depth: usize,
-) {
+    let mut cut = None;
     // Each part is visited once: on hostile input mail-parser's part lists can name a part
     // more than once, which would multiply the walk (found by fuzzing: 3 KB, millions of
-    // leaves). Deep nesting is cut off too.
-    let (Some(part), Some(visited)) = (msg.parts.get(idx), seen.get_mut(idx)) else {
-        return;
-    };
-    if std::mem::replace(visited, true) || out.len() >= MAX_PARTS {
-        return;
-    }
-    if let PartType::Multipart(children) = &part.body {
-        if depth > 64 {
-            return;
+    // leaves).
+    let mut seen = vec![false; msg.parts.len()];
+    let mut stack: Vec<(usize, String, usize)> = vec![(0, String::new(), 0)];
+    while let Some((idx, id, depth)) = stack.pop() {
+        let (Some(part), Some(visited)) = (msg.parts.get(idx), seen.get_mut(idx)) else {
+            continue;
+        };
+        if std::mem::replace(visited, true) {
+            continue;
         }
-        for (n, &child) in children.iter().enumerate() {
-            let cid = if id.is_empty() {
-                (n + 1).to_string()
-            } else {
-                format!("{id}.{}", n + 1)
-            };
-            walk(msg, child as usize, &cid, out, seen, depth + 1);
+        if out.len() >= MAX_PARTS {
+            cut = Some(format!("only the first {MAX_PARTS} parts are shown"));
+            break;
         }
-        return;
+        if let PartType::Multipart(children) = &part.body {
+            if depth >= MAX_MULTIPART_DEPTH {
+                cut.get_or_insert_with(|| {
+                    format!("parts nested deeper than {MAX_MULTIPART_DEPTH} multiparts are not shown")
+                });
+                continue;
+            }
+            // Pushed in reverse so they come off the stack in order.
+            for (n, &child) in children.iter().enumerate().rev() {
+                let cid = if id.is_empty() {
+                    (n + 1).to_string()
+                } else {
+                    format!("{id}.{}", n + 1)
+                };
+                stack.push((child as usize, cid, depth + 1));
+            }
+            continue;
+        }
+        let id = if id.is_empty() { "1".to_string() } else { id };
+        out.push(Leaf {
+            part,
+            info: part_info(part, id),
+        });
     }
-    let id = if id.is_empty() {
-        "1".to_string()
-    } else {
-        id.to_string()
-    };
-    out.push(Leaf {
-        part,
-        info: part_info(part, id),
-    });
+    (out, cut)
 }
 
 fn part_info(part: &MessagePart, part_id: String) -> PartInfo {
