@@ -1,40 +1,20 @@
-//! The operator's commands on a spool, mounted or not: `queue`, `flush`, `cancel`, and the
-//! submission programs `sendmail` and `deliver`. They work through the spool files and the
-//! per-message locks only, so they are safe beside a running mount or `serve`.
+//! The operator's commands on a spool, mounted or not: `queue`, `flush`, `cancel`, `hold`,
+//! `release`, and the submission programs `sendmail` and `deliver`. Run by root or the spool's
+//! owner they work through the spool files and the per-message locks only, so they are safe
+//! beside a running mount or `serve`; run by anyone else they go through the control socket
+//! of the process serving the node ([`route`], [`crate::control`]). The queue work itself is
+//! in [`crate::manage`]; [`queue_tmp`] is the one way a submitted message enters the queue.
 
 use std::io::{self, BufRead, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
-use crate::attrs::{
-    MessageAttrs, Recipient, Status, fmt_date, hostname, parse_address_list, validate_address,
-};
+use crate::attrs::{MessageAttrs, Owner, Recipient, Status, hostname, parse_address_list, validate_address};
 use crate::cli::SendmailArgs;
 use crate::content::{self, HeaderInfo};
+use crate::control::{Reply, Request, client};
 use crate::error::{Error, Result};
+use crate::manage::{self, Scope};
 use crate::spool::Spool;
-
-#[derive(Serialize)]
-struct RcptRow {
-    address: String,
-    status: String,
-    tries: u32,
-    last_reply: String,
-}
-
-#[derive(Serialize)]
-struct Row {
-    name: String,
-    status: String,
-    size: u64,
-    tries: u32,
-    next_try: Option<String>,
-    last_try_status: String,
-    last_reply: String,
-    env_from: Option<String>,
-    recipients: Vec<RcptRow>,
-}
 
 fn open_existing(spool_dir: &Path) -> Result<Spool> {
     if !spool_dir.is_dir() {
@@ -46,129 +26,161 @@ fn open_existing(spool_dir: &Path) -> Result<Spool> {
     Spool::open(spool_dir)
 }
 
-pub fn queue(spool_dir: &Path, json: bool) -> Result<()> {
-    let spool = open_existing(spool_dir)?;
-    let mut names = spool.list_messages()?;
-    names.sort_unstable();
-    let mut rows = Vec::with_capacity(names.len());
-    for name in names {
-        let size = std::fs::metadata(spool.eml_path(&name))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        let a = match spool.read_attrs(&name) {
-            Ok(Some((a, _))) => a,
-            Ok(None) => MessageAttrs::new_draft(),
-            Err(e) => {
-                log::warn!("{name}: {e}");
-                continue;
-            }
+/// How a command reaches the spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Open the spool's files: the caller may (root, the spool's owner), or the spool does not
+    /// exist yet and the caller makes it.
+    Direct,
+    /// Ask the process serving the node over its control socket (any other user).
+    Socket(PathBuf),
+}
+
+/// Direct when the caller can read, write and search the spool directory itself; otherwise
+/// through the socket beside it (SPEC §10). The check uses the effective ids, as opening would.
+pub fn route(spool_dir: &Path) -> Route {
+    let Ok(c) = std::ffi::CString::new(spool_dir.as_os_str().as_encoded_bytes()) else {
+        return Route::Direct;
+    };
+    if !spool_dir.exists() && std::fs::symlink_metadata(spool_dir).is_err() {
+        // Missing (or unreachable): a served node would have a socket beside it.
+        let sock = crate::control::socket_path(spool_dir);
+        return if sock.exists() {
+            Route::Socket(sock)
+        } else {
+            Route::Direct
         };
-        let next_try = (a.status == Status::Pending && a.is_ready)
-            .then(|| fmt_date(a.next_try_date.unwrap_or_else(crate::attrs::now_secs)));
-        rows.push(Row {
-            name,
-            status: a.status.as_str().into(),
-            size,
-            tries: a.try_count,
-            next_try,
-            last_try_status: a.last_try_status.as_str().into(),
-            last_reply: a.last_try_msg.clone(),
-            env_from: a.env_from.clone(),
-            recipients: a
-                .recipients
-                .iter()
-                .map(|r| RcptRow {
-                    address: r.address.clone(),
-                    status: r.status.as_str().into(),
-                    tries: r.tries,
-                    last_reply: r.last_reply.clone(),
-                })
-                .collect(),
-        });
     }
-    let out = io::stdout();
-    let mut out = out.lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, &rows).map_err(|e| Error::Io(io::Error::other(e)))?;
-        writeln!(out)?;
-        return Ok(());
+    // SAFETY: faccessat reads the NUL-terminated path; no memory is written.
+    let ok = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::R_OK | libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    } == 0;
+    if ok {
+        Route::Direct
+    } else {
+        Route::Socket(crate::control::socket_path(spool_dir))
     }
-    writeln!(
-        out,
-        "{:<40} {:<8} {:>9} {:>5} {:<20} LAST-REPLY",
-        "NAME", "STATUS", "SIZE", "TRIES", "NEXT-TRY"
-    )?;
-    for r in &rows {
-        writeln!(
-            out,
-            "{:<40} {:<8} {:>9} {:>5} {:<20} {}",
-            r.name,
-            r.status,
-            r.size,
-            r.tries,
-            r.next_try.as_deref().unwrap_or("-"),
-            if r.last_reply.is_empty() {
-                "-"
-            } else {
-                &r.last_reply
-            }
-        )?;
-        for rc in &r.recipients {
-            writeln!(out, "    {} {} {}", rc.address, rc.status, rc.last_reply)?;
+}
+
+/// This process's scope on a spool it opens directly: root and the spool's owner see all.
+fn direct_scope(spool: &Spool) -> Result<Scope> {
+    let me = this_user();
+    Ok(Scope::of(me.uid, manage::node_owner(spool)?))
+}
+
+fn this_user() -> Owner {
+    // SAFETY: geteuid/getegid cannot fail.
+    unsafe {
+        Owner {
+            uid: libc::geteuid(),
+            gid: libc::getegid(),
         }
     }
-    let pending = rows.iter().filter(|r| r.status == "Pending").count();
-    writeln!(out, "-- {} messages, {} pending", rows.len(), pending)?;
-    Ok(())
+}
+
+pub fn queue(spool_dir: &Path, json: bool, by_domain: bool) -> Result<()> {
+    let rows = match route(spool_dir) {
+        Route::Direct => {
+            let spool = open_existing(spool_dir)?;
+            manage::rows(&spool, direct_scope(&spool)?)?
+        }
+        Route::Socket(sock) => match client::call(&sock, spool_dir, &Request::Queue, None)? {
+            Reply::Rows { rows } => rows,
+            other => return Err(unexpected(&other)),
+        },
+    };
+    if by_domain {
+        manage::print_shape(&rows, json)
+    } else {
+        manage::print_rows(&rows, json)
+    }
+}
+
+fn unexpected(r: &Reply) -> Error {
+    Error::Io(io::Error::other(format!(
+        "unexpected answer from the serving process: {r:?}"
+    )))
 }
 
 pub fn flush(spool_dir: &Path) -> Result<()> {
-    let spool = open_existing(spool_dir)?;
-    let mut n = 0;
-    for name in spool.list_messages()? {
-        let Ok(Some(_lock)) = spool.try_lock(&name) else {
-            continue;
-        };
-        let Ok(Some((mut a, _))) = spool.read_attrs(&name) else {
-            continue;
-        };
-        if a.status == Status::Pending && a.is_ready {
-            a.next_try_date = None;
-            spool.write_attrs(&name, &a)?;
-            spool.mark_ready(&name)?;
-            n += 1;
+    let n = match route(spool_dir) {
+        Route::Direct => {
+            let spool = open_existing(spool_dir)?;
+            let notify = |n: &str| {
+                if let Err(e) = spool.mark_ready(n) {
+                    log::warn!("{n}: {e}");
+                }
+            };
+            manage::flush(&spool, direct_scope(&spool)?, &notify)?
         }
-    }
+        Route::Socket(sock) => match client::call(&sock, spool_dir, &Request::Flush, None)? {
+            Reply::Flushed { count } => count,
+            other => return Err(unexpected(&other)),
+        },
+    };
     println!("{n} messages due now");
     Ok(())
 }
 
-pub fn cancel(spool_dir: &Path, names: &[String]) -> Result<()> {
-    let spool = open_existing(spool_dir)?;
-    let mut worst: Option<Error> = None;
-    for name in names {
-        let res = match spool.try_lock(name) {
-            Ok(Some(_lock)) => spool.delete_message(name),
-            Ok(None) => Err(Error::Busy(name.clone())),
-            Err(e) => Err(e),
-        };
-        match res {
-            Ok(()) => println!("cancelled {name}"),
-            Err(e) => {
-                eprintln!("mailfs: {name}: {e}");
-                worst = Some(e);
-            }
+/// Runs a request that answers per name, directly or through the socket.
+fn per_name(
+    spool_dir: &Path,
+    req: Request,
+    direct: impl FnOnce(&Spool, Scope) -> Result<manage::Outcomes>,
+) -> Result<manage::Outcomes> {
+    match route(spool_dir) {
+        Route::Direct => {
+            let spool = open_existing(spool_dir)?;
+            let scope = direct_scope(&spool)?;
+            direct(&spool, scope)
         }
+        Route::Socket(sock) => match client::call(&sock, spool_dir, &req, None)? {
+            Reply::Outcomes { outcomes } => Ok(outcomes
+                .into_iter()
+                .map(|(n, e)| (n, e.map_or(Ok(()), |e| Err(e.into_error()))))
+                .collect()),
+            other => Err(unexpected(&other)),
+        },
     }
-    match worst {
-        Some(e) => Err(e),
-        None => Ok(()),
+}
+
+pub fn cancel(spool_dir: &Path, names: &[String]) -> Result<()> {
+    let req = Request::Cancel {
+        names: names.to_vec(),
+    };
+    let out = per_name(spool_dir, req, |spool, scope| manage::cancel(spool, scope, names))?;
+    manage::report("cancelled", out)
+}
+
+/// `mailfs hold` (`hold`) and `mailfs release`.
+pub fn hold(spool_dir: &Path, names: &[String], domain: Option<&str>, hold: bool) -> Result<()> {
+    if names.is_empty() && domain.is_none() {
+        return Err(Error::Usage("give message names or --domain DOMAIN".into()));
     }
+    let req = Request::Hold {
+        names: names.to_vec(),
+        domain: domain.map(str::to_string),
+        hold,
+    };
+    let out = per_name(spool_dir, req, |spool, scope| {
+        let notify = |n: &str| {
+            if let Err(e) = spool.mark_ready(n) {
+                log::warn!("{n}: {e}");
+            }
+        };
+        manage::hold(spool, scope, names, domain, hold, &notify)
+    })?;
+    manage::report(if hold { "held" } else { "released" }, out)
 }
 
 /// Reads a message into a temp file in the spool; when `stop_at_dot`, a line with a single
 /// dot ends it (sendmail without `-i`). Returns the temp path.
-fn read_to_tmp(spool: &Spool, input: &mut dyn Read, stop_at_dot: bool) -> Result<std::path::PathBuf> {
+pub fn read_to_tmp(spool: &Spool, input: &mut dyn Read, stop_at_dot: bool) -> Result<PathBuf> {
     let tmp = spool.tmp_path();
     let res = (|| -> io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
@@ -203,7 +215,7 @@ fn read_to_tmp(spool: &Spool, input: &mut dyn Read, stop_at_dot: bool) -> Result
 /// sendmail failures are temporary unless the input itself is wrong.
 fn tempfail(e: Error) -> Error {
     match e {
-        Error::Io(io) => Error::Busy(format!("spool unavailable: {io}")),
+        Error::Io(io) => Error::Unavailable(format!("spool unavailable: {io}")),
         other => other,
     }
 }
@@ -227,8 +239,50 @@ pub struct Submission {
 /// Pending, and handed to whichever senders serve the spool (a mount or `mailfs serve`).
 /// Returns the message's name in the spool.
 pub fn queue_message(spool: &Spool, content: &mut dyn Read, sub: &Submission) -> Result<String> {
+    queue_message_as(spool, content, sub, &Origin::node())
+}
+
+/// [`queue_message`] for a given submitter, who becomes the message's owner.
+pub fn queue_message_as(
+    spool: &Spool,
+    content: &mut dyn Read,
+    sub: &Submission,
+    origin: &Origin,
+) -> Result<String> {
     let tmp = read_to_tmp(spool, content, false)?;
-    queue_tmp(spool, tmp, sub)
+    queue_tmp(spool, tmp, sub, origin)
+}
+
+/// Who submits a message.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The message's owner; `None`: the node's owner (the SMTP listener, notices).
+    pub owner: Option<Owner>,
+    /// The login name for a default envelope sender `LOGIN@hostname`.
+    pub login: String,
+}
+
+impl Origin {
+    /// The node itself (its owner), named by `$USER`.
+    pub fn node() -> Origin {
+        Origin {
+            owner: None,
+            login: std::env::var("USER").unwrap_or_else(|_| "root".into()),
+        }
+    }
+
+    /// The user running this command.
+    pub fn this_user() -> Origin {
+        Origin {
+            owner: Some(this_user()),
+            ..Origin::node()
+        }
+    }
+}
+
+/// Checks recipients given as arguments before any message byte is read.
+pub fn check_recipients(args: &[String]) -> Result<()> {
+    recipients(args).map(|_| ())
 }
 
 /// Recipients as given on a command line (each argument may hold several, comma-separated),
@@ -242,7 +296,10 @@ fn recipients(args: &[String]) -> Result<Vec<String>> {
         .collect()
 }
 
-fn queue_tmp(spool: &Spool, tmp: std::path::PathBuf, sub: &Submission) -> Result<String> {
+/// The one way a submitted message enters the queue (sendmail run directly or over the
+/// control socket, [`queue_message`]): envelope validated, missing headers added, stored
+/// atomically, Pending and ready, owned by `origin`, the senders told.
+pub fn queue_tmp(spool: &Spool, tmp: PathBuf, sub: &Submission, origin: &Origin) -> Result<String> {
     let result = (|| -> Result<String> {
         let mut rcpts = recipients(&sub.recipients)?;
         let from_arg = match &sub.env_from {
@@ -264,7 +321,7 @@ fn queue_tmp(spool: &Spool, tmp: std::path::PathBuf, sub: &Submission) -> Result
                 "no recipients (give them as arguments or use -t)".into(),
             ));
         }
-        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let user = &origin.login;
         let env_from = match from_arg {
             Some(f) => f,
             None => info
@@ -303,6 +360,7 @@ fn queue_tmp(spool: &Spool, tmp: std::path::PathBuf, sub: &Submission) -> Result
         attrs.recipients = rcpts.iter().cloned().map(Recipient::new).collect();
         attrs.status = Status::Pending;
         attrs.is_ready = true;
+        attrs.owner = origin.owner;
         let name = spool.unique_name("sendmail");
         spool.commit_tmp(&final_tmp, &name, &attrs)?;
         spool.mark_ready(&name)?;
@@ -315,7 +373,6 @@ fn queue_tmp(spool: &Spool, tmp: std::path::PathBuf, sub: &Submission) -> Result
 }
 
 pub fn sendmail(a: &SendmailArgs) -> Result<()> {
-    let spool = Spool::open(&a.spool).map_err(tempfail)?;
     let sub = Submission {
         env_from: a.from.clone(),
         recipients: a.recipients.clone(),
@@ -326,13 +383,52 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
     recipients(&sub.recipients)?;
     // `-oi` is the old spelling of `-i`.
     let ignore_dots = a.ignore_dots || a.o.iter().any(|o| o == "i");
+    if let Route::Socket(sock) = route(&a.spool) {
+        let req = Request::Sendmail {
+            env_from: sub.env_from,
+            recipients: sub.recipients,
+            read_headers: sub.recipients_from_headers,
+            full_name: sub.full_name,
+            stop_at_dot: !ignore_dots,
+        };
+        return client::call(&sock, &a.spool, &req, Some(&mut io::stdin().lock())).map(|_| ());
+    }
+    let spool = Spool::open(&a.spool).map_err(tempfail)?;
     let tmp = read_to_tmp(&spool, &mut io::stdin().lock(), !ignore_dots).map_err(tempfail)?;
-    queue_tmp(&spool, tmp, &sub).map(|_| ()).map_err(tempfail)
+    queue_tmp(&spool, tmp, &sub, &Origin::this_user())
+        .map(|_| ())
+        .map_err(tempfail)
 }
 
 pub fn deliver(spool_dir: &Path) -> Result<()> {
+    let recipient = std::env::var("RECIPIENT").ok();
+    let sender = std::env::var("SENDER").ok();
+    if let Route::Socket(sock) = route(spool_dir) {
+        let req = Request::Deliver { recipient, sender };
+        return client::call(&sock, spool_dir, &req, Some(&mut io::stdin().lock())).map(|_| ());
+    }
     let spool = Spool::open(spool_dir).map_err(tempfail)?;
     let tmp = read_to_tmp(&spool, &mut io::stdin().lock(), false).map_err(tempfail)?;
+    deliver_tmp(
+        &spool,
+        tmp,
+        recipient.as_deref(),
+        sender.as_deref(),
+        &Origin::this_user(),
+    )
+    .map(|_| ())
+    .map_err(tempfail)
+}
+
+/// Stores a delivered message (status Received, never sent), owned by `origin`. `recipient`
+/// and `sender` are what the MTA said ($RECIPIENT, $SENDER); kept when valid.
+pub fn deliver_tmp(
+    spool: &Spool,
+    tmp: PathBuf,
+    recipient: Option<&str>,
+    sender: Option<&str>,
+    origin: &Origin,
+) -> Result<String> {
     let info = content::read_head(&tmp)
         .map(|h| HeaderInfo::parse(&h))
         .unwrap_or_default();
@@ -341,18 +437,18 @@ pub fn deliver(spool_dir: &Path) -> Result<()> {
         attrs.message_id = id;
     }
     attrs.status = Status::Received;
-    // The MTA says who it was for; keep it for scripts.
-    if let Ok(r) = std::env::var("RECIPIENT")
+    attrs.owner = origin.owner;
+    if let Some(r) = recipient
         && let Ok(list) = parse_address_list("env_to", r.as_bytes())
     {
         attrs.env_to = Some(list);
     }
-    if let Ok(s) = std::env::var("SENDER")
-        && let Ok(f) = validate_address("env_from", &s)
+    if let Some(s) = sender
+        && let Ok(f) = validate_address("env_from", s)
     {
         attrs.env_from = Some(f);
     }
     let name = spool.unique_name("received");
-    spool.commit_tmp(&tmp, &name, &attrs).map_err(tempfail)?;
-    Ok(())
+    spool.commit_tmp(&tmp, &name, &attrs)?;
+    Ok(name)
 }

@@ -58,6 +58,10 @@ pub enum Cmd {
         /// One JSON array of messages, for scripts.
         #[arg(long)]
         json: bool,
+        /// A summary like Postfix's qshape: Pending messages per recipient domain, by age in
+        /// minutes (a message counts in the first column its age is under).
+        #[arg(long)]
+        by_domain: bool,
     },
     /// Retry every deferred (Pending) message now.
     Flush { spool_dir: PathBuf },
@@ -67,12 +71,34 @@ pub enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Keep queued messages from being attempted (like postsuper -h) until released.
+    #[command(after_help = HOLD_HELP)]
+    Hold(HoldArgs),
+    /// Let held messages go: they are due at once (like postsuper -H).
+    #[command(after_help = HOLD_HELP)]
+    Release(HoldArgs),
     /// sendmail-compatible submission: the message on stdin is queued ready to send.
     #[command(after_help = SENDMAIL_HELP)]
     Sendmail(SendmailArgs),
     /// An MTA's delivery program: stores the message on stdin with status Received (never sent).
     Deliver { spool_dir: PathBuf },
 }
+
+/// Which messages `hold` and `release` act on.
+#[derive(clap::Args, Debug)]
+pub struct HoldArgs {
+    pub spool_dir: PathBuf,
+    /// Message names.
+    pub names: Vec<String>,
+    /// Also every Pending message with a recipient still to deliver in DOMAIN.
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+}
+
+const HOLD_HELP: &str = "Root and the spool's owner act on every message; any other user on \
+their own only (through the process serving the node). Exit codes: 0 done, 65 not a Draft or \
+Pending message, 66 no such message, 75 being sent right now or the node is not served, \
+77 another user's message.";
 
 const SENDMAIL_HELP: &str = "The spool is --spool, else $MAILFS_SPOOL, else /var/spool/mailfs. Linked or copied as `sendmail`, the binary acts as this command (ln -s $(command -v mailfs) /usr/sbin/sendmail). Accepted and ignored for compatibility: -o OPTION (-oi, -oem, -odi), -B TYPE, -b MODE (-bm), -N DSN, -R RET, -V ENVID, -v. Exit codes: 0 queued, 64 usage (no recipient), 65 bad address, 75 temporary failure (spool unavailable).";
 
@@ -215,9 +241,15 @@ pub fn run(cli: Cli) -> Result<()> {
             foreground,
         } => mount(&spool_dir, &mountpoint, &options, foreground),
         Cmd::Serve { spool_dir, options } => serve(&spool_dir, &options),
-        Cmd::Queue { spool_dir, json } => crate::admin::queue(&spool_dir, json),
+        Cmd::Queue {
+            spool_dir,
+            json,
+            by_domain,
+        } => crate::admin::queue(&spool_dir, json, by_domain),
         Cmd::Flush { spool_dir } => crate::admin::flush(&spool_dir),
         Cmd::Cancel { spool_dir, names } => crate::admin::cancel(&spool_dir, &names),
+        Cmd::Hold(a) => crate::admin::hold(&a.spool_dir, &a.names, a.domain.as_deref(), true),
+        Cmd::Release(a) => crate::admin::hold(&a.spool_dir, &a.names, a.domain.as_deref(), false),
         Cmd::Sendmail(a) => crate::admin::sendmail(&a),
         Cmd::Deliver { spool_dir } => crate::admin::deliver(&spool_dir),
     }
@@ -296,6 +328,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     );
     signal_ready();
     let engine = crate::sender::Engine::start(node.clone());
+    let control = start_control(&node, opts.allow_other);
 
     let mut unmounter = session.unmount_callable();
     let mut signals =
@@ -317,6 +350,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     let res = session.run();
     sig_handle.close();
     let _ = sig_thread.join();
+    drop(control);
     engine.stop();
     res.map_err(Error::Io)?;
     log::info!("unmounted {}", mountpoint.display());
@@ -327,14 +361,31 @@ fn serve(spool_dir: &Path, options: &[String]) -> Result<()> {
     let opts = parse_mount_opts(options)?;
     let node = Node::open(spool_dir, &opts.node)?;
     let engine = crate::sender::Engine::start(node.clone());
+    let control = start_control(&node, false);
     log::info!("serving {}", node.spool.root().display());
     let mut signals =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
     if let Some(sig) = signals.forever().next() {
         log::info!("signal {sig}: stopping");
     }
+    drop(control);
     engine.stop();
     Ok(())
+}
+
+/// The control socket beside the spool (SPEC §10): open to every local user when root serves
+/// the node or the mount is shared (`allow_other`), else to the node's owner only. A node
+/// served without it still works for those who can open the spool, so a failure is logged.
+fn start_control(node: &Arc<Node>, allow_other: bool) -> Option<crate::control::server::ControlServer> {
+    // SAFETY: geteuid cannot fail.
+    let shared = allow_other || unsafe { libc::geteuid() } == 0;
+    match crate::control::server::ControlServer::start(node.clone(), shared) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("no control socket, other users cannot submit: {e}");
+            None
+        }
+    }
 }
 
 /// Tells a waiting parent (see [`daemonize`]) that the mount is live.

@@ -42,6 +42,12 @@ pub enum Error {
     Usage(String),
     #[error("configuration error: {0}")]
     Config(String),
+    /// A temporary condition the caller should retry (EX_TEMPFAIL): nothing serves the node.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Another user's message (EACCES, EX_NOPERM).
+    #[error("permission denied: {0}")]
+    Denied(String),
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -66,6 +72,8 @@ impl Error {
             Error::Frozen(_) => libc::EACCES,
             Error::Invalid { .. } | Error::Usage(_) | Error::Config(_) => libc::EINVAL,
             Error::Busy(_) => libc::EBUSY,
+            Error::Unavailable(_) => libc::EAGAIN,
+            Error::Denied(_) => libc::EACCES,
             Error::Exists(_) => libc::EEXIST,
             Error::IsDir(_) => libc::EISDIR,
             Error::NotDir(_) => libc::ENOTDIR,
@@ -84,7 +92,8 @@ impl Error {
             Error::Invalid { .. } | Error::Corrupt { .. } | Error::TooBig(_) => 65,
             Error::NotFound(_) => 66,
             Error::Config(_) => 78,
-            Error::Busy(_) => 75,
+            Error::Busy(_) | Error::Unavailable(_) => 75,
+            Error::Denied(_) => 77,
             Error::Io(e) => match e.raw_os_error() {
                 Some(libc::ENOSPC) | Some(libc::EAGAIN) | Some(libc::EINTR) => 75,
                 Some(libc::ENOENT) => 66,

@@ -1446,6 +1446,12 @@ impl MailFs {
                         self.invalidate_message(n, true);
                         Ok(())
                     }
+                    Change::Hold(hold) => {
+                        let notify = |m: &str| self.node.notify_ready(m);
+                        let (next, stamp) = message::set_hold(&self.node.spool, n, hold, &notify)?;
+                        self.cache_put(n, next, stamp);
+                        Ok(())
+                    }
                     Change::None => Ok(()),
                 }
             }

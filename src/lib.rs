@@ -12,7 +12,9 @@
 //! | [`fuse`] | the thin FUSE adapter |
 //! | [`node`] | a spool plus its attributes, shared by front end and senders |
 //! | [`journal`] | log entries in `log_dir` |
-//! | [`admin`] | queue, flush, cancel, sendmail, deliver; `queue_message` for library users |
+//! | [`admin`] | the commands: queue, flush, cancel, hold, release, sendmail, deliver; `queue_message` |
+//! | [`manage`] | the queue commands' work for one caller's scope, direct or over the socket |
+//! | [`control`] | the control socket: unprivileged submission and queue commands (SPEC §10) |
 //! | [`sender`] | the sender engine: scheduler, limits, SMTP and sendmail transports |
 //! | [`error`] | the one error type and its errno / exit-code mapping |
 
@@ -21,11 +23,13 @@ pub mod attrs;
 pub mod cli;
 pub mod compose;
 pub mod content;
+pub mod control;
 pub mod dsn;
 pub mod error;
 pub mod fs;
 pub mod fuse;
 pub mod journal;
+pub mod manage;
 pub mod message;
 pub mod mime;
 pub mod node;

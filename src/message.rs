@@ -9,7 +9,7 @@ use crate::content::{self, HeaderInfo};
 use crate::error::{Error, Result};
 use crate::journal;
 use crate::node::Node;
-use crate::spool::Stamp;
+use crate::spool::{Spool, Stamp};
 
 /// Splits `user.NAME` into `NAME`; other namespaces are not supported.
 pub fn user_key(full: &str) -> Result<&str> {
@@ -58,6 +58,13 @@ pub fn get(name: &str, attrs: &MessageAttrs, info: &HeaderInfo, key: &str) -> Re
         "last_try_date" => date(attrs.last_try_date)?,
         "try_until_date" => date(attrs.try_until_date)?,
         "expire_date" => date(attrs.expire_date)?,
+        "hold" => {
+            if attrs.hold {
+                b"1".to_vec()
+            } else {
+                b"0".to_vec()
+            }
+        }
         "try_count" => attrs.try_count.to_string().into_bytes(),
         "last_try_status" => attrs.last_try_status.as_str().as_bytes().to_vec(),
         "last_try_msg" => attrs.last_try_msg.clone().into_bytes(),
@@ -80,7 +87,7 @@ pub fn list(attrs: &MessageAttrs, info: &HeaderInfo) -> Vec<String> {
     if env_to(attrs, info).is_some() {
         out.push("env_to".into());
     }
-    out.extend(["status", "is_ready"].iter().map(|s| s.to_string()));
+    out.extend(["status", "is_ready", "hold"].iter().map(|s| s.to_string()));
     for (k, v) in [
         ("first_try_date", attrs.first_try_date),
         ("last_try_date", attrs.last_try_date),
@@ -109,6 +116,8 @@ pub enum Change {
     Store(Box<MessageAttrs>),
     /// Make the message ready (the caller holds whatever lock it needs, then calls [`make_ready`]).
     MakeReady,
+    /// Hold (`true`) or release the message: under its lock, see [`set_hold`].
+    Hold(bool),
     /// Nothing to do.
     None,
 }
@@ -117,6 +126,18 @@ pub enum Change {
 pub fn set(attrs: &MessageAttrs, key: &str, value: &[u8]) -> Result<Change> {
     if MAILFS_ATTRS.contains(&key) {
         return Err(Error::ReadOnlyAttr(format!("user.{key}")));
+    }
+    // The one attribute its owner may still change once the message is ready.
+    if key == "hold" {
+        let hold = match value {
+            b"1" => true,
+            b"0" => false,
+            _ => return Err(Error::invalid(key, "must be 0 or 1")),
+        };
+        return match attrs.status {
+            Status::Draft | Status::Pending => Ok(Change::Hold(hold)),
+            s => Err(Error::Frozen(format!("user.hold of a {} message", s.as_str()))),
+        };
     }
     if attrs.frozen() {
         return Err(Error::Frozen(format!("user.{key}")));
@@ -152,6 +173,7 @@ pub fn remove(attrs: &MessageAttrs, key: &str) -> Result<MessageAttrs> {
         "env_from" => next.env_from = None,
         "env_to" => next.env_to = None,
         "is_ready" => {}
+        "hold" => next.hold = false,
         other => {
             if next.user.remove(other).is_none() {
                 return Err(Error::NoAttr(format!("user.{key}")));
@@ -159,6 +181,51 @@ pub fn remove(attrs: &MessageAttrs, key: &str) -> Result<MessageAttrs> {
         }
     }
     Ok(next)
+}
+
+/// The attributes after holding or releasing: only Drafts and Pending messages can be held;
+/// releasing makes the message due at once (SPEC §6).
+pub fn hold_change(name: &str, attrs: &MessageAttrs, hold: bool) -> Result<MessageAttrs> {
+    if !matches!(attrs.status, Status::Draft | Status::Pending) {
+        return Err(Error::invalid(
+            "hold",
+            format!(
+                "{name} is {}: only Draft and Pending messages can be held",
+                attrs.status.as_str()
+            ),
+        ));
+    }
+    let mut next = attrs.clone();
+    next.hold = hold;
+    if !hold {
+        next.next_try_date = None;
+    }
+    Ok(next)
+}
+
+/// Holds or releases a message. Under the message's lock, because a sender recording an
+/// outcome rewrites the attributes it read before the attempt and would undo the change
+/// (EBUSY while a send is in flight). A released ready message goes to `notify` (the
+/// senders). Returns the new attributes with the stamp of the file they were written to.
+pub fn set_hold(
+    spool: &Spool,
+    name: &str,
+    hold: bool,
+    notify: &dyn Fn(&str),
+) -> Result<(MessageAttrs, Stamp)> {
+    let _lock = spool
+        .try_lock(name)?
+        .ok_or_else(|| Error::Busy(name.to_string()))?;
+    let attrs = match spool.read_attrs(name)? {
+        Some((a, _)) => a,
+        None => MessageAttrs::new_draft(),
+    };
+    let next = hold_change(name, &attrs, hold)?;
+    let stamp = spool.write_attrs(name, &next)?;
+    if attrs.hold && !hold && next.is_ready {
+        notify(name);
+    }
+    Ok((next, stamp))
 }
 
 /// Freezes a Draft and hands it to the senders: resolves and validates the envelope, gives

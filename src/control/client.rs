@@ -1,0 +1,57 @@
+//! The calling side of the control channel: connect to `SPOOL_DIR.sock`, send the request
+//! line and the message, read the one reply line.
+
+use std::io::{self, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Hello, PROTOCOL, Reply, Request};
+use crate::error::{Error, Result};
+
+/// How long the server may take to store a message and answer.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Sends `req` (and `body`, for a submission) to the process serving the spool whose socket is
+/// `sock`, and returns its reply; a reply that carries an error becomes that error. Nothing
+/// listening is EX_TEMPFAIL: the caller's mail is not lost, it was never taken.
+pub fn call(sock: &Path, spool_dir: &Path, req: &Request, body: Option<&mut dyn Read>) -> Result<Reply> {
+    let stream = UnixStream::connect(sock).map_err(|e| {
+        Error::Unavailable(format!(
+            "{} is not served: nothing answers on {} ({e}); its owner must run `mailfs mount` or \
+             `mailfs serve` on it",
+            spool_dir.display(),
+            sock.display()
+        ))
+    })?;
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+    let hello = Hello {
+        v: PROTOCOL,
+        req: req.clone(),
+    };
+    let mut w = &stream;
+    super::write_line(&mut w, &hello)?;
+    if let Some(body) = body {
+        // The server stops reading early when the message ends at a lone dot or is too big:
+        // its reply says which, so a broken pipe here is not the error to report.
+        match io::copy(body, &mut w) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut r = BufReader::new(&stream);
+    let reply: Reply = super::read_line(&mut r).map_err(|e| {
+        Error::Unavailable(format!(
+            "no answer from the process serving {}: {e}",
+            spool_dir.display()
+        ))
+    })?;
+    match reply {
+        Reply::Error { error } => Err(error.into_error()),
+        other => Ok(other),
+    }
+}

@@ -1,0 +1,295 @@
+//! The serving side of the control channel: a thread accepting on `SPOOL_DIR.sock`, one
+//! short-lived thread per connection (at most [`MAX_CONNECTIONS`] at once), each request
+//! answered for the identity the kernel gives (SO_PEERCRED), never one the client claims.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::{Hello, Limited, PROTOCOL, Reply, Request, SUBMIT_SIZE_LIMIT, WireError};
+use crate::admin::{self, Origin, Submission};
+use crate::attrs::Owner;
+use crate::error::{Error, Result};
+use crate::manage::{self, Scope};
+use crate::node::Node;
+
+/// Connections served at once; more wait for a slot in the client's retry (EX_TEMPFAIL).
+pub const MAX_CONNECTIONS: usize = 32;
+/// How long a client may be silent in the middle of a request.
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The caller's identity as the kernel saw it at connect time.
+pub fn peer_cred(stream: &UnixStream) -> Result<Owner> {
+    // SAFETY: ucred is plain data; getsockopt writes at most `len` bytes into it.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: valid socket fd, pointer and length of a ucred we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(Owner {
+        uid: cred.uid,
+        gid: cred.gid,
+    })
+}
+
+/// The login name of a uid, for a default envelope sender (`nobody@host`).
+pub fn login_of(uid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: passwd is plain data filled by getpwuid_r from our buffer.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to memory we own, sized as we say.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
+    if rc == 0 && !out.is_null() && !pw.pw_name.is_null() {
+        // SAFETY: pw_name points into `buf`, NUL-terminated by getpwuid_r.
+        let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+        if let Ok(n) = name.to_str()
+            && !n.is_empty()
+        {
+            return n.to_string();
+        }
+    }
+    format!("uid{uid}")
+}
+
+/// Answers one request for `caller`; `body` holds what follows the request line.
+pub fn answer(node: &Node, caller: Owner, req: Request, body: &mut dyn BufRead) -> Reply {
+    match serve_request(node, caller, req, body) {
+        Ok(r) => r,
+        Err(e) => {
+            log::info!("control request of uid {} refused: {e}", caller.uid);
+            Reply::Error {
+                error: WireError::from(&e),
+            }
+        }
+    }
+}
+
+fn serve_request(node: &Node, caller: Owner, req: Request, body: &mut dyn BufRead) -> Result<Reply> {
+    let spool = &node.spool;
+    let scope = Scope::of(caller.uid, manage::node_owner(spool)?);
+    let notify = |n: &str| node.notify_ready(n);
+    let origin = Origin {
+        owner: Some(caller),
+        login: login_of(caller.uid),
+    };
+    let outcomes = |o: manage::Outcomes| Reply::Outcomes {
+        outcomes: o
+            .into_iter()
+            .map(|(n, r)| (n, r.err().map(|e| WireError::from(&e))))
+            .collect(),
+    };
+    Ok(match req {
+        Request::Sendmail {
+            env_from,
+            recipients,
+            read_headers,
+            full_name,
+            stop_at_dot,
+        } => {
+            let sub = Submission {
+                env_from,
+                recipients,
+                recipients_from_headers: read_headers,
+                full_name,
+            };
+            admin::check_recipients(&sub.recipients)?;
+            let tmp = read_body(node, body, stop_at_dot)?;
+            let name = admin::queue_tmp(spool, tmp, &sub, &origin)?;
+            log::info!("{name} queued for uid {} over the control socket", caller.uid);
+            Reply::Queued { name }
+        }
+        Request::Deliver { recipient, sender } => {
+            let tmp = read_body(node, body, false)?;
+            let name = admin::deliver_tmp(spool, tmp, recipient.as_deref(), sender.as_deref(), &origin)?;
+            Reply::Queued { name }
+        }
+        Request::Queue => Reply::Rows {
+            rows: manage::rows(spool, scope)?,
+        },
+        Request::Flush => Reply::Flushed {
+            count: manage::flush(spool, scope, &notify)?,
+        },
+        Request::Cancel { names } => outcomes(manage::cancel(spool, scope, &names)?),
+        Request::Hold { names, domain, hold } => outcomes(manage::hold(
+            spool,
+            scope,
+            &names,
+            domain.as_deref(),
+            hold,
+            &notify,
+        )?),
+    })
+}
+
+fn read_body(node: &Node, body: &mut dyn BufRead, stop_at_dot: bool) -> Result<PathBuf> {
+    let mut limited = Limited::new(body, SUBMIT_SIZE_LIMIT);
+    admin::read_to_tmp(&node.spool, &mut limited, stop_at_dot).map_err(|e| {
+        if limited.exceeded {
+            Error::TooBig(format!(
+                "a message over the socket is limited to {SUBMIT_SIZE_LIMIT} bytes"
+            ))
+        } else {
+            e
+        }
+    })
+}
+
+fn handle(node: &Node, stream: UnixStream) {
+    let caller = match peer_cred(&stream) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("control connection without credentials: {e}");
+            return;
+        }
+    };
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    let mut reader = BufReader::new(&stream);
+    let reply = match super::read_line::<Hello>(&mut reader) {
+        Ok(h) if h.v == PROTOCOL => answer(node, caller, h.req, &mut reader),
+        Ok(h) => Reply::Error {
+            error: WireError::from(&Error::Usage(format!(
+                "control protocol {} is not {PROTOCOL}: use the mailfs that serves the node",
+                h.v
+            ))),
+        },
+        Err(e) => Reply::Error {
+            error: WireError::from(&e),
+        },
+    };
+    let mut w = &stream;
+    if let Err(e) = super::write_line(&mut w, &reply) {
+        log::debug!("control reply to uid {} lost: {e}", caller.uid);
+    }
+}
+
+/// A running control socket; dropping it stops it and removes the socket if still ours.
+pub struct ControlServer {
+    path: PathBuf,
+    ino: u64,
+    /// The listening socket, to shut down on drop (which wakes the accept loop).
+    listener: UnixListener,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ControlServer {
+    /// Listens on `SPOOL_DIR.sock`. `shared`: every local user may connect (mode 0666: a root
+    /// node or an `allow_other` mount); otherwise only the node's owner (0600). `Ok(None)`
+    /// when another live process already answers there (it serves the same spool).
+    pub fn start(node: Arc<Node>, shared: bool) -> Result<Option<ControlServer>> {
+        let path = super::socket_path(node.spool.root());
+        if UnixStream::connect(&path).is_ok() {
+            log::info!(
+                "{} is answered by another process serving this spool",
+                path.display()
+            );
+            return Ok(None);
+        }
+        let listener = bind(&path, if shared { 0o666 } else { 0o600 })?;
+        let ino = std::fs::symlink_metadata(&path)?.ino();
+        let ours = listener.try_clone()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("mailfs-control".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(stream) = conn else {
+                        // Out of descriptors, say: let some close.
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                        active.fetch_sub(1, Ordering::AcqRel);
+                        let busy = Reply::Error {
+                            error: WireError::from(&Error::Unavailable(
+                                "the node is busy: too many control connections".into(),
+                            )),
+                        };
+                        let _ = super::write_line(&mut &stream, &busy);
+                        continue;
+                    }
+                    let node = node.clone();
+                    let active2 = active.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("mailfs-control-conn".into())
+                        .spawn(move || {
+                            handle(&node, stream);
+                            active2.fetch_sub(1, Ordering::AcqRel);
+                        });
+                    if spawned.is_err() {
+                        active.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+            })?;
+        log::info!("control socket {}", path.display());
+        Ok(Some(ControlServer {
+            path,
+            ino,
+            listener: ours,
+            stop,
+            thread: Some(thread),
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Binds under a temporary name, sets the mode, then renames into place: the socket never
+/// exists with a wider mode than asked, and a stale one left by a crash is replaced.
+fn bind(path: &Path, mode: u32) -> Result<UnixListener> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp).map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}", path.display()),
+        ))
+    })?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    Ok(listener)
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // SAFETY: shutdown on the listening socket we own; a blocked accept returns at once.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
