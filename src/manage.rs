@@ -387,9 +387,12 @@ pub fn report(verb: &str, outcomes: Outcomes) -> Result<()> {
         println!("no messages {verb}");
     }
     let mut worst = None;
+    let single = outcomes.len() == 1;
     for (name, res) in outcomes {
         match res {
             Ok(()) => println!("{verb} {name}"),
+            // One name: the error itself is the one line the command ends with.
+            Err(e) if single => worst = Some(e),
             Err(e) => {
                 eprintln!("mailfs: {name}: {e}");
                 worst = Some(e);
@@ -397,4 +400,98 @@ pub fn report(verb: &str, outcomes: Outcomes) -> Result<()> {
         }
     }
     worst.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attrs::Owner;
+
+    fn row(name: &str, status: &str, held: bool, age_min: i64, rcpts: &[(&str, &str)]) -> Row {
+        Row {
+            name: name.into(),
+            status: status.into(),
+            held,
+            owner: None,
+            size: 1,
+            tries: 0,
+            next_try: None,
+            age: age_min * 60,
+            last_try_status: "None".into(),
+            last_reply: String::new(),
+            env_from: None,
+            recipients: rcpts
+                .iter()
+                .map(|(a, s)| RcptRow {
+                    address: a.to_string(),
+                    status: s.to_string(),
+                    tries: 0,
+                    last_reply: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn scope_follows_the_owner_and_the_node() {
+        let mut a = MessageAttrs::new_draft();
+        assert!(Scope::of(0, 1000).covers(&a, 1000));
+        assert!(
+            Scope::of(1000, 1000).covers(&a, 1000),
+            "no owner: the node's owner"
+        );
+        assert!(!Scope::of(65534, 1000).covers(&a, 1000));
+        a.owner = Some(Owner {
+            uid: 65534,
+            gid: 65534,
+        });
+        assert!(Scope::of(65534, 0).covers(&a, 0));
+        assert!(!Scope::of(1001, 0).covers(&a, 0));
+        assert_eq!(Scope::of(1000, 1000), Scope::All);
+    }
+
+    #[test]
+    fn shape_counts_pending_messages_per_open_domain_and_age() {
+        let rows = vec![
+            row(
+                "a.eml",
+                "Pending",
+                false,
+                1,
+                &[("x@A.org", "Pending"), ("y@a.org", "TempFail")],
+            ),
+            row(
+                "b.eml",
+                "Pending",
+                true,
+                30,
+                &[("x@b.org", "TempFail"), ("z@a.org", "Sent")],
+            ),
+            row("c.eml", "Pending", false, 5000, &[("x@a.org", "Pending")]),
+            row("d.eml", "Sent", false, 1, &[("x@a.org", "Sent")]),
+            row("e.eml", "Draft", false, 1, &[]),
+        ];
+        let s = shape(&rows);
+        let names: Vec<&str> = s.iter().map(|d| d.domain.as_str()).collect();
+        assert_eq!(names, ["TOTAL", "a.org", "b.org"]);
+        assert_eq!((s[0].total, s[0].held), (3, 1));
+        // a.eml counts once for a.org although two of its recipients are there.
+        assert_eq!(s[1].total, 2);
+        assert_eq!(s[1].ages[0], 1, "under 5 minutes");
+        assert_eq!(s[1].ages[AGE_BUCKETS.len()], 1, "older than 1280 minutes");
+        assert_eq!((s[2].total, s[2].held), (1, 1));
+        assert_eq!(s[2].ages[3], 1, "30 minutes: the 40 column");
+    }
+
+    #[test]
+    fn domains_and_names_are_checked() {
+        assert_eq!(checked_domain("@Example.ORG").unwrap(), "example.org");
+        for bad in ["", "-x.org", "a b", "a\nb", "a/b"] {
+            assert!(checked_domain(bad).is_err(), "{bad:?}");
+        }
+        assert!(checked_name("a.eml").is_ok());
+        for bad in ["../a.eml", ".ready.eml", "a.struct", "a/b.eml"] {
+            assert!(checked_name(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn the_size_limit_stops_the_reader() {
-        let data = vec![b'x'; 100];
+        let data = [b'x'; 100];
         let mut l = Limited::new(&data[..], 64);
         let mut out = Vec::new();
         assert!(io::copy(&mut l, &mut out).is_err());
@@ -330,3 +330,6 @@ mod tests {
         assert_eq!(socket_path(&dir.path().join("spool/")), want);
     }
 }
+
+#[cfg(test)]
+mod server_tests;

@@ -1,0 +1,275 @@
+//! The control server's answers without a kernel mount: requests from made-up callers on a
+//! temporary spool, and one real socket round trip.
+
+use std::io::BufReader;
+use std::sync::Arc;
+
+use super::server::{ControlServer, answer, login_of};
+use super::{Reply, Request, SUBMIT_SIZE_LIMIT, client};
+use crate::attrs::Owner;
+use crate::error::Error;
+use crate::node::Node;
+
+const ROOT: Owner = Owner { uid: 0, gid: 0 };
+const NOBODY: Owner = Owner {
+    uid: 65534,
+    gid: 65534,
+};
+const ALICE: Owner = Owner { uid: 1000, gid: 1000 };
+
+fn node() -> (tempfile::TempDir, Arc<Node>) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(&dir.path().join("spool"), &[]).unwrap();
+    (dir, node)
+}
+
+fn sendmail(rcpt: &str, stop_at_dot: bool) -> Request {
+    Request::Sendmail {
+        env_from: None,
+        recipients: vec![rcpt.to_string()],
+        read_headers: false,
+        full_name: None,
+        stop_at_dot,
+    }
+}
+
+fn submit(node: &Node, who: Owner, rcpt: &str) -> String {
+    let body = b"Subject: t\n\nbody\n".to_vec();
+    match answer(node, who, sendmail(rcpt, false), &mut &body[..]) {
+        Reply::Queued { name } => name,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn err(r: Reply) -> Error {
+    match r {
+        Reply::Error { error } => error.into_error(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn names(node: &Node, who: Owner) -> Vec<String> {
+    match answer(node, who, Request::Queue, &mut &b""[..]) {
+        Reply::Rows { rows } => rows.into_iter().map(|r| r.name).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn outcome(r: Reply) -> Vec<Option<i32>> {
+    match r {
+        Reply::Outcomes { outcomes } => outcomes
+            .into_iter()
+            .map(|(_, e)| e.map(|e| e.into_error().exit_code()))
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_submission_is_owned_by_the_caller_and_ready() {
+    let (_d, node) = node();
+    let name = submit(&node, NOBODY, "a@example.org");
+    let (a, _) = node.spool.read_attrs(&name).unwrap().unwrap();
+    assert_eq!(a.owner, Some(NOBODY));
+    assert!(a.is_ready);
+    assert_eq!(a.status.as_str(), "Pending");
+    assert_eq!(
+        a.env_from.as_deref(),
+        Some(format!("{}@{}", login_of(65534), crate::attrs::hostname()).as_str())
+    );
+    let eml = std::fs::read_to_string(node.spool.eml_path(&name)).unwrap();
+    assert!(eml.contains("Message-ID:") && eml.ends_with("body\n"), "{eml}");
+}
+
+#[test]
+fn bad_recipients_and_big_messages_are_refused_and_leave_nothing() {
+    let (_d, node) = node();
+    for bad in [
+        "-oQ/tmp/x@example.org",
+        "a@example.org\r\nRCPT TO:<b@x>",
+        "a\0@x.org",
+    ] {
+        let e = err(answer(&node, NOBODY, sendmail(bad, false), &mut &b"x\n"[..]));
+        assert_eq!(e.exit_code(), 65, "{bad:?}: {e}");
+    }
+    let big = vec![b'x'; SUBMIT_SIZE_LIMIT as usize + 1];
+    let e = err(answer(
+        &node,
+        NOBODY,
+        sendmail("a@example.org", false),
+        &mut &big[..],
+    ));
+    assert!(matches!(e, Error::TooBig(_)), "{e}");
+    assert!(node.spool.list_messages().unwrap().is_empty());
+    let tmp = std::fs::read_dir(node.spool.root().join(".tmp")).unwrap().count();
+    assert_eq!(tmp, 0, "a refused message left a temp file");
+}
+
+#[test]
+fn a_lone_dot_ends_the_message_without_dash_i() {
+    let (_d, node) = node();
+    let body = b"Subject: t\n\nkept\n.\nnot kept\n".to_vec();
+    let Reply::Queued { name } = answer(&node, NOBODY, sendmail("a@example.org", true), &mut &body[..])
+    else {
+        panic!()
+    };
+    let eml = std::fs::read_to_string(node.spool.eml_path(&name)).unwrap();
+    assert!(eml.ends_with("kept\n") && !eml.contains("not kept"), "{eml}");
+}
+
+#[test]
+fn each_user_sees_and_acts_on_their_own_messages_only() {
+    let (_d, node) = node();
+    let mine = submit(&node, NOBODY, "a@example.org");
+    let alices = submit(&node, ALICE, "b@example.org");
+    let roots = submit(&node, ROOT, "c@example.org");
+    assert_eq!(names(&node, NOBODY), vec![mine.clone()]);
+    assert_eq!(names(&node, ALICE), vec![alices.clone()]);
+    let mut all = vec![mine.clone(), alices.clone(), roots.clone()];
+    all.sort();
+    assert_eq!(names(&node, ROOT), all);
+
+    // Another user's message: refused (77), untouched.
+    let before = node.spool.read_attrs(&roots).unwrap().unwrap().0;
+    for req in [
+        Request::Cancel {
+            names: vec![roots.clone()],
+        },
+        Request::Hold {
+            names: vec![roots.clone()],
+            domain: None,
+            hold: true,
+        },
+        Request::Hold {
+            names: vec![alices.clone()],
+            domain: None,
+            hold: false,
+        },
+    ] {
+        assert_eq!(outcome(answer(&node, NOBODY, req, &mut &b""[..])), vec![Some(77)]);
+    }
+    assert_eq!(node.spool.read_attrs(&roots).unwrap().unwrap().0, before);
+    assert!(node.spool.eml_path(&roots).exists());
+    // Names are checked before they touch a path.
+    let r = answer(
+        &node,
+        NOBODY,
+        Request::Cancel {
+            names: vec!["../spool/x.eml".into(), "mailfs.node".into()],
+        },
+        &mut &b""[..],
+    );
+    assert_eq!(outcome(r), vec![Some(65), Some(65)]);
+
+    // --domain reaches only the caller's messages.
+    let r = answer(
+        &node,
+        NOBODY,
+        Request::Hold {
+            names: vec![],
+            domain: Some("EXAMPLE.org".into()),
+            hold: true,
+        },
+        &mut &b""[..],
+    );
+    assert_eq!(outcome(r), vec![None]);
+    let held = |n: &str| node.spool.read_attrs(n).unwrap().unwrap().0.hold;
+    assert!(held(&mine) && !held(&alices) && !held(&roots));
+
+    // Their own: cancel works.
+    let r = answer(
+        &node,
+        NOBODY,
+        Request::Cancel {
+            names: vec![mine.clone()],
+        },
+        &mut &b""[..],
+    );
+    assert_eq!(outcome(r), vec![None]);
+    assert!(!node.spool.eml_path(&mine).exists());
+}
+
+#[test]
+fn a_message_without_an_owner_is_the_node_owners() {
+    let (_d, node) = node();
+    let name = submit(&node, ROOT, "c@example.org");
+    let (mut a, _) = node.spool.read_attrs(&name).unwrap().unwrap();
+    a.owner = None;
+    node.spool.write_attrs(&name, &a).unwrap();
+    assert!(names(&node, NOBODY).is_empty());
+    assert_eq!(names(&node, ROOT), vec![name]);
+}
+
+#[test]
+fn release_makes_a_held_message_due_at_once() {
+    let (_d, node) = node();
+    let name = submit(&node, NOBODY, "a@example.org");
+    let (mut a, _) = node.spool.read_attrs(&name).unwrap().unwrap();
+    a.next_try_date = Some(crate::attrs::now_secs() + 3600);
+    node.spool.write_attrs(&name, &a).unwrap();
+    node.spool.take_ready_markers();
+    let hold = |h: bool| Request::Hold {
+        names: vec![name.clone()],
+        domain: None,
+        hold: h,
+    };
+    assert_eq!(
+        outcome(answer(&node, NOBODY, hold(true), &mut &b""[..])),
+        vec![None]
+    );
+    assert!(node.spool.take_ready_markers().is_empty());
+    assert_eq!(
+        outcome(answer(&node, NOBODY, hold(false), &mut &b""[..])),
+        vec![None]
+    );
+    let (a, _) = node.spool.read_attrs(&name).unwrap().unwrap();
+    assert!(!a.hold && a.next_try_date.is_none());
+    // The senders of whichever process serves the spool are told.
+    assert_eq!(node.spool.take_ready_markers(), vec![name]);
+}
+
+#[test]
+fn deliver_stores_a_received_message_for_the_caller() {
+    let (_d, node) = node();
+    let req = Request::Deliver {
+        recipient: Some("me@example.org".into()),
+        sender: Some("-bad".into()),
+    };
+    let Reply::Queued { name } = answer(&node, NOBODY, req, &mut &b"Subject: in\n\nx\n"[..]) else {
+        panic!()
+    };
+    let (a, _) = node.spool.read_attrs(&name).unwrap().unwrap();
+    assert_eq!(a.status.as_str(), "Received");
+    assert_eq!(a.owner, Some(NOBODY));
+    assert_eq!(a.env_to, Some(vec!["me@example.org".to_string()]));
+    assert_eq!(a.env_from, None, "an invalid SENDER is not kept");
+}
+
+#[test]
+fn a_real_socket_round_trip_uses_the_kernels_identity() {
+    let (dir, node) = node();
+    let server = ControlServer::start(node.clone(), false).unwrap().unwrap();
+    let sock = server.path().to_path_buf();
+    assert_eq!(sock, dir.path().canonicalize().unwrap().join("spool.sock"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A second server on the same spool leaves the socket to the first.
+    assert!(ControlServer::start(node.clone(), false).unwrap().is_none());
+    let mut body = BufReader::new(&b"Subject: s\n\nvia the socket\n"[..]);
+    let reply = client::call(
+        &sock,
+        dir.path(),
+        &sendmail("z@example.net", false),
+        Some(&mut body),
+    )
+    .unwrap();
+    let Reply::Queued { name } = reply else { panic!() };
+    let (a, _) = node.spool.read_attrs(&name).unwrap().unwrap();
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(a.owner.map(|o| o.uid), Some(unsafe { libc::geteuid() }));
+    drop(server);
+    assert!(!sock.exists(), "the socket is removed when the server stops");
+    let e = client::call(&sock, dir.path(), &Request::Queue, None).unwrap_err();
+    assert_eq!(e.exit_code(), 75, "{e}");
+}
