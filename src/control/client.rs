@@ -2,6 +2,7 @@
 //! line and the message, read the one reply line.
 
 use std::io::{self, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +17,20 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 /// `sock`, and returns its reply; a reply that carries an error becomes that error. Nothing
 /// listening is EX_TEMPFAIL: the caller's mail is not lost, it was never taken.
 pub fn call(sock: &Path, spool_dir: &Path, req: &Request, body: Option<&mut dyn Read>) -> Result<Reply> {
+    // The socket must be the spool owner's: in a directory others can write, anyone could
+    // put a socket there and collect what is submitted to it.
+    if let (Ok(s), Ok(d)) = (std::fs::symlink_metadata(sock), std::fs::metadata(spool_dir))
+        && s.uid() != d.uid()
+        && s.uid() != 0
+    {
+        return Err(Error::Unavailable(format!(
+            "{} belongs to uid {}, not to the owner of {} (uid {}): not using it",
+            sock.display(),
+            s.uid(),
+            spool_dir.display(),
+            d.uid()
+        )));
+    }
     let stream = UnixStream::connect(sock).map_err(|e| {
         Error::Unavailable(format!(
             "{} is not served: nothing answers on {} ({e}); its owner must run `mailfs mount` or \

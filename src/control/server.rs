@@ -195,7 +195,12 @@ impl ControlServer {
     /// when another live process already answers there (it serves the same spool).
     pub fn start(node: Arc<Node>, shared: bool) -> Result<Option<ControlServer>> {
         let path = super::socket_path(node.spool.root());
-        if UnixStream::connect(&path).is_ok() {
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        // Only a socket of our own user counts as another server of this spool: one that
+        // someone else planted (in a shared parent directory) is replaced.
+        let theirs = std::fs::symlink_metadata(&path).is_ok_and(|m| m.uid() == me);
+        if theirs && UnixStream::connect(&path).is_ok() {
             log::info!(
                 "{} is answered by another process serving this spool",
                 path.display()

@@ -273,3 +273,26 @@ fn a_real_socket_round_trip_uses_the_kernels_identity() {
     let e = client::call(&sock, dir.path(), &Request::Queue, None).unwrap_err();
     assert_eq!(e.exit_code(), 75, "{e}");
 }
+
+#[test]
+fn a_socket_planted_by_another_user_is_neither_trusted_nor_kept() {
+    let (dir, node) = node();
+    let sock = dir.path().canonicalize().unwrap().join("spool.sock");
+    // Someone else's live listener where the node's socket goes.
+    let planted = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::os::unix::fs::chown(&sock, Some(65534), Some(65534)).unwrap();
+    let e = client::call(&sock, &dir.path().join("spool"), &Request::Queue, None).unwrap_err();
+    assert_eq!(e.exit_code(), 75);
+    assert!(e.to_string().contains("not using it"), "{e}");
+    // The server replaces it instead of deferring to it.
+    let server = ControlServer::start(node.clone(), true).unwrap().unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(&sock).unwrap();
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(meta.uid(), unsafe { libc::geteuid() });
+    assert_eq!(meta.permissions().mode() & 0o777, 0o666);
+    let r = client::call(&sock, &dir.path().join("spool"), &Request::Queue, None).unwrap();
+    assert!(matches!(r, Reply::Rows { .. }));
+    drop(server);
+    drop(planted);
+}
