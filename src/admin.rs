@@ -183,10 +183,7 @@ pub fn hold(spool_dir: &Path, names: &[String], domain: Option<&str>, hold: bool
 pub fn read_to_tmp(spool: &Spool, input: &mut dyn Read, stop_at_dot: bool) -> Result<PathBuf> {
     let tmp = spool.tmp_path();
     let res = (|| -> io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut f = crate::spool::create_private(&tmp)?;
         let mut r = io::BufReader::with_capacity(256 * 1024, input);
         if stop_at_dot {
             let mut line = Vec::new();

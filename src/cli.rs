@@ -285,10 +285,8 @@ fn mount(spool_dir: &Path, mountpoint: &Path, options: &[String], foreground: bo
     if !foreground {
         return daemonize(spool_dir, mountpoint, options);
     }
-    let node = Node::open(spool_dir, &opts.node).map_err(|e| match e {
-        Error::Config(m) => Error::Usage(m),
-        other => other,
-    })?;
+    let node = Node::open(spool_dir, &opts.node)?;
+    node.spool.check_servable()?;
     serve_mount(node, mountpoint, &opts)
 }
 
@@ -360,6 +358,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
 fn serve(spool_dir: &Path, options: &[String]) -> Result<()> {
     let opts = parse_mount_opts(options)?;
     let node = Node::open(spool_dir, &opts.node)?;
+    node.spool.check_servable()?;
     let engine = crate::sender::Engine::start(node.clone());
     let control = start_control(&node, false);
     log::info!("serving {}", node.spool.root().display());
@@ -402,8 +401,16 @@ fn signal_ready() {
         libc::close(fd);
     }
     // Nobody waits for our errors any more: from now on they go to the spool's log file.
-    let log = std::env::var_os(LOG_FILE_ENV)
-        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+    let log = std::env::var_os(LOG_FILE_ENV).and_then(|p| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(p)
+            .ok()
+    });
     if let (Ok(null), Some(log)) = (std::fs::File::open("/dev/null"), log) {
         use std::os::unix::io::AsRawFd;
         // SAFETY: dup2 onto this process's standard descriptors; both sources are open.

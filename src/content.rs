@@ -4,7 +4,7 @@
 //!
 //! Only the header block is ever read here, so a 1 GB message costs a few kilobytes.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 
@@ -18,7 +18,10 @@ pub const MAX_HEAD: usize = 1 << 20;
 
 /// Reads a message's header block (up to and including the blank line, or [`MAX_HEAD`]).
 pub fn read_head(path: &Path) -> io::Result<Vec<u8>> {
-    read_head_from(&mut BufReader::with_capacity(64 * 1024, File::open(path)?))
+    read_head_from(&mut BufReader::with_capacity(
+        64 * 1024,
+        crate::spool::open_read(path)?,
+    ))
 }
 
 /// Reads the header block from `r`, leaving it positioned at the start of the body.
@@ -142,9 +145,9 @@ pub fn ensure_date_and_id(
 /// `dst` is removed and `src` is untouched.
 pub fn copy_with_prefix(src: &Path, dst: &Path, prefix: &[u8]) -> io::Result<()> {
     let res = (|| -> io::Result<()> {
-        let mut out = OpenOptions::new().write(true).create_new(true).open(dst)?;
+        let mut out = crate::spool::create_private(dst)?;
         out.write_all(prefix)?;
-        io::copy(&mut File::open(src)?, &mut out)?;
+        io::copy(&mut crate::spool::open_read(src)?, &mut out)?;
         out.sync_all()
     })();
     if res.is_err() {
@@ -228,7 +231,7 @@ pub const WHOLE_READ_LIMIT: u64 = 64 << 20;
 /// would deliver a truncated message. Reading it all first turns a damaged file into a
 /// temporary failure before anything is sent.
 pub fn check_readable(path: &Path) -> io::Result<()> {
-    let mut f = File::open(path)?;
+    let mut f = crate::spool::open_read(path)?;
     let mut buf = vec![0u8; 1 << 20];
     while f.read(&mut buf)? > 0 {}
     Ok(())
@@ -245,7 +248,7 @@ pub struct WireChunks {
 
 impl WireChunks {
     pub fn open(path: &Path, message_id: &str) -> io::Result<WireChunks> {
-        let file = File::open(path)?;
+        let file = crate::spool::open_read(path)?;
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         // Read the head from the same open file, so the body that follows is the same version.
         let head = read_head_from(&mut reader)?;

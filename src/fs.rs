@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{FileAttr, FileType, INodeNo};
 use parking_lot::Mutex;
 
+use crate::access::{self as rules, Caller, Need};
 use crate::attrs::{MessageAttrs, NODE_ATTRS};
 use crate::compose::{self, Edit};
 use crate::content::{self, HeaderInfo};
@@ -23,6 +24,8 @@ use crate::message::{self, Change};
 use crate::mime::{self, Tree};
 use crate::node::Node;
 use crate::spool::{Stamp, is_message_name, is_plain_name};
+
+mod access;
 
 pub const ROOT: u64 = 1;
 
@@ -419,12 +422,24 @@ impl MailFs {
     /// Attributes for a message name that has no content yet. A leftover Draft attribute file
     /// (an editor renamed the message away and writes it anew) is kept: a message is its
     /// name. Anything else starts as a fresh Draft.
-    fn init_new_message(&self, name: &str) -> Result<()> {
-        if matches!(self.node.spool.read_attrs(name), Ok(Some((a, _))) if !a.frozen()) {
+    fn init_new_message(&self, name: &str, caller: Caller) -> Result<()> {
+        if let Ok(Some((a, _))) = self.node.spool.read_attrs(name)
+            && !a.frozen()
+            && self.owner_of(&a) == caller.uid
+        {
             return Ok(());
         }
         self.cache.lock().remove(name);
-        self.store_attrs(name, &MessageAttrs::new_draft())
+        let mut a = MessageAttrs::new_draft();
+        a.owner = Some(crate::attrs::Owner {
+            uid: caller.uid,
+            gid: caller.gid,
+        });
+        self.store_attrs(name, &a)
+    }
+
+    fn owner_of(&self, a: &MessageAttrs) -> u32 {
+        a.owner.map_or(self.uid, |o| o.uid)
     }
 
     fn header_info(&self, name: &str) -> Result<HeaderInfo> {
@@ -480,11 +495,6 @@ impl MailFs {
         self.trees.lock().remove(name);
     }
 
-    /// Whether a parts directory can be composed in: the top level of a Draft that parses.
-    fn composable(&self, msg: &str, nest: &[String]) -> Result<bool> {
-        Ok(nest.is_empty() && !self.message_attrs(msg)?.frozen())
-    }
-
     /// Refuses a change in a parts directory that cannot be composed in.
     fn check_composable(&self, msg: &str, nest: &[String]) -> Result<()> {
         if !nest.is_empty() {
@@ -500,7 +510,7 @@ impl MailFs {
     fn compose(&self, msg: &str, edit: Edit) -> Result<()> {
         self.check_composable(msg, &[])?;
         let path = self.node.spool.eml_path(msg);
-        let file = File::open(&path).map_err(|e| not_found(e, msg))?;
+        let file = crate::spool::open_read(&path).map_err(|e| not_found(e, msg))?;
         let stamp = Stamp::of(&file.metadata()?);
         let tree = self.tree_at(msg, stamp)?;
         let message_id = self.message_attrs(msg)?.message_id;
@@ -520,13 +530,36 @@ impl MailFs {
 
     // ----- attributes of inodes -----------------------------------------------------------
 
+    /// A message's file, never through a symbolic link (SPEC §9): a link planted in the
+    /// spool is not a message.
+    fn message_meta(&self, name: &str) -> Result<fs::Metadata> {
+        let meta = fs::symlink_metadata(self.node.spool.eml_path(name)).map_err(|e| not_found(e, name))?;
+        if !meta.is_file() {
+            log::warn!("{name}: not a regular file in the spool (a symbolic link?): ignored");
+            return Err(Error::NotFound(name.to_string()));
+        }
+        Ok(meta)
+    }
+
+    /// Owner and mode `stat` shows for a message and its parts; read-only unless `editable`
+    /// and still a Draft.
+    fn shown_owner(&self, msg: &str, editable: bool) -> Result<(u32, u32, u16)> {
+        let a = self.message_attrs(msg)?;
+        let o = a.owner.unwrap_or(crate::attrs::Owner {
+            uid: self.uid,
+            gid: self.gid,
+        });
+        Ok((o.uid, o.gid, rules::shown_mode(a.mode, a.frozen() || !editable)))
+    }
+
     fn root_attr(&self) -> Result<FileAttr> {
         let meta = fs::metadata(self.node.spool.root())?;
         Ok(attr_from_meta(
             ROOT,
             &meta,
             FileType::Directory,
-            0o755,
+            // Everyone may drop mail in; removing needs ownership of the entry (SPEC §10).
+            0o1777,
             self.uid,
             self.gid,
         ))
@@ -536,20 +569,9 @@ impl MailFs {
         match key {
             Key::Root => self.root_attr(),
             Key::Message(name) => {
-                let meta = fs::metadata(self.node.spool.eml_path(name)).map_err(|e| not_found(e, name))?;
-                let perm = if self.message_attrs(name)?.frozen() {
-                    0o444
-                } else {
-                    0o644
-                };
-                Ok(attr_from_meta(
-                    ino,
-                    &meta,
-                    FileType::RegularFile,
-                    perm,
-                    self.uid,
-                    self.gid,
-                ))
+                let meta = self.message_meta(name)?;
+                let (uid, gid, mode) = self.shown_owner(name, true)?;
+                Ok(attr_from_meta(ino, &meta, FileType::RegularFile, mode, uid, gid))
             }
             Key::Scratch(name) => {
                 let meta = fs::symlink_metadata(self.node.spool.scratch_path(name))
@@ -564,26 +586,27 @@ impl MailFs {
                     &meta,
                     FileType::RegularFile,
                     perm,
-                    self.uid,
-                    self.gid,
+                    meta.uid(),
+                    meta.gid(),
                 ))
             }
             Key::Parts { msg, nest } => {
-                let meta = fs::metadata(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+                let meta = self.message_meta(msg)?;
                 // The top directory needs no parse (`ls -l` of a big spool must not parse every
                 // message); an attached message's directory exists only if the tree has it.
                 if !nest.is_empty() {
                     let tree = self.tree_at(msg, Stamp::of(&meta))?;
                     mime::subtree(&tree, nest).ok_or_else(|| Error::NotFound(msg.clone()))?;
                 }
-                let perm = if self.composable(msg, nest)? { 0o755 } else { 0o555 };
-                let mut a = attr_from_meta(ino, &meta, FileType::Directory, perm, self.uid, self.gid);
+                let (uid, gid, mode) = self.shown_owner(msg, nest.is_empty())?;
+                let perm = rules::dir_mode(mode);
+                let mut a = attr_from_meta(ino, &meta, FileType::Directory, perm, uid, gid);
                 a.size = 0;
                 a.blocks = 0;
                 Ok(a)
             }
             Key::Part { msg, nest, name } => {
-                let meta = fs::metadata(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+                let meta = self.message_meta(msg)?;
                 let tree = self.tree_at(msg, Stamp::of(&meta))?;
                 let found = mime::entry(&tree, nest, name).map(|e| e.data.size());
                 // A part being written shows the size written so far (cp fstat()s it).
@@ -593,12 +616,9 @@ impl MailFs {
                     None
                 };
                 let size = pending.or(found).ok_or_else(|| Error::NotFound(name.clone()))?;
-                let perm = if self.composable(msg, nest)? && tree.parse_error.is_none() {
-                    0o644
-                } else {
-                    0o444
-                };
-                let mut a = attr_from_meta(ino, &meta, FileType::RegularFile, perm, self.uid, self.gid);
+                let (uid, gid, mode) =
+                    self.shown_owner(msg, nest.is_empty() && tree.parse_error.is_none())?;
+                let mut a = attr_from_meta(ino, &meta, FileType::RegularFile, mode, uid, gid);
                 a.size = size;
                 a.blocks = a.size.div_ceil(512);
                 Ok(a)
@@ -606,7 +626,10 @@ impl MailFs {
         }
     }
 
-    pub fn lookup(&self, parent: u64, name: &str) -> Result<FileAttr> {
+    pub fn lookup(&self, caller: Caller, parent: u64, name: &str) -> Result<FileAttr> {
+        if parent != ROOT {
+            self.authorize_ino(caller, parent, Need::Read)?;
+        }
         let key = self
             .classify(parent, name)
             .map_err(|_| Error::NotFound(name.to_string()))?;
@@ -627,18 +650,61 @@ impl MailFs {
         self.key_attr(ino, &key)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn setattr(
         &self,
+        caller: Caller,
         ino: u64,
         mode: Option<u32>,
+        owner: (Option<u32>, Option<u32>),
         size: Option<u64>,
         atime: Option<SystemTime>,
         mtime: Option<SystemTime>,
     ) -> Result<FileAttr> {
         let key = self.key(ino)?;
+        if size.is_some() || atime.is_some() || mtime.is_some() {
+            self.authorize(caller, &key, Need::Write)?;
+        }
+        if mode.is_some() {
+            self.authorize(caller, &key, Need::Own)?;
+        }
+        if (owner.0.is_some() || owner.1.is_some())
+            && let Some(obj) = self.object(&key)?
+        {
+            self.check_chown(caller, obj, owner.0, owner.1)?;
+        }
         let path = match &key {
-            Key::Root => return self.root_attr(),
+            Key::Root => {
+                if mode.is_some() || owner.0.is_some() || owner.1.is_some() {
+                    return Err(Error::NotPermitted(
+                        "the node's root keeps its mode and owner".into(),
+                    ));
+                }
+                return self.root_attr();
+            }
             Key::Message(name) => {
+                if mode.is_some() || owner.0.is_some() || owner.1.is_some() {
+                    let _ns = self.ns.lock();
+                    let mut attrs = self.message_attrs(name)?;
+                    if attrs.frozen() {
+                        return Err(Error::Frozen(name.clone()));
+                    }
+                    if let Some(m) = mode {
+                        attrs.mode = rules::message_mode(m);
+                    }
+                    if owner.0.is_some() || owner.1.is_some() {
+                        let cur = attrs.owner.unwrap_or(crate::attrs::Owner {
+                            uid: self.uid,
+                            gid: self.gid,
+                        });
+                        attrs.owner = Some(crate::attrs::Owner {
+                            uid: owner.0.unwrap_or(cur.uid),
+                            gid: owner.1.unwrap_or(cur.gid),
+                        });
+                    }
+                    self.store_attrs(name, &attrs)?;
+                    self.invalidate_message(name, true);
+                }
                 if (size.is_some() || atime.is_some() || mtime.is_some())
                     && self.message_attrs(name)?.frozen()
                 {
@@ -648,6 +714,13 @@ impl MailFs {
                 self.node.spool.eml_path(name)
             }
             Key::Scratch(name) => self.node.spool.scratch_path(name),
+            Key::Parts { .. } | Key::Part { .. }
+                if mode.is_some() || owner.0.is_some() || owner.1.is_some() =>
+            {
+                return Err(Error::NotPermitted(
+                    "parts follow their message's owner and mode (chmod/chown the .eml)".into(),
+                ));
+            }
             Key::Parts { .. } => return self.key_attr(ino, &key),
             Key::Part { msg, nest, name } => {
                 if let Some(size) = size {
@@ -680,6 +753,11 @@ impl MailFs {
         if let (Some(mode), Key::Scratch(_)) = (mode, &key) {
             fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o777))?;
         }
+        if let (Key::Scratch(_), (u, g)) = (&key, owner)
+            && (u.is_some() || g.is_some())
+        {
+            std::os::unix::fs::lchown(&path, u, g)?;
+        }
         self.key_attr(ino, &key)
     }
 
@@ -711,7 +789,7 @@ impl MailFs {
         }
         let _ns = self.ns.lock();
         let path = self.node.spool.eml_path(msg);
-        let file = File::open(&path).map_err(|e| not_found(e, msg))?;
+        let file = crate::spool::open_read(&path).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
         let entry = tree
             .entry(name)
@@ -729,8 +807,8 @@ impl MailFs {
 
     // ----- directories ------------------------------------------------------------------
 
-    pub fn opendir(&self, ino: u64) -> Result<u64> {
-        match self.key(ino)? {
+    pub fn opendir(&self, caller: Caller, ino: u64) -> Result<u64> {
+        match self.authorize_ino(caller, ino, Need::Read)? {
             Key::Root => {}
             Key::Parts { msg, nest } => return self.open_parts_dir(ino, &msg, nest),
             _ => return Err(Error::NotDir(format!("inode {ino}"))),
@@ -862,8 +940,14 @@ impl MailFs {
         flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
     }
 
-    pub fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+    pub fn open(&self, caller: Caller, ino: u64, flags: i32) -> Result<u64> {
         let key = self.key(ino)?;
+        if flags & libc::O_ACCMODE != libc::O_WRONLY {
+            self.authorize(caller, &key, Need::Read)?;
+        }
+        if Self::writes(flags) {
+            self.authorize(caller, &key, Need::Write)?;
+        }
         let path = match &key {
             Key::Root | Key::Parts { .. } => return Err(Error::IsDir("directory".into())),
             Key::Message(name) => {
@@ -896,7 +980,7 @@ impl MailFs {
     }
 
     fn open_part_reader(&self, msg: &str, nest: &[String], name: &str) -> Result<u64> {
-        let file = File::open(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+        let file = crate::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
         if mime::entry(&tree, nest, name).is_none() {
             return Err(Error::NotFound(name.to_string()));
@@ -912,7 +996,7 @@ impl MailFs {
 
     /// A writer for a Draft's part: a temp file holding the current bytes when `keep`.
     fn open_part_writer(&self, msg: &str, name: &str, keep: bool, dirty: bool) -> Result<u64> {
-        let eml = File::open(self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+        let eml = crate::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&eml.metadata()?))?;
         compose::check_whole(&tree)?;
         compose::check_size(&tree, 0)?;
@@ -921,6 +1005,7 @@ impl MailFs {
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp_path)?;
         let handle = Handle::PartWrite {
             msg: msg.to_string(),
@@ -948,22 +1033,57 @@ impl MailFs {
         })
     }
 
-    pub fn create(&self, parent: u64, name: &str, mode: u32, flags: i32) -> Result<(FileAttr, u64)> {
+    pub fn create(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        flags: i32,
+    ) -> Result<(FileAttr, u64)> {
         let key = self.classify(parent, name)?;
+        if parent != ROOT {
+            self.authorize_ino(caller, parent, Need::Write)?;
+        }
         let _ns = self.ns.lock();
         let (path, created) = match &key {
             Key::Message(n) => {
                 let path = self.node.spool.eml_path(n);
-                let exists = path.exists();
-                if exists && self.message_attrs(n)?.frozen() {
+                let exists = fs::symlink_metadata(&path).is_ok();
+                if exists {
+                    self.authorize(
+                        caller,
+                        &key,
+                        if Self::writes(flags) {
+                            Need::Write
+                        } else {
+                            Need::Read
+                        },
+                    )?;
+                }
+                if exists && self.message_attrs(n)?.frozen() && Self::writes(flags) {
                     return Err(Error::Frozen(n.clone()));
                 }
                 if !exists {
-                    self.init_new_message(n)?;
+                    self.init_new_message(n, caller)?;
                 }
                 (path, !exists)
             }
-            Key::Scratch(n) => (self.node.spool.scratch_path(n), false),
+            Key::Scratch(n) => {
+                let path = self.node.spool.scratch_path(n);
+                if fs::symlink_metadata(&path).is_ok() {
+                    self.authorize(
+                        caller,
+                        &key,
+                        if Self::writes(flags) {
+                            Need::Write
+                        } else {
+                            Need::Read
+                        },
+                    )?;
+                }
+                (path, false)
+            }
             Key::Root | Key::Parts { .. } => return Err(Error::Exists(name.into())),
             Key::Part { msg, nest, name } => {
                 drop(_ns);
@@ -982,11 +1102,21 @@ impl MailFs {
             }
         };
         let mut o = Self::open_options(flags);
-        o.create(true).mode(mode & 0o777);
+        // A message's spool file is the owner's alone whatever the caller asks (its mode
+        // lives in its attributes); a scratch file keeps the mode asked for.
+        let file_mode = if matches!(key, Key::Message(_)) {
+            0o600
+        } else {
+            mode & 0o777
+        };
+        o.create(true).mode(file_mode);
         if flags & libc::O_EXCL != 0 {
             o.create_new(true);
         }
         let file = o.open(&path).map_err(|e| not_found(e, name))?;
+        if matches!(key, Key::Scratch(_)) && file.metadata().is_ok_and(|m| m.uid() != caller.uid) {
+            self.give_to(&file, caller);
+        }
         let ino = self.ino(key.clone());
         let attr = self.key_attr(ino, &key)?;
         let fh = self.new_handle(Handle::File {
@@ -1193,14 +1323,18 @@ impl MailFs {
 
     // ----- namespace changes ------------------------------------------------------------
 
-    pub fn unlink(&self, parent: u64, name: &str) -> Result<()> {
+    pub fn unlink(&self, caller: Caller, parent: u64, name: &str) -> Result<()> {
         let key = self
             .classify(parent, name)
             .map_err(|_| Error::NotFound(name.to_string()))?;
+        match &key {
+            Key::Part { .. } => self.authorize_ino(caller, parent, Need::Write).map(drop)?,
+            _ => self.authorize(caller, &key, Need::Own)?,
+        }
         let _ns = self.ns.lock();
         match &key {
             Key::Message(n) => {
-                if !self.node.spool.eml_path(n).exists() {
+                if fs::symlink_metadata(self.node.spool.eml_path(n)).is_err() {
                     return Err(Error::NotFound(n.clone()));
                 }
                 // Deleting cancels; a message whose send is in flight is locked by its sender.
@@ -1237,10 +1371,9 @@ impl MailFs {
 
     pub fn rename(
         &self,
-        parent: u64,
-        name: &str,
-        newparent: u64,
-        newname: &str,
+        caller: Caller,
+        (parent, name): (u64, &str),
+        (newparent, newname): (u64, &str),
         noreplace: bool,
     ) -> Result<()> {
         let from = self
@@ -1249,6 +1382,20 @@ impl MailFs {
         let to = self.classify(newparent, newname)?;
         if from == to {
             return Ok(());
+        }
+        match (&from, &to) {
+            (Key::Part { .. }, _) | (_, Key::Part { .. }) => {
+                self.authorize_ino(caller, parent, Need::Write)?;
+                self.authorize_ino(caller, newparent, Need::Write)?;
+            }
+            _ => {
+                self.authorize(caller, &from, Need::Own)?;
+                // Replacing another's entry is removing it.
+                match self.authorize(caller, &to, Need::Own) {
+                    Err(Error::NotFound(_)) | Ok(()) => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
         match (&from, &to) {
             (
@@ -1328,7 +1475,7 @@ impl MailFs {
             }
             (Key::Scratch(_), Key::Message(b)) => {
                 if !dst_exists {
-                    self.init_new_message(b)?;
+                    self.init_new_message(b, caller)?;
                 }
                 fs::rename(&src, &dst)?;
             }
@@ -1352,8 +1499,8 @@ impl MailFs {
 
     // ----- extended attributes ----------------------------------------------------------
 
-    pub fn getxattr(&self, ino: u64, name: &str) -> Result<Vec<u8>> {
-        let key = self.key(ino)?;
+    pub fn getxattr(&self, caller: Caller, ino: u64, name: &str) -> Result<Vec<u8>> {
+        let key = self.authorize_ino(caller, ino, Need::Read)?;
         let k = message::user_key(name)?;
         match &key {
             Key::Root => {
@@ -1398,8 +1545,8 @@ impl MailFs {
         }
     }
 
-    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
-        let key = self.key(ino)?;
+    pub fn listxattr(&self, caller: Caller, ino: u64) -> Result<Vec<u8>> {
+        let key = self.authorize_ino(caller, ino, Need::Read)?;
         let names: Vec<String> = match &key {
             Key::Root => {
                 let attrs = self.node.attrs();
@@ -1429,9 +1576,10 @@ impl MailFs {
         Ok(out)
     }
 
-    pub fn setxattr(&self, ino: u64, name: &str, value: &[u8]) -> Result<()> {
+    pub fn setxattr(&self, caller: Caller, ino: u64, name: &str, value: &[u8]) -> Result<()> {
         let key = self.key(ino)?;
         let k = message::user_key(name)?;
+        self.authorize_xattr_change(caller, &key, k)?;
         let _ns = self.ns.lock();
         match &key {
             Key::Root => self.node.set_attr(k, value),
@@ -1474,9 +1622,10 @@ impl MailFs {
         }
     }
 
-    pub fn removexattr(&self, ino: u64, name: &str) -> Result<()> {
+    pub fn removexattr(&self, caller: Caller, ino: u64, name: &str) -> Result<()> {
         let key = self.key(ino)?;
         let k = message::user_key(name)?;
+        self.authorize_xattr_change(caller, &key, k)?;
         let _ns = self.ns.lock();
         match &key {
             Key::Root => self.node.reset_attr(k),
@@ -1495,6 +1644,16 @@ impl MailFs {
                 None => Err(Error::ReadOnlyAttr(name.to_string())),
             },
             Key::Part { .. } => Err(Error::ReadOnlyAttr(name.to_string())),
+        }
+    }
+
+    /// Node attributes: root and the node's owner (EPERM). `is_ready` and `hold` decide
+    /// whether mail leaves: the message's owner. Anything else: write access.
+    fn authorize_xattr_change(&self, caller: Caller, key: &Key, attr: &str) -> Result<()> {
+        match key {
+            Key::Root => rules::may_set_node_attrs(caller, self.uid),
+            Key::Message(_) if attr == "is_ready" || attr == "hold" => self.authorize(caller, key, Need::Own),
+            _ => self.authorize(caller, key, Need::Write),
         }
     }
 

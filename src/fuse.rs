@@ -10,6 +10,7 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
+use crate::access::Caller;
 use crate::error::Error;
 use crate::fs::MailFs;
 
@@ -30,6 +31,14 @@ fn errno(op: &str, e: &Error) -> Errno {
         log::info!("{op}: {e}");
     }
     Errno::from_i32(e.errno())
+}
+
+/// The process that made the request: every operation is checked against it (SPEC §10).
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
 }
 
 fn name_str(name: &OsStr) -> Result<&str, Error> {
@@ -61,8 +70,8 @@ impl Filesystem for FuseAdapter {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match name_str(name).and_then(|n| self.fs.lookup(parent.0, n)) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match name_str(name).and_then(|n| self.fs.lookup(caller(req), parent.0, n)) {
             Ok(a) => reply.entry_with_ttls(&TTL, &ENTRY_TTL, &a, Generation(0)),
             Err(e) => reply.error(errno("lookup", &e)),
         }
@@ -77,11 +86,11 @@ impl Filesystem for FuseAdapter {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
@@ -93,7 +102,15 @@ impl Filesystem for FuseAdapter {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.fs.setattr(ino.0, mode, size, time(atime), time(mtime)) {
+        match self.fs.setattr(
+            caller(req),
+            ino.0,
+            mode,
+            (uid, gid),
+            size,
+            time(atime),
+            time(mtime),
+        ) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(errno("setattr", &e)),
         }
@@ -114,8 +131,8 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match name_str(name).and_then(|n| self.fs.unlink(parent.0, n)) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match name_str(name).and_then(|n| self.fs.unlink(caller(req), parent.0, n)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("unlink", &e)),
         }
@@ -130,7 +147,7 @@ impl Filesystem for FuseAdapter {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -145,15 +162,18 @@ impl Filesystem for FuseAdapter {
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let res = name_str(name)
             .and_then(|a| name_str(newname).map(|b| (a, b)))
-            .and_then(|(a, b)| self.fs.rename(parent.0, a, newparent.0, b, noreplace));
+            .and_then(|(a, b)| {
+                self.fs
+                    .rename(caller(req), (parent.0, a), (newparent.0, b), noreplace)
+            });
         match res {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("rename", &e)),
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.open(ino.0, flags.0) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.open(caller(req), ino.0, flags.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(errno("open", &e)),
         }
@@ -229,8 +249,8 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.opendir(ino.0) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.opendir(caller(req), ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(errno("opendir", &e)),
         }
@@ -276,7 +296,7 @@ impl Filesystem for FuseAdapter {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -284,48 +304,51 @@ impl Filesystem for FuseAdapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        match name_str(name).and_then(|n| self.fs.setxattr(ino.0, n, value)) {
+        match name_str(name).and_then(|n| self.fs.setxattr(caller(req), ino.0, n, value)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("setxattr", &e)),
         }
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match name_str(name).and_then(|n| self.fs.getxattr(ino.0, n)) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match name_str(name).and_then(|n| self.fs.getxattr(caller(req), ino.0, n)) {
             Ok(v) => reply_xattr(v, size, reply),
             Err(e) => reply.error(errno("getxattr", &e)),
         }
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.fs.listxattr(ino.0) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.fs.listxattr(caller(req), ino.0) {
             Ok(v) => reply_xattr(v, size, reply),
             Err(e) => reply.error(errno("listxattr", &e)),
         }
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match name_str(name).and_then(|n| self.fs.removexattr(ino.0, n)) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match name_str(name).and_then(|n| self.fs.removexattr(caller(req), ino.0, n)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("removexattr", &e)),
         }
     }
 
-    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        reply.ok();
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        match self.fs.access(caller(req), ino.0, mask.bits()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("access", &e)),
+        }
     }
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match name_str(name).and_then(|n| self.fs.create(parent.0, n, mode, flags)) {
+        match name_str(name).and_then(|n| self.fs.create(caller(req), parent.0, n, mode & !umask, flags)) {
             Ok((attr, fh)) => reply.created(
                 &ENTRY_TTL,
                 &attr,

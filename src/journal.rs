@@ -3,7 +3,7 @@
 //! under the names the node's `log_*_attr` attributes give.
 
 use std::ffi::CString;
-use std::fs::{self, OpenOptions};
+
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -27,7 +27,9 @@ pub fn write(spool: &Spool, node: &NodeAttrs, message_id: &str, text: &str) {
 }
 
 fn write_in(dir: &Path, node: &NodeAttrs, message_id: &str, text: &str) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
+    // The default log dir is in the spool, a configured one anywhere: neither may be a link
+    // or writable by another user, or entries would land where that user chose (SPEC §9).
+    crate::spool::ensure_private_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
     let now = now_secs();
     let date = fmt_date(now);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -38,7 +40,7 @@ fn write_in(dir: &Path, node: &NodeAttrs, message_id: &str, text: &str) -> std::
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let mut f = OpenOptions::new().write(true).create_new(true).open(&path)?;
+    let mut f = crate::spool::create_private(&path)?;
     writeln!(f, "{date} {message_id} {clean}")?;
     for (attr, value) in [
         (&node.log_date_attr, date.as_str()),

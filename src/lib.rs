@@ -16,8 +16,10 @@
 //! | [`manage`] | the queue commands' work for one caller's scope, direct or over the socket |
 //! | [`control`] | the control socket: unprivileged submission and queue commands (SPEC §10) |
 //! | [`sender`] | the sender engine: scheduler, limits, SMTP and sendmail transports |
+//! | [`access`] | who may do what on a shared node (SPEC §10): pure rules, no I/O |
 //! | [`error`] | the one error type and its errno / exit-code mapping |
 
+pub mod access;
 pub mod admin;
 pub mod attrs;
 pub mod cli;

@@ -39,7 +39,7 @@ impl Node {
             for (k, v) in overrides {
                 attrs
                     .set(k, v.as_bytes())
-                    .map_err(|e| Error::Config(format!("-o {k}={v}: {e}")))?;
+                    .map_err(|e| Error::Usage(format!("-o {k}={v}: {e}")))?;
             }
             spool.save_node(&attrs)?;
         }
@@ -82,7 +82,18 @@ impl Node {
     }
 
     pub fn set_attr(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.update(|a| a.set(name, value))
+        self.update(|a| {
+            a.set(name, value)?;
+            if name == "log_dir"
+                && let Some(dir) = &a.log_dir
+            {
+                // Refused now rather than at the first entry: a log dir another user can
+                // write (or a link) would let them choose where the daemon writes.
+                crate::spool::ensure_private_dir(std::path::Path::new(dir))
+                    .map_err(|e| crate::error::Error::invalid(name, e.to_string()))?;
+            }
+            Ok(())
+        })
     }
 
     pub fn reset_attr(&self, name: &str) -> Result<()> {

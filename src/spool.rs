@@ -16,7 +16,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -188,21 +188,100 @@ pub struct MessageLock {
     _file: File,
 }
 
+/// Opens a file in the spool for reading, never through a symbolic link (SPEC §9).
+pub fn open_read(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Creates a new file that only the spool's owner may read (0600 whatever the umask), never
+/// through a symbolic link (O_EXCL does not follow one).
+pub fn create_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Makes `dir` (0700, parents too) if missing, and refuses one that is a symbolic link, not a
+/// directory, or writable by another user: whoever can write there could plant links or mail
+/// for the daemon to follow or send (SPEC §9).
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    ensure_dir(dir, true)
+}
+
+fn ensure_dir(dir: &Path, owned: bool) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    Error::Io(io::Error::new(
+                        e.kind(),
+                        format!("cannot create {}: {e}", dir.display()),
+                    ))
+                })?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+        Ok(meta) => check_private(dir, &meta, owned),
+    }
+}
+
+/// `owned`: also refuse a directory that belongs to another user (who could write it).
+fn check_private(dir: &Path, meta: &fs::Metadata, owned: bool) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::Config(format!(
+            "{}: {why}; refusing to use it",
+            dir.display()
+        )))
+    };
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link".into());
+    }
+    if !meta.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if owned && meta.uid() != me && meta.uid() != 0 {
+        return refuse(format!("belongs to uid {}, another user", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "is writable by {} (mode {:o}); chmod go-w it",
+            if meta.mode() & 0o002 != 0 {
+                "every user"
+            } else {
+                "its group"
+            },
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 impl Spool {
-    /// Opens a spool, creating it and its housekeeping directories when missing.
+    /// Opens a spool, creating it and its housekeeping directories when missing (0700).
+    /// One writable by group or others is refused; one that belongs to another user may be
+    /// looked at (root's `mailfs queue` on a user's spool) but not served
+    /// ([`Spool::check_servable`]).
     pub fn open(dir: &Path) -> Result<Spool> {
-        let create = |p: &Path| {
-            fs::create_dir_all(p).map_err(|e| {
-                Error::Io(io::Error::new(
-                    e.kind(),
-                    format!("cannot create {}: {e}", p.display()),
-                ))
-            })
-        };
-        create(dir)?;
+        if fs::symlink_metadata(dir).is_err() {
+            ensure_private_dir(dir)?;
+        }
         let root = dir.canonicalize()?;
+        // The spool path may itself be a link an administrator made (/var/spool/x -> /data/x):
+        // what must be private is the directory it leads to.
+        check_private(&root, &fs::symlink_metadata(&root)?, false)?;
         for sub in [SCRATCH_DIR, READY_DIR, TMP_DIR] {
-            create(&root.join(sub))?;
+            ensure_dir(&root.join(sub), false)?;
         }
         let spool = Spool {
             root,
@@ -211,6 +290,12 @@ impl Spool {
         };
         spool.clean_tmp();
         Ok(spool)
+    }
+
+    /// Refuses to serve (mount, send from) a spool that another user can write: they could
+    /// plant messages, links or attribute files for the daemon to act on (SPEC §9).
+    pub fn check_servable(&self) -> Result<()> {
+        check_private(&self.root, &fs::symlink_metadata(&self.root)?, true)
     }
 
     /// Leftovers of writes that a crash interrupted; the files they were to replace are intact.
@@ -273,7 +358,7 @@ impl Spool {
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<Stamp> {
         let tmp = self.tmp_path();
         let res = (|| -> io::Result<Stamp> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut f = create_private(&tmp)?;
             crash_point("mid_write", path);
             let half = bytes.len() / 2;
             f.write_all(&bytes[..half])?;
@@ -403,7 +488,7 @@ impl Spool {
     /// message has no attribute file yet (a Draft with defaults).
     pub fn read_attrs(&self, name: &str) -> Result<Option<(MessageAttrs, Stamp)>> {
         let path = self.struct_path(name);
-        let mut f = match File::open(&path) {
+        let mut f = match open_read(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -440,7 +525,7 @@ impl Spool {
         let tmp = self.tmp_path();
         let bytes = Self::encode(attrs)?;
         let stamp = (|| -> io::Result<Stamp> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut f = create_private(&tmp)?;
             f.write_all(&bytes)?;
             Ok(Stamp::of(&f.metadata()?))
         })()
@@ -486,8 +571,13 @@ impl Spool {
         // Read-write because NFS emulates flock with fcntl locks, which need it for an
         // exclusive lock; a file we may only read is still lockable locally.
         let path = self.eml_path(name);
-        let opened = match OpenOptions::new().read(true).write(true).open(&path) {
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(&path),
+        let opened = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => open_read(&path),
             other => other,
         };
         let file = match opened {
@@ -514,8 +604,23 @@ impl Spool {
     /// Tells the senders of every process on this spool that a message is ready (or due now).
     pub fn mark_ready(&self, name: &str) -> Result<()> {
         let p = self.root.join(READY_DIR).join(name);
-        File::create(p)?;
-        Ok(())
+        // Never through a link: a planted `.ready/NAME -> victim` must not truncate or create
+        // the victim. An existing marker is left as it is.
+        match OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                log::warn!("{}: a symbolic link in the spool; removed", p.display());
+                let _ = fs::remove_file(&p);
+                Err(Error::Io(e))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Takes the ready markers left by other processes.
@@ -538,7 +643,7 @@ impl Spool {
     pub fn add_message(&self, name: &str, content: &mut dyn Read, attrs: &MessageAttrs) -> Result<u64> {
         let tmp = self.tmp_path();
         let written = (|| -> io::Result<u64> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut f = create_private(&tmp)?;
             let n = io::copy(content, &mut f)?;
             f.sync_all()?;
             Ok(n)

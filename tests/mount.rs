@@ -129,11 +129,11 @@ fn walkthrough_copy_envelope_ready_and_frozen() {
     ] {
         assert!(d.contains(want), "missing {want} in {d}");
     }
-    assert_eq!(m.ok("stat -c %a report.eml").trim(), "644");
+    assert_eq!(m.ok("stat -c %a report.eml").trim(), "600");
     m.ok("setfattr -n user.is_ready -v 1 report.eml");
     assert_eq!(m.attr("report.eml", "status"), "Pending");
     assert_eq!(m.attr("report.eml", "is_ready"), "1");
-    assert_eq!(m.ok("stat -c %a report.eml").trim(), "444");
+    assert_eq!(m.ok("stat -c %a report.eml").trim(), "400");
     let r = m.attr("report.eml", "recipients");
     // The senders may already have tried (nothing listens on port 25 here): each recipient is
     // listed, none is Sent.

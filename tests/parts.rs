@@ -376,7 +376,7 @@ fn parts_of_a_ready_message_are_read_only() {
         let e = m.fails(cmd);
         assert!(e.contains("Permission denied"), "{cmd}: {e}");
     }
-    assert_eq!(m.ok("stat -c %a r.eml.parts r.eml.parts/data.csv"), "555\n444\n");
+    assert_eq!(m.ok("stat -c %a r.eml.parts r.eml.parts/data.csv"), "500\n400\n");
     assert_eq!(m.ok("cat r.eml.parts/data.csv"), "col1,col2\n1,2\n");
 }
 
@@ -452,7 +452,7 @@ fn sizes_and_modes_are_current_right_after_each_change() {
     m.ok("setfattr -n user.is_ready -v 1 d.eml");
     assert_eq!(
         m.ok("stat -c %a d.eml d.eml.parts d.eml.parts/Body.txt"),
-        "444\n555\n444\n"
+        "400\n500\n400\n"
     );
     assert_eq!(
         m.ok("stat -c %s d.eml").trim(),

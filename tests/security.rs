@@ -1,0 +1,305 @@
+//! Issue 10: a node root serves with `allow_other` is safe for every local user (SPEC §9, §10).
+//! Each exploit found against the first release is replayed as `nobody` on a real mount and
+//! must change nothing and read nothing, while nobody's own mail works end to end.
+
+mod common;
+
+use common::smtp::Sink;
+use common::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// A root mount with allow_other that `nobody` can reach (the temp dirs above it are opened up;
+/// the spool itself stays 0700).
+fn shared(extra: &[&str]) -> Mount {
+    let mut opts = vec!["allow_other", "ratelimit_time=0", "domlimit_time=0"];
+    opts.extend_from_slice(extra);
+    let m = Mount::new(&opts);
+    std::fs::set_permissions(m.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    m
+}
+
+/// Runs a shell step as `nobody` in the mount point, under a timeout.
+fn as_nobody(m: &Mount, script: &str) -> Output {
+    Command::new("timeout")
+        .args(["20", "runuser", "-u", "nobody", "--", "bash", "-c", script])
+        .current_dir(&m.mnt)
+        .env("HOME", "/tmp")
+        .output()
+        .expect("runuser")
+}
+
+fn nobody_ok(m: &Mount, script: &str) -> String {
+    let o = as_nobody(m, script);
+    assert!(
+        o.status.success(),
+        "as nobody `{script}` failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Must fail with the given error text ("Permission denied", "Operation not permitted").
+fn nobody_refused(m: &Mount, script: &str, why: &str) {
+    let o = as_nobody(m, script);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "as nobody `{script}` succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(err.contains(why), "as nobody `{script}`: want {why:?}, got {err}");
+}
+
+fn sha(m: &Mount, name: &str) -> String {
+    m.ok(&format!("sha256sum {name}"))
+}
+
+/// Root's Draft: another user can neither read nor change it, nor its parts or attributes.
+#[test]
+fn another_users_message_is_out_of_reach() {
+    let m = shared(&[]);
+    std::fs::write(
+        m.path("root.eml"),
+        message("boss@example.com", "board@example.org", "salaries", "secret body"),
+    )
+    .unwrap();
+    m.ok("setfattr -n user.env_to -v board@example.org root.eml && setfattr -n user.ticket -v 7 root.eml");
+    let before = sha(&m, "root.eml");
+    let attrs_before = m.ok("getfattr -d root.eml");
+    assert_eq!(m.ok("stat -c '%U %a' root.eml"), "root 600\n");
+    assert_eq!(m.ok("stat -c '%U %a' root.eml.parts"), "root 700\n");
+
+    for read in [
+        "cat root.eml",
+        "ls root.eml.parts",
+        "cat root.eml.parts/Body.txt",
+        "getfattr -n user.env_to root.eml",
+        "getfattr -n user.header.subject root.eml.parts",
+        "cp root.eml /tmp/stolen.eml",
+    ] {
+        nobody_refused(&m, read, "Permission denied");
+    }
+    // getfattr -d reports per file and exits 0 when it lists nothing: nothing may show.
+    let o = as_nobody(&m, "getfattr -d root.eml");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("board@"), "{o:?}");
+    for write in [
+        "echo evil >> root.eml",
+        "truncate -s 0 root.eml",
+        "setfattr -n user.env_to -v attacker@evil.test root.eml",
+        "setfattr -n user.is_ready -v 1 root.eml",
+        "setfattr -x user.ticket root.eml",
+        "setfattr -n user.header.subject -v pwned root.eml.parts",
+        "echo x > root.eml.parts/evil.txt",
+        "rm root.eml.parts/Body.txt",
+        "mv root.eml mine.eml",
+        "rm root.eml",
+        "touch root.eml",
+        "chmod 666 root.eml",
+    ] {
+        nobody_refused(&m, write, "ermi");
+    }
+    nobody_refused(&m, "chown nobody root.eml", "Operation not permitted");
+    assert_eq!(sha(&m, "root.eml"), before);
+    assert_eq!(m.ok("getfattr -d root.eml"), attrs_before);
+    assert_eq!(m.attr("root.eml", "status"), "Draft");
+    assert!(!std::path::Path::new("/tmp/stolen.eml").exists());
+}
+
+/// Only root and the node's owner steer the daemon: the three exploit chains of the issue.
+#[test]
+fn node_attributes_are_root_only() {
+    let m = shared(&[]);
+    let before = m.ok("getfattr -d .");
+    for (name, value) in [
+        ("send_method", "sendmail"),
+        ("sendmail_path", "/tmp/evil.sh"),
+        ("port", "2525"),
+        ("server", "127.0.0.9"),
+        ("auth_secret_file", "/etc/shadow"),
+        ("log_dir", "/root/x/deep"),
+        ("tls", "none"),
+    ] {
+        nobody_refused(
+            &m,
+            &format!("setfattr -n user.{name} -v {value} ."),
+            "Operation not permitted",
+        );
+    }
+    nobody_refused(&m, "setfattr -x user.server .", "Operation not permitted");
+    assert_eq!(m.ok("getfattr -d ."), before);
+    assert!(!std::path::Path::new("/root/x/deep").exists());
+    // Reading them is fine: they are the node's public settings (the secret never shows).
+    nobody_ok(&m, "getfattr -n user.conn_limit .");
+    // Root still may.
+    m.ok("setfattr -n user.conn_limit -v 2 .");
+    assert_eq!(m.attr(".", "conn_limit"), "2");
+}
+
+/// nobody's own mail works end to end: compose by parts, send, see it Sent; and cancel its own.
+#[test]
+fn an_unprivileged_user_sends_and_cancels_their_own_mail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let port = format!("port={}", sink.port);
+    let m = shared(&[&port]);
+    nobody_ok(
+        &m,
+        "touch n.eml && echo 'hello from nobody' > n.eml.parts/Body.txt \
+         && setfattr -n user.header.to -v friend@example.org n.eml.parts \
+         && setfattr -n user.header.from -v nobody@example.com n.eml.parts \
+         && setfattr -n user.note -v mine n.eml",
+    );
+    assert_eq!(m.ok("stat -c '%U %G %a' n.eml"), "nobody nogroup 600\n");
+    assert_eq!(nobody_ok(&m, "cat n.eml.parts/Body.txt"), "hello from nobody\n");
+    // Root (the node's owner) may read anyone's mail.
+    m.ok("cat n.eml");
+    nobody_ok(&m, "setfattr -n user.is_ready -v 1 n.eml");
+    wait_status(&m, "n.eml", "Sent", 20);
+    assert_eq!(m.ok("stat -c '%U %a' n.eml"), "nobody 400\n");
+    assert_eq!(
+        nobody_ok(&m, "getfattr --only-values -n user.status n.eml"),
+        "Sent"
+    );
+    wait_for("the sink's copy", Duration::from_secs(5), || {
+        sink.messages().len() == 1
+    });
+    assert!(sink.messages()[0].contains("hello from nobody"));
+
+    nobody_ok(&m, "echo draft > c.eml && rm c.eml");
+    assert!(!m.path("c.eml").exists());
+    // A group-shared Draft: chmod by its owner; the group reads it but never sends or removes it.
+    nobody_ok(&m, "echo shared > g.eml && chmod 640 g.eml");
+    assert_eq!(m.ok("stat -c %a g.eml"), "640\n");
+}
+
+/// `default_permissions` lets the kernel check too: the modes mailfs shows must then allow
+/// what SPEC §10 allows (the first release refused every write, even nobody's own).
+#[test]
+fn default_permissions_agrees_with_the_rules() {
+    let m = shared(&["default_permissions"]);
+    std::fs::write(
+        m.path("root.eml"),
+        message("a@example.com", "b@example.org", "s", "root's"),
+    )
+    .unwrap();
+    nobody_ok(
+        &m,
+        "echo 'To: x@example.org' > own.eml && echo more >> own.eml && cat own.eml",
+    );
+    nobody_refused(&m, "cat root.eml", "Permission denied");
+    nobody_refused(&m, "rm root.eml", "ermi");
+    nobody_ok(&m, "rm own.eml");
+}
+
+/// Links planted in the spool are never followed: not shown, not read, not written through.
+#[test]
+fn symlinks_in_the_spool_are_refused() {
+    let m = shared(&[]);
+    let secret = m.tmp.path().join("secret");
+    std::fs::write(&secret, "root's secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&secret, m.spool.join("link.eml")).unwrap();
+    let victim = m.tmp.path().join("victim");
+    std::fs::write(&victim, "intact\n").unwrap();
+    std::os::unix::fs::symlink(&victim, m.spool.join(".ready/x.eml")).unwrap();
+
+    assert!(!m.ok("ls").contains("link.eml"));
+    m.fails("cat link.eml");
+    m.fails("cat link.eml.parts/Body.txt");
+    nobody_refused(&m, "cat link.eml", "No such file");
+    m.fails("setfattr -n user.is_ready -v 1 link.eml");
+    // A message named like the planted marker goes through mark_ready: the victim stays.
+    std::fs::write(
+        m.path("x.eml"),
+        message("a@example.com", "b@example.org", "s", "x"),
+    )
+    .unwrap();
+    m.ok("setfattr -n user.is_ready -v 1 x.eml");
+    let out = Command::new(BIN).arg("flush").arg(&m.spool).output().unwrap();
+    assert!(out.status.code().is_some(), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "intact\n");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root's secret\n");
+}
+
+/// The spool and everything in it is the owner's alone; a log dir that is a link is not used.
+#[test]
+fn spool_files_are_private_and_log_links_are_not_followed() {
+    let m = shared(&[]);
+    let outside = m.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, m.spool.join("log")).unwrap();
+    std::fs::write(
+        m.path("a.eml"),
+        message("a@example.com", "b@example.org", "s", "x"),
+    )
+    .unwrap();
+    m.ok("setfattr -n user.is_ready -v 1 a.eml");
+    // Nothing listens on port 25 here: the attempt fails and is logged — but not through the link.
+    wait_for("an attempt", Duration::from_secs(20), || {
+        m.attr("a.eml", "try_count") != "0"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+
+    let meta = std::fs::metadata(&m.spool).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o700);
+    for e in walk(&m.spool) {
+        let md = std::fs::symlink_metadata(&e).unwrap();
+        if md.file_type().is_symlink() {
+            continue;
+        }
+        let want = if md.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(md.mode() & 0o777, want, "{}", e.display());
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// A spool or log_dir that another user can write is refused at start (EX_CONFIG) or when set.
+#[test]
+fn writable_spool_or_log_dir_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = tmp.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let out = Command::new("timeout")
+        .args(["20", BIN, "mount"])
+        .arg(&spool)
+        .arg(&mnt)
+        .arg("-f")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("writable by every user"));
+    assert!(!is_mounted(&mnt));
+    let out = Command::new("timeout")
+        .args(["20", BIN, "serve"])
+        .arg(&spool)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+
+    let m = Mount::new(&[]);
+    let open_log = m.tmp.path().join("openlog");
+    std::fs::create_dir(&open_log).unwrap();
+    std::fs::set_permissions(&open_log, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = m.fails(&format!("setfattr -n user.log_dir -v {} .", open_log.display()));
+    assert!(err.contains("Invalid argument"), "{err}");
+    // A fresh spool is created private.
+    assert_eq!(std::fs::metadata(&m.spool).unwrap().mode() & 0o777, 0o700);
+}
