@@ -297,6 +297,21 @@ fn recipients(args: &[String]) -> Result<Vec<String>> {
 /// control socket, [`queue_message`]): envelope validated, missing headers added, stored
 /// atomically, Pending and ready, owned by `origin`, the senders told.
 pub fn queue_tmp(spool: &Spool, tmp: PathBuf, sub: &Submission, origin: &Origin) -> Result<String> {
+    queue_file(spool, tmp, sub, origin, "sendmail", false)
+}
+
+/// [`queue_tmp`] for a message already in a spool temp file (`Spool::tmp_path`), which it
+/// takes over, stored as `PREFIX-....eml`. `grouped` shares the syncs with concurrent callers
+/// (the SMTP listener) and then `tmp` need not be synced; otherwise it must be. Either way
+/// the message is durable when this returns.
+pub fn queue_file(
+    spool: &Spool,
+    tmp: PathBuf,
+    sub: &Submission,
+    origin: &Origin,
+    prefix: &str,
+    grouped: bool,
+) -> Result<String> {
     let result = (|| -> Result<String> {
         let mut rcpts = recipients(&sub.recipients)?;
         let from_arg = match &sub.env_from {
@@ -345,7 +360,8 @@ pub fn queue_tmp(spool: &Spool, tmp: PathBuf, sub: &Submission, origin: &Origin)
             tmp.clone()
         } else {
             let t2 = spool.tmp_path();
-            content::copy_with_prefix(&tmp, &t2, &extra)?;
+            let at = content::trace_len(&head) as u64;
+            content::copy_inserting(&tmp, &t2, at, &extra, !grouped)?;
             let _ = std::fs::remove_file(&tmp);
             t2
         };
@@ -358,8 +374,12 @@ pub fn queue_tmp(spool: &Spool, tmp: PathBuf, sub: &Submission, origin: &Origin)
         attrs.status = Status::Pending;
         attrs.is_ready = true;
         attrs.owner = origin.owner;
-        let name = spool.unique_name("sendmail");
-        spool.commit_tmp(&final_tmp, &name, &attrs)?;
+        let name = spool.unique_name(prefix);
+        if grouped {
+            spool.commit_tmp_grouped(&final_tmp, &name, &attrs)?;
+        } else {
+            spool.commit_tmp(&final_tmp, &name, &attrs)?;
+        }
         spool.mark_ready(&name)?;
         Ok(name)
     })();

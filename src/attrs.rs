@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::service_attrs::{DKIM_ATTRS, LISTEN_ATTRS};
 
 /// How messages leave the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +60,10 @@ pub struct NodeAttrs {
     pub auth_user: Option<String>,
     pub auth_secret_file: Option<String>,
     pub notify: Notify,
+    /// The SMTP listener's attributes (SPEC §11).
+    pub listener: crate::service_attrs::ListenAttrs,
+    /// DKIM signing (SPEC §12).
+    pub dkim: crate::service_attrs::DkimAttrs,
 }
 
 impl Default for NodeAttrs {
@@ -86,6 +91,8 @@ impl Default for NodeAttrs {
             auth_user: None,
             auth_secret_file: None,
             notify: Notify::Failure,
+            listener: Default::default(),
+            dkim: Default::default(),
         }
     }
 }
@@ -233,6 +240,15 @@ pub const NODE_ATTRS: &[&str] = &[
     "auth_user",
     "auth_secret_file",
     "notify",
+    "listen",
+    "relay_clients",
+    "message_size_limit",
+    "listen_tls_cert",
+    "listen_tls_key",
+    "listen_users_file",
+    "dkim_domain",
+    "dkim_selector",
+    "dkim_key_file",
 ];
 
 fn text(name: &str, value: &[u8]) -> Result<String> {
@@ -375,6 +391,8 @@ impl NodeAttrs {
                 }
                 .into(),
             ),
+            n if LISTEN_ATTRS.contains(&n) => self.listener.get(n)?,
+            n if DKIM_ATTRS.contains(&n) => self.dkim.get(n)?,
             _ => return Err(Error::NoAttr(format!("user.{name}"))),
         })
     }
@@ -433,6 +451,8 @@ impl NodeAttrs {
                     _ => return Err(Error::invalid(name, "must be failure or never")),
                 }
             }
+            n if LISTEN_ATTRS.contains(&n) => self.listener.set(n, value)?,
+            n if DKIM_ATTRS.contains(&n) => self.dkim.set(n, value)?,
             _ => return Err(Error::invalid(name, "no such node attribute")),
         }
         Ok(())
@@ -465,6 +485,8 @@ impl NodeAttrs {
             "auth_user" => self.auth_user = d.auth_user,
             "auth_secret_file" => self.auth_secret_file = d.auth_secret_file,
             "notify" => self.notify = d.notify,
+            n if LISTEN_ATTRS.contains(&n) => self.listener.reset(n)?,
+            n if DKIM_ATTRS.contains(&n) => self.dkim.reset(n)?,
             _ => return Err(Error::NoAttr(format!("user.{name}"))),
         }
         Ok(())

@@ -141,7 +141,8 @@ pub struct SendmailArgs {
 const MOUNT_HELP: &str = "Node attributes settable with -o: send_method, server, port, log_dir, log_date_attr, \
 log_msgid_attr, log_info_attr, ratelimit_time, domlimit_time, expire_time, retry_time, queue_time, \
 handshake_time, conn_limit, domconn_limit, sendmail_path, helo_name, tls, ca_file, auth_user, \
-auth_secret_file, notify.\n\nWithout -f the command returns once the mount is live and the \
+auth_secret_file, notify, listen, relay_clients, message_size_limit, \
+listen_tls_cert, listen_tls_key, listen_users_file, dkim_domain, dkim_selector, dkim_key_file.\n\nWithout -f the command returns once the mount is live and the \
 server runs detached, logging to SPOOL_DIR/.mailfs.log. Unmount with `fusermount3 -u MOUNTPOINT` \
 or `umount MOUNTPOINT`; SIGTERM or SIGINT unmount too. Exit 0 after a clean unmount.";
 
@@ -327,6 +328,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     signal_ready();
     let engine = crate::sender::Engine::start(node.clone());
     let control = start_control(&node, opts.allow_other);
+    let listener = crate::listener::Listener::start(node.clone());
 
     let mut unmounter = session.unmount_callable();
     let mut signals =
@@ -349,6 +351,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     sig_handle.close();
     let _ = sig_thread.join();
     drop(control);
+    listener.stop();
     engine.stop();
     res.map_err(Error::Io)?;
     log::info!("unmounted {}", mountpoint.display());
@@ -361,6 +364,7 @@ fn serve(spool_dir: &Path, options: &[String]) -> Result<()> {
     node.spool.check_servable()?;
     let engine = crate::sender::Engine::start(node.clone());
     let control = start_control(&node, false);
+    let listener = crate::listener::Listener::start(node.clone());
     log::info!("serving {}", node.spool.root().display());
     let mut signals =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
@@ -368,6 +372,7 @@ fn serve(spool_dir: &Path, options: &[String]) -> Result<()> {
         log::info!("signal {sig}: stopping");
     }
     drop(control);
+    listener.stop();
     engine.stop();
     Ok(())
 }

@@ -156,6 +156,49 @@ pub fn copy_with_prefix(src: &Path, dst: &Path, prefix: &[u8]) -> io::Result<()>
     res
 }
 
+/// The length of the trace fields (`Received:`, `Return-Path:`, with their continuation
+/// lines) that open a header block: fields added to a message go after them, so the trace
+/// stays on top (RFC 5321 §4.4).
+pub fn trace_len(head: &[u8]) -> usize {
+    let mut at = 0;
+    let mut in_trace = false;
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        let folded = line.first().is_some_and(|&b| b == b' ' || b == b'\t');
+        let lower = line
+            .iter()
+            .take(12)
+            .map(u8::to_ascii_lowercase)
+            .collect::<Vec<u8>>();
+        in_trace = if folded {
+            in_trace
+        } else {
+            lower.starts_with(b"received:") || lower.starts_with(b"return-path:")
+        };
+        if !in_trace {
+            break;
+        }
+        at += line.len();
+    }
+    at
+}
+
+/// Copies `src` into the new file `dst` with `insert` put at byte `at`; synced unless the
+/// caller syncs in bulk. On any error `dst` is removed and `src` is untouched.
+pub fn copy_inserting(src: &Path, dst: &Path, at: u64, insert: &[u8], sync: bool) -> io::Result<()> {
+    let res = (|| -> io::Result<()> {
+        let mut out = OpenOptions::new().write(true).create_new(true).open(dst)?;
+        let mut input = File::open(src)?;
+        io::copy(&mut (&mut input).take(at), &mut out)?;
+        out.write_all(insert)?;
+        io::copy(&mut input, &mut out)?;
+        if sync { out.sync_all() } else { Ok(()) }
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(dst);
+    }
+    res
+}
+
 /// Converts bare LF (and bare CR) line ends to CRLF, across chunk boundaries.
 #[derive(Default)]
 pub struct CrlfNormalizer {
@@ -325,6 +368,13 @@ mod tests {
         );
         assert_eq!(i.message_id.as_deref(), Some("<x@y>"));
         assert!(!i.has_date);
+    }
+
+    #[test]
+    fn trace_fields_are_measured() {
+        let h = b"Received: from a\r\n\tby b; date\r\nReturn-Path: <x@y>\r\nSubject: s\r\n\r\n";
+        assert_eq!(trace_len(h), 51);
+        assert_eq!(trace_len(b"Subject: s\r\n\r\n"), 0);
     }
 
     #[test]

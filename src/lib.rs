@@ -15,6 +15,8 @@
 //! | [`admin`] | the commands: queue, flush, cancel, hold, release, sendmail, deliver; `queue_message` |
 //! | [`manage`] | the queue commands' work for one caller's scope, direct or over the socket |
 //! | [`control`] | the control socket: unprivileged submission and queue commands (SPEC §10) |
+//! | [`listener`] | the SMTP listener: sessions, relay and AUTH checks, hands messages to the queue |
+//! | [`service_attrs`] | node attributes of the listener and of DKIM |
 //! | [`sender`] | the sender engine: scheduler, limits, SMTP and sendmail transports |
 //! | [`access`] | who may do what on a shared node (SPEC §10): pure rules, no I/O |
 //! | [`error`] | the one error type and its errno / exit-code mapping |
@@ -31,9 +33,11 @@ pub mod error;
 pub mod fs;
 pub mod fuse;
 pub mod journal;
+pub mod listener;
 pub mod manage;
 pub mod message;
 pub mod mime;
 pub mod node;
 pub mod sender;
+pub mod service_attrs;
 pub mod spool;

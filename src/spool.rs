@@ -511,17 +511,7 @@ impl Spool {
     /// `write_attrs` through the group commit: as atomic and as durable when it returns, but
     /// concurrent callers (the sender threads recording outcomes) share one sync.
     pub fn write_attrs_grouped(&self, name: &str, attrs: &MessageAttrs) -> Result<Stamp> {
-        let tx = self.group.get_or_init(|| {
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let root = self.root.clone();
-            let spawned = std::thread::Builder::new()
-                .name("mailfs-commit".into())
-                .spawn(move || group_committer(root, rx));
-            if let Err(e) = spawned {
-                log::error!("cannot start the group-commit thread: {e}");
-            }
-            tx
-        });
+        let tx = self.committer();
         let tmp = self.tmp_path();
         let bytes = Self::encode(attrs)?;
         let stamp = (|| -> io::Result<Stamp> {
@@ -546,6 +536,83 @@ impl Spool {
             Ok(res) => res.map(|()| stamp).map_err(Error::Io),
             // The committer is gone: write it alone.
             Err(_) => self.write_attrs(name, attrs),
+        }
+    }
+
+    fn committer(&self) -> &crossbeam_channel::Sender<CommitReq> {
+        self.group.get_or_init(|| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let root = self.root.clone();
+            let spawned = std::thread::Builder::new()
+                .name("mailfs-commit".into())
+                .spawn(move || group_committer(root, rx));
+            if let Err(e) = spawned {
+                log::error!("cannot start the group-commit thread: {e}");
+            }
+            tx
+        })
+    }
+
+    /// [`Spool::commit_tmp`] through the group commit: `tmp` need not be synced yet. The
+    /// attribute file and the content go to the committer in that order (renamed in that
+    /// order, in one batch or two), and this returns once both are durable in place, so
+    /// concurrent submissions (the SMTP listener's sessions) share their syncs.
+    pub fn commit_tmp_grouped(&self, tmp: &Path, name: &str, attrs: &MessageAttrs) -> Result<()> {
+        if !is_message_name(name) {
+            let _ = fs::remove_file(tmp);
+            return Err(Error::invalid("name", format!("{name:?} is not a message name")));
+        }
+        let attrs_tmp = self.tmp_path();
+        let staged = Self::encode(attrs).and_then(|bytes| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&attrs_tmp)?;
+            f.write_all(&bytes)?;
+            Ok(())
+        });
+        if let Err(e) = staged {
+            let _ = fs::remove_file(&attrs_tmp);
+            let _ = fs::remove_file(tmp);
+            return Err(e);
+        }
+        let tx = self.committer();
+        let (done_a, wait_a) = crossbeam_channel::bounded(1);
+        let (done_m, wait_m) = crossbeam_channel::bounded(1);
+        let sent = tx
+            .send(CommitReq {
+                tmp: attrs_tmp.clone(),
+                path: self.struct_path(name),
+                done: done_a,
+            })
+            .and_then(|()| {
+                tx.send(CommitReq {
+                    tmp: tmp.to_path_buf(),
+                    path: self.eml_path(name),
+                    done: done_m,
+                })
+            });
+        let results = sent.ok().map(|()| (wait_a.recv(), wait_m.recv()));
+        match results {
+            Some((Ok(Ok(())), Ok(Ok(())))) => Ok(()),
+            Some((Ok(Err(e)), _)) | Some((_, Ok(Err(e)))) => {
+                // The attributes may be in place without the content: an orphan attribute
+                // file, as a crash between the two renames of `commit_tmp` leaves.
+                let _ = fs::remove_file(tmp);
+                Err(Error::Io(e))
+            }
+            // No committer thread: write it alone.
+            _ => {
+                let _ = fs::remove_file(&attrs_tmp);
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(tmp)
+                    .and_then(|f| f.sync_all());
+                match f {
+                    Ok(()) => self.commit_tmp(tmp, name, attrs),
+                    Err(e) => {
+                        let _ = fs::remove_file(tmp);
+                        Err(Error::Io(e))
+                    }
+                }
+            }
         }
     }
 

@@ -1,0 +1,624 @@
+//! One SMTP session (RFC 5321) on a connection, plain or after STARTTLS. Commands are parsed
+//! by smtp-proto; replies are batched and written when the client's input runs dry, which is
+//! what PIPELINING (RFC 2920) asks of a server. Message data is un-stuffed by smtp-proto's
+//! `DataReceiver` and streamed to a spool temp file, never held whole in memory.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use smtp_proto::request::receiver::{DataReceiver, RequestReceiver};
+use smtp_proto::{
+    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_AUTH, EXT_ENHANCED_STATUS_CODES, EXT_PIPELINING, EXT_SIZE,
+    EXT_START_TLS, EhloResponse, Request,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::Ctx;
+use crate::admin::{Origin, Submission, queue_file};
+use crate::attrs::{NodeAttrs, validate_address};
+use crate::error::Error;
+
+/// Postfix's smtpd_hard_error_limit: a client whose commands were refused this many times in
+/// one session is disconnected.
+pub const ERROR_LIMIT: u32 = 10;
+/// Recipients per message (Postfix's smtpd_recipient_limit is 1000).
+const RCPT_LIMIT: usize = 1000;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What ends a pass of [`Session::serve`].
+enum Next {
+    Quit,
+    StartTls,
+}
+
+/// What a handled command asks of the loop.
+enum Flow {
+    Continue,
+    Quit,
+    StartTls,
+}
+
+/// Runs one session to its end; errors (timeouts, resets) just end it.
+pub async fn run(ctx: Arc<Ctx>, mut stream: TcpStream, peer: SocketAddr) {
+    let attrs = ctx.node.attrs();
+    let tls_config = ctx.tls.get(
+        attrs.listener.listen_tls_cert.as_deref(),
+        attrs.listener.listen_tls_key.as_deref(),
+    );
+    let mut s = Session::new(ctx, attrs, peer, tls_config);
+    let host = s.attrs.helo();
+    s.reply(220, [2, 0, 0], &format!("{host} ESMTP mailfs"));
+    let first = s.serve(&mut stream).await;
+    match first {
+        Ok(Next::StartTls) => {
+            let Some(config) = s.tls_config.clone() else {
+                return;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            match tokio::time::timeout(s.timeout, acceptor.accept(stream)).await {
+                Ok(Ok(mut tls)) => {
+                    s.after_tls();
+                    if let Err(e) = s.serve(&mut tls).await {
+                        log::debug!("listener: {peer}: {e}");
+                    }
+                    let _ = tokio::time::timeout(Duration::from_secs(5), tls.shutdown()).await;
+                }
+                Ok(Err(e)) => log::info!("listener: {peer}: TLS handshake failed: {e}"),
+                Err(_) => log::info!("listener: {peer}: TLS handshake timed out"),
+            }
+        }
+        Ok(Next::Quit) => {}
+        Err(e) => log::debug!("listener: {peer}: {e}"),
+    }
+}
+
+struct Session {
+    ctx: Arc<Ctx>,
+    attrs: NodeAttrs,
+    peer: SocketAddr,
+    timeout: Duration,
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+    tls: bool,
+    helo: Option<String>,
+    esmtp: bool,
+    user: Option<String>,
+    from: Option<String>,
+    rcpts: Vec<String>,
+    errors: u32,
+    out: Vec<u8>,
+    rx: RequestReceiver,
+    inbuf: Vec<u8>,
+    start: usize,
+}
+
+/// The client's HELO name as it may appear in a header: printable, no spaces, bounded.
+fn clean_name(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')'))
+        .take(255)
+        .collect();
+    if s.is_empty() { "unknown".into() } else { s }
+}
+
+fn io_err(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_string())
+}
+
+impl Session {
+    fn new(
+        ctx: Arc<Ctx>,
+        attrs: NodeAttrs,
+        peer: SocketAddr,
+        tls_config: Option<Arc<rustls::ServerConfig>>,
+    ) -> Session {
+        let timeout = Duration::from_secs_f64(attrs.handshake_time.clamp(1.0, 3600.0));
+        Session {
+            ctx,
+            attrs,
+            peer,
+            timeout,
+            tls_config,
+            tls: false,
+            helo: None,
+            esmtp: false,
+            user: None,
+            from: None,
+            rcpts: Vec::new(),
+            errors: 0,
+            out: Vec::with_capacity(1024),
+            rx: RequestReceiver::default(),
+            inbuf: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+        }
+    }
+
+    /// RFC 3207: after STARTTLS the session starts over, knowing nothing from before.
+    fn after_tls(&mut self) {
+        self.tls = true;
+        self.helo = None;
+        self.esmtp = false;
+        self.user = None;
+        self.reset();
+        self.rx = RequestReceiver::default();
+        self.inbuf.clear();
+        self.start = 0;
+    }
+
+    fn reset(&mut self) {
+        self.from = None;
+        self.rcpts.clear();
+    }
+
+    fn reply(&mut self, code: u16, esc: [u8; 3], text: &str) {
+        if code >= 400 {
+            self.errors += 1;
+        }
+        let r = smtp_proto::Response::new(code, esc[0], esc[1], esc[2], text);
+        let _ = r.write(&mut self.out);
+    }
+
+    async fn flush<S: AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        tokio::time::timeout(self.timeout, async {
+            io.write_all(&out).await?;
+            io.flush().await
+        })
+        .await
+        .map_err(|_| io_err("write timed out"))??;
+        self.out = out;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Reads more input after what is still unread; `false` at end of input.
+    async fn fill<S: AsyncRead + Unpin>(&mut self, io: &mut S) -> std::io::Result<bool> {
+        self.inbuf.drain(..self.start);
+        self.start = 0;
+        let have = self.inbuf.len();
+        self.inbuf.resize(have + READ_CHUNK, 0);
+        let n = tokio::time::timeout(self.timeout, io.read(&mut self.inbuf[have..])).await;
+        let n = match n {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                self.inbuf.truncate(have);
+                return Err(e);
+            }
+            Err(_) => {
+                self.inbuf.truncate(have);
+                return Err(io_err("client timed out"));
+            }
+        };
+        self.inbuf.truncate(have + n);
+        Ok(n > 0)
+    }
+
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Next> {
+        loop {
+            if self.errors >= ERROR_LIMIT {
+                self.errors = 0;
+                self.reply(421, [4, 7, 0], "Too many errors, closing the connection");
+                self.flush(io).await?;
+                log::info!("listener: {}: disconnected after {ERROR_LIMIT} errors", self.peer);
+                return Ok(Next::Quit);
+            }
+            let mut it = self.inbuf[self.start..].iter();
+            let parsed = self.rx.ingest(&mut it).map(Request::into_owned);
+            let rest = it.as_slice().len();
+            self.start = self.inbuf.len() - rest;
+            let req = match parsed {
+                Ok(r) => r,
+                Err(smtp_proto::Error::NeedsMoreData { .. }) => {
+                    self.flush(io).await?;
+                    if !self.fill(io).await? {
+                        return Ok(Next::Quit);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    self.parse_error(e);
+                    continue;
+                }
+            };
+            match self.handle(req, io).await? {
+                Flow::Continue => {}
+                Flow::Quit => {
+                    self.flush(io).await?;
+                    return Ok(Next::Quit);
+                }
+                Flow::StartTls => {
+                    self.flush(io).await?;
+                    return Ok(Next::StartTls);
+                }
+            }
+        }
+    }
+
+    fn parse_error(&mut self, e: smtp_proto::Error) {
+        use smtp_proto::Error as E;
+        match e {
+            E::UnknownCommand => self.reply(500, [5, 5, 1], "Unrecognized command"),
+            E::InvalidSenderAddress => self.reply(501, [5, 1, 7], "Bad sender address syntax"),
+            E::InvalidRecipientAddress => self.reply(501, [5, 1, 3], "Bad recipient address syntax"),
+            E::SyntaxError { syntax } => self.reply(501, [5, 5, 4], &format!("Syntax: {syntax}")),
+            E::InvalidParameter { param } => {
+                self.reply(501, [5, 5, 4], &format!("Invalid parameter {param}"))
+            }
+            E::UnsupportedParameter { param } => {
+                let p = clean_name(&param);
+                self.reply(555, [5, 5, 4], &format!("Unsupported parameter {p}"))
+            }
+            E::ResponseTooLong => self.reply(500, [5, 5, 2], "Line too long"),
+            _ => self.reply(500, [5, 5, 2], "Syntax error"),
+        }
+    }
+
+    fn auth_offered(&self) -> bool {
+        self.tls && self.attrs.listener.listen_users_file.is_some()
+    }
+
+    fn ehlo(&mut self, host: String) {
+        self.helo = Some(clean_name(&host));
+        self.esmtp = true;
+        self.reset();
+        let mut r = EhloResponse::new(self.attrs.helo());
+        r.capabilities = EXT_PIPELINING | EXT_8BIT_MIME | EXT_ENHANCED_STATUS_CODES | EXT_SIZE;
+        r.size = usize::try_from(self.attrs.listener.message_size_limit).unwrap_or(usize::MAX);
+        if !self.tls && self.tls_config.is_some() {
+            r.capabilities |= EXT_START_TLS;
+        }
+        if self.auth_offered() && self.user.is_none() {
+            r.capabilities |= EXT_AUTH;
+            r.auth_mechanisms = AUTH_PLAIN | AUTH_LOGIN;
+        }
+        let mut buf = Vec::new();
+        if r.write(&mut buf).is_ok() {
+            // smtp-proto's first line carries a joke after the host name; keep the name only.
+            let first_end = buf.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+            self.out
+                .extend_from_slice(format!("250-{}\r\n", self.attrs.helo()).as_bytes());
+            self.out.extend_from_slice(&buf[first_end..]);
+        }
+    }
+
+    async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        req: Request<String>,
+        io: &mut S,
+    ) -> std::io::Result<Flow> {
+        match req {
+            Request::Ehlo { host } => self.ehlo(host),
+            Request::Helo { host } => {
+                self.helo = Some(clean_name(&host));
+                self.esmtp = false;
+                self.reset();
+                let me = self.attrs.helo();
+                self.reply(250, [2, 0, 0], &me);
+            }
+            Request::Mail { from } => self.mail(from.address, from.size as u64),
+            Request::Rcpt { to } => self.rcpt(to.address),
+            Request::Data => return self.data(io).await,
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response, io).await?,
+            Request::StartTls => {
+                if self.tls || self.tls_config.is_none() {
+                    self.reply(454, [4, 7, 0], "TLS not available");
+                } else {
+                    self.reply(220, [2, 0, 0], "Ready to start TLS");
+                    // Whatever was sent after STARTTLS in the clear is not trusted.
+                    self.inbuf.clear();
+                    self.start = 0;
+                    return Ok(Flow::StartTls);
+                }
+            }
+            Request::Rset => {
+                self.reset();
+                self.reply(250, [2, 0, 0], "OK");
+            }
+            Request::Noop { .. } => self.reply(250, [2, 0, 0], "OK"),
+            Request::Quit => {
+                self.reply(221, [2, 0, 0], "Bye");
+                return Ok(Flow::Quit);
+            }
+            Request::Vrfy { .. } => {
+                self.reply(252, [2, 5, 0], "Cannot VRFY user, but will accept the message")
+            }
+            Request::Help { .. } => self.reply(214, [2, 0, 0], "See RFC 5321"),
+            other => {
+                let name = other.name();
+                self.reply(502, [5, 5, 1], &format!("{name} not implemented"));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn mail(&mut self, address: String, size: u64) {
+        // No HELO needed first: Postfix's smtpd_helo_required is off by default too, and
+        // some clients (Python's smtplib used bare) go straight to MAIL.
+        if self.from.is_some() {
+            return self.reply(503, [5, 5, 1], "Nested MAIL command");
+        }
+        let limit = self.attrs.listener.message_size_limit;
+        if limit > 0 && size > limit {
+            return self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
+        }
+        let from = if address.is_empty() {
+            String::new()
+        } else {
+            match validate_address("MAIL FROM", &address) {
+                Ok(a) => a,
+                Err(_) => return self.reply(553, [5, 1, 7], "Bad sender address"),
+            }
+        };
+        self.from = Some(from);
+        self.reply(250, [2, 1, 0], "OK");
+    }
+
+    fn rcpt(&mut self, address: String) {
+        if self.from.is_none() {
+            return self.reply(503, [5, 5, 1], "Need MAIL before RCPT");
+        }
+        if self.rcpts.len() >= RCPT_LIMIT {
+            return self.reply(452, [4, 5, 3], "Too many recipients");
+        }
+        if self.user.is_none() && !self.attrs.listener.may_relay(self.peer.ip()) {
+            log::info!("listener: {}: relay to <{address}> denied", self.peer);
+            return self.reply(554, [5, 7, 1], "Relay access denied");
+        }
+        match validate_address("RCPT TO", &address) {
+            Ok(a) => {
+                self.rcpts.push(a);
+                self.reply(250, [2, 1, 5], "OK");
+            }
+            Err(_) => self.reply(553, [5, 1, 3], "Bad recipient address"),
+        }
+    }
+
+    /// Reads one line sent in answer to a 334 challenge.
+    async fn read_line<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+    ) -> std::io::Result<Option<String>> {
+        self.flush(io).await?;
+        loop {
+            if let Some(i) = self.inbuf[self.start..].iter().position(|&b| b == b'\n') {
+                let line = &self.inbuf[self.start..self.start + i];
+                let line = String::from_utf8_lossy(line).trim_end_matches('\r').to_string();
+                self.start += i + 1;
+                return Ok(Some(line));
+            }
+            if self.inbuf.len() - self.start > 16 * 1024 || !self.fill(io).await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn auth<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        mechanism: u64,
+        initial: String,
+        io: &mut S,
+    ) -> std::io::Result<()> {
+        if !self.tls {
+            return Ok(self.reply(538, [5, 7, 11], "Encryption required for AUTH"));
+        }
+        if !self.auth_offered() {
+            return Ok(self.reply(503, [5, 5, 1], "AUTH not available"));
+        }
+        if self.user.is_some() || self.from.is_some() {
+            return Ok(self.reply(503, [5, 5, 1], "AUTH not allowed now"));
+        }
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let decode = |s: &str| b64.decode(s.trim()).ok();
+        let ask = |s: &mut Self, prompt: &str| {
+            s.out.extend_from_slice(format!("334 {prompt}\r\n").as_bytes());
+        };
+        let creds: Option<(String, Vec<u8>)> = if mechanism == AUTH_PLAIN {
+            let resp = if initial.is_empty() || initial == "=" {
+                ask(self, "");
+                match self.read_line(io).await? {
+                    Some(l) => l,
+                    None => return Ok(()),
+                }
+            } else {
+                initial
+            };
+            if resp == "*" {
+                return Ok(self.reply(501, [5, 0, 0], "Authentication cancelled"));
+            }
+            decode(&resp).and_then(|raw| {
+                let mut parts = raw.split(|&b| b == 0);
+                let (_authz, user, pass) = (parts.next()?, parts.next()?, parts.next()?);
+                Some((String::from_utf8(user.to_vec()).ok()?, pass.to_vec()))
+            })
+        } else if mechanism == AUTH_LOGIN {
+            let user = if initial.is_empty() {
+                ask(self, "VXNlcm5hbWU6");
+                match self.read_line(io).await? {
+                    Some(l) => l,
+                    None => return Ok(()),
+                }
+            } else {
+                initial
+            };
+            ask(self, "UGFzc3dvcmQ6");
+            let pass = match self.read_line(io).await? {
+                Some(l) => l,
+                None => return Ok(()),
+            };
+            if user == "*" || pass == "*" {
+                return Ok(self.reply(501, [5, 0, 0], "Authentication cancelled"));
+            }
+            decode(&user)
+                .and_then(|u| String::from_utf8(u).ok())
+                .zip(decode(&pass))
+        } else {
+            return Ok(self.reply(504, [5, 5, 4], "Mechanism not supported"));
+        };
+        let Some((user, pass)) = creds else {
+            return Ok(self.reply(501, [5, 5, 2], "Cannot decode the credentials"));
+        };
+        let Some(file) = self.attrs.listener.listen_users_file.clone() else {
+            return Ok(self.reply(503, [5, 5, 1], "AUTH not available"));
+        };
+        let u = user.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            super::auth::check_password(std::path::Path::new(&file), &u, &pass)
+        })
+        .await;
+        match checked {
+            Ok(Ok(true)) => {
+                log::info!("listener: {}: authenticated as {user}", self.peer);
+                self.user = Some(user);
+                self.reply(235, [2, 7, 0], "Authentication successful");
+            }
+            Ok(Ok(false)) => {
+                log::warn!("listener: {}: authentication failed for {user:?}", self.peer);
+                self.reply(535, [5, 7, 8], "Authentication credentials invalid");
+            }
+            Ok(Err(e)) => {
+                log::error!("listener: {e}");
+                self.reply(454, [4, 7, 0], "Temporary authentication failure");
+            }
+            Err(_) => self.reply(454, [4, 7, 0], "Temporary authentication failure"),
+        }
+        Ok(())
+    }
+
+    fn received_header(&self) -> String {
+        let proto = match (self.esmtp, self.tls, self.user.is_some()) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, true, false) => "ESMTPS",
+            (true, false, true) => "ESMTPA",
+            (true, true, true) => "ESMTPSA",
+        };
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let ip = self.peer.ip().to_canonical();
+        let me = self.attrs.helo();
+        let date = chrono::Utc::now().to_rfc2822();
+        let mut h = format!("Received: from {helo} ([{ip}])\r\n\tby {me} (mailfs) with {proto}");
+        if let [one] = self.rcpts.as_slice() {
+            h.push_str(&format!("\r\n\tfor <{one}>"));
+        }
+        h.push_str(&format!("; {date}\r\n"));
+        h
+    }
+
+    /// DATA: streams the message to a temp file (up to message_size_limit, then only reads
+    /// to the end), and queues it durably before the 250.
+    async fn data<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Flow> {
+        if self.from.is_none() {
+            self.reply(503, [5, 5, 1], "Need MAIL command");
+            return Ok(Flow::Continue);
+        }
+        if self.rcpts.is_empty() {
+            self.reply(554, [5, 5, 1], "No valid recipients");
+            return Ok(Flow::Continue);
+        }
+        self.reply(354, [2, 0, 0], "End data with <CR><LF>.<CR><LF>");
+        self.flush(io).await?;
+        let spool = &self.ctx.node.spool;
+        let tmp = spool.tmp_path();
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(self.received_header().as_bytes()).map(|()| f));
+        let limit = self.attrs.listener.message_size_limit;
+        let mut rx = DataReceiver::new();
+        let mut chunk = Vec::with_capacity(READ_CHUNK + 16);
+        // The receiver recognises "." only after a line end: start it after one, so that a
+        // first line that is a lone dot (or dot-stuffed) is read right too.
+        rx.ingest(&mut b"\r\n".iter(), &mut chunk);
+        chunk.clear();
+        let mut size: u64 = 0;
+        let mut too_big = false;
+        loop {
+            let mut it = self.inbuf[self.start..].iter();
+            let done = rx.ingest(&mut it, &mut chunk);
+            let rest = it.as_slice().len();
+            self.start = self.inbuf.len() - rest;
+            // At the end of data the receiver takes back the CR it stored before ".": keep
+            // one byte back until the end is known.
+            let n = if done {
+                chunk.len()
+            } else {
+                chunk.len().saturating_sub(1)
+            };
+            size += n as u64;
+            if limit > 0 && size > limit {
+                too_big = true;
+            }
+            if !too_big && let Ok(f) = &mut file {
+                if let Err(e) = f.write_all(&chunk[..n]) {
+                    file = Err(e);
+                }
+            }
+            chunk.drain(..n);
+            if done {
+                break;
+            }
+            if !self.fill(io).await? {
+                let _ = std::fs::remove_file(&tmp);
+                return Ok(Flow::Quit);
+            }
+        }
+        let envelope = Submission {
+            env_from: self.from.take(),
+            recipients: std::mem::take(&mut self.rcpts),
+            ..Default::default()
+        };
+        if too_big {
+            let _ = std::fs::remove_file(&tmp);
+            log::info!("listener: {}: message over {limit} bytes refused", self.peer);
+            self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
+            return Ok(Flow::Continue);
+        }
+        if let Err(e) = file {
+            let _ = std::fs::remove_file(&tmp);
+            log::error!("listener: cannot store a message: {e}");
+            self.reply(451, [4, 3, 0], "Local error in processing");
+            return Ok(Flow::Continue);
+        }
+        drop(file);
+        self.enqueue(tmp, envelope).await;
+        Ok(Flow::Continue)
+    }
+
+    async fn enqueue(&mut self, tmp: PathBuf, envelope: Submission) {
+        let node = self.ctx.node.clone();
+        let queued = tokio::task::spawn_blocking(move || {
+            queue_file(&node.spool, tmp, &envelope, &Origin::node(), "smtp", true)
+        })
+        .await;
+        match queued {
+            Ok(Ok(name)) => {
+                log::info!("listener: {}: queued {name}", self.peer);
+                self.reply(250, [2, 0, 0], &format!("OK: queued as {name}"));
+            }
+            Ok(Err(e @ (Error::Invalid { .. } | Error::Usage(_)))) => {
+                log::warn!("listener: {}: refused: {e}", self.peer);
+                self.reply(554, [5, 6, 0], "Message refused");
+            }
+            Ok(Err(e)) => {
+                log::error!("listener: cannot queue a message: {e}");
+                self.reply(451, [4, 3, 0], "Local error in processing");
+            }
+            Err(e) => {
+                log::error!("listener: cannot queue a message: {e}");
+                self.reply(451, [4, 3, 0], "Local error in processing");
+            }
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! Issue 15: the SMTP listener, driven by real clients (swaks, Python's smtplib, raw
+//! sockets) on loopback, relaying to Postfix's smtp-sink.
+
+mod common;
+
+use common::smtp::{Sink, free_port};
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A mount whose listener is on a fresh port, relaying to `relay_port`.
+fn node(relay_port: u16, extra: &[&str]) -> (Mount, u16) {
+    let port = free_port();
+    let mut opts = vec![
+        format!("listen=127.0.0.1:{port}"),
+        "server=127.0.0.1".to_string(),
+        format!("port={relay_port}"),
+        "ratelimit_time=0".into(),
+        "domlimit_time=0".into(),
+        "conn_limit=4".into(),
+        "retry_time=1".into(),
+    ];
+    opts.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = opts.iter().map(String::as_str).collect();
+    let m = Mount::new(&refs);
+    wait_listening(port, &m);
+    (m, port)
+}
+
+fn wait_listening(port: u16, m: &Mount) {
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "listener did not come up: {}",
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn python(script: &str) -> Output {
+    Command::new("timeout")
+        .args(["180", "python3", "-c", script])
+        .output()
+        .expect("python3")
+}
+
+fn python_ok(script: &str) -> String {
+    let o = python(script);
+    assert!(
+        o.status.success(),
+        "python failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Messages in the spool (names of `*.eml`).
+fn spooled(spool: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(spool)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.ends_with(".eml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The part of a dumped message after mailfs's Received header (smtp-sink dumps with LF).
+/// The message as a dump shows it after the Received header naming `by` (smtp-sink dumps
+/// with LF line ends and its own Received header first), and that header.
+fn after_received<'a>(dump: &'a str, by: &str) -> (&'a str, &'a str) {
+    let mark = dump
+        .find(by)
+        .unwrap_or_else(|| panic!("no Received header by {by}: {dump}"));
+    let start = dump[..mark].rfind("Received: from ").expect("a Received header");
+    let hdr = &dump[start..];
+    let mut end = 0;
+    for (n, line) in hdr.split_inclusive('\n').enumerate() {
+        if n > 0 && !line.starts_with('\t') && !line.starts_with(' ') {
+            break;
+        }
+        end += line.len();
+    }
+    (&hdr[..end], &hdr[end..])
+}
+
+/// Sends `file` with swaks to `port`; returns swaks's transcript.
+fn swaks_file(port: u16, file: &Path) -> String {
+    let o = Command::new("timeout")
+        .args(["60", "swaks", "--server"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--from", "a@example.org", "--to", "b@example.net", "--data"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "swaks: {out}");
+    out
+}
+
+fn smtplib_send(port: u16, msg: &str) {
+    python_ok(&format!(
+        "import smtplib\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         s.sendmail('c@example.org', ['d@example.net'], {msg:?}.encode('utf-8'))\n\
+         s.quit()\n"
+    ));
+}
+
+/// Each client sends the same message once straight to the sink and once through the node:
+/// the sink must see the same bytes both ways, plus mailfs's Received header.
+#[test]
+fn swaks_and_smtplib_are_relayed_byte_faithfully_with_a_received_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &[]);
+    let body = "first line\r\n.a line that starts with a dot\r\n..two dots\r\n\u{e9}t\u{e9} 8-bit\r\n\r\n";
+    let msg = format!(
+        "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <swaks-1@example.org>\r\n\
+         From: a@example.org\r\nTo: b@example.net\r\nSubject: via swaks\r\n\r\n{body}"
+    );
+    let file = tmp.path().join("m.eml");
+    std::fs::write(&file, &msg).unwrap();
+    let out = swaks_file(port, &file);
+    for ext in ["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SIZE 10240000"] {
+        assert!(
+            out.contains(&format!("250-{ext}")) || out.contains(&format!("250 {ext}")),
+            "{ext}: {out}"
+        );
+    }
+    assert!(out.contains("250 2.0.0 OK: queued as smtp-"), "{out}");
+    swaks_file(sink.port, &file);
+
+    let py_msg = "Date: Mon, 23 Nov 2026 10:00:01 +0000\r\nMessage-ID: <py-1@example.org>\r\n\
+                  From: c@example.org\r\nTo: d@example.net\r\nSubject: via python\r\n\r\n\
+                  .dot\r\nplain\r\n\u{e9}\r\nno final line end";
+    smtplib_send(port, py_msg);
+    smtplib_send(sink.port, py_msg);
+    wait_for("4 messages at the sink", Duration::from_secs(30), || {
+        sink.count() == 4
+    });
+    let dumps = sink.messages();
+    for subject in ["via swaks", "via python"] {
+        let both: Vec<&String> = dumps.iter().filter(|d| d.contains(subject)).collect();
+        assert_eq!(both.len(), 2, "{subject}");
+        let (relayed, direct) = if both[0].contains("(mailfs)") {
+            (both[0], both[1])
+        } else {
+            (both[1], both[0])
+        };
+        let (received, via_node) = after_received(relayed, "(mailfs)");
+        let (_, straight) = after_received(direct, "(smtp-sink)");
+        assert_eq!(via_node, straight, "{subject}: the same bytes through the node");
+        assert!(
+            received.contains("([127.0.0.1])") && received.contains("with ESMTP"),
+            "{received}"
+        );
+        // smtp-sink's own header comes first, then ours, then the message.
+        let sink_hdr = relayed.find("(smtp-sink)").unwrap();
+        assert!(sink_hdr < relayed.find("(mailfs)").unwrap());
+    }
+    let names = spooled(&m.spool);
+    assert_eq!(names.len(), 2, "{names:?}");
+    for n in &names {
+        assert_eq!(m.attr(n, "status"), "Sent");
+        let stored = std::fs::read(m.spool.join(n)).unwrap();
+        if m.attr(n, "env_from") == "a@example.org" {
+            assert!(
+                stored.ends_with(msg.as_bytes()),
+                "the spool keeps the bytes with CRLF"
+            );
+        }
+    }
+}
+
+#[test]
+fn ehlo_size_and_a_message_over_the_limit_gets_552_and_is_not_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["message_size_limit=2000"]);
+    let out = python_ok(&format!(
+        "import smtplib\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         s.ehlo()\n\
+         print(sorted(s.esmtp_features.items()))\n\
+         big = b'Subject: big\\r\\n\\r\\n' + (b'x' * 70 + b'\\r\\n') * 100\n\
+         try:\n\
+         \x20   s.sendmail('a@example.org', ['b@example.net'], big)\n\
+         \x20   print('ACCEPTED-SIZE')\n\
+         except smtplib.SMTPSenderRefused as e:\n\
+         \x20   print('MAIL', e.smtp_code)\n\
+         s.rset()\n\
+         print('MAILOK', s.mail('a@example.org')[0])\n\
+         print('RCPT', s.rcpt('b@example.net')[0])\n\
+         code, msg = s.data(big)\n\
+         print('DATA', code, msg.decode())\n\
+         print('NOOP', s.noop()[0])\n\
+         small = b'Subject: small\\r\\n\\r\\nok\\r\\n'\n\
+         s.sendmail('a@example.org', ['b@example.net'], small)\n\
+         s.quit()\n"
+    ));
+    assert!(out.contains("('size', '2000')"), "{out}");
+    assert!(
+        out.contains("('pipelining', '')") && out.contains("('8bitmime', '')"),
+        "{out}"
+    );
+    assert!(out.contains("('enhancedstatuscodes', '')"), "{out}");
+    assert!(
+        out.contains("MAIL 552"),
+        "SIZE= beyond the limit is refused at MAIL: {out}"
+    );
+    assert!(out.contains("DATA 552 5.3.4"), "data beyond the limit: {out}");
+    assert!(out.contains("NOOP 250"), "the session goes on: {out}");
+    wait_for("the small message", Duration::from_secs(20), || sink.count() == 1);
+    assert_eq!(spooled(&m.spool).len(), 1, "nothing of the big one is stored");
+    let tmp_left = std::fs::read_dir(m.spool.join(".tmp")).unwrap().count();
+    assert_eq!(tmp_left, 0, "no temp file left behind");
+}
+
+#[test]
+fn a_client_outside_relay_clients_is_refused_at_rcpt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["relay_clients=127.0.0.1/32"]);
+    let script = |src: &str| {
+        format!(
+            "import smtplib\n\
+             s = smtplib.SMTP('127.0.0.1', {port}, source_address=('{src}', 0))\n\
+             s.ehlo()\n\
+             print('MAIL', s.mail('a@example.org')[0])\n\
+             code, msg = s.rcpt('b@example.net')\n\
+             print('RCPT', code, msg.decode())\n\
+             s.quit()\n"
+        )
+    };
+    let out = python_ok(&script("127.0.0.2"));
+    assert!(out.contains("RCPT 554 5.7.1"), "{out}");
+    let out = python_ok(&script("127.0.0.1"));
+    assert!(out.contains("RCPT 250"), "{out}");
+    assert_eq!(m.attr(".", "relay_clients"), "127.0.0.1/32");
+    assert!(m.log().contains("relay to <b@example.net> denied"), "{}", m.log());
+}
+
+/// Reads replies until `n` final reply lines (`DDD ` rather than `DDD-`) have come.
+fn read_replies(s: &mut TcpStream, n: usize) -> Vec<String> {
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    let t = Instant::now();
+    loop {
+        let finals: Vec<String> = got
+            .lines()
+            .filter(|l| l.len() >= 4 && l.as_bytes()[3] == b' ')
+            .map(str::to_string)
+            .collect();
+        if finals.len() >= n {
+            return finals;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "replies so far: {got}");
+        let k = s.read(&mut buf).unwrap();
+        assert!(k > 0, "closed early; replies so far: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..k]));
+    }
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    assert!(read_replies(&mut s, 1)[0].starts_with("220 "));
+    s.write_all(
+        b"EHLO client.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n\
+          RCPT TO:<bad address>\r\nRCPT TO:<c@example.net>\r\nDATA\r\n",
+    )
+    .unwrap();
+    let r = read_replies(&mut s, 6);
+    assert!(r[0].starts_with("250 "), "{r:?}");
+    assert!(r[1].starts_with("250 2.1.0"), "{r:?}");
+    assert!(r[2].starts_with("250 2.1.5"), "{r:?}");
+    assert!(r[3].starts_with("501 ") || r[3].starts_with("553 "), "{r:?}");
+    assert!(r[4].starts_with("250 2.1.5"), "{r:?}");
+    assert!(r[5].starts_with("354 "), "{r:?}");
+    s.write_all(
+        b"Subject: pipelined\r\nMessage-ID: <p@example.org>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<e@example.net>\r\nDATA\r\n",
+    )
+    .unwrap();
+    let r = read_replies(&mut s, 4);
+    assert!(r[0].starts_with("250 2.0.0 OK: queued as smtp-"), "{r:?}");
+    assert!(
+        r[1].starts_with("250 2.1.0") && r[2].starts_with("250 2.1.5"),
+        "{r:?}"
+    );
+    assert!(r[3].starts_with("354"), "{r:?}");
+    s.write_all(b"Subject: bounce-like\r\n\r\nnull sender\r\n.\r\nQUIT\r\n")
+        .unwrap();
+    let r = read_replies(&mut s, 2);
+    assert!(r[0].starts_with("250 2.0.0"), "{r:?}");
+    assert!(r[1].starts_with("221"), "{r:?}");
+    wait_for("2 messages at the sink", Duration::from_secs(20), || {
+        sink.count() == 2
+    });
+    let dumps = sink.messages();
+    let first = dumps.iter().find(|d| d.contains("pipelined")).unwrap();
+    assert!(
+        first.contains("X-Rcpt-Args: <b@example.net>") && first.contains("<c@example.net>"),
+        "{first}"
+    );
+    let second = dumps.iter().find(|d| d.contains("bounce-like")).unwrap();
+    assert!(
+        second.contains("X-Mail-Args: <>"),
+        "the null sender is kept: {second}"
+    );
+    drop(m);
+}
+
+#[test]
+fn ten_refused_commands_disconnect_the_client() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (_m, port) = node(sink.port, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    s.write_all(&b"BOGUS\r\n".repeat(9)).unwrap();
+    let r = read_replies(&mut s, 9);
+    assert!(r.iter().all(|l| l.starts_with("500 ")), "{r:?}");
+    s.write_all(b"RCPT TO:<x@example.net>\r\nNOOP\r\n").unwrap();
+    let r = read_replies(&mut s, 2);
+    assert!(r[0].starts_with("503 "), "{r:?}");
+    assert!(r[1].starts_with("421 4.7.0"), "{r:?}");
+    let mut rest = Vec::new();
+    let n = s.read_to_end(&mut rest).unwrap_or(0);
+    assert_eq!(n, 0, "connection closed after the 421");
+}
+
+/// A private CA and a certificate for 127.0.0.1 it signed; returns (ca, cert, key).
+fn make_certs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ssl = |args: &[&str]| {
+        let o = Command::new("timeout")
+            .arg("60")
+            .arg("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=mailfs listener test CA",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    ssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "cert.pem",
+        "-extfile",
+        "server.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+#[test]
+fn starttls_then_auth_plain_and_login_with_a_ca_signed_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (ca, cert, key) = make_certs(tmp.path());
+    let hash = Command::new("openssl")
+        .args(["passwd", "-6", "pass word 1"])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(hash.stdout).unwrap();
+    let users = tmp.path().join("users");
+    std::fs::write(&users, format!("# listener users\nalice:{}", hash.trim())).unwrap();
+    let (m, port) = node(
+        sink.port,
+        &[
+            "relay_clients=",
+            &format!("listen_tls_cert={}", cert.display()),
+            &format!("listen_tls_key={}", key.display()),
+            &format!("listen_users_file={}", users.display()),
+        ],
+    );
+    let out = python_ok(&format!(
+        "import smtplib, ssl\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         s.ehlo()\n\
+         print('PLAIN-EXT', sorted(s.esmtp_features))\n\
+         print('AUTH-BEFORE-TLS', s.docmd('AUTH', 'PLAIN AGFsaWNlAHg=')[0])\n\
+         s.starttls(context=ctx)\n\
+         s.ehlo()\n\
+         print('TLS-AUTH', s.esmtp_features.get('auth'))\n\
+         s.mail('a@example.org')\n\
+         print('UNAUTH-RCPT', s.rcpt('b@example.net')[0])\n\
+         s.rset()\n\
+         try:\n\
+         \x20   s.login('alice', 'wrong')\n\
+         except smtplib.SMTPAuthenticationError as e:\n\
+         \x20   print('WRONG', e.smtp_code)\n\
+         s.login('alice', 'pass word 1')\n\
+         s.sendmail('a@example.org', ['b@example.net'], b'Subject: plain auth\\r\\n\\r\\nx\\r\\n')\n\
+         s.quit()\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         s.starttls(context=ctx)\n\
+         s.ehlo()\n\
+         s.user, s.password = 'alice', 'pass word 1'\n\
+         print('LOGIN', s.auth('LOGIN', s.auth_login)[0])\n\
+         s.sendmail('a@example.org', ['b@example.net'], b'Subject: login auth\\r\\n\\r\\nx\\r\\n')\n\
+         s.quit()\n"
+    ));
+    assert!(
+        out.contains("'starttls'") && !out.contains("'auth'"),
+        "AUTH only after TLS: {out}"
+    );
+    assert!(out.contains("AUTH-BEFORE-TLS 538"), "{out}");
+    let auth_line = out.lines().find(|l| l.starts_with("TLS-AUTH")).unwrap();
+    assert!(
+        auth_line.contains("PLAIN") && auth_line.contains("LOGIN"),
+        "{out}"
+    );
+    assert!(out.contains("UNAUTH-RCPT 554"), "{out}");
+    assert!(out.contains("WRONG 535"), "{out}");
+    assert!(out.contains("LOGIN 235"), "{out}");
+    // swaks too, verifying the certificate against the CA.
+    let o = Command::new("timeout")
+        .args(["60", "swaks", "--server"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--tls", "--tls-verify", "--tls-ca-path"])
+        .arg(&ca)
+        .args([
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "alice",
+            "--auth-password",
+            "pass word 1",
+        ])
+        .args(["--from", "a@example.org", "--to", "b@example.net"])
+        .args(["--header", "Subject: swaks tls", "--body", "tls body"])
+        .output()
+        .unwrap();
+    let sw = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "swaks: {sw}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    wait_for("3 messages at the sink", Duration::from_secs(30), || {
+        sink.count() == 3
+    });
+    let dumps = sink.messages();
+    let d = dumps.iter().find(|d| d.contains("plain auth")).unwrap();
+    assert!(d.contains("with ESMTPSA"), "{d}");
+    let log = m.log();
+    assert!(log.contains("authenticated as alice"), "{log}");
+    assert!(!log.contains("pass word 1"), "the password is never logged");
+}
+
+#[test]
+fn twenty_concurrent_clients_all_get_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &[]);
+    let out = python_ok(&format!(
+        "import smtplib, threading\n\
+         ok = []\n\
+         def client(i):\n\
+         \x20   s = smtplib.SMTP('127.0.0.1', {port})\n\
+         \x20   for j in range(10):\n\
+         \x20       s.sendmail('a@example.org', ['r%d@example.net' % i], ('Subject: c%d-%d\\r\\n\\r\\nbody\\r\\n' % (i, j)).encode())\n\
+         \x20       ok.append(1)\n\
+         \x20   s.quit()\n\
+         ts = [threading.Thread(target=client, args=(i,)) for i in range(20)]\n\
+         [t.start() for t in ts]\n\
+         [t.join() for t in ts]\n\
+         print('OK', len(ok))\n"
+    ));
+    assert!(out.contains("OK 200"), "{out}");
+    wait_for("200 messages at the sink", Duration::from_secs(120), || {
+        sink.count() == 200
+    });
+    let dumps = sink.messages();
+    for i in 0..20 {
+        for j in 0..10 {
+            let subject = format!("Subject: c{i}-{j}\n");
+            assert_eq!(
+                dumps.iter().filter(|d| d.contains(&subject)).count(),
+                1,
+                "{subject}"
+            );
+        }
+    }
+    drop(m);
+}
+
+#[test]
+fn kill_9_after_a_burst_of_250s_loses_nothing() {
+    // Nothing listens at the relay port: every message stays queued.
+    let dead = free_port();
+    let (mut m, port) = node(dead, &["retry_time=3600"]);
+    let out = python_ok(&format!(
+        "import smtplib, threading\n\
+         names = []\n\
+         def client(i):\n\
+         \x20   s = smtplib.SMTP('127.0.0.1', {port})\n\
+         \x20   for j in range(25):\n\
+         \x20       s.mail('a@example.org')\n\
+         \x20       s.rcpt('b@example.net')\n\
+         \x20       code, msg = s.data(('Subject: k%d-%d\\r\\n\\r\\nbody\\r\\n' % (i, j)).encode())\n\
+         \x20       assert code == 250, (code, msg)\n\
+         \x20       names.append(msg.decode().split()[-1])\n\
+         \x20   s.close()\n\
+         ts = [threading.Thread(target=client, args=(i,)) for i in range(8)]\n\
+         [t.start() for t in ts]\n\
+         [t.join() for t in ts]\n\
+         print('\\n'.join(names))\n"
+    ));
+    // Killed the moment the last 250 is in.
+    m.crash();
+    let names: Vec<&str> = out.lines().filter(|l| l.ends_with(".eml")).collect();
+    assert_eq!(names.len(), 200, "{out}");
+    let q = Command::new(BIN)
+        .args(["queue", "--json"])
+        .arg(&m.spool)
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    for n in &names {
+        let row = rows
+            .iter()
+            .find(|r| r["name"] == *n)
+            .unwrap_or_else(|| panic!("{n} lost after kill -9"));
+        assert_eq!(row["status"], "Pending", "{row}");
+        let content = std::fs::read_to_string(m.spool.join(n)).unwrap();
+        assert!(content.starts_with("Received: from "), "{content}");
+        assert!(content.contains("\r\n\r\nbody\r\n"), "{content}");
+    }
+}
+
+#[test]
+fn changing_listen_live_rebinds_and_empty_stops() {
+    let dead = free_port();
+    let (m, port) = node(dead, &[]);
+    assert_eq!(m.attr(".", "listen"), format!("127.0.0.1:{port}"));
+    let other = free_port();
+    m.ok(&format!("setfattr -n user.listen -v 127.0.0.1:{other} ."));
+    wait_listening(other, &m);
+    wait_for("the old address to close", Duration::from_secs(5), || {
+        TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    m.fails("setfattr -n user.listen -v not-an-address .");
+    assert_eq!(m.attr(".", "listen"), format!("127.0.0.1:{other}"));
+    m.ok("setfattr -n user.listen -v '' .");
+    wait_for("the listener to stop", Duration::from_secs(5), || {
+        TcpStream::connect(("127.0.0.1", other)).is_err()
+    });
+    assert!(
+        m.ok("getfattr -d -m - .")
+            .contains("user.message_size_limit=\"10240000\"")
+    );
+}
