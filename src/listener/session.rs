@@ -410,13 +410,22 @@ impl Session {
         io: &mut S,
     ) -> std::io::Result<()> {
         if !self.tls {
-            return Ok(self.reply(538, [5, 7, 11], "Encryption required for AUTH"));
+            {
+                self.reply(538, [5, 7, 11], "Encryption required for AUTH");
+                return Ok(());
+            }
         }
         if !self.auth_offered() {
-            return Ok(self.reply(503, [5, 5, 1], "AUTH not available"));
+            {
+                self.reply(503, [5, 5, 1], "AUTH not available");
+                return Ok(());
+            }
         }
         if self.user.is_some() || self.from.is_some() {
-            return Ok(self.reply(503, [5, 5, 1], "AUTH not allowed now"));
+            {
+                self.reply(503, [5, 5, 1], "AUTH not allowed now");
+                return Ok(());
+            }
         }
         let b64 = base64::engine::general_purpose::STANDARD;
         let decode = |s: &str| b64.decode(s.trim()).ok();
@@ -434,7 +443,10 @@ impl Session {
                 initial
             };
             if resp == "*" {
-                return Ok(self.reply(501, [5, 0, 0], "Authentication cancelled"));
+                {
+                    self.reply(501, [5, 0, 0], "Authentication cancelled");
+                    return Ok(());
+                }
             }
             decode(&resp).and_then(|raw| {
                 let mut parts = raw.split(|&b| b == 0);
@@ -457,19 +469,31 @@ impl Session {
                 None => return Ok(()),
             };
             if user == "*" || pass == "*" {
-                return Ok(self.reply(501, [5, 0, 0], "Authentication cancelled"));
+                {
+                    self.reply(501, [5, 0, 0], "Authentication cancelled");
+                    return Ok(());
+                }
             }
             decode(&user)
                 .and_then(|u| String::from_utf8(u).ok())
                 .zip(decode(&pass))
         } else {
-            return Ok(self.reply(504, [5, 5, 4], "Mechanism not supported"));
+            {
+                self.reply(504, [5, 5, 4], "Mechanism not supported");
+                return Ok(());
+            }
         };
         let Some((user, pass)) = creds else {
-            return Ok(self.reply(501, [5, 5, 2], "Cannot decode the credentials"));
+            {
+                self.reply(501, [5, 5, 2], "Cannot decode the credentials");
+                return Ok(());
+            }
         };
         let Some(file) = self.attrs.listener.listen_users_file.clone() else {
-            return Ok(self.reply(503, [5, 5, 1], "AUTH not available"));
+            {
+                self.reply(503, [5, 5, 1], "AUTH not available");
+                return Ok(());
+            }
         };
         let u = user.clone();
         let checked = tokio::task::spawn_blocking(move || {
@@ -560,10 +584,11 @@ impl Session {
             if limit > 0 && size > limit {
                 too_big = true;
             }
-            if !too_big && let Ok(f) = &mut file {
-                if let Err(e) = f.write_all(&chunk[..n]) {
-                    file = Err(e);
-                }
+            if !too_big
+                && let Ok(f) = &mut file
+                && let Err(e) = f.write_all(&chunk[..n])
+            {
+                file = Err(e);
             }
             chunk.drain(..n);
             if done {
