@@ -186,8 +186,8 @@ pub fn trace_len(head: &[u8]) -> usize {
 /// caller syncs in bulk. On any error `dst` is removed and `src` is untouched.
 pub fn copy_inserting(src: &Path, dst: &Path, at: u64, insert: &[u8], sync: bool) -> io::Result<()> {
     let res = (|| -> io::Result<()> {
-        let mut out = OpenOptions::new().write(true).create_new(true).open(dst)?;
-        let mut input = File::open(src)?;
+        let mut out = crate::spool::create_private(dst)?;
+        let mut input = crate::spool::open_read(src)?;
         io::copy(&mut (&mut input).take(at), &mut out)?;
         out.write_all(insert)?;
         io::copy(&mut input, &mut out)?;

@@ -564,7 +564,7 @@ impl Spool {
         }
         let attrs_tmp = self.tmp_path();
         let staged = Self::encode(attrs).and_then(|bytes| {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&attrs_tmp)?;
+            let mut f = create_private(&attrs_tmp)?;
             f.write_all(&bytes)?;
             Ok(())
         });
@@ -603,6 +603,7 @@ impl Spool {
                 let _ = fs::remove_file(&attrs_tmp);
                 let f = OpenOptions::new()
                     .write(true)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(tmp)
                     .and_then(|f| f.sync_all());
                 match f {

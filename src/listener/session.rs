@@ -554,10 +554,7 @@ impl Session {
         self.flush(io).await?;
         let spool = &self.ctx.node.spool;
         let tmp = spool.tmp_path();
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
+        let mut file = crate::spool::create_private(&tmp)
             .and_then(|mut f| f.write_all(self.received_header().as_bytes()).map(|()| f));
         let limit = self.attrs.listener.message_size_limit;
         let mut rx = DataReceiver::new();
