@@ -203,6 +203,9 @@ pub fn hold_change(name: &str, attrs: &MessageAttrs, hold: bool) -> Result<Messa
     Ok(next)
 }
 
+/// How long holding waits for a sender to let go of the message before EBUSY.
+const HOLD_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Holds or releases a message. Under the message's lock, because a sender recording an
 /// outcome rewrites the attributes it read before the attempt and would undo the change
 /// (EBUSY while a send is in flight). A released ready message goes to `notify` (the
@@ -213,9 +216,19 @@ pub fn set_hold(
     hold: bool,
     notify: &dyn Fn(&str),
 ) -> Result<(MessageAttrs, Stamp)> {
-    let _lock = spool
-        .try_lock(name)?
-        .ok_or_else(|| Error::Busy(name.to_string()))?;
+    // A sender finishing an attempt holds the lock for a moment after the outcome shows;
+    // wait that out rather than answer EBUSY to a script that just saw the TempFail.
+    let mut waited = std::time::Duration::ZERO;
+    let _lock = loop {
+        if let Some(l) = spool.try_lock(name)? {
+            break l;
+        }
+        if waited >= HOLD_LOCK_WAIT {
+            return Err(Error::Busy(name.to_string()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        waited += std::time::Duration::from_millis(20);
+    };
     let attrs = match spool.read_attrs(name)? {
         Some((a, _)) => a,
         None => MessageAttrs::new_draft(),

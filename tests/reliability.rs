@@ -37,9 +37,17 @@ fn queue_ready(m: &Mount, prefix: &str, rcpt_prefix: &str, n: usize) {
         );
         std::fs::write(m.path(&format!("{prefix}{i:03}.eml")), body).unwrap();
     }
-    m.ok(&format!(
-        "for f in {prefix}*.eml; do setfattr -n user.is_ready -v 1 $f; done"
-    ));
+    // In steps of 100, each under the shell step's timeout: every is_ready is synced to disk
+    // before it returns, which takes a while on a loaded machine.
+    for start in (0..n).step_by(100) {
+        let names: Vec<String> = (start..n.min(start + 100))
+            .map(|i| format!("{prefix}{i:03}.eml"))
+            .collect();
+        m.ok(&format!(
+            "for f in {}; do setfattr -n user.is_ready -v 1 $f; done",
+            names.join(" ")
+        ));
+    }
 }
 
 /// Waits until all `n` messages are Sent; on a timeout, fails with what is still queued.
