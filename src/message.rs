@@ -111,6 +111,7 @@ pub fn list(attrs: &MessageAttrs, info: &HeaderInfo) -> Vec<String> {
 }
 
 /// What a `setfattr` asks for, once checked against the attribute rules.
+#[derive(Debug)]
 pub enum Change {
     /// Store these attributes.
     Store(Box<MessageAttrs>),
@@ -303,4 +304,49 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
     let stamp = spool.write_attrs(name, &next)?;
     node.notify_ready(name);
     Ok((next, stamp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hold_is_settable_once_ready_and_reads_0_or_1() {
+        let mut a = MessageAttrs::new_draft();
+        let info = HeaderInfo::default();
+        assert_eq!(get("x.eml", &a, &info, "hold").unwrap(), b"0");
+        assert!(list(&a, &info).contains(&"hold".to_string()));
+        a.is_ready = true;
+        a.status = Status::Pending;
+        assert!(matches!(set(&a, "hold", b"1").unwrap(), Change::Hold(true)));
+        assert!(matches!(set(&a, "hold", b"0").unwrap(), Change::Hold(false)));
+        for bad in [&b"2"[..], b"", b"yes", b"1\n"] {
+            assert_eq!(set(&a, "hold", bad).unwrap_err().errno(), libc::EINVAL, "{bad:?}");
+        }
+        // Every other attribute stays frozen.
+        assert_eq!(
+            set(&a, "env_to", b"x@example.org").unwrap_err().errno(),
+            libc::EACCES
+        );
+        a.status = Status::Sent;
+        assert_eq!(set(&a, "hold", b"1").unwrap_err().errno(), libc::EACCES);
+    }
+
+    #[test]
+    fn release_makes_the_message_due_now() {
+        let mut a = MessageAttrs::new_draft();
+        a.status = Status::Pending;
+        a.hold = true;
+        a.next_try_date = Some(now_for_test());
+        let r = hold_change("x.eml", &a, false).unwrap();
+        assert!(!r.hold && r.next_try_date.is_none());
+        let h = hold_change("x.eml", &r, true).unwrap();
+        assert!(h.hold);
+        a.status = Status::Received;
+        assert_eq!(hold_change("x.eml", &a, true).unwrap_err().exit_code(), 65);
+    }
+
+    fn now_for_test() -> i64 {
+        crate::attrs::now_secs() + 3600
+    }
 }

@@ -1,5 +1,6 @@
 //! The serving side of the control channel: a thread accepting on `SPOOL_DIR.sock`, one
-//! short-lived thread per connection (at most [`MAX_CONNECTIONS`] at once), each request
+//! short-lived thread per connection (at most [`MAX_CONNECTIONS`] at once, [`MAX_PER_USER`]
+//! of one user), each request
 //! answered for the identity the kernel gives (SO_PEERCRED), never one the client claims.
 
 use std::io::{BufRead, BufReader};
@@ -8,7 +9,7 @@ use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{Hello, Limited, PROTOCOL, Reply, Request, SUBMIT_SIZE_LIMIT, WireError};
@@ -20,6 +21,8 @@ use crate::node::Node;
 
 /// Connections served at once; more wait for a slot in the client's retry (EX_TEMPFAIL).
 pub const MAX_CONNECTIONS: usize = 32;
+/// Connections of one user at once.
+pub const MAX_PER_USER: usize = 8;
 /// How long a client may be silent in the middle of a request.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -150,14 +153,37 @@ fn read_body(node: &Node, body: &mut dyn BufRead, stop_at_dot: bool) -> Result<P
     })
 }
 
-fn handle(node: &Node, stream: UnixStream) {
-    let caller = match peer_cred(&stream) {
-        Ok(c) => c,
-        Err(e) => {
-            log::warn!("control connection without credentials: {e}");
-            return;
+/// Connections in progress, in all and per user: one user cannot take every slot.
+#[derive(Default)]
+struct Slots(parking_lot::Mutex<(usize, std::collections::HashMap<u32, usize>)>);
+
+impl Slots {
+    fn take(&self, uid: u32) -> Result<()> {
+        let mut g = self.0.lock();
+        let mine = g.1.get(&uid).copied().unwrap_or(0);
+        if g.0 >= MAX_CONNECTIONS || mine >= MAX_PER_USER {
+            return Err(Error::Unavailable(
+                "the node is busy: too many control connections, try again".into(),
+            ));
         }
-    };
+        g.0 += 1;
+        g.1.insert(uid, mine + 1);
+        Ok(())
+    }
+
+    fn give(&self, uid: u32) {
+        let mut g = self.0.lock();
+        g.0 = g.0.saturating_sub(1);
+        if let Some(n) = g.1.get_mut(&uid) {
+            *n -= 1;
+            if *n == 0 {
+                g.1.remove(&uid);
+            }
+        }
+    }
+}
+
+fn handle(node: &Node, caller: Owner, stream: UnixStream) {
     let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
     let mut reader = BufReader::new(&stream);
@@ -211,7 +237,7 @@ impl ControlServer {
         let ino = std::fs::symlink_metadata(&path)?.ino();
         let ours = listener.try_clone()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let active = Arc::new(AtomicUsize::new(0));
+        let slots = Arc::new(Slots::default());
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("mailfs-control".into())
@@ -225,26 +251,32 @@ impl ControlServer {
                         std::thread::sleep(Duration::from_millis(50));
                         continue;
                     };
-                    if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-                        active.fetch_sub(1, Ordering::AcqRel);
-                        let busy = Reply::Error {
-                            error: WireError::from(&Error::Unavailable(
-                                "the node is busy: too many control connections".into(),
-                            )),
-                        };
-                        let _ = super::write_line(&mut &stream, &busy);
+                    let caller = match peer_cred(&stream) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            log::warn!("control connection without credentials: {e}");
+                            continue;
+                        }
+                    };
+                    if let Err(e) = slots.take(caller.uid) {
+                        let _ = super::write_line(
+                            &mut &stream,
+                            &Reply::Error {
+                                error: WireError::from(&e),
+                            },
+                        );
                         continue;
                     }
                     let node = node.clone();
-                    let active2 = active.clone();
+                    let slots2 = slots.clone();
                     let spawned = std::thread::Builder::new()
                         .name("mailfs-control-conn".into())
                         .spawn(move || {
-                            handle(&node, stream);
-                            active2.fetch_sub(1, Ordering::AcqRel);
+                            handle(&node, caller, stream);
+                            slots2.give(caller.uid);
                         });
                     if spawned.is_err() {
-                        active.fetch_sub(1, Ordering::AcqRel);
+                        slots.give(caller.uid);
                     }
                 }
             })?;
@@ -296,5 +328,26 @@ impl Drop for ControlServer {
         if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_user_cannot_take_every_slot() {
+        let s = Slots::default();
+        for _ in 0..MAX_PER_USER {
+            s.take(65534).unwrap();
+        }
+        assert_eq!(s.take(65534).unwrap_err().exit_code(), 75);
+        s.take(1000).unwrap();
+        s.give(65534);
+        s.take(65534).unwrap();
+        for uid in 0..MAX_CONNECTIONS as u32 {
+            let _ = s.take(2000 + uid);
+        }
+        assert!(s.take(3).is_err(), "the total is bounded too");
     }
 }

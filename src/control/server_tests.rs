@@ -296,3 +296,21 @@ fn a_socket_planted_by_another_user_is_neither_trusted_nor_kept() {
     drop(server);
     drop(planted);
 }
+
+#[test]
+fn a_message_over_the_limit_is_refused_over_the_socket_with_its_reason() {
+    let (dir, node) = node();
+    let server = ControlServer::start(node.clone(), false).unwrap().unwrap();
+    let big = vec![b'x'; SUBMIT_SIZE_LIMIT as usize + 4 * 1024 * 1024];
+    let mut body = &big[..];
+    let e = client::call(
+        server.path(),
+        dir.path(),
+        &sendmail("a@example.org", false),
+        Some(&mut body),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::TooBig(_)), "{e}");
+    assert_eq!(e.exit_code(), 65);
+    assert!(node.spool.list_messages().unwrap().is_empty());
+}
