@@ -13,7 +13,7 @@
 //! Wire format, version [`PROTOCOL`]: the client sends one JSON line ([`Hello`]), then for a
 //! submission the message bytes until it shuts down its write side; the server answers one
 //! JSON line ([`Reply`]). A line is at most [`MAX_LINE`] bytes, a message at most the
-//! submission size limit; every read and write has a timeout.
+//! node's `message_size_limit`; every read and write has a timeout.
 
 pub mod client;
 pub mod server;
@@ -30,8 +30,8 @@ use crate::manage::Row;
 pub const PROTOCOL: u32 = 1;
 /// The longest request or reply line.
 pub const MAX_LINE: u64 = 4 << 20;
-/// The largest message taken over the socket: Postfix's `message_size_limit` default, which
-/// SPEC §11 also gives the SMTP listener.
+/// The largest message taken over the socket when the node's `message_size_limit` is 0:
+/// Postfix's default (the socket always keeps a bound).
 pub const SUBMIT_SIZE_LIMIT: u64 = 10_240_000;
 
 /// The socket of the node kept in `spool_dir`: `SPOOL_DIR.sock`, beside it.

@@ -140,13 +140,17 @@ fn serve_request(node: &Node, caller: Owner, req: Request, body: &mut dyn BufRea
     })
 }
 
+/// The message after the request line, into a spool temp file, at most the node's
+/// `message_size_limit` (Postfix applies message_size_limit to postdrop too).
 fn read_body(node: &Node, body: &mut dyn BufRead, stop_at_dot: bool) -> Result<PathBuf> {
-    let mut limited = Limited::new(body, SUBMIT_SIZE_LIMIT);
+    let limit = match node.attrs().listener.message_size_limit {
+        0 => SUBMIT_SIZE_LIMIT,
+        n => n,
+    };
+    let mut limited = Limited::new(body, limit);
     admin::read_to_tmp(&node.spool, &mut limited, stop_at_dot).map_err(|e| {
         if limited.exceeded {
-            Error::TooBig(format!(
-                "a message over the socket is limited to {SUBMIT_SIZE_LIMIT} bytes"
-            ))
+            Error::TooBig(format!("message_size_limit is {limit} bytes"))
         } else {
             e
         }

@@ -314,3 +314,23 @@ fn a_message_over_the_limit_is_refused_over_the_socket_with_its_reason() {
     assert_eq!(e.exit_code(), 65);
     assert!(node.spool.list_messages().unwrap().is_empty());
 }
+
+#[test]
+fn the_nodes_message_size_limit_applies_to_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = [("message_size_limit".to_string(), "1000".to_string())];
+    let node = Node::open(&dir.path().join("spool"), &opts).unwrap();
+    let body = vec![b'x'; 1001];
+    let e = err(answer(
+        &node,
+        NOBODY,
+        sendmail("a@example.org", false),
+        &mut &body[..],
+    ));
+    assert!(e.to_string().contains("1000"), "{e}");
+    let ok = vec![b'x'; 900];
+    assert!(matches!(
+        answer(&node, NOBODY, sendmail("a@example.org", false), &mut &ok[..]),
+        Reply::Queued { .. }
+    ));
+}
