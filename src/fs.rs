@@ -136,6 +136,8 @@ enum Handle {
         dirty: bool,
         /// A write was refused: the close changes nothing.
         refused: bool,
+        /// Who opened it: the rebuild at close is checked for them again (SPEC §10).
+        caller: Caller,
         /// A hard link to the message as it was before this writer's first rebuild (a shell
         /// closes a dup of the descriptor, so a rebuild can come before the bytes do); put
         /// back if a write is refused.
@@ -961,7 +963,7 @@ impl MailFs {
                 return if Self::writes(flags) {
                     self.check_composable(msg, nest)?;
                     let truncate = flags & libc::O_TRUNC != 0;
-                    self.open_part_writer(msg, name, !truncate, truncate)
+                    self.open_part_writer(caller, msg, name, !truncate, truncate)
                 } else {
                     self.open_part_reader(msg, nest, name)
                 };
@@ -995,7 +997,14 @@ impl MailFs {
     }
 
     /// A writer for a Draft's part: a temp file holding the current bytes when `keep`.
-    fn open_part_writer(&self, msg: &str, name: &str, keep: bool, dirty: bool) -> Result<u64> {
+    fn open_part_writer(
+        &self,
+        caller: Caller,
+        msg: &str,
+        name: &str,
+        keep: bool,
+        dirty: bool,
+    ) -> Result<u64> {
         let eml = crate::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&eml.metadata()?))?;
         compose::check_whole(&tree)?;
@@ -1014,6 +1023,7 @@ impl MailFs {
             tmp_path,
             dirty,
             refused: false,
+            caller,
             backup: None,
         };
         if keep && let (Some(e), Handle::PartWrite { tmp, .. }) = (tree.entry(name), &handle) {
@@ -1046,6 +1056,7 @@ impl MailFs {
             self.authorize_ino(caller, parent, Need::Write)?;
         }
         let _ns = self.ns.lock();
+        let mut new_scratch = false;
         let (path, created) = match &key {
             Key::Message(n) => {
                 let path = self.node.spool.eml_path(n);
@@ -1071,7 +1082,8 @@ impl MailFs {
             }
             Key::Scratch(n) => {
                 let path = self.node.spool.scratch_path(n);
-                if fs::symlink_metadata(&path).is_ok() {
+                new_scratch = fs::symlink_metadata(&path).is_err();
+                if !new_scratch {
                     self.authorize(
                         caller,
                         &key,
@@ -1096,7 +1108,7 @@ impl MailFs {
                     return Err(Error::Exists(name.clone()));
                 }
                 let keep = exists && flags & libc::O_TRUNC == 0;
-                let fh = self.open_part_writer(msg, name, keep, true)?;
+                let fh = self.open_part_writer(caller, msg, name, keep, true)?;
                 let ino = self.ino(key.clone());
                 return Ok((self.key_attr(ino, &key)?, fh));
             }
@@ -1114,7 +1126,8 @@ impl MailFs {
             o.create_new(true);
         }
         let file = o.open(&path).map_err(|e| not_found(e, name))?;
-        if matches!(key, Key::Scratch(_)) && file.metadata().is_ok_and(|m| m.uid() != caller.uid) {
+        // Only a file made here is given away: an existing one is its owner's.
+        if new_scratch && file.metadata().is_ok_and(|m| m.uid() != caller.uid) {
             self.give_to(&file, caller);
         }
         let ino = self.ino(key.clone());
@@ -1169,6 +1182,7 @@ impl MailFs {
             name,
             refused,
             backup,
+            caller,
             ..
         } = &mut *h
         {
@@ -1187,7 +1201,9 @@ impl MailFs {
             };
             if let Some(err) = refusal {
                 *refused = true;
-                if let Some(b) = backup.take() {
+                if let Some(b) = backup.take()
+                    && self.recheck_writer(*caller, msg).is_ok()
+                {
                     fs::rename(&b, self.node.spool.eml_path(msg))?;
                     let _ = self.node.spool.sync_root();
                     self.invalidate_message(msg, true);
@@ -1240,9 +1256,14 @@ impl MailFs {
             dirty,
             refused,
             backup,
+            caller,
             ..
         } = &mut *h
         {
+            if let Err(e) = self.recheck_writer(*caller, msg) {
+                *refused = true;
+                return Err(e);
+            }
             if *refused {
                 return Err(Error::invalid(
                     name.as_str(),
@@ -1287,8 +1308,13 @@ impl MailFs {
             let attrs = self.message_attrs(name)?;
             let f = OpenOptions::new()
                 .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(self.node.spool.eml_path(name))?;
-            f.write_all_at(&content::template(&attrs.message_id), 0)?;
+            // The name may be another message by now (this one renamed or removed, another
+            // user's made in its place): the template goes only into the file opened here.
+            if access::same_file(&f, file) {
+                f.write_all_at(&content::template(&attrs.message_id), 0)?;
+            }
             let ino = self
                 .inodes
                 .lock()
@@ -1390,9 +1416,15 @@ impl MailFs {
             }
             _ => {
                 self.authorize(caller, &from, Need::Own)?;
-                // Replacing another's entry is removing it.
+                // Replacing another's entry is removing it. A message name without an `.eml`
+                // is free (its attributes would otherwise read as the node owner's).
+                let taken = match &to {
+                    Key::Message(n) => fs::symlink_metadata(self.node.spool.eml_path(n)).is_ok(),
+                    _ => true,
+                };
                 match self.authorize(caller, &to, Need::Own) {
                     Err(Error::NotFound(_)) | Ok(()) => {}
+                    Err(_) if !taken => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -1418,6 +1450,7 @@ impl MailFs {
                         to: b.clone(),
                     },
                 )?;
+                self.retarget_handles(&from, &to);
                 self.inodes.lock().rename(&from, to);
                 return Ok(());
             }
@@ -1482,7 +1515,10 @@ impl MailFs {
             (Key::Message(a), Key::Scratch(_)) => {
                 // The attribute file stays behind, so an editor that renames the message away
                 // and writes it anew (vim's backup dance) keeps its attributes.
+                let owner = self.message_attrs(a)?.owner;
                 fs::rename(&src, &dst)?;
+                // A scratch file's owner is its file's: the message's owner keeps it.
+                self.hand_over(&dst, owner);
                 self.cache.lock().remove(a);
             }
             _ => fs::rename(&src, &dst)?,
@@ -1493,6 +1529,7 @@ impl MailFs {
                 self.content_changed(n);
             }
         }
+        self.retarget_handles(&from, &to);
         self.inodes.lock().rename(&from, to);
         Ok(())
     }

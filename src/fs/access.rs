@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use super::{Key, MailFs, not_found};
+use super::{Handle, Key, MailFs, not_found};
 use crate::access::{self, Caller, Need, Object};
 use crate::error::{Error, Result};
 
@@ -97,6 +97,50 @@ impl MailFs {
         }
     }
 
+    /// A part writer's rebuild at close (or the restore after a refused write) acts on the
+    /// message by name, later than the open: checked again for the user who opened it, since
+    /// the name may by now be another user's message (theirs removed, another made in its place).
+    pub(super) fn recheck_writer(&self, caller: Caller, msg: &str) -> Result<()> {
+        let key = Key::Parts {
+            msg: msg.to_string(),
+            nest: Vec::new(),
+        };
+        self.authorize(caller, &key, Need::Write)
+    }
+
+    /// Open handles follow a rename, so their writes and what their close does (the frozen
+    /// check, a part's rebuild, a template) go to what they were opened on, not to whatever
+    /// later takes the old name.
+    pub(super) fn retarget_handles(&self, from: &Key, to: &Key) {
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        for h in handles {
+            match (&mut *h.lock(), from, to) {
+                (Handle::File { key, .. }, _, _) if key == from => *key = to.clone(),
+                (Handle::PartWrite { msg, .. }, Key::Message(a), Key::Message(b)) if msg == a => {
+                    *msg = b.clone();
+                }
+                (
+                    Handle::PartWrite { msg, name, .. },
+                    Key::Part { msg: m, name: a, .. },
+                    Key::Part { name: b, .. },
+                ) if msg == m && name == a => *name = b.clone(),
+                _ => {}
+            }
+        }
+    }
+
+    /// A message renamed to a scratch name stays its owner's: the spool file becomes theirs
+    /// (scratch files are owned by their file; only possible when the daemon is root).
+    pub(super) fn hand_over(&self, path: &std::path::Path, owner: Option<crate::attrs::Owner>) {
+        if let Some(o) = owner
+            && self.uid == 0
+            && o.uid != 0
+            && let Err(e) = std::os::unix::fs::lchown(path, Some(o.uid), Some(o.gid))
+        {
+            log::warn!("chown of {} to uid {}: {e}", path.display(), o.uid);
+        }
+    }
+
     /// A chown the caller may make: root and the node's owner anything; an owner only to itself and its own group
     /// (what `cp -a` and `tar` do when they restore their own files).
     pub(super) fn check_chown(
@@ -116,6 +160,14 @@ impl MailFs {
         } else {
             access::may_chown(caller)
         }
+    }
+}
+
+/// Whether two open files are the same file (device and inode).
+pub(super) fn same_file(a: &fs::File, b: &fs::File) -> bool {
+    match (a.metadata(), b.metadata()) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
     }
 }
 
@@ -183,5 +235,140 @@ mod tests {
         eacces(fs.open(carol, ino, libc::O_WRONLY).map(drop));
         eacces(fs.unlink(carol, ROOT, "a.eml"));
         fs.unlink(ALICE, ROOT, "a.eml").unwrap();
+    }
+}
+
+/// What a handle does later than its open (a part writer's rebuild at close, a template
+/// written at close, an open file's owner) never reaches another user's message that took
+/// the name meanwhile.
+#[cfg(test)]
+mod deferred_tests {
+    use super::*;
+    use crate::fs::ROOT;
+    use crate::node::Node;
+
+    const ALICE: Caller = Caller { uid: 1000, gid: 1000 };
+    const BOB: Caller = Caller { uid: 1001, gid: 1001 };
+
+    fn fs() -> (tempfile::TempDir, MailFs) {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(&dir.path().join("spool"), &[]).unwrap();
+        (dir, MailFs::new(node))
+    }
+
+    fn write_new(fs: &MailFs, who: Caller, name: &str, body: &[u8]) -> u64 {
+        let (attr, fh) = fs.create(who, ROOT, name, 0o600, libc::O_WRONLY).unwrap();
+        fs.write(fh, 0, body).unwrap();
+        fs.flush(fh).unwrap();
+        fs.release(fh);
+        attr.ino.0
+    }
+
+    fn content(fs: &MailFs, name: &str) -> Vec<u8> {
+        std::fs::read(fs.node.spool.eml_path(name)).unwrap()
+    }
+
+    const BOBS: &[u8] = b"To: boss@example.org\nSubject: report\n\nBob's own words\n";
+
+    #[test]
+    fn a_part_writer_never_rebuilds_another_users_message() {
+        let (_d, fs) = fs();
+        write_new(&fs, ALICE, "s.eml", b"To: x@example.org\n\nalice\n");
+        let parts = fs.lookup(ALICE, ROOT, "s.eml.parts").unwrap().ino.0;
+        let body = fs.lookup(ALICE, parts, "Body.txt").unwrap().ino.0;
+        let w = fs.open(ALICE, body, libc::O_WRONLY).unwrap();
+        fs.unlink(ALICE, ROOT, "s.eml").unwrap();
+        write_new(&fs, BOB, "s.eml", BOBS);
+        fs.write(w, 0, b"injected by alice\n").unwrap();
+        assert_eq!(fs.flush(w).unwrap_err().errno(), libc::EACCES);
+        fs.release(w);
+        assert_eq!(content(&fs, "s.eml"), BOBS);
+
+        // A refused write restores the writer's backup by name: not over Bob's message either.
+        write_new(&fs, ALICE, "r.eml", b"To: x@example.org\n\nalice\n");
+        let parts = fs.lookup(ALICE, ROOT, "r.eml.parts").unwrap().ino.0;
+        let body = fs.lookup(ALICE, parts, "Body.txt").unwrap().ino.0;
+        let w = fs.open(ALICE, body, libc::O_WRONLY).unwrap();
+        fs.write(w, 0, b"first\n").unwrap();
+        fs.flush(w).unwrap();
+        fs.unlink(ALICE, ROOT, "r.eml").unwrap();
+        write_new(&fs, BOB, "r.eml", BOBS);
+        assert!(fs.write(w, 0, &[0xff]).is_err());
+        fs.release(w);
+        assert_eq!(content(&fs, "r.eml"), BOBS);
+    }
+
+    #[test]
+    fn a_template_at_close_goes_only_into_its_own_file() {
+        let (_d, fs) = fs();
+        for away in ["rm", "mv"] {
+            let (_, fh) = fs.create(ALICE, ROOT, "t.eml", 0o600, libc::O_WRONLY).unwrap();
+            if away == "rm" {
+                fs.unlink(ALICE, ROOT, "t.eml").unwrap();
+            } else {
+                fs.rename(ALICE, (ROOT, "t.eml"), (ROOT, "t.bak"), false).unwrap();
+            }
+            write_new(&fs, BOB, "t.eml", BOBS);
+            fs.flush(fh).unwrap();
+            fs.release(fh);
+            assert_eq!(content(&fs, "t.eml"), BOBS, "{away}");
+            fs.unlink(BOB, ROOT, "t.eml").unwrap();
+        }
+    }
+
+    #[test]
+    fn handles_follow_a_rename() {
+        let (_d, fs) = fs();
+        let ino = write_new(
+            &fs,
+            ALICE,
+            "a.eml",
+            b"To: x@example.org\nFrom: a@example.com\n\nhi\n",
+        );
+        let fh = fs.open(ALICE, ino, libc::O_WRONLY).unwrap();
+        fs.rename(ALICE, (ROOT, "a.eml"), (ROOT, "b.eml"), false).unwrap();
+        let b = fs.lookup(ALICE, ROOT, "b.eml").unwrap();
+        assert_eq!(b.uid, ALICE.uid);
+        let b = b.ino.0;
+        fs.setxattr(ALICE, b, "user.is_ready", b"1").unwrap();
+        // Ready is read-only, also through a descriptor opened under the old name.
+        assert_eq!(fs.write(fh, 0, b"changed").unwrap_err().errno(), libc::EACCES);
+        fs.release(fh);
+    }
+
+    /// Scratch files belong to their file's owner: an existing one is not given to whoever
+    /// opens it with O_CREAT, and a message renamed to a scratch name stays its owner's.
+    #[test]
+    fn scratch_files_keep_their_owner() {
+        if unsafe { libc::geteuid() } != 0 {
+            return; // giving files away needs root, as the daemon of a shared node is
+        }
+        let (_d, fs) = fs();
+        // Alice lets everyone write it; Bob's O_CREAT open (racing the kernel's lookup) must
+        // not make it his.
+        let (attr, fh) = fs.create(ALICE, ROOT, "n.txt", 0o666, libc::O_WRONLY).unwrap();
+        fs.release(fh);
+        assert_eq!(attr.uid, ALICE.uid);
+        fs.setattr(ALICE, attr.ino.0, Some(0o666), (None, None), None, None, None)
+            .unwrap();
+        let (attr, fh) = fs
+            .create(BOB, ROOT, "n.txt", 0o644, libc::O_WRONLY | libc::O_CREAT)
+            .unwrap();
+        fs.release(fh);
+        assert_eq!(attr.uid, ALICE.uid);
+        assert_eq!(fs.getattr(attr.ino.0).unwrap().uid, ALICE.uid);
+
+        write_new(&fs, ALICE, "m.eml", b"To: x@example.org\n\nhi\n");
+        fs.rename(ALICE, (ROOT, "m.eml"), (ROOT, "m.bak"), false).unwrap();
+        let ino = fs.lookup(ALICE, ROOT, "m.bak").unwrap().ino.0;
+        assert_eq!(fs.getattr(ino).unwrap().uid, ALICE.uid);
+        let h = fs.open(ALICE, ino, libc::O_RDONLY).unwrap();
+        assert_eq!(fs.read(h, 0, 4).unwrap(), b"To: ");
+        fs.release(h);
+        assert_eq!(
+            fs.open(BOB, ino, libc::O_RDONLY).unwrap_err().errno(),
+            libc::EACCES
+        );
+        fs.unlink(ALICE, ROOT, "m.bak").unwrap();
     }
 }
