@@ -375,6 +375,10 @@ pub fn queue_file(
         attrs.is_ready = true;
         attrs.owner = origin.owner;
         let name = spool.unique_name(prefix);
+        // Recorded so that a copy of this message made through the mount is not sent again.
+        if let Err(e) = crate::sent_ids::remember(spool, &attrs.message_id) {
+            log::warn!("{name}: cannot record its Message-ID as sent: {e}");
+        }
         if grouped {
             spool.commit_tmp_grouped(&final_tmp, &name, &attrs)?;
         } else {

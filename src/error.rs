@@ -36,6 +36,10 @@ pub enum Error {
     ReadOnlyFs,
     #[error("too large: {0}")]
     TooBig(String),
+    #[error("file name too long: {0}")]
+    NameTooLong(String),
+    #[error("{0}")]
+    AlreadySent(String),
     #[error("corrupt spool file {path}: {why}")]
     Corrupt { path: String, why: String },
     #[error("usage: {0}")]
@@ -79,6 +83,10 @@ impl Error {
             Error::NotEmpty(_) => libc::ENOTEMPTY,
             Error::ReadOnlyFs => libc::EROFS,
             Error::TooBig(_) => libc::EFBIG,
+            Error::NameTooLong(_) => libc::ENAMETOOLONG,
+            // A message this node already sent (or a restored copy says went out): the
+            // errno tools print as "Operation already in progress".
+            Error::AlreadySent(_) => libc::EALREADY,
             Error::Corrupt { .. } => libc::EIO,
             Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
@@ -88,7 +96,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 64,
-            Error::Invalid { .. } | Error::Corrupt { .. } | Error::TooBig(_) => 65,
+            Error::Invalid { .. }
+            | Error::Corrupt { .. }
+            | Error::TooBig(_)
+            | Error::NameTooLong(_)
+            | Error::AlreadySent(_) => 65,
             Error::NotFound(_) => 66,
             Error::Config(_) => 78,
             Error::Busy(_) | Error::Unavailable(_) => 75,

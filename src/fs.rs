@@ -26,6 +26,8 @@ use crate::node::Node;
 use crate::spool::{Stamp, is_message_name, is_plain_name};
 
 mod access;
+mod backed;
+mod undo;
 
 pub const ROOT: u64 = 1;
 
@@ -61,6 +63,12 @@ pub enum Key {
     Part {
         msg: String,
         nest: Vec<String>,
+        name: String,
+    },
+    /// A temp file in a Draft's top parts directory (a name with a leading dot, which no part
+    /// has): a plain file until renamed onto a part's name (see `backed.rs`).
+    Staged {
+        msg: String,
         name: String,
     },
 }
@@ -172,6 +180,8 @@ pub struct MailFs {
     handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
     next_fh: AtomicU64,
     ns: Mutex<()>,
+    staged: backed::Staged,
+    removals: undo::Removals,
     uid: u32,
     gid: u32,
     /// Tells the kernel when attributes it caches (for `ATTR_TTL`) changed behind its back.
@@ -237,6 +247,8 @@ impl MailFs {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             ns: Mutex::new(()),
+            staged: backed::Staged::default(),
+            removals: undo::Removals::default(),
             uid,
             gid,
             notifier: Arc::default(),
@@ -322,11 +334,20 @@ impl MailFs {
     }
 
     fn classify(&self, parent: u64, name: &str) -> Result<Key> {
+        if name.len() > 255 {
+            return Err(Error::NameTooLong(format!("{} bytes", name.len())));
+        }
         if parent != ROOT {
             return match self.key(parent)? {
                 Key::Parts { msg, nest } => {
                     if name == "." || name == ".." || name.is_empty() {
                         return Err(Error::invalid("name", format!("{name:?} is not a file name")));
+                    }
+                    if nest.is_empty() && name.starts_with('.') {
+                        return Ok(Key::Staged {
+                            msg,
+                            name: name.to_string(),
+                        });
                     }
                     let tree = self.tree(&msg)?;
                     if let Some(inner) = name.strip_suffix(PARTS_SUFFIX)
@@ -525,6 +546,8 @@ impl MailFs {
     }
 
     fn forget_message(&self, name: &str) {
+        self.staged.forget_message(name);
+        self.removals.forget_message(name);
         self.cache.lock().remove(name);
         self.trees.lock().remove(name);
         self.inodes.lock().forget_key(&Key::Message(name.to_string()));
@@ -556,7 +579,7 @@ impl MailFs {
 
     fn root_attr(&self) -> Result<FileAttr> {
         let meta = fs::metadata(self.node.spool.root())?;
-        Ok(attr_from_meta(
+        let mut a = attr_from_meta(
             ROOT,
             &meta,
             FileType::Directory,
@@ -564,7 +587,14 @@ impl MailFs {
             0o1777,
             self.uid,
             self.gid,
-        ))
+        );
+        // Scratch files live in their own spool directory: their coming and going moves the
+        // root's times too (rsync and make compare them).
+        if let Ok(m) = fs::metadata(self.node.spool.scratch_path("")) {
+            a.mtime = a.mtime.max(to_time(m.mtime(), m.mtime_nsec()));
+            a.ctime = a.ctime.max(to_time(m.ctime(), m.ctime_nsec()));
+        }
+        Ok(a)
     }
 
     fn key_attr(&self, ino: u64, key: &Key) -> Result<FileAttr> {
@@ -575,22 +605,20 @@ impl MailFs {
                 let (uid, gid, mode) = self.shown_owner(name, true)?;
                 Ok(attr_from_meta(ino, &meta, FileType::RegularFile, mode, uid, gid))
             }
-            Key::Scratch(name) => {
-                let meta = fs::symlink_metadata(self.node.spool.scratch_path(name))
-                    .map_err(|e| not_found(e, name))?;
+            Key::Scratch(name) | Key::Staged { name, .. } => {
+                let path = self.backing(key).ok_or_else(|| Error::NotFound(name.clone()))?;
+                let meta = fs::symlink_metadata(path).map_err(|e| not_found(e, name))?;
                 if !meta.is_file() {
                     // Never follow or expose anything but plain files from the spool.
                     return Err(Error::NotFound(name.clone()));
                 }
                 let perm = (meta.mode() & 0o7777) as u16;
-                Ok(attr_from_meta(
-                    ino,
-                    &meta,
-                    FileType::RegularFile,
-                    perm,
-                    meta.uid(),
-                    meta.gid(),
-                ))
+                // A staged file belongs to its message's owner, as the message's parts do.
+                let (uid, gid) = match key {
+                    Key::Staged { msg, .. } => self.shown_owner(msg, true).map(|(u, g, _)| (u, g))?,
+                    _ => (meta.uid(), meta.gid()),
+                };
+                Ok(attr_from_meta(ino, &meta, FileType::RegularFile, perm, uid, gid))
             }
             Key::Parts { msg, nest } => {
                 let meta = self.message_meta(msg)?;
@@ -610,7 +638,9 @@ impl MailFs {
             Key::Part { msg, nest, name } => {
                 let meta = self.message_meta(msg)?;
                 let tree = self.tree_at(msg, Stamp::of(&meta))?;
-                let found = mime::entry(&tree, nest, name).map(|e| e.data.size());
+                let found = mime::entry(&tree, nest, name)
+                    .filter(|_| !(nest.is_empty() && self.hidden_part(msg, name)))
+                    .map(|e| e.data.size());
                 // A part being written shows the size written so far (cp fstat()s it).
                 let pending = if nest.is_empty() {
                     self.pending_part_size(msg, name)
@@ -632,9 +662,10 @@ impl MailFs {
         if parent != ROOT {
             self.authorize_ino(caller, parent, Need::Read)?;
         }
-        let key = self
-            .classify(parent, name)
-            .map_err(|_| Error::NotFound(name.to_string()))?;
+        let key = self.classify(parent, name).map_err(|e| match e {
+            Error::NameTooLong(_) => e,
+            _ => Error::NotFound(name.to_string()),
+        })?;
         let ino = self.ino(key.clone());
         match self.key_attr(ino, &key) {
             Ok(a) => Ok(a),
@@ -675,6 +706,7 @@ impl MailFs {
         {
             self.check_chown(caller, obj, owner.0, owner.1)?;
         }
+        let (mode, owner) = self.drop_unchanged(ino, &key, mode, owner)?;
         let path = match &key {
             Key::Root => {
                 if mode.is_some() || owner.0.is_some() || owner.1.is_some() {
@@ -715,7 +747,9 @@ impl MailFs {
                 self.content_changed(name);
                 self.node.spool.eml_path(name)
             }
-            Key::Scratch(name) => self.node.spool.scratch_path(name),
+            Key::Scratch(name) | Key::Staged { name, .. } => {
+                self.backing(&key).ok_or_else(|| Error::NotFound(name.clone()))?
+            }
             Key::Parts { .. } | Key::Part { .. }
                 if mode.is_some() || owner.0.is_some() || owner.1.is_some() =>
             {
@@ -752,7 +786,7 @@ impl MailFs {
             }
             f.set_times(t)?;
         }
-        if let (Some(mode), Key::Scratch(_)) = (mode, &key) {
+        if let (Some(mode), Key::Scratch(_) | Key::Staged { .. }) = (mode, &key) {
             fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o777))?;
         }
         if let (Key::Scratch(_), (u, g)) = (&key, owner)
@@ -761,6 +795,27 @@ impl MailFs {
             std::os::unix::fs::lchown(&path, u, g)?;
         }
         self.key_attr(ino, &key)
+    }
+
+    /// The root and parts keep their mode and owner, but `tar -x` and `rsync -a` set them to
+    /// what they were when backed up: a mode or owner equal to what is shown is no change.
+    fn drop_unchanged(
+        &self,
+        ino: u64,
+        key: &Key,
+        mode: Option<u32>,
+        owner: (Option<u32>, Option<u32>),
+    ) -> Result<(Option<u32>, (Option<u32>, Option<u32>))> {
+        if !matches!(key, Key::Root | Key::Parts { .. } | Key::Part { .. })
+            || (mode.is_none() && owner.0.is_none() && owner.1.is_none())
+        {
+            return Ok((mode, owner));
+        }
+        let a = self.key_attr(ino, key)?;
+        Ok((
+            mode.filter(|m| (m & 0o7777) as u16 != a.perm),
+            (owner.0.filter(|u| *u != a.uid), owner.1.filter(|g| *g != a.gid)),
+        ))
     }
 
     /// `truncate` on a part: cut the bytes being written if a writer has it open (a shell's
@@ -859,8 +914,29 @@ impl MailFs {
         let mut entries = Vec::with_capacity(sub.entries.len() + 2);
         entries.push((ino, FileType::Directory, ".".to_string()));
         entries.push((parent, FileType::Directory, "..".to_string()));
+        let hidden: Vec<&str> = if nest.is_empty() {
+            sub.entries
+                .iter()
+                .filter(|e| self.hidden_part(msg, &e.name))
+                .map(|e| e.name.as_str())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let staged = if nest.is_empty() {
+            self.staged.names(msg)
+        } else {
+            Vec::new()
+        };
         let mut inodes = self.inodes.lock();
-        for e in &sub.entries {
+        for name in staged {
+            let i = inodes.ino(Key::Staged {
+                msg: msg.to_string(),
+                name: name.clone(),
+            });
+            entries.push((i, FileType::RegularFile, name));
+        }
+        for e in sub.entries.iter().filter(|e| !hidden.contains(&e.name.as_str())) {
             let i = inodes.ino(Key::Part {
                 msg: msg.to_string(),
                 nest: nest.clone(),
@@ -901,8 +977,25 @@ impl MailFs {
         Ok(())
     }
 
-    pub fn mkdir(&self, _parent: u64, name: &str) -> Result<FileAttr> {
-        Err(Error::NotPermitted(format!("{name}: the node holds only files")))
+    /// The node holds only files: mkdir is refused, with EEXIST when the name is taken (a
+    /// `.parts` directory, as `tar -x` and `mkdir -p` expect) and ENAMETOOLONG past 255 bytes.
+    pub fn mkdir(&self, caller: Caller, parent: u64, name: &str) -> Result<FileAttr> {
+        match self.lookup(caller, parent, name) {
+            Ok(_) => Err(Error::Exists(name.to_string())),
+            Err(e @ Error::NameTooLong(_)) => Err(e),
+            Err(_) => match self.classify(parent, name) {
+                // rsync and tar may make `X.eml.parts/` before X.eml's bytes arrive: the
+                // directory comes with its message, made as `touch X.eml` makes it.
+                Ok(Key::Parts { msg, nest }) if parent == ROOT && nest.is_empty() => {
+                    let (_, fh) = self.create(caller, ROOT, &msg, 0o600, libc::O_WRONLY | libc::O_EXCL)?;
+                    let made = self.flush(fh);
+                    self.release(fh);
+                    made?;
+                    self.lookup(caller, parent, name)
+                }
+                _ => Err(Error::NotPermitted(format!("{name}: the node holds only files"))),
+            },
+        }
     }
 
     // ----- files ------------------------------------------------------------------------
@@ -958,7 +1051,9 @@ impl MailFs {
                 }
                 self.node.spool.eml_path(name)
             }
-            Key::Scratch(name) => self.node.spool.scratch_path(name),
+            Key::Scratch(name) | Key::Staged { name, .. } => {
+                self.backing(&key).ok_or_else(|| Error::NotFound(name.clone()))?
+            }
             Key::Part { msg, nest, name } => {
                 return if Self::writes(flags) {
                     self.check_composable(msg, nest)?;
@@ -984,7 +1079,7 @@ impl MailFs {
     fn open_part_reader(&self, msg: &str, nest: &[String], name: &str) -> Result<u64> {
         let file = crate::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
-        if mime::entry(&tree, nest, name).is_none() {
+        if mime::entry(&tree, nest, name).is_none() || (nest.is_empty() && self.hidden_part(msg, name)) {
             return Err(Error::NotFound(name.to_string()));
         }
         Ok(self.new_handle(Handle::Part {
@@ -1096,6 +1191,10 @@ impl MailFs {
                 }
                 (path, false)
             }
+            Key::Staged { msg, name } => {
+                let p = self.create_staged(msg, name, mode, flags & libc::O_EXCL != 0)?;
+                (p, false)
+            }
             Key::Root | Key::Parts { .. } => return Err(Error::Exists(name.into())),
             Key::Part { msg, nest, name } => {
                 drop(_ns);
@@ -1103,7 +1202,7 @@ impl MailFs {
                 if name != compose::TEXT_BODY && name != compose::HTML_BODY {
                     compose::check_part_name(name)?;
                 }
-                let exists = self.tree(msg)?.entry(name).is_some();
+                let exists = self.tree(msg)?.entry(name).is_some() && !self.hidden_part(msg, name);
                 if exists && flags & libc::O_EXCL != 0 {
                     return Err(Error::Exists(name.clone()));
                 }
@@ -1113,6 +1212,13 @@ impl MailFs {
                 return Ok((self.key_attr(ino, &key)?, fh));
             }
         };
+        // O_CREAT goes in as a raw flag: std refuses `create` without write access, but
+        // open(O_CREAT|O_RDONLY) is how `flock FILE` and `touch -a` make a file.
+        // A staged file was made (and O_EXCL checked) by create_staged.
+        let excl = match key {
+            Key::Staged { .. } => 0,
+            _ => flags & libc::O_EXCL,
+        };
         let mut o = Self::open_options(flags);
         // A message's spool file is the owner's alone whatever the caller asks (its mode
         // lives in its attributes); a scratch file keeps the mode asked for.
@@ -1121,10 +1227,8 @@ impl MailFs {
         } else {
             mode & 0o777
         };
-        o.create(true).mode(file_mode);
-        if flags & libc::O_EXCL != 0 {
-            o.create_new(true);
-        }
+        o.mode(file_mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CREAT | excl);
         let file = o.open(&path).map_err(|e| not_found(e, name))?;
         // Only a file made here is given away: an existing one is its owner's.
         if new_scratch && file.metadata().is_ok_and(|m| m.uid() != caller.uid) {
@@ -1140,6 +1244,21 @@ impl MailFs {
             templated: false,
         });
         Ok((attr, fh))
+    }
+
+    /// mknod: a regular file is made as `create` makes it (tar --xattrs makes files this way),
+    /// except that a new message stays empty rather than becoming the template, since its
+    /// bytes follow. Devices, FIFOs and sockets have no place in a mail node (EPERM).
+    pub fn mknod(&self, caller: Caller, parent: u64, name: &str, mode: u32) -> Result<FileAttr> {
+        let kind = mode & libc::S_IFMT;
+        if kind != libc::S_IFREG && kind != 0 {
+            return Err(Error::NotPermitted(format!(
+                "{name}: the node holds only regular files"
+            )));
+        }
+        let (attr, fh) = self.create(caller, parent, name, mode, libc::O_WRONLY | libc::O_EXCL)?;
+        self.release(fh);
+        Ok(attr)
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
@@ -1292,7 +1411,7 @@ impl MailFs {
             let (msg, name) = (msg.clone(), name.clone());
             drop(h);
             let _ns = self.ns.lock();
-            return self.compose(&msg, Edit::SetPart { name, bytes });
+            return self.put_part(&msg, &name, bytes);
         }
         if let Handle::File {
             file,
@@ -1354,7 +1473,9 @@ impl MailFs {
             .classify(parent, name)
             .map_err(|_| Error::NotFound(name.to_string()))?;
         match &key {
-            Key::Part { .. } => self.authorize_ino(caller, parent, Need::Write).map(drop)?,
+            Key::Part { .. } | Key::Staged { .. } => {
+                self.authorize_ino(caller, parent, Need::Write).map(drop)?
+            }
             _ => self.authorize(caller, &key, Need::Own)?,
         }
         let _ns = self.ns.lock();
@@ -1377,9 +1498,17 @@ impl MailFs {
             }
             Key::Root => return Err(Error::NotPermitted("/".into())),
             Key::Parts { .. } => return Err(Error::IsDir(name.to_string())),
+            Key::Staged { msg, name: n } => {
+                let p = self
+                    .staged
+                    .remove(msg, n)
+                    .ok_or_else(|| Error::NotFound(n.clone()))?;
+                let _ = fs::remove_file(p);
+                self.inodes.lock().forget_key(&key);
+            }
             Key::Part { msg, nest, name } => {
                 self.check_composable(msg, nest)?;
-                self.compose(msg, Edit::RemovePart(name.clone()))?;
+                self.remove_part(msg, name)?;
                 self.inodes.lock().forget_key(&key);
             }
         }
@@ -1410,7 +1539,7 @@ impl MailFs {
             return Ok(());
         }
         match (&from, &to) {
-            (Key::Part { .. }, _) | (_, Key::Part { .. }) => {
+            (Key::Part { .. } | Key::Staged { .. }, _) | (_, Key::Part { .. } | Key::Staged { .. }) => {
                 self.authorize_ino(caller, parent, Need::Write)?;
                 self.authorize_ino(caller, newparent, Need::Write)?;
             }
@@ -1430,6 +1559,30 @@ impl MailFs {
             }
         }
         match (&from, &to) {
+            (
+                Key::Staged { msg, name: a },
+                Key::Part {
+                    msg: m2,
+                    nest,
+                    name: b,
+                },
+            ) if msg == m2 && nest.is_empty() => {
+                return self.commit_staged(msg, a, b, noreplace, (&from, to.clone()));
+            }
+            (Key::Staged { msg, name: a }, Key::Staged { msg: m2, name: b }) if msg == m2 => {
+                let _ns = self.ns.lock();
+                if noreplace && self.staged.path(msg, b).is_some() {
+                    return Err(Error::Exists(b.clone()));
+                }
+                self.staged
+                    .rename(msg, a, b)
+                    .ok_or_else(|| Error::NotFound(a.clone()))?;
+                self.inodes.lock().rename(&from, to);
+                return Ok(());
+            }
+            (Key::Staged { .. }, _) | (_, Key::Staged { .. }) => {
+                return Err(Error::Io(io::Error::from_raw_os_error(libc::EXDEV)));
+            }
             (
                 Key::Part { msg, nest, name: a },
                 Key::Part {
@@ -1492,6 +1645,15 @@ impl MailFs {
         {
             return Err(Error::Frozen(n.clone()));
         }
+        if let (Key::Message(a), Key::Scratch(b)) = (&from, &to)
+            && b.to_ascii_lowercase().ends_with(".eml")
+        {
+            // `mv d.eml D.EML` would silently make a message a scratch file that is never
+            // sent: message names end in lowercase `.eml`.
+            return Err(Error::NotPermitted(format!(
+                "{b}: message names end in lowercase .eml; {a} stays as it is"
+            )));
+        }
         match (&from, &to) {
             (Key::Message(a), Key::Message(b)) => {
                 if dst_exists {
@@ -1505,12 +1667,20 @@ impl MailFs {
                     let _ = fs::remove_file(spool.struct_path(a));
                 }
                 self.cache.lock().remove(a);
+                self.staged.forget_message(a);
+                self.removals.forget_message(a);
             }
             (Key::Scratch(_), Key::Message(b)) => {
+                // Read before the rename: the xattrs of a file that becomes a message are
+                // carried into it (rsync -X, cp --preserve=xattr then mv).
+                let held = backed::read_all(&src)?;
                 if !dst_exists {
                     self.init_new_message(b, caller)?;
                 }
                 fs::rename(&src, &dst)?;
+                let _ = spool.sync_root();
+                self.content_changed(b);
+                self.carry_attrs(b, held);
             }
             (Key::Message(a), Key::Scratch(_)) => {
                 // The attribute file stays behind, so an editor that renames the message away
@@ -1552,13 +1722,54 @@ impl MailFs {
                 let info = self.header_info(n)?;
                 message::get(n, &attrs, &info, k)
             }
-            Key::Scratch(_) => Err(Error::NoAttr(name.to_string())),
+            Key::Scratch(_) | Key::Staged { .. } => {
+                let path = self
+                    .backing(&key)
+                    .ok_or_else(|| Error::NotFound(name.to_string()))?;
+                backed::get(&path, name)
+            }
             Key::Parts { .. } | Key::Part { .. } => self
                 .view_attrs(&key)?
                 .into_iter()
                 .find(|(n, _)| n == k)
                 .map(|(_, v)| v.into_bytes())
                 .ok_or_else(|| Error::NoAttr(name.to_string())),
+        }
+    }
+
+    /// `setfattr -n user.KEY` on a message (the caller holds `ns`). A mailfs-only attribute
+    /// set to the value it shows changes nothing, so a restore of a Draft's attributes goes
+    /// through clean; one that says the message went out where it came from is refused
+    /// (EPERM) and keeps it from being sent again here.
+    fn set_message_attr(&self, n: &str, k: &str, value: &[u8]) -> Result<()> {
+        let attrs = self.message_attrs(n)?;
+        if crate::attrs::MAILFS_ATTRS.contains(&k) {
+            let info = self.header_info(n)?;
+            if message::get(n, &attrs, &info, k).is_ok_and(|v| v == value) {
+                return Ok(());
+            }
+            if message::says_went_out(k, value) {
+                self.note_went_out(n, k, value);
+            }
+        }
+        match message::set(&attrs, k, value)? {
+            Change::Store(next) => self.store_attrs(n, &next),
+            Change::MakeReady => {
+                self.consume_went_out(n)?;
+                let attrs = self.message_attrs(n)?;
+                let (next, stamp) = message::make_ready(&self.node, n, &attrs)?;
+                self.cache_put(n, next, stamp);
+                // Read-only now, and Date/Message-ID may have been added.
+                self.invalidate_message(n, true);
+                Ok(())
+            }
+            Change::Hold(hold) => {
+                let notify = |m: &str| self.node.notify_ready(m);
+                let (next, stamp) = message::set_hold(&self.node.spool, n, hold, &notify)?;
+                self.cache_put(n, next, stamp);
+                Ok(())
+            }
+            Change::None => Ok(()),
         }
     }
 
@@ -1599,7 +1810,13 @@ impl MailFs {
                 let info = self.header_info(n)?;
                 message::list(&attrs, &info)
             }
-            Key::Scratch(_) => Vec::new(),
+            Key::Scratch(_) | Key::Staged { .. } => {
+                let path = self.backing(&key).ok_or_else(|| Error::NotFound("file".into()))?;
+                backed::list(&path)?
+                    .into_iter()
+                    .filter_map(|n| n.strip_prefix("user.").map(str::to_string))
+                    .collect()
+            }
             Key::Parts { .. } | Key::Part { .. } => {
                 self.view_attrs(&key)?.into_iter().map(|(n, _)| n).collect()
             }
@@ -1620,27 +1837,18 @@ impl MailFs {
         let _ns = self.ns.lock();
         match &key {
             Key::Root => self.node.set_attr(k, value),
-            Key::Message(n) => {
-                let attrs = self.message_attrs(n)?;
-                match message::set(&attrs, k, value)? {
-                    Change::Store(next) => self.store_attrs(n, &next),
-                    Change::MakeReady => {
-                        let (next, stamp) = message::make_ready(&self.node, n, &attrs)?;
-                        self.cache_put(n, next, stamp);
-                        // Read-only now, and Date/Message-ID may have been added.
-                        self.invalidate_message(n, true);
-                        Ok(())
-                    }
-                    Change::Hold(hold) => {
-                        let notify = |m: &str| self.node.notify_ready(m);
-                        let (next, stamp) = message::set_hold(&self.node.spool, n, hold, &notify)?;
-                        self.cache_put(n, next, stamp);
-                        Ok(())
-                    }
-                    Change::None => Ok(()),
-                }
+            Key::Message(n) => self.set_message_attr(n, k, value),
+            Key::Scratch(_) | Key::Staged { .. } => self.set_backed_xattr(&key, name, value),
+            // An attribute set to the value it shows changes nothing (`tar --xattrs` and
+            // `rsync -X` restoring a parts directory).
+            Key::Parts { .. } | Key::Part { .. }
+                if self
+                    .view_attrs(&key)?
+                    .iter()
+                    .any(|(n, v)| n == k && v.as_bytes() == value) =>
+            {
+                Ok(())
             }
-            Key::Scratch(_) => Err(Error::NotSupported(format!("{name} on a scratch file"))),
             Key::Parts { msg, nest } => match k.strip_prefix("header.") {
                 Some(h) => {
                     self.check_composable(msg, nest)?;
@@ -1671,7 +1879,12 @@ impl MailFs {
                 let next = message::remove(&attrs, k)?;
                 self.store_attrs(n, &next)
             }
-            Key::Scratch(_) => Err(Error::NoAttr(name.to_string())),
+            Key::Scratch(_) | Key::Staged { .. } => {
+                let path = self
+                    .backing(&key)
+                    .ok_or_else(|| Error::NotFound(name.to_string()))?;
+                backed::remove(&path, name)
+            }
             Key::Parts { msg, nest } => match k.strip_prefix("header.") {
                 Some(h) => {
                     self.check_composable(msg, nest)?;

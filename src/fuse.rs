@@ -118,16 +118,32 @@ impl Filesystem for FuseAdapter {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        match name_str(name).and_then(|n| self.fs.mkdir(parent.0, n)) {
+        match name_str(name).and_then(|n| self.fs.mkdir(caller(req), parent.0, n)) {
             Ok(a) => reply.entry_with_ttls(&TTL, &ENTRY_TTL, &a, Generation(0)),
             Err(e) => reply.error(errno("mkdir", &e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        match name_str(name).and_then(|n| self.fs.mknod(caller(req), parent.0, n, mode)) {
+            Ok(a) => reply.entry_with_ttls(&TTL, &ENTRY_TTL, &a, Generation(0)),
+            Err(e) => reply.error(errno("mknod", &e)),
         }
     }
 

@@ -17,6 +17,7 @@
 //! | [`control`] | the control socket: unprivileged submission and queue commands (SPEC §10) |
 //! | [`listener`] | the SMTP listener: sessions, relay and AUTH checks, hands messages to the queue |
 //! | [`service_attrs`] | node attributes of the listener and of DKIM |
+//! | [`sent_ids`] | the Message-IDs that went out, so a copy or a restore is never sent again |
 //! | [`sender`] | the sender engine: scheduler, limits, SMTP and sendmail transports |
 //! | [`access`] | who may do what on a shared node (SPEC §10): pure rules, no I/O |
 //! | [`error`] | the one error type and its errno / exit-code mapping |
@@ -39,5 +40,6 @@ pub mod message;
 pub mod mime;
 pub mod node;
 pub mod sender;
+pub mod sent_ids;
 pub mod service_attrs;
 pub mod spool;

@@ -161,6 +161,20 @@ pub fn set(attrs: &MessageAttrs, key: &str, value: &[u8]) -> Result<Change> {
     Ok(Change::Store(Box::new(next)))
 }
 
+/// Whether a mailfs-only attribute set with this value (by `tar --xattrs`, `cp -a`, `rsync -X`
+/// restoring a backup) says that the message went to the senders on the node it came from.
+pub fn says_went_out(key: &str, value: &[u8]) -> bool {
+    let v = String::from_utf8_lossy(value);
+    let v = v.trim();
+    match key {
+        "status" => matches!(v, "Pending" | "Sent" | "Error"),
+        "first_try_date" | "last_try_date" | "try_until_date" | "recipients" => !v.is_empty(),
+        "try_count" => v != "0" && !v.is_empty(),
+        "last_try_status" => matches!(v, "TempFail" | "Fail"),
+        _ => false,
+    }
+}
+
 /// Checks a `setfattr -x` on a message; env_from/env_to go back to their defaults.
 pub fn remove(attrs: &MessageAttrs, key: &str) -> Result<MessageAttrs> {
     if MAILFS_ATTRS.contains(&key) {
@@ -262,6 +276,10 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
         );
         e
     };
+    // tar creates a file (mknod) and may set its attributes before writing its bytes.
+    if std::fs::metadata(&eml).map(|m| m.len()).unwrap_or(0) == 0 {
+        return Err(refuse("the message is empty".into()));
+    }
     let from = match env_from(attrs, &info) {
         Some(f) => f,
         None if !info.invalid.is_empty() => {
@@ -290,6 +308,20 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
             ));
         }
     };
+    // A copy (`cp -a sent.eml copy.eml`) or a restore of a message that already went out
+    // keeps its Message-ID: sending it again would be a duplicate (issue 12).
+    let id = message_id(attrs, &info);
+    if crate::sent_ids::contains(spool, &id)? {
+        let e = Error::AlreadySent(format!(
+            "{name}: {id} was already sent from this node (or restored as sent); to send it \
+             again on purpose give it a new Message-ID: setfattr -x user.header.message-id \
+             {name}.parts"
+        ));
+        log::warn!("{e}");
+        journal::write(spool, &node.attrs(), &id, &format!("{name} not made ready: {e}"));
+        return Err(e);
+    }
+    crate::sent_ids::remember(spool, &id)?;
     content::ensure_date_and_id(&eml, &spool.tmp_path(), &head, &info, &attrs.message_id)?;
     let mut next = attrs.clone();
     if let Some(id) = &info.message_id {

@@ -19,7 +19,7 @@ impl MailFs {
     pub(super) fn object(&self, key: &Key) -> Result<Option<Object>> {
         Ok(match key {
             Key::Root => None,
-            Key::Message(msg) | Key::Parts { msg, .. } | Key::Part { msg, .. } => {
+            Key::Message(msg) | Key::Parts { msg, .. } | Key::Part { msg, .. } | Key::Staged { msg, .. } => {
                 let a = self.message_attrs(msg)?;
                 let owner = a.owner.unwrap_or(crate::attrs::Owner {
                     uid: self.uid,
@@ -56,7 +56,7 @@ impl MailFs {
         };
         let what = match key {
             Key::Message(n) | Key::Scratch(n) => n.as_str(),
-            Key::Parts { msg, .. } | Key::Part { msg, .. } => msg.as_str(),
+            Key::Parts { msg, .. } | Key::Part { msg, .. } | Key::Staged { msg, .. } => msg.as_str(),
             Key::Root => "/",
         };
         access::decide(caller, self.uid, obj, need, what)

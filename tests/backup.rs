@@ -1,0 +1,335 @@
+//! Issue 12: backing up, restoring and moving mail with everyday tools — tar, rsync, cp -a,
+//! flock — on real mounts, every shell step under `timeout`. One test per numbered item of
+//! the issue, and the round trip of a whole node through tar, tar --xattrs, rsync -a and
+//! rsync -aX into fresh nodes, compared by sha256 and attributes, with nothing sent again.
+
+mod common;
+
+use common::smtp::Sink;
+use common::*;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+fn sh_in(dir: &Path, script: &str) -> Output {
+    std::process::Command::new("timeout")
+        .args(["60", "bash", "-c", script])
+        .current_dir(dir)
+        .output()
+        .expect("bash")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {}\n{}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `sha256sum` of every message in the mount, sorted by name.
+fn digests(m: &Mount) -> String {
+    m.ok("sha256sum *.eml")
+}
+
+/// The user attributes of a message as `getfattr -d` prints them.
+fn attr_dump(m: &Mount, name: &str) -> String {
+    m.ok(&format!("getfattr -d -m '^user\\.' {name}"))
+}
+
+/// A node holding a plain Draft with user attributes, a Draft composed by parts with a text
+/// and a binary attachment, and a template; returns the attachment's bytes.
+fn fill_drafts(m: &Mount) -> Vec<u8> {
+    m.ok("printf 'From: a@example.com\\nTo: b@example.org\\nSubject: plain\\nMessage-ID: <plain@x>\\n\\nhello plain\\n' > plain.eml");
+    m.ok("setfattr -n user.note -v 'kept note' plain.eml && setfattr -n user.env_to -v c@example.net plain.eml");
+    let bin: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(m.tmp.path().join("data.bin"), &bin).unwrap();
+    m.ok("touch multi.eml && echo 'the body' > multi.eml.parts/Body.txt");
+    m.ok(&format!(
+        "cp {} multi.eml.parts/ && cp {}/README.md multi.eml.parts/notes.txt",
+        m.tmp.path().join("data.bin").display(),
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    m.ok("setfattr -n user.header.to -v d@example.org multi.eml.parts && setfattr -n user.header.subject -v 'with attachments' multi.eml.parts");
+    m.ok("setfattr -n user.tag -v blue multi.eml && setfattr -n user.env_from -v a@example.com multi.eml");
+    m.ok("touch empty.eml");
+    bin
+}
+
+fn sink_opts(sink: &Sink) -> Vec<String> {
+    vec![
+        format!("port={}", sink.port),
+        "ratelimit_time=0".into(),
+        "domlimit_time=0".into(),
+    ]
+}
+
+fn mount_with(opts: &[String]) -> Mount {
+    let o: Vec<&str> = opts.iter().map(String::as_str).collect();
+    Mount::new(&o)
+}
+
+/// Item 1: `tar -xf` of a node's tar into an empty node hung (EEXIST on the parts, an unlink
+/// that left Body.txt listed) and recomposed messages. Now it ends, byte for byte.
+#[test]
+fn tar_restore_into_an_empty_node_ends_and_is_byte_identical() {
+    let a = Mount::new(&[]);
+    fill_drafts(&a);
+    let tarball = a.tmp.path().join("node.tar");
+    a.ok(&format!("tar -cf {} .", tarball.display()));
+    let b = Mount::new(&[]);
+    let o = sh_in(&b.mnt, &format!("tar -xf {}", tarball.display()));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(digests(&a), digests(&b));
+    // Writing a part with the bytes it already has changes nothing.
+    let before = digests(&b);
+    b.ok("cat multi.eml.parts/Body.txt > ../body && cp ../body multi.eml.parts/Body.txt");
+    b.ok("cp multi.eml.parts/data.bin ../d && cp ../d multi.eml.parts/data.bin");
+    assert_eq!(digests(&b), before);
+    // tar over a node that already has the messages (its default: unlink, create again).
+    let o = sh_in(&b.mnt, &format!("tar -xf {}", tarball.display()));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(digests(&b), before);
+}
+
+/// Item 2: `tar --xattrs -xf` over an existing x.eml unlinks it and makes it again with
+/// mknod, which was ENOSYS: the message was gone.
+#[test]
+fn mknod_of_a_regular_file_works_like_create() {
+    let m = Mount::new(&[]);
+    fill_drafts(&m);
+    let tarball = m.tmp.path().join("x.tar");
+    m.ok(&format!("tar --xattrs -cf {} plain.eml", tarball.display()));
+    let before = digests(&m);
+    let o = sh_in(&m.mnt, &format!("tar --xattrs -xf {}", tarball.display()));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(digests(&m), before);
+    assert_eq!(m.attr("plain.eml", "note"), "kept note");
+    // mknod makes an empty Draft (its bytes follow), a scratch file, or refuses other kinds.
+    m.ok("python3 -c \"import os,stat; os.mknod('new.eml', 0o600 | stat.S_IFREG); os.mknod('scratch.tmp', 0o644 | stat.S_IFREG)\"");
+    assert_eq!(m.ok("stat -c %s new.eml"), "0\n");
+    assert_eq!(m.attr("new.eml", "status"), "Draft");
+    assert_eq!(m.ok("stat -c %s scratch.tmp"), "0\n");
+    assert!(m.fails("mknod fifo p").contains("not permitted"));
+}
+
+/// Item 3: `rm Body.txt` of a plain-text Draft returned 0, left an empty Body.txt listed and
+/// the body gone. Now the name is gone with the body, and writing it back restores it.
+#[test]
+fn rm_of_the_only_body_does_what_it_says() {
+    let m = Mount::new(&[]);
+    fill_drafts(&m);
+    m.ok("rm plain.eml.parts/Body.txt");
+    assert!(!m.ok("ls plain.eml.parts").contains("Body.txt"));
+    assert!(m.sh("test -e plain.eml.parts/Body.txt").status.code() == Some(1));
+    assert!(!m.ok("cat plain.eml").contains("hello plain"));
+    assert!(m.fails("rm plain.eml.parts/Body.txt").contains("No such file"));
+    m.ok("echo 'new body' > plain.eml.parts/Body.txt");
+    assert_eq!(m.ok("cat plain.eml.parts/Body.txt"), "new body\n");
+    assert!(m.ok("cat plain.eml").contains("new body"));
+    // An attachment's removal removes it.
+    m.ok("rm multi.eml.parts/data.bin");
+    assert!(!m.ok("ls multi.eml.parts").contains("data.bin"));
+}
+
+/// Item 4: `cp -a sent.eml copy.eml` (and a restore carrying user.is_ready=1) sent the message
+/// again. Now a Message-ID that went out is refused (EALREADY, logged) until it is changed.
+#[test]
+fn a_copy_or_restore_of_a_sent_message_is_never_sent_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let m = mount_with(&sink_opts(&sink));
+    m.ok("printf 'From: a@example.com\\nTo: b@example.org\\nSubject: once\\n\\nonce\\n' > sent.eml");
+    m.ok("setfattr -n user.is_ready -v 1 sent.eml");
+    wait_status(&m, "sent.eml", "Sent", 20);
+    assert_eq!(sink.count(), 1);
+    let o = m.sh("cp -a sent.eml copy.eml");
+    assert!(m.path("copy.eml").exists(), "{}", text(&o));
+    assert_eq!(m.attr("copy.eml", "status"), "Draft");
+    let err = m.fails("setfattr -n user.is_ready -v 1 copy.eml");
+    assert!(err.contains("Operation already in progress"), "{err}");
+    assert!(m.log().contains("was already sent from this node"), "{}", m.log());
+    // A restore through a temp file (rsync -X) is refused at the temp file.
+    let bk = tmp.path().join("bk");
+    std::fs::create_dir_all(&bk).unwrap();
+    m.ok(&format!("rsync -aX sent.eml {}/", bk.display()));
+    let o = sh_in(&m.mnt, &format!("rsync -aX {}/sent.eml again.eml", bk.display()));
+    assert!(text(&o).contains("Operation already in progress"), "{}", text(&o));
+    assert_eq!(m.attr("again.eml", "status"), "Draft");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(sink.count(), 1, "nothing was sent again");
+    // Sending again on purpose: a new Message-ID.
+    m.ok("setfattr -x user.header.message-id copy.eml.parts && setfattr -n user.is_ready -v 1 copy.eml");
+    wait_status(&m, "copy.eml", "Sent", 20);
+    assert_eq!(sink.count(), 2);
+}
+
+/// Item 5: `flock MNT/newlock true` was EIO: open(O_CREAT|O_RDONLY) of a new file failed.
+#[test]
+fn flock_creates_and_locks_a_new_file() {
+    let m = Mount::new(&[]);
+    m.ok("flock newlock true");
+    assert_eq!(m.ok("stat -c %s newlock"), "0\n");
+    m.ok("touch d.eml && flock d.eml true && flock -n newlock -c 'flock -n newlock true' || true");
+    // Two holders exclude each other.
+    let o = m.sh("flock newlock sleep 1 & sleep 0.3; flock -n newlock true; r=$?; wait; exit $r");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    m.ok("python3 -c \"import os; os.close(os.open('ro.eml', os.O_CREAT | os.O_RDONLY, 0o600))\"");
+    assert_eq!(m.attr("ro.eml", "status"), "Draft");
+}
+
+/// Item 6: `rsync -a dir/ MNT/d.eml.parts/` failed: rsync's `.NAME.XXXXXX` temp files were
+/// refused (EINVAL). They are staged now, and become the part at rsync's rename.
+#[test]
+fn rsync_into_a_parts_directory() {
+    let m = Mount::new(&[]);
+    m.ok("touch d.eml && echo 'first body' > d.eml.parts/Body.txt");
+    let dir = m.tmp.path().join("dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Body.txt"), "second body\n").unwrap();
+    let bin: Vec<u8> = (0..5000u32).map(|i| (i % 256) as u8).collect();
+    std::fs::write(dir.join("table.bin"), &bin).unwrap();
+    let o = sh_in(&m.mnt, &format!("rsync -a {}/ d.eml.parts/", dir.display()));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(m.ok("cat d.eml.parts/Body.txt"), "second body\n");
+    assert_eq!(std::fs::read(m.path("d.eml.parts/table.bin")).unwrap(), bin);
+    assert!(!m.ok("ls -a d.eml.parts").contains(".table"), "no temp file left");
+    // Again: nothing to change, the message keeps its bytes.
+    let before = digests(&m);
+    let o = sh_in(
+        &m.mnt,
+        &format!("rsync -a --checksum {}/ d.eml.parts/", dir.display()),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(digests(&m), before);
+}
+
+/// Item 7: `rsync -aX x.eml MNT/` failed (the temp file could not hold xattrs), as did
+/// `cp --preserve=xattr tmp && mv tmp X.eml`. Scratch files hold user xattrs now, and a
+/// rename onto X.eml carries them into the message.
+#[test]
+fn scratch_files_hold_xattrs_and_carry_them_into_the_message() {
+    let m = Mount::new(&[]);
+    let src = m.tmp.path().join("x.eml");
+    std::fs::write(&src, message("a@example.com", "b@example.org", "seven", "seven")).unwrap();
+    sh_in(
+        m.tmp.path(),
+        "setfattr -n user.note -v n7 x.eml && setfattr -n user.env_to -v z@example.net x.eml",
+    );
+    m.ok("echo s > notes.txt && setfattr -n user.k -v v notes.txt");
+    assert_eq!(m.attr("notes.txt", "k"), "v");
+    m.ok("setfattr -x user.k notes.txt");
+    assert!(!m.ok("getfattr -d notes.txt").contains("user.k"));
+    m.ok(&format!(
+        "cp --preserve=xattr {} tmp && mv tmp cp.eml",
+        src.display()
+    ));
+    assert_eq!(m.attr("cp.eml", "note"), "n7");
+    assert_eq!(m.attr("cp.eml", "env_to"), "z@example.net");
+    let o = sh_in(&m.mnt, &format!("rsync -aX {} .", src.display()));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(m.attr("x.eml", "note"), "n7");
+    assert_eq!(m.attr("x.eml", "env_to"), "z@example.net");
+    assert_eq!(m.attr("x.eml", "status"), "Draft");
+    assert_eq!(m.attr("x.eml", "name"), "x.eml");
+    // A bad value is not carried; the content still lands.
+    m.ok("echo 'Subject: y' > t && setfattr -n user.env_to -v '-oops' t && mv t y.eml");
+    assert!(m.ok("cat y.eml").contains("Subject: y"));
+    assert!(m.sh("getfattr -n user.env_to y.eml").status.code() != Some(0));
+}
+
+/// Item 8: smaller POSIX answers.
+#[test]
+fn mkdir_long_names_case_renames_and_root_times() {
+    let m = Mount::new(&[]);
+    m.ok("touch d.eml");
+    assert!(m.fails("mkdir d.eml.parts").contains("File exists"));
+    assert!(m.fails("mkdir d.eml").contains("File exists"));
+    assert!(m.fails("mkdir sub").contains("not permitted"));
+    let long = "a".repeat(256);
+    assert!(m.fails(&format!("touch {long}")).contains("too long"));
+    assert!(m.fails(&format!("touch {long}.eml")).contains("too long"));
+    assert!(m.fails(&format!("mkdir {long}")).contains("too long"));
+    m.ok(&format!("touch {}", "b".repeat(255)));
+    // A message does not silently become a scratch file.
+    assert!(m.fails("mv d.eml D.EML").contains("not permitted"));
+    assert_eq!(m.attr("d.eml", "status"), "Draft");
+    // The root's mtime follows scratch files.
+    let t0 = m.ok("stat -c %Y.%y .");
+    std::thread::sleep(Duration::from_millis(1100));
+    m.ok("touch scratch.txt");
+    let t1 = m.ok("stat -c %Y.%y .");
+    assert_ne!(t0, t1, "creating a scratch file moves the root's mtime");
+    std::thread::sleep(Duration::from_millis(1100));
+    m.ok("rm scratch.txt");
+    assert_ne!(m.ok("stat -c %Y.%y ."), t1, "removing one too");
+}
+
+/// The whole node through four backup tools into fresh nodes: every message byte for byte,
+/// the Drafts' attributes with the tools that carry them, and nothing sent a second time.
+#[test]
+fn round_trip_through_tar_and_rsync_into_fresh_nodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let opts = sink_opts(&sink);
+    let a = mount_with(&opts);
+    fill_drafts(&a);
+    a.ok("printf 'From: a@example.com\\nTo: b@example.org\\nSubject: gone\\n\\ngone\\n' > sent.eml");
+    a.ok("setfattr -n user.is_ready -v 1 sent.eml");
+    wait_status(&a, "sent.eml", "Sent", 20);
+    assert_eq!(sink.count(), 1);
+    let want = digests(&a);
+    let drafts = ["plain.eml", "multi.eml", "empty.eml"];
+    let want_attrs: Vec<String> = drafts.iter().map(|d| attr_dump(&a, d)).collect();
+    let bk = tmp.path().join("bk");
+    let bkx = tmp.path().join("bkx");
+    a.ok(&format!(
+        "tar -cf {0}/n.tar . && tar --xattrs -cf {0}/x.tar . && rsync -a ./ {1}/ && rsync -aX ./ {2}/",
+        tmp.path().display(),
+        bk.display(),
+        bkx.display()
+    ));
+    let t = tmp.path().display();
+    let ways = [
+        ("tar", format!("tar -xf {t}/n.tar"), false),
+        ("tar --xattrs", format!("tar --xattrs -xf {t}/x.tar"), true),
+        ("rsync -a", format!("rsync -a {}/ ./", bk.display()), false),
+        (
+            "rsync -aX",
+            format!("rsync -aX --filter='-x user.spool_dir' {}/ ./", bkx.display()),
+            true,
+        ),
+    ];
+    for (what, cmd, xattrs) in ways {
+        let b = mount_with(&opts);
+        let o = sh_in(&b.mnt, &cmd);
+        let out = text(&o);
+        // The one refusal allowed: the Sent message's is_ready=1 (rsync reports it, code 23).
+        let clean = o.status.success()
+            || (o.status.code() == Some(23)
+                && out.contains("Operation already in progress")
+                && out.lines().filter(|l| l.starts_with("rsync: [")).count()
+                    == out.lines().filter(|l| l.contains("user.is_ready")).count());
+        assert!(clean, "{what}: {out}");
+        assert_eq!(digests(&b), want, "{what}");
+        for (d, w) in drafts.iter().zip(&want_attrs) {
+            let got = attr_dump(&b, d);
+            if xattrs {
+                assert_eq!(&got, w, "{what}: {d}");
+            } else {
+                assert!(
+                    !got.contains("kept note") && !got.contains("user.tag"),
+                    "{what}: {got}"
+                );
+            }
+        }
+        assert_eq!(b.attr("sent.eml", "status"), "Draft", "{what}");
+        if xattrs {
+            let err = b.fails("setfattr -n user.is_ready -v 1 sent.eml");
+            assert!(err.contains("Operation already in progress"), "{what}: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(sink.count(), 1, "{what}: nothing sent again");
+    }
+}
