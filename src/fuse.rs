@@ -147,6 +147,29 @@ impl Filesystem for FuseAdapter {
         }
     }
 
+    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let e = Error::NotPermitted(format!(
+            "{}: a message has one name (its attributes go with it); copy it instead",
+            newname.to_string_lossy()
+        ));
+        reply.error(errno("link", &e));
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        let e = Error::NotPermitted(format!(
+            "{}: the node holds only regular files",
+            link_name.to_string_lossy()
+        ));
+        reply.error(errno("symlink", &e));
+    }
+
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match name_str(name).and_then(|n| self.fs.unlink(caller(req), parent.0, n)) {
             Ok(()) => reply.ok(),

@@ -252,6 +252,9 @@ fn mkdir_long_names_case_renames_and_root_times() {
     assert!(m.fails(&format!("touch {long}.eml")).contains("too long"));
     assert!(m.fails(&format!("mkdir {long}")).contains("too long"));
     m.ok(&format!("touch {}", "b".repeat(255)));
+    // One name per message, regular files only.
+    assert!(m.fails("ln d.eml e.eml").contains("not permitted"));
+    assert!(m.fails("ln -s d.eml e.eml").contains("not permitted"));
     // A message does not silently become a scratch file.
     assert!(m.fails("mv d.eml D.EML").contains("not permitted"));
     assert_eq!(m.attr("d.eml", "status"), "Draft");
