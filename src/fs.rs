@@ -31,6 +31,9 @@ mod undo;
 
 pub const ROOT: u64 = 1;
 
+/// A chown's new uid and gid, each optional.
+type Ids = (Option<u32>, Option<u32>);
+
 /// How many messages' attributes and parsed trees are kept: a spool of 100,000 messages
 /// must not hold them all (everything cached can be read again).
 const CACHE_CAP: usize = 16_384;
@@ -707,6 +710,15 @@ impl MailFs {
             self.check_chown(caller, obj, owner.0, owner.1)?;
         }
         let (mode, owner) = self.drop_unchanged(ino, &key, mode, owner)?;
+        // chmod of a Draft's parts directory or part is a chmod of the Draft (`rsync -a`
+        // and `tar -x` set the modes they copy on every entry).
+        if let (Some(m), Key::Parts { msg, nest } | Key::Part { msg, nest, .. }) = (mode, &key)
+            && nest.is_empty()
+        {
+            let msg_ino = self.ino(Key::Message(msg.clone()));
+            self.setattr(caller, msg_ino, Some(m & 0o666), (None, None), None, None, None)?;
+            return self.setattr(caller, ino, None, owner, size, atime, mtime);
+        }
         let path = match &key {
             Key::Root => {
                 if mode.is_some() || owner.0.is_some() || owner.1.is_some() {
@@ -754,7 +766,9 @@ impl MailFs {
                 if mode.is_some() || owner.0.is_some() || owner.1.is_some() =>
             {
                 return Err(Error::NotPermitted(
-                    "parts follow their message's owner and mode (chmod/chown the .eml)".into(),
+                    "parts follow their message's owner (chown the .eml); an attached message's \
+                     parts its mode"
+                        .into(),
                 ));
             }
             Key::Parts { .. } => return self.key_attr(ino, &key),
@@ -805,7 +819,7 @@ impl MailFs {
         key: &Key,
         mode: Option<u32>,
         owner: (Option<u32>, Option<u32>),
-    ) -> Result<(Option<u32>, (Option<u32>, Option<u32>))> {
+    ) -> Result<(Option<u32>, Ids)> {
         if !matches!(key, Key::Root | Key::Parts { .. } | Key::Part { .. })
             || (mode.is_none() && owner.0.is_none() && owner.1.is_none())
         {
