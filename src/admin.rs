@@ -368,6 +368,7 @@ pub fn queue_file(
         if let Some(id) = &info.message_id {
             attrs.message_id = id.clone();
         }
+        let final_tmp = sign_tmp(spool, final_tmp, &mut attrs, grouped);
         attrs.env_from = Some(env_from);
         attrs.env_to = Some(rcpts.clone());
         attrs.recipients = rcpts.iter().cloned().map(Recipient::new).collect();
@@ -391,6 +392,26 @@ pub fn queue_file(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Signs a message about to be queued (SPEC §12); a key that cannot be used leaves it to
+/// wait, flagged, rather than go out unsigned.
+fn sign_tmp(spool: &Spool, tmp: PathBuf, attrs: &mut MessageAttrs, grouped: bool) -> PathBuf {
+    let signed = spool.tmp_path();
+    let res = spool
+        .load_node()
+        .and_then(|cfg| crate::dkim::sign_file(&cfg, &tmp, &signed, &attrs.message_id, !grouped));
+    match res {
+        Ok(true) => {
+            let _ = std::fs::remove_file(&tmp);
+            signed
+        }
+        Ok(false) => tmp,
+        Err(e) => {
+            crate::dkim::mark_unsigned(attrs, &e);
+            tmp
+        }
+    }
 }
 
 pub fn sendmail(a: &SendmailArgs) -> Result<()> {

@@ -82,6 +82,9 @@ pub enum Cmd {
     Sendmail(SendmailArgs),
     /// An MTA's delivery program: stores the message on stdin with status Received (never sent).
     Deliver { spool_dir: PathBuf },
+    /// Print the DNS TXT record to publish for the node's DKIM key (dkim_domain,
+    /// dkim_selector, dkim_key_file).
+    DkimRecord { spool_dir: PathBuf },
 }
 
 /// Which messages `hold` and `release` act on.
@@ -253,6 +256,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Release(a) => crate::admin::hold(&a.spool_dir, &a.names, a.domain.as_deref(), false),
         Cmd::Sendmail(a) => crate::admin::sendmail(&a),
         Cmd::Deliver { spool_dir } => crate::admin::deliver(&spool_dir),
+        Cmd::DkimRecord { spool_dir } => {
+            let spool = crate::spool::Spool::open(&spool_dir)?;
+            println!("{}", crate::dkim::dns_record(&spool.load_node()?)?);
+            Ok(())
+        }
     }
 }
 

@@ -62,7 +62,9 @@ pub fn build(
                 .transfer_encoding("7bit"),
         ],
     );
-    let daemon = format!("MAILER-DAEMON@{host}");
+    // With DKIM set up, notices come from the signing domain, so that they are signed too.
+    let daemon_domain = cfg.dkim.dkim_domain.clone().unwrap_or(host);
+    let daemon = format!("MAILER-DAEMON@{daemon_domain}");
     MessageBuilder::new()
         .from(("Mail Delivery System", daemon.as_str()))
         .to(to.to_string())
@@ -84,9 +86,13 @@ pub fn notify_failure(node: &Node, cfg: &NodeAttrs, name: &str, attrs: &MessageA
     };
     let mut a = MessageAttrs::new_draft();
     let head = content::read_head(&node.spool.eml_path(name)).unwrap_or_default();
-    let Some(bytes) = build(cfg, name, attrs, message_id, &head, &a.message_id) else {
+    let Some(mut bytes) = build(cfg, name, attrs, message_id, &head, &a.message_id) else {
         return;
     };
+    match crate::dkim::sign_bytes(cfg, bytes.clone()) {
+        Ok(signed) => bytes = signed,
+        Err(e) => crate::dkim::mark_unsigned(&mut a, &e),
+    }
     a.env_from = Some(String::new());
     a.env_to = Some(vec![to.clone()]);
     a.recipients = vec![Recipient::new(to)];

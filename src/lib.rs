@@ -20,6 +20,7 @@
 //! | [`sent_ids`] | the Message-IDs that went out, so a copy or a restore is never sent again |
 //! | [`sender`] | the sender engine: scheduler, limits, SMTP and sendmail transports |
 //! | [`access`] | who may do what on a shared node (SPEC §10): pure rules, no I/O |
+//! | [`dkim`] | DKIM signing when a message becomes ready; the DNS record |
 //! | [`error`] | the one error type and its errno / exit-code mapping |
 
 pub mod access;
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod compose;
 pub mod content;
 pub mod control;
+pub mod dkim;
 pub mod dsn;
 pub mod error;
 pub mod fs;

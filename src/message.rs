@@ -333,6 +333,9 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
     next.is_ready = true;
     next.status = Status::Pending;
     next.next_try_date = None;
+    if let Err(e) = crate::dkim::sign_in_place(spool, &node.attrs(), name, &next.message_id) {
+        crate::dkim::mark_unsigned(&mut next, &e);
+    }
     let stamp = spool.write_attrs(name, &next)?;
     node.notify_ready(name);
     Ok((next, stamp))

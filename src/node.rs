@@ -39,6 +39,7 @@ impl Node {
             for (k, v) in overrides {
                 attrs
                     .set(k, v.as_bytes())
+                    .and_then(|()| crate::dkim::check_setting(k, &attrs))
                     .map_err(|e| Error::Usage(format!("-o {k}={v}: {e}")))?;
             }
             spool.save_node(&attrs)?;
@@ -84,6 +85,7 @@ impl Node {
     pub fn set_attr(&self, name: &str, value: &[u8]) -> Result<()> {
         self.update(|a| {
             a.set(name, value)?;
+            crate::dkim::check_setting(name, a)?;
             if name == "log_dir"
                 && let Some(dir) = &a.log_dir
             {

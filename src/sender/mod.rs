@@ -532,6 +532,16 @@ fn run_job(
     if idx.is_empty() {
         return JobResult::Done;
     }
+    if attrs.internal.contains_key(crate::dkim::UNSIGNED) {
+        // Nothing that should be signed goes out unsigned (SPEC §12): sign now or wait.
+        let signed = crate::dkim::sign_pending(spool, cfg, name, &mut attrs);
+        if let Err(e) = spool.write_attrs(name, &attrs) {
+            log::error!("{name}: {e}");
+        }
+        if signed.is_err() {
+            return JobResult::Again(Instant::now() + Duration::from_secs(30));
+        }
+    }
     let eml = spool.eml_path(name);
     // Made ready, the content carries this Message-ID (it was added if missing).
     let message_id = attrs.message_id.clone();
