@@ -230,6 +230,23 @@ fn ed25519_signatures_and_failure_notices_verify() {
     assert!(rec.contains("k=ed25519; p="), "{rec}");
     sendmail(&m, "ann@example.org", "bob@example.net", "ed25519 mail");
     assert_eq!(verify(&peer, &rec_file, "ed25519 mail"), "SIGNED True");
+    // `deliver` stores received mail: nothing is signed.
+    let mut c = Command::new(BIN)
+        .arg("deliver")
+        .arg(&m.spool)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let msg = message("ann@example.org", "bob@example.net", "received here", "in\n");
+        c.stdin.take().unwrap().write_all(msg.as_bytes()).unwrap();
+    }
+    assert!(c.wait().unwrap().success());
+    let got = m.ok("grep -l 'received here' *.eml");
+    let name = got.lines().next().unwrap();
+    assert_eq!(m.attr(name, "status"), "Received");
+    assert!(!m.ok(&format!("cat {name}")).contains("DKIM-Signature"));
     // Refused at once: the failure notice to ann@example.org is signed too.
     sendmail(&m, "ann@example.org", "nobody@example.net", "bounces");
     assert_eq!(
