@@ -27,7 +27,9 @@ pub enum Scope {
 impl Scope {
     /// The scope of a caller with this uid on a node owned by `node_owner`.
     pub fn of(uid: u32, node_owner: u32) -> Scope {
-        if uid == 0 || uid == node_owner {
+        // The same rule as the mount's (SPEC §10); the group plays no part in a scope.
+        let caller = crate::access::Caller { uid, gid: u32::MAX };
+        if crate::access::is_privileged(caller, node_owner) {
             Scope::All
         } else {
             Scope::Uid(uid)
