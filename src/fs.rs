@@ -28,6 +28,7 @@ use crate::spool::{Stamp, is_message_name, is_plain_name};
 mod access;
 mod backed;
 mod undo;
+mod weight;
 
 pub const ROOT: u64 = 1;
 
@@ -409,6 +410,10 @@ impl MailFs {
             }
         };
         let mut cache = self.cache.lock();
+        if weight::attrs(&attrs) > weight::HEAVY {
+            cache.remove(name);
+            return Ok(attrs);
+        }
         bound(&mut cache, CACHE_CAP);
         let entry = cache.entry(name.to_string()).or_insert_with(|| CachedMessage {
             attrs: attrs.clone(),
@@ -433,8 +438,11 @@ impl MailFs {
     /// newer version written meanwhile (a sender recording Sent) is never hidden.
     fn cache_put(&self, name: &str, attrs: MessageAttrs, stamp: Stamp) {
         let mut cache = self.cache.lock();
-        bound(&mut cache, CACHE_CAP);
         let head = cache.remove(name).and_then(|c| c.head);
+        if weight::attrs(&attrs) > weight::HEAVY {
+            return;
+        }
+        bound(&mut cache, CACHE_CAP);
         cache.insert(
             name.to_string(),
             CachedMessage {
@@ -480,7 +488,9 @@ impl MailFs {
             return Ok(info.clone());
         }
         let info = HeaderInfo::parse(&content::read_head(&path)?);
-        if let Some(c) = self.cache.lock().get_mut(name) {
+        if weight::head(&info) <= weight::HEAVY
+            && let Some(c) = self.cache.lock().get_mut(name)
+        {
             c.head = Some((stamp, info.clone()));
         }
         Ok(info)

@@ -163,3 +163,39 @@ fn users_rename_their_own_messages() {
         "note\n"
     );
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Any user may put 64 KiB in each of as many `user.*` attributes of their Drafts as they
+/// like: the attribute cache kept them all (up to 16,384 messages), so one user could make
+/// the root daemon take gigabytes (1,000 such messages of 256 KiB: +267 MB). Heavy entries
+/// are no longer cached.
+#[test]
+fn large_user_attributes_do_not_fill_the_daemons_memory() {
+    let (m, _sig) = shared();
+    let pid = m.pid().unwrap();
+    let script = r#"
+import os
+v = b"x" * 65536
+for i in range(150):
+    p = "m%03d.eml" % i
+    open(p, "w").write("To: x@example.org\n\nhi\n")
+    for k in range(4):
+        os.setxattr(p, "user.pad%d" % k, v)
+for i in range(150):
+    os.stat("m%03d.eml" % i)
+    assert len(os.getxattr("m%03d.eml" % i, "user.pad3")) == 65536
+print("ok")
+"#;
+    let before = rss_kib(pid);
+    assert_eq!(ok(py(ALICE, &m, script)), "ok\n");
+    let grown = rss_kib(pid).saturating_sub(before);
+    // 150 x 256 KiB = 37.5 MiB when cached.
+    assert!(grown < 15 * 1024, "the daemon grew by {grown} KiB");
+}
