@@ -336,3 +336,25 @@ fn round_trip_through_tar_and_rsync_into_fresh_nodes() {
         assert_eq!(sink.count(), 1, "{what}: nothing sent again");
     }
 }
+
+/// Item 8: chmod and chown of a message returned 0 and changed nothing. chmod now sets the
+/// Draft's stored mode (kept across a remount), chown is root's alone (SPEC §10).
+#[test]
+fn chmod_and_chown_of_a_message() {
+    let mut m = Mount::new(&["allow_other", "port=1"]);
+    m.ok("touch d.eml && chmod 640 d.eml");
+    assert_eq!(m.ok("stat -c %a d.eml"), "640\n");
+    assert_eq!(m.ok("stat -c %a d.eml.parts"), "750\n");
+    m.ok("chown nobody d.eml");
+    assert_eq!(m.ok("stat -c %U d.eml"), "nobody\n");
+    m.restart();
+    assert_eq!(m.ok("stat -c %a:%U d.eml"), "640:nobody\n");
+    // A user may not give a message away.
+    m.ok("runuser -u nobody -- touch n.eml");
+    let err = m.fails("runuser -u nobody -- chown root n.eml");
+    assert!(err.contains("not permitted"), "{err}");
+    assert_eq!(m.ok("stat -c %U n.eml"), "nobody\n");
+    // A ready message keeps its mode.
+    m.ok("printf 'From: a@example.com\\nTo: b@example.org\\n\\nx\\n' > r.eml && setfattr -n user.is_ready -v 1 r.eml");
+    assert!(m.fails("chmod 660 r.eml").contains("Permission denied"));
+}
