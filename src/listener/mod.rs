@@ -10,6 +10,7 @@
 //! [`session::ERROR_LIMIT`] times is disconnected.
 
 mod auth;
+mod data;
 mod session;
 
 pub use auth::{check_password, load_tls};

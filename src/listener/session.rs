@@ -1,16 +1,14 @@
 //! One SMTP session (RFC 5321) on a connection, plain or after STARTTLS. Commands are parsed
 //! by smtp-proto; replies are batched and written when the client's input runs dry, which is
 //! what PIPELINING (RFC 2920) asks of a server. Message data is un-stuffed by smtp-proto's
-//! `DataReceiver` and streamed to a spool temp file, never held whole in memory.
+//! `DataReceiver` and streamed to a spool temp file, never held whole in memory (`data.rs`).
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use smtp_proto::request::receiver::{DataReceiver, RequestReceiver};
+use smtp_proto::request::receiver::RequestReceiver;
 use smtp_proto::{
     AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_AUTH, EXT_ENHANCED_STATUS_CODES, EXT_PIPELINING, EXT_SIZE,
     EXT_START_TLS, EhloResponse, Request,
@@ -19,16 +17,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Ctx;
-use crate::admin::{Origin, Submission, queue_file};
 use crate::attrs::{NodeAttrs, validate_address};
-use crate::error::Error;
 
 /// Postfix's smtpd_hard_error_limit: a client whose commands were refused this many times in
 /// one session is disconnected.
 pub const ERROR_LIMIT: u32 = 10;
 /// Recipients per message (Postfix's smtpd_recipient_limit is 1000).
 const RCPT_LIMIT: usize = 1000;
-const READ_CHUNK: usize = 64 * 1024;
+pub(super) const READ_CHUNK: usize = 64 * 1024;
 
 /// What ends a pass of [`Session::serve`].
 enum Next {
@@ -37,7 +33,7 @@ enum Next {
 }
 
 /// What a handled command asks of the loop.
-enum Flow {
+pub(super) enum Flow {
     Continue,
     Quit,
     StartTls,
@@ -77,23 +73,23 @@ pub async fn run(ctx: Arc<Ctx>, mut stream: TcpStream, peer: SocketAddr) {
     }
 }
 
-struct Session {
-    ctx: Arc<Ctx>,
-    attrs: NodeAttrs,
-    peer: SocketAddr,
-    timeout: Duration,
-    tls_config: Option<Arc<rustls::ServerConfig>>,
-    tls: bool,
-    helo: Option<String>,
-    esmtp: bool,
-    user: Option<String>,
-    from: Option<String>,
-    rcpts: Vec<String>,
-    errors: u32,
-    out: Vec<u8>,
-    rx: RequestReceiver,
-    inbuf: Vec<u8>,
-    start: usize,
+pub(super) struct Session {
+    pub(super) ctx: Arc<Ctx>,
+    pub(super) attrs: NodeAttrs,
+    pub(super) peer: SocketAddr,
+    pub(super) timeout: Duration,
+    pub(super) tls_config: Option<Arc<rustls::ServerConfig>>,
+    pub(super) tls: bool,
+    pub(super) helo: Option<String>,
+    pub(super) esmtp: bool,
+    pub(super) user: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) rcpts: Vec<String>,
+    pub(super) errors: u32,
+    pub(super) out: Vec<u8>,
+    pub(super) rx: RequestReceiver,
+    pub(super) inbuf: Vec<u8>,
+    pub(super) start: usize,
 }
 
 /// The client's HELO name as it may appear in a header: printable, no spaces, bounded.
@@ -155,7 +151,7 @@ impl Session {
         self.rcpts.clear();
     }
 
-    fn reply(&mut self, code: u16, esc: [u8; 3], text: &str) {
+    pub(super) fn reply(&mut self, code: u16, esc: [u8; 3], text: &str) {
         if code >= 400 {
             self.errors += 1;
         }
@@ -163,7 +159,7 @@ impl Session {
         let _ = r.write(&mut self.out);
     }
 
-    async fn flush<S: AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<()> {
+    pub(super) async fn flush<S: AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
@@ -180,7 +176,7 @@ impl Session {
     }
 
     /// Reads more input after what is still unread; `false` at end of input.
-    async fn fill<S: AsyncRead + Unpin>(&mut self, io: &mut S) -> std::io::Result<bool> {
+    pub(super) async fn fill<S: AsyncRead + Unpin>(&mut self, io: &mut S) -> std::io::Result<bool> {
         self.inbuf.drain(..self.start);
         self.start = 0;
         let have = self.inbuf.len();
@@ -517,130 +513,5 @@ impl Session {
             Err(_) => self.reply(454, [4, 7, 0], "Temporary authentication failure"),
         }
         Ok(())
-    }
-
-    fn received_header(&self) -> String {
-        let proto = match (self.esmtp, self.tls, self.user.is_some()) {
-            (false, _, _) => "SMTP",
-            (true, false, false) => "ESMTP",
-            (true, true, false) => "ESMTPS",
-            (true, false, true) => "ESMTPA",
-            (true, true, true) => "ESMTPSA",
-        };
-        let helo = self.helo.as_deref().unwrap_or("unknown");
-        let ip = self.peer.ip().to_canonical();
-        let me = self.attrs.helo();
-        let date = chrono::Utc::now().to_rfc2822();
-        let mut h = format!("Received: from {helo} ([{ip}])\r\n\tby {me} (mailfs) with {proto}");
-        if let [one] = self.rcpts.as_slice() {
-            h.push_str(&format!("\r\n\tfor <{one}>"));
-        }
-        h.push_str(&format!("; {date}\r\n"));
-        h
-    }
-
-    /// DATA: streams the message to a temp file (up to message_size_limit, then only reads
-    /// to the end), and queues it durably before the 250.
-    async fn data<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Flow> {
-        if self.from.is_none() {
-            self.reply(503, [5, 5, 1], "Need MAIL command");
-            return Ok(Flow::Continue);
-        }
-        if self.rcpts.is_empty() {
-            self.reply(554, [5, 5, 1], "No valid recipients");
-            return Ok(Flow::Continue);
-        }
-        self.reply(354, [2, 0, 0], "End data with <CR><LF>.<CR><LF>");
-        self.flush(io).await?;
-        let spool = &self.ctx.node.spool;
-        let tmp = spool.tmp_path();
-        let mut file = crate::spool::create_private(&tmp)
-            .and_then(|mut f| f.write_all(self.received_header().as_bytes()).map(|()| f));
-        let limit = self.attrs.listener.message_size_limit;
-        let mut rx = DataReceiver::new();
-        let mut chunk = Vec::with_capacity(READ_CHUNK + 16);
-        // The receiver recognises "." only after a line end: start it after one, so that a
-        // first line that is a lone dot (or dot-stuffed) is read right too.
-        rx.ingest(&mut b"\r\n".iter(), &mut chunk);
-        chunk.clear();
-        let mut size: u64 = 0;
-        let mut too_big = false;
-        loop {
-            let mut it = self.inbuf[self.start..].iter();
-            let done = rx.ingest(&mut it, &mut chunk);
-            let rest = it.as_slice().len();
-            self.start = self.inbuf.len() - rest;
-            // At the end of data the receiver takes back the CR it stored before ".": keep
-            // one byte back until the end is known.
-            let n = if done {
-                chunk.len()
-            } else {
-                chunk.len().saturating_sub(1)
-            };
-            size += n as u64;
-            if limit > 0 && size > limit {
-                too_big = true;
-            }
-            if !too_big
-                && let Ok(f) = &mut file
-                && let Err(e) = f.write_all(&chunk[..n])
-            {
-                file = Err(e);
-            }
-            chunk.drain(..n);
-            if done {
-                break;
-            }
-            if !self.fill(io).await? {
-                let _ = std::fs::remove_file(&tmp);
-                return Ok(Flow::Quit);
-            }
-        }
-        let envelope = Submission {
-            env_from: self.from.take(),
-            recipients: std::mem::take(&mut self.rcpts),
-            ..Default::default()
-        };
-        if too_big {
-            let _ = std::fs::remove_file(&tmp);
-            log::info!("listener: {}: message over {limit} bytes refused", self.peer);
-            self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
-            return Ok(Flow::Continue);
-        }
-        if let Err(e) = file {
-            let _ = std::fs::remove_file(&tmp);
-            log::error!("listener: cannot store a message: {e}");
-            self.reply(451, [4, 3, 0], "Local error in processing");
-            return Ok(Flow::Continue);
-        }
-        drop(file);
-        self.enqueue(tmp, envelope).await;
-        Ok(Flow::Continue)
-    }
-
-    async fn enqueue(&mut self, tmp: PathBuf, envelope: Submission) {
-        let node = self.ctx.node.clone();
-        let queued = tokio::task::spawn_blocking(move || {
-            queue_file(&node.spool, tmp, &envelope, &Origin::node(), "smtp", true)
-        })
-        .await;
-        match queued {
-            Ok(Ok(name)) => {
-                log::info!("listener: {}: queued {name}", self.peer);
-                self.reply(250, [2, 0, 0], &format!("OK: queued as {name}"));
-            }
-            Ok(Err(e @ (Error::Invalid { .. } | Error::Usage(_)))) => {
-                log::warn!("listener: {}: refused: {e}", self.peer);
-                self.reply(554, [5, 6, 0], "Message refused");
-            }
-            Ok(Err(e)) => {
-                log::error!("listener: cannot queue a message: {e}");
-                self.reply(451, [4, 3, 0], "Local error in processing");
-            }
-            Err(e) => {
-                log::error!("listener: cannot queue a message: {e}");
-                self.reply(451, [4, 3, 0], "Local error in processing");
-            }
-        }
     }
 }

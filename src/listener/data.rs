@@ -1,0 +1,143 @@
+//! The DATA phase of a session: the message streamed to a spool temp file under
+//! message_size_limit, a Received header on top, then the one enqueue path, durable before
+//! the 250.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use smtp_proto::request::receiver::DataReceiver;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::session::{Flow, READ_CHUNK, Session};
+use crate::admin::{Origin, Submission, queue_file};
+use crate::error::Error;
+
+impl Session {
+    fn received_header(&self) -> String {
+        let proto = match (self.esmtp, self.tls, self.user.is_some()) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, true, false) => "ESMTPS",
+            (true, false, true) => "ESMTPA",
+            (true, true, true) => "ESMTPSA",
+        };
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let ip = self.peer.ip().to_canonical();
+        let me = self.attrs.helo();
+        let date = chrono::Utc::now().to_rfc2822();
+        let mut h = format!("Received: from {helo} ([{ip}])\r\n\tby {me} (mailfs) with {proto}");
+        if let [one] = self.rcpts.as_slice() {
+            h.push_str(&format!("\r\n\tfor <{one}>"));
+        }
+        h.push_str(&format!("; {date}\r\n"));
+        h
+    }
+
+    /// DATA: streams the message to a temp file (up to message_size_limit, then only reads
+    /// to the end), and queues it durably before the 250.
+    pub(super) async fn data<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+    ) -> std::io::Result<Flow> {
+        if self.from.is_none() {
+            self.reply(503, [5, 5, 1], "Need MAIL command");
+            return Ok(Flow::Continue);
+        }
+        if self.rcpts.is_empty() {
+            self.reply(554, [5, 5, 1], "No valid recipients");
+            return Ok(Flow::Continue);
+        }
+        self.reply(354, [2, 0, 0], "End data with <CR><LF>.<CR><LF>");
+        self.flush(io).await?;
+        let spool = &self.ctx.node.spool;
+        let tmp = spool.tmp_path();
+        let mut file = crate::spool::create_private(&tmp)
+            .and_then(|mut f| f.write_all(self.received_header().as_bytes()).map(|()| f));
+        let limit = self.attrs.listener.message_size_limit;
+        let mut rx = DataReceiver::new();
+        let mut chunk = Vec::with_capacity(READ_CHUNK + 16);
+        // The receiver recognises "." only after a line end: start it after one, so that a
+        // first line that is a lone dot (or dot-stuffed) is read right too.
+        rx.ingest(&mut b"\r\n".iter(), &mut chunk);
+        chunk.clear();
+        let mut size: u64 = 0;
+        let mut too_big = false;
+        loop {
+            let mut it = self.inbuf[self.start..].iter();
+            let done = rx.ingest(&mut it, &mut chunk);
+            let rest = it.as_slice().len();
+            self.start = self.inbuf.len() - rest;
+            // At the end of data the receiver takes back the CR it stored before ".": keep
+            // one byte back until the end is known.
+            let n = if done {
+                chunk.len()
+            } else {
+                chunk.len().saturating_sub(1)
+            };
+            size += n as u64;
+            if limit > 0 && size > limit {
+                too_big = true;
+            }
+            if !too_big
+                && let Ok(f) = &mut file
+                && let Err(e) = f.write_all(&chunk[..n])
+            {
+                file = Err(e);
+            }
+            chunk.drain(..n);
+            if done {
+                break;
+            }
+            if !self.fill(io).await? {
+                let _ = std::fs::remove_file(&tmp);
+                return Ok(Flow::Quit);
+            }
+        }
+        let envelope = Submission {
+            env_from: self.from.take(),
+            recipients: std::mem::take(&mut self.rcpts),
+            ..Default::default()
+        };
+        if too_big {
+            let _ = std::fs::remove_file(&tmp);
+            log::info!("listener: {}: message over {limit} bytes refused", self.peer);
+            self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
+            return Ok(Flow::Continue);
+        }
+        if let Err(e) = file {
+            let _ = std::fs::remove_file(&tmp);
+            log::error!("listener: cannot store a message: {e}");
+            self.reply(451, [4, 3, 0], "Local error in processing");
+            return Ok(Flow::Continue);
+        }
+        drop(file);
+        self.enqueue(tmp, envelope).await;
+        Ok(Flow::Continue)
+    }
+
+    async fn enqueue(&mut self, tmp: PathBuf, envelope: Submission) {
+        let node = self.ctx.node.clone();
+        let queued = tokio::task::spawn_blocking(move || {
+            queue_file(&node.spool, tmp, &envelope, &Origin::node(), "smtp", true)
+        })
+        .await;
+        match queued {
+            Ok(Ok(name)) => {
+                log::info!("listener: {}: queued {name}", self.peer);
+                self.reply(250, [2, 0, 0], &format!("OK: queued as {name}"));
+            }
+            Ok(Err(e @ (Error::Invalid { .. } | Error::Usage(_)))) => {
+                log::warn!("listener: {}: refused: {e}", self.peer);
+                self.reply(554, [5, 6, 0], "Message refused");
+            }
+            Ok(Err(e)) => {
+                log::error!("listener: cannot queue a message: {e}");
+                self.reply(451, [4, 3, 0], "Local error in processing");
+            }
+            Err(e) => {
+                log::error!("listener: cannot queue a message: {e}");
+                self.reply(451, [4, 3, 0], "Local error in processing");
+            }
+        }
+    }
+}
