@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::lists::NotifySet;
 use crate::service_attrs::{DKIM_ATTRS, LISTEN_ATTRS};
 
 /// How messages leave the node.
@@ -18,11 +19,14 @@ use crate::service_attrs::{DKIM_ATTRS, LISTEN_ATTRS};
 pub enum SendMethod {
     Smtp,
     Sendmail,
+    Mx,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TlsMode {
     None,
+    /// STARTTLS when offered, unverified; plaintext otherwise.
+    May,
     Starttls,
     Tls,
 }
@@ -47,7 +51,9 @@ pub struct NodeAttrs {
     pub ratelimit_time: f64,
     pub domlimit_time: f64,
     pub expire_time: f64,
-    pub retry_time: f64,
+    /// The retry schedule: one wait per retry, the last repeating.
+    pub retry_time: Vec<f64>,
+    pub max_retries: u32,
     pub queue_time: f64,
     pub handshake_time: f64,
     pub conn_limit: u32,
@@ -59,10 +65,13 @@ pub struct NodeAttrs {
     pub ca_file: Option<String>,
     pub auth_user: Option<String>,
     pub auth_secret_file: Option<String>,
-    pub notify: Notify,
+    pub notify: NotifySet,
+    pub delay_warning_time: f64,
+    /// `None` means the system's resolvers.
+    pub dns_server: Option<Vec<std::net::SocketAddr>>,
+    pub hold_domains: Vec<String>,
     /// The SMTP listener's attributes (SPEC §11).
     pub listener: crate::service_attrs::ListenAttrs,
-    /// DKIM signing (SPEC §12).
     pub dkim: crate::service_attrs::DkimAttrs,
 }
 
@@ -79,18 +88,22 @@ impl Default for NodeAttrs {
             ratelimit_time: 1.0,
             domlimit_time: 5.0,
             expire_time: 259_200.0,
-            retry_time: 900.0,
+            retry_time: vec![900.0],
+            max_retries: 0,
             queue_time: 432_000.0,
             handshake_time: 180.0,
             conn_limit: 1,
             domconn_limit: 1,
             sendmail_path: "/usr/sbin/sendmail".into(),
             helo_name: None,
-            tls: TlsMode::None,
+            tls: TlsMode::May,
             ca_file: None,
             auth_user: None,
             auth_secret_file: None,
-            notify: Notify::Failure,
+            notify: NotifySet::FAILURE,
+            delay_warning_time: 14_400.0,
+            dns_server: None,
+            hold_domains: Vec::new(),
             listener: Default::default(),
             dkim: Default::default(),
         }
@@ -220,6 +233,7 @@ pub const NODE_ATTRS: &[&str] = &[
     "send_method",
     "server",
     "port",
+    "dns_server",
     "spool_dir",
     "log_dir",
     "log_date_attr",
@@ -229,6 +243,7 @@ pub const NODE_ATTRS: &[&str] = &[
     "domlimit_time",
     "expire_time",
     "retry_time",
+    "max_retries",
     "queue_time",
     "handshake_time",
     "conn_limit",
@@ -240,6 +255,8 @@ pub const NODE_ATTRS: &[&str] = &[
     "auth_user",
     "auth_secret_file",
     "notify",
+    "delay_warning_time",
+    "hold_domains",
     "listen",
     "relay_clients",
     "message_size_limit",
@@ -355,9 +372,11 @@ impl NodeAttrs {
             "send_method" => Some(match self.send_method {
                 SendMethod::Smtp => "smtp".into(),
                 SendMethod::Sendmail => "sendmail".into(),
+                SendMethod::Mx => "mx".into(),
             }),
             "server" => Some(self.server.clone()),
             "port" => Some(self.port.to_string()),
+            "dns_server" => Some(crate::lists::show_dns_servers(&self.dns_server)),
             "spool_dir" => Some(spool_dir.to_string()),
             "log_dir" => Some(self.log_dir.clone().unwrap_or_else(|| format!("{spool_dir}/log"))),
             "log_date_attr" => Some(self.log_date_attr.clone()),
@@ -366,7 +385,14 @@ impl NodeAttrs {
             "ratelimit_time" => Some(fmt_seconds(self.ratelimit_time)),
             "domlimit_time" => Some(fmt_seconds(self.domlimit_time)),
             "expire_time" => Some(fmt_seconds(self.expire_time)),
-            "retry_time" => Some(fmt_seconds(self.retry_time)),
+            "retry_time" => Some(
+                self.retry_time
+                    .iter()
+                    .map(|v| fmt_seconds(*v))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            "max_retries" => Some(self.max_retries.to_string()),
             "queue_time" => Some(fmt_seconds(self.queue_time)),
             "handshake_time" => Some(fmt_seconds(self.handshake_time)),
             "conn_limit" => Some(self.conn_limit.to_string()),
@@ -376,6 +402,7 @@ impl NodeAttrs {
             "tls" => Some(
                 match self.tls {
                     TlsMode::None => "none",
+                    TlsMode::May => "may",
                     TlsMode::Starttls => "starttls",
                     TlsMode::Tls => "tls",
                 }
@@ -384,13 +411,9 @@ impl NodeAttrs {
             "ca_file" => self.ca_file.clone(),
             "auth_user" => self.auth_user.clone(),
             "auth_secret_file" => self.auth_secret_file.clone(),
-            "notify" => Some(
-                match self.notify {
-                    Notify::Failure => "failure",
-                    Notify::Never => "never",
-                }
-                .into(),
-            ),
+            "notify" => Some(self.notify.show()),
+            "delay_warning_time" => Some(fmt_seconds(self.delay_warning_time)),
+            "hold_domains" => Some(self.hold_domains.join(",")),
             n if LISTEN_ATTRS.contains(&n) => self.listener.get(n)?,
             n if DKIM_ATTRS.contains(&n) => self.dkim.get(n)?,
             _ => return Err(Error::NoAttr(format!("user.{name}"))),
@@ -404,10 +427,12 @@ impl NodeAttrs {
                 self.send_method = match value {
                     b"smtp" => SendMethod::Smtp,
                     b"sendmail" => SendMethod::Sendmail,
-                    _ => return Err(Error::invalid(name, "must be smtp or sendmail")),
+                    b"mx" => SendMethod::Mx,
+                    _ => return Err(Error::invalid(name, "must be smtp, sendmail or mx")),
                 }
             }
-            "server" => self.server = validate_host(name, value)?,
+            "server" => self.server = crate::lists::servers(name, &text(name, value)?)?,
+            "dns_server" => self.dns_server = crate::lists::dns_servers(name, &text(name, value)?)?,
             "port" => self.port = integer(name, value, 1, 65535)?,
             "spool_dir" => return Err(Error::ReadOnlyAttr("user.spool_dir".into())),
             "log_dir" => self.log_dir = optional_path(name, value)?,
@@ -417,7 +442,8 @@ impl NodeAttrs {
             "ratelimit_time" => self.ratelimit_time = seconds(name, value, false)?,
             "domlimit_time" => self.domlimit_time = seconds(name, value, false)?,
             "expire_time" => self.expire_time = seconds(name, value, false)?,
-            "retry_time" => self.retry_time = seconds(name, value, false)?,
+            "retry_time" => self.retry_time = crate::lists::retry_schedule(name, &text(name, value)?)?,
+            "max_retries" => self.max_retries = integer(name, value, 0, 1_000_000)?,
             "queue_time" => self.queue_time = seconds(name, value, false)?,
             "handshake_time" => self.handshake_time = seconds(name, value, true)?,
             "conn_limit" => self.conn_limit = integer(name, value, 1, 1024)?,
@@ -433,9 +459,10 @@ impl NodeAttrs {
             "tls" => {
                 self.tls = match value {
                     b"none" => TlsMode::None,
+                    b"may" => TlsMode::May,
                     b"starttls" => TlsMode::Starttls,
                     b"tls" => TlsMode::Tls,
-                    _ => return Err(Error::invalid(name, "must be none, starttls or tls")),
+                    _ => return Err(Error::invalid(name, "must be may, none, starttls or tls")),
                 }
             }
             "ca_file" => self.ca_file = optional_path(name, value)?,
@@ -444,13 +471,9 @@ impl NodeAttrs {
                 self.auth_user = if s.is_empty() { None } else { Some(s) };
             }
             "auth_secret_file" => self.auth_secret_file = optional_path(name, value)?,
-            "notify" => {
-                self.notify = match value {
-                    b"failure" => Notify::Failure,
-                    b"never" => Notify::Never,
-                    _ => return Err(Error::invalid(name, "must be failure or never")),
-                }
-            }
+            "notify" => self.notify = NotifySet::parse(name, &text(name, value)?)?,
+            "delay_warning_time" => self.delay_warning_time = seconds(name, value, false)?,
+            "hold_domains" => self.hold_domains = crate::lists::domains(name, &text(name, value)?)?,
             n if LISTEN_ATTRS.contains(&n) => self.listener.set(n, value)?,
             n if DKIM_ATTRS.contains(&n) => self.dkim.set(n, value)?,
             _ => return Err(Error::invalid(name, "no such node attribute")),
@@ -466,6 +489,7 @@ impl NodeAttrs {
             "send_method" => self.send_method = d.send_method,
             "server" => self.server = d.server,
             "port" => self.port = d.port,
+            "dns_server" => self.dns_server = d.dns_server,
             "log_dir" => self.log_dir = d.log_dir,
             "log_date_attr" => self.log_date_attr = d.log_date_attr,
             "log_msgid_attr" => self.log_msgid_attr = d.log_msgid_attr,
@@ -474,6 +498,7 @@ impl NodeAttrs {
             "domlimit_time" => self.domlimit_time = d.domlimit_time,
             "expire_time" => self.expire_time = d.expire_time,
             "retry_time" => self.retry_time = d.retry_time,
+            "max_retries" => self.max_retries = d.max_retries,
             "queue_time" => self.queue_time = d.queue_time,
             "handshake_time" => self.handshake_time = d.handshake_time,
             "conn_limit" => self.conn_limit = d.conn_limit,
@@ -485,6 +510,8 @@ impl NodeAttrs {
             "auth_user" => self.auth_user = d.auth_user,
             "auth_secret_file" => self.auth_secret_file = d.auth_secret_file,
             "notify" => self.notify = d.notify,
+            "delay_warning_time" => self.delay_warning_time = d.delay_warning_time,
+            "hold_domains" => self.hold_domains = d.hold_domains,
             n if LISTEN_ATTRS.contains(&n) => self.listener.reset(n)?,
             n if DKIM_ATTRS.contains(&n) => self.dkim.reset(n)?,
             _ => return Err(Error::NoAttr(format!("user.{name}"))),
@@ -891,8 +918,12 @@ mod tests {
         assert_eq!(g("conn_limit"), "1");
         assert_eq!(g("domconn_limit"), "1");
         assert_eq!(g("sendmail_path"), "/usr/sbin/sendmail");
-        assert_eq!(g("tls"), "none");
+        assert_eq!(g("tls"), "may");
         assert_eq!(g("notify"), "failure");
+        assert_eq!(g("dns_server"), "system");
+        assert_eq!(g("max_retries"), "0");
+        assert_eq!(g("delay_warning_time"), "14400");
+        assert_eq!(g("hold_domains"), "");
         assert_eq!(g("log_date_attr"), "date");
         assert!(n.get("auth_user", "/s").unwrap().is_none());
     }
@@ -910,7 +941,12 @@ mod tests {
             ("ratelimit_time", "NaN"),
             ("conn_limit", "0"),
             ("domconn_limit", "1.5"),
-            ("server", "a b"),
+            ("server", "a b_c"),
+            ("server", ""),
+            ("retry_time", "60,x"),
+            ("notify", "never,delay"),
+            ("dns_server", "ns.example"),
+            ("send_method", "smtp,mx"),
             ("server", "evil\r\nhost"),
             ("sendmail_path", "relative/path"),
             ("tls", "ssl"),

@@ -1,54 +1,116 @@
-//! Failure notices: when a message ends in Error, a delivery status notification (RFC 3464
-//! multipart/report) goes to its envelope sender, queued through the same node with the null
-//! sender `<>`, so a notice that fails itself never causes another.
+//! Delivery notices (RFC 3464 multipart/report) to a message's envelope sender, as `notify`
+//! asks (SPEC §3): `failure` when it ends in Error, `delay` once when it is still not
+//! delivered after delay_warning_time, `success` when it is delivered. Each is queued through
+//! the same node from the null sender `<>`, and none ever goes to the null sender, so a notice
+//! that fails itself never causes another.
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::MimePart;
 
-use crate::attrs::{MessageAttrs, NodeAttrs, Notify, RcptStatus, Recipient, Status, hostname};
+use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Recipient, Status, fmt_date, hostname};
 use crate::content;
 use crate::node::Node;
 
-/// Builds the notice for a failed message; `None` when none is due (notify=never, null sender).
+/// Which notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Failure,
+    Delay,
+    Success,
+}
+
+impl Kind {
+    fn wanted(self, cfg: &NodeAttrs) -> bool {
+        match self {
+            Kind::Failure => cfg.notify.failure,
+            Kind::Delay => cfg.notify.delay,
+            Kind::Success => cfg.notify.success,
+        }
+    }
+
+    /// The recipients a notice of this kind reports on.
+    fn covers(self, r: &Recipient) -> bool {
+        match self {
+            Kind::Failure => r.status == RcptStatus::Failed,
+            Kind::Delay => r.status.is_open(),
+            Kind::Success => r.status == RcptStatus::Sent,
+        }
+    }
+
+    /// Subject, opening sentence, file name prefix (Postfix's wording).
+    fn words(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Kind::Failure => (
+                "Undelivered Mail Returned to Sender",
+                "could not be delivered to one or more recipients",
+                "bounce",
+            ),
+            Kind::Delay => (
+                "Delayed Mail (still being retried)",
+                "has not yet been delivered to one or more recipients; delivery will be tried \
+                 again, and you will be told if it fails for good",
+                "delay",
+            ),
+            Kind::Success => (
+                "Successful Mail Delivery Report",
+                "was delivered (handed to the next mail system) for these recipients",
+                "success",
+            ),
+        }
+    }
+}
+
+/// Builds a notice; `None` when none is due (not in notify, null sender, nobody to report).
 pub fn build(
     cfg: &NodeAttrs,
+    kind: Kind,
     name: &str,
     attrs: &MessageAttrs,
     message_id: &str,
     head: &[u8],
     notice_id: &str,
 ) -> Option<Vec<u8>> {
-    if cfg.notify == Notify::Never {
+    if !kind.wanted(cfg) {
         return None;
     }
     let to = attrs.env_from.as_deref().filter(|f| !f.is_empty())?;
-    let failed: Vec<&Recipient> = attrs
-        .recipients
-        .iter()
-        .filter(|r| r.status == RcptStatus::Failed)
-        .collect();
-    if failed.is_empty() {
+    let covered: Vec<&Recipient> = attrs.recipients.iter().filter(|r| kind.covers(r)).collect();
+    if covered.is_empty() {
         return None;
     }
+    let (subject, sentence, _) = kind.words();
     let host = hostname();
     let mut text = format!(
-        "This is the mail system at host {host}.\n\nYour message {message_id} ({name}) could not be delivered \
-         to one or more recipients:\n\n"
+        "This is the mail system at host {host}.\n\nYour message {message_id} ({name}) {sentence}:\n\n"
     );
     let mut status = format!(
         "Reporting-MTA: dns; {host}\nArrival-Date: {}\n",
         content::rfc2822_now()
     );
-    for r in &failed {
+    for r in &covered {
         text.push_str(&format!("  <{}>: {}\n", r.address, r.last_reply));
-        let code = r.last_reply.split_whitespace().next().unwrap_or("");
-        let st = if code.starts_with('4') { "4.0.0" } else { "5.0.0" };
+        let reply = r.last_reply.replace(['\r', '\n'], " ");
+        let (action, st) = match kind {
+            Kind::Failure => (
+                "failed",
+                if reply.starts_with('4') { "4.0.0" } else { "5.0.0" },
+            ),
+            Kind::Delay => ("delayed", "4.0.0"),
+            Kind::Success => ("relayed", "2.0.0"),
+        };
         status.push_str(&format!(
-            "\nFinal-Recipient: rfc822; {}\nAction: failed\nStatus: {st}\nDiagnostic-Code: smtp; {}\n",
-            r.address,
-            r.last_reply.replace(['\r', '\n'], " ")
+            "\nFinal-Recipient: rfc822; {}\nAction: {action}\nStatus: {st}\n",
+            r.address
         ));
+        if !reply.is_empty() {
+            status.push_str(&format!("Diagnostic-Code: smtp; {reply}\n"));
+        }
+        if kind == Kind::Delay
+            && let Some(until) = attrs.try_until_date
+        {
+            status.push_str(&format!("Will-Retry-Until: {}\n", rfc2822(until)));
+        }
     }
     let headers = String::from_utf8_lossy(head).into_owned();
     let report = MimePart::new(
@@ -68,7 +130,7 @@ pub fn build(
     MessageBuilder::new()
         .from(("Mail Delivery System", daemon.as_str()))
         .to(to.to_string())
-        .subject(format!("Undelivered Mail Returned to Sender: {name}"))
+        .subject(format!("{subject}: {name}"))
         .message_id(notice_id.trim_matches(['<', '>']).to_string())
         .header(
             "Auto-Submitted",
@@ -79,14 +141,25 @@ pub fn build(
         .ok()
 }
 
+fn rfc2822(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|d| d.to_rfc2822())
+        .unwrap_or_else(|| fmt_date(secs))
+}
+
 /// Queues the failure notice of message `name`, if one is due.
 pub fn notify_failure(node: &Node, cfg: &NodeAttrs, name: &str, attrs: &MessageAttrs, message_id: &str) {
+    notify(node, cfg, Kind::Failure, name, attrs, message_id);
+}
+
+/// Queues a notice of `kind` about message `name`, if one is due.
+pub fn notify(node: &Node, cfg: &NodeAttrs, kind: Kind, name: &str, attrs: &MessageAttrs, message_id: &str) {
     let Some(to) = attrs.env_from.clone().filter(|f| !f.is_empty()) else {
         return;
     };
     let mut a = MessageAttrs::new_draft();
     let head = content::read_head(&node.spool.eml_path(name)).unwrap_or_default();
-    let Some(mut bytes) = build(cfg, name, attrs, message_id, &head, &a.message_id) else {
+    let Some(mut bytes) = build(cfg, kind, name, attrs, message_id, &head, &a.message_id) else {
         return;
     };
     match crate::dkim::sign_bytes(cfg, bytes.clone()) {
@@ -106,10 +179,11 @@ pub fn notify_failure(node: &Node, cfg: &NodeAttrs, name: &str, attrs: &MessageA
         .chars()
         .take(60)
         .collect();
-    let dsn_name = node.spool.unique_name(&format!("bounce-{stem}"));
+    let prefix = kind.words().2;
+    let dsn_name = node.spool.unique_name(&format!("{prefix}-{stem}"));
     match node.spool.add_message(&dsn_name, &mut bytes.as_slice(), &a) {
         Ok(_) => node.notify_ready(&dsn_name),
-        Err(e) => log::warn!("cannot queue failure notice for {name}: {e}"),
+        Err(e) => log::warn!("cannot queue {prefix} notice for {name}: {e}"),
     }
 }
 
@@ -129,7 +203,7 @@ mod tests {
         a.recipients[0].last_reply = "550 5.1.1 no such user".into();
         a.recipients[1].status = RcptStatus::Sent;
         let cfg = NodeAttrs::default();
-        let b = build(&cfg, "x.eml", &a, "<id@h>", b"Subject: hi\r\n\r\n", "<n@h>").unwrap();
+        let b = build(&cfg, Kind::Failure, "x.eml", &a, "<id@h>", b"Subject: hi\r\n\r\n", "<n@h>").unwrap();
         let s = String::from_utf8_lossy(&b);
         assert!(s.contains("multipart/report"), "{s}");
         assert!(s.contains("Message-ID: <n@h>"), "{s}");
@@ -137,12 +211,39 @@ mod tests {
         assert!(s.contains("Final-Recipient: rfc822; bad@example.org"));
         assert!(!s.contains("Final-Recipient: rfc822; ok@example.org"));
         a.env_from = Some(String::new());
-        assert!(build(&cfg, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
+        assert!(build(&cfg, Kind::Failure, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
         a.env_from = Some("me@example.com".into());
         let never = NodeAttrs {
-            notify: Notify::Never,
+            notify: crate::lists::NotifySet::default(),
             ..NodeAttrs::default()
         };
-        assert!(build(&never, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
+        assert!(build(&never, Kind::Failure, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
+    }
+
+    #[test]
+    fn delay_and_success_notices_report_their_recipients() {
+        let mut a = MessageAttrs::new_draft();
+        a.env_from = Some("me@example.com".into());
+        a.recipients = vec![
+            Recipient::new("late@example.org".into()),
+            Recipient::new("ok@example.org".into()),
+        ];
+        a.recipients[0].status = RcptStatus::TempFail;
+        a.recipients[0].last_reply = "451 4.3.0 busy".into();
+        a.recipients[1].status = RcptStatus::Sent;
+        a.try_until_date = Some(1_900_000_000);
+        let cfg = NodeAttrs::default();
+        assert!(build(&cfg, Kind::Delay, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
+        let cfg = NodeAttrs {
+            notify: crate::lists::NotifySet::parse("notify", "delay,success").unwrap(),
+            ..NodeAttrs::default()
+        };
+        let d = String::from_utf8(build(&cfg, Kind::Delay, "x.eml", &a, "<id@h>", b"", "<n@h>").unwrap()).unwrap();
+        assert!(d.contains("Action: delayed") && d.contains("late@example.org"), "{d}");
+        assert!(d.contains("Will-Retry-Until:") && !d.contains("rfc822; ok@"), "{d}");
+        let s = String::from_utf8(build(&cfg, Kind::Success, "x.eml", &a, "<id@h>", b"", "<n@h>").unwrap()).unwrap();
+        assert!(s.contains("Action: relayed") && s.contains("Status: 2.0.0"), "{s}");
+        assert!(s.contains("rfc822; ok@example.org") && !s.contains("rfc822; late@"), "{s}");
+        assert!(build(&cfg, Kind::Failure, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
     }
 }

@@ -18,7 +18,8 @@
 //! | [`listener`] | the SMTP listener: sessions, relay and AUTH checks, hands messages to the queue |
 //! | [`service_attrs`] | node attributes of the listener and of DKIM |
 //! | [`sent_ids`] | the Message-IDs that went out, so a copy or a restore is never sent again |
-//! | [`sender`] | the sender engine: scheduler, limits, SMTP and sendmail transports |
+//! | [`sender`] | the sender engine: scheduler, limits, SMTP (relays, MX) and sendmail transports |
+//! | [`lists`] | list-valued node attributes: relays, resolvers, retry schedule, notify, domains |
 //! | [`access`] | who may do what on a shared node (SPEC §10): pure rules, no I/O |
 //! | [`dkim`] | DKIM signing when a message becomes ready; the DNS record |
 //! | [`error`] | the one error type and its errno / exit-code mapping |
@@ -37,6 +38,7 @@ pub mod fs;
 pub mod fuse;
 pub mod journal;
 pub mod listener;
+pub mod lists;
 pub mod manage;
 pub mod message;
 pub mod mime;

@@ -4,8 +4,12 @@
 //! the spool files stay the truth, re-read under the message's lock before every attempt, so
 //! a stale queue entry can delay mail but never send it twice.
 
+pub mod client;
+pub mod lifecycle;
+pub mod mx;
 pub mod sendmail;
 pub mod smtp;
+pub mod tls;
 pub mod transport;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -16,10 +20,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use parking_lot::Mutex;
 
-use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, SendMethod, Status, TryStatus, domain_of, now_secs};
+use crate::attrs::{NodeAttrs, RcptStatus, SendMethod, Status, domain_of, now_secs};
 use crate::error::Error;
 use crate::journal;
 use crate::node::{Event, Node};
+pub use lifecycle::apply_outcomes;
 use transport::{Envelope, RcptOutcome, Transport};
 
 /// The node's send-rate limits, shared by the workers: a send takes a slot right before its
@@ -443,7 +448,7 @@ fn worker(
         // A bug in one attempt must not leave its message marked in flight forever: the
         // scheduler gets a retry instead, and the connection (state unknown) is dropped.
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cfg.send_method {
-            SendMethod::Smtp => {
+            SendMethod::Smtp | SendMethod::Mx => {
                 let t = match smtp.as_mut() {
                     Some(t) => {
                         t.configure(&cfg);
@@ -630,74 +635,6 @@ fn run_job(
     }
 }
 
-/// Folds one attempt's outcomes into the message attributes (SPEC §4).
-pub fn apply_outcomes(
-    attrs: &mut MessageAttrs,
-    cfg: &NodeAttrs,
-    idx: &[usize],
-    outcomes: &[RcptOutcome],
-    now: i64,
-) {
-    let first = *attrs.first_try_date.get_or_insert(now);
-    let until = first + cfg.queue_time as i64;
-    attrs.try_until_date = Some(until);
-    attrs.last_try_date = Some(now);
-    let mut any_temp = false;
-    let mut any_perm = false;
-    let mut msg = None;
-    for (&i, o) in idx.iter().zip(outcomes) {
-        let r = &mut attrs.recipients[i];
-        r.tries += 1;
-        r.last_reply = o.reply().to_string();
-        match o {
-            RcptOutcome::Accepted(_) => r.status = RcptStatus::Sent,
-            RcptOutcome::TempFail(t) => {
-                any_temp = true;
-                if now >= until {
-                    r.status = RcptStatus::Failed;
-                    r.last_reply = format!("{t} (gave up: queue_time reached)");
-                    any_perm = true;
-                } else {
-                    r.status = RcptStatus::TempFail;
-                }
-                msg.get_or_insert_with(|| r.last_reply.clone());
-            }
-            RcptOutcome::PermFail(_) => {
-                any_perm = true;
-                r.status = RcptStatus::Failed;
-                msg = Some(r.last_reply.clone());
-            }
-        }
-    }
-    // Jobs go per recipient domain; the message's try count is that of its most-tried recipient.
-    attrs.try_count = attrs.recipients.iter().map(|r| r.tries).max().unwrap_or(0);
-    attrs.last_try_status = if any_perm {
-        TryStatus::Fail
-    } else if any_temp {
-        TryStatus::TempFail
-    } else {
-        TryStatus::None
-    };
-    attrs.last_try_msg = msg.unwrap_or_else(|| {
-        outcomes
-            .first()
-            .map(|o| o.reply().to_string())
-            .unwrap_or_default()
-    });
-    attrs.status = attrs.status_from_recipients();
-    if attrs.recipients.iter().any(|r| r.status == RcptStatus::TempFail) {
-        // The last try happens at the deadline, not after it.
-        let next = (now + cfg.retry_time.ceil() as i64).min(until.max(now));
-        attrs.next_try_date = Some(next);
-    } else {
-        attrs.next_try_date = None;
-    }
-    if matches!(attrs.status, Status::Sent | Status::Error) {
-        attrs.expire_date = Some(now + cfg.expire_time as i64);
-        attrs.next_try_date = None;
-    }
-}
-
 /// Removes a final message whose expire_date has passed (its log entries stay).
 fn expire_message(node: &Node, name: &str) {
     let Ok(Some(_lock)) = node.spool.try_lock(name) else {
@@ -718,64 +655,6 @@ fn expire_message(node: &Node, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attrs::Recipient;
-
-    fn msg(rcpts: &[&str]) -> MessageAttrs {
-        let mut m = MessageAttrs::new_draft();
-        m.status = Status::Pending;
-        m.is_ready = true;
-        m.recipients = rcpts.iter().map(|r| Recipient::new(r.to_string())).collect();
-        m
-    }
-
-    #[test]
-    fn per_recipient_outcomes() {
-        let cfg = NodeAttrs::default();
-        let mut m = msg(&["a@x.org", "b@x.org", "c@x.org"]);
-        let out = vec![
-            RcptOutcome::Accepted("250 ok".into()),
-            RcptOutcome::TempFail("451 later".into()),
-            RcptOutcome::PermFail("550 no".into()),
-        ];
-        apply_outcomes(&mut m, &cfg, &[0, 1, 2], &out, 1000);
-        assert_eq!(m.recipients[0].status, RcptStatus::Sent);
-        assert_eq!(m.recipients[1].status, RcptStatus::TempFail);
-        assert_eq!(m.recipients[2].status, RcptStatus::Failed);
-        assert_eq!(m.status, Status::Pending);
-        assert_eq!(m.last_try_status, TryStatus::Fail);
-        assert_eq!(m.next_try_date, Some(1900));
-        assert_eq!(m.try_until_date, Some(1000 + 432_000));
-        // Only b is retried; it is accepted; the message ends in Error because of c.
-        apply_outcomes(
-            &mut m,
-            &cfg,
-            &[1],
-            &[RcptOutcome::Accepted("250 ok".into())],
-            1900,
-        );
-        assert_eq!(m.status, Status::Error);
-        assert_eq!(m.try_count, 2);
-        assert_eq!(m.first_try_date, Some(1000));
-        assert_eq!(m.expire_date, Some(1900 + 259_200));
-    }
-
-    #[test]
-    fn temp_failures_end_at_queue_time() {
-        let cfg = NodeAttrs {
-            queue_time: 100.0,
-            retry_time: 60.0,
-            ..NodeAttrs::default()
-        };
-        let mut m = msg(&["a@x.org"]);
-        let t = [RcptOutcome::TempFail("451 busy".into())];
-        apply_outcomes(&mut m, &cfg, &[0], &t, 0);
-        assert_eq!(m.next_try_date, Some(60));
-        apply_outcomes(&mut m, &cfg, &[0], &t, 60);
-        assert_eq!(m.next_try_date, Some(100));
-        apply_outcomes(&mut m, &cfg, &[0], &t, 100);
-        assert_eq!(m.status, Status::Error);
-        assert_eq!(m.try_count, 3);
-    }
 
     #[test]
     fn limiter_spaces_sends() {

@@ -1,75 +1,42 @@
-//! SMTP delivery at the connection level with lettre's async client, so every RCPT TO reply is
-//! seen and connections are reused. The TCP stream is made here with TCP_NODELAY (lettre's
-//! blocking client stalls ~40 ms per message on delayed ACKs), and every reply is awaited at
-//! most `handshake_time`.
+//! SMTP delivery: picks the hosts for a job (the relays in `server`, or the recipient
+//! domain's exchangers for `send_method=mx`), opens a session on the first that works
+//! (SPEC §6: the next host after a refused or timed-out connection or a failed greeting,
+//! EHLO/HELO or TLS), runs the transaction, and keeps the session for the next job to the
+//! same place. The dialogue itself is in [`super::client`].
 
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::Address;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
-use lettre::transport::smtp::response::Response;
+use rustls::ClientConfig;
 
-use super::transport::{Envelope, RcptOutcome, Transport, all, classify};
-use crate::attrs::{NodeAttrs, TlsMode};
+use super::client::{Fail, Session, Settings, Target};
+use super::mx::Resolver;
+use super::transport::{Envelope, RcptOutcome, Transport, all};
+use crate::attrs::{NodeAttrs, SendMethod, TlsMode, domain_of};
 use crate::content::{WHOLE_READ_LIMIT, WireChunks};
 
-/// What a connection was opened with; a change of any of it means a new connection.
+/// What a session was opened with; a change of any of it means a new session.
 #[derive(Debug, Clone, PartialEq)]
 struct ConnKey {
-    server: String,
+    /// The relays, or `mx:DOMAIN`.
+    route: String,
     port: u16,
     tls: TlsMode,
     helo: String,
     ca_file: Option<String>,
     auth_user: Option<String>,
     auth_secret_file: Option<String>,
-}
-
-impl ConnKey {
-    fn of(n: &NodeAttrs) -> ConnKey {
-        ConnKey {
-            server: n.server.clone(),
-            port: n.port,
-            tls: n.tls,
-            helo: n.helo(),
-            ca_file: n.ca_file.clone(),
-            auth_user: n.auth_user.clone(),
-            auth_secret_file: n.auth_secret_file.clone(),
-        }
-    }
+    timeout: u64,
 }
 
 pub struct SmtpTransport {
     rt: tokio::runtime::Runtime,
-    conn: Option<(ConnKey, AsyncSmtpConnection)>,
+    conn: Option<(ConnKey, Session)>,
     node: NodeAttrs,
-}
-
-fn response_text(r: &Response) -> String {
-    format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" "))
-}
-
-fn error_outcome(e: &lettre::transport::smtp::Error) -> RcptOutcome {
-    match e.status() {
-        Some(code) => {
-            let text = std::error::Error::source(e)
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            let n: u16 = code.to_string().parse().unwrap_or(451);
-            classify(n, format!("{code} {text}"))
-        }
-        // Refused, reset, unresolvable, TLS trouble: the server never said no.
-        None => RcptOutcome::TempFail(e.to_string()),
-    }
-}
-
-fn timeout_outcome(what: &str, t: Duration) -> RcptOutcome {
-    RcptOutcome::TempFail(format!("timed out after {}s waiting for {what}", t.as_secs_f64()))
+    verified: Option<(Option<String>, Arc<ClientConfig>)>,
+    unverified: Option<Arc<ClientConfig>>,
+    resolver: Option<Resolver>,
 }
 
 impl SmtpTransport {
@@ -77,7 +44,14 @@ impl SmtpTransport {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        Ok(SmtpTransport { rt, conn: None, node })
+        Ok(SmtpTransport {
+            rt,
+            conn: None,
+            node,
+            verified: None,
+            unverified: None,
+            resolver: None,
+        })
     }
 
     /// Node attributes apply to the next send.
@@ -89,20 +63,45 @@ impl SmtpTransport {
         Duration::from_secs_f64(self.node.handshake_time.max(0.001))
     }
 
-    fn tls_params(&self) -> Result<TlsParameters, RcptOutcome> {
-        let mut b = TlsParameters::builder(self.node.server.clone());
-        if let Some(ca) = &self.node.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| RcptOutcome::TempFail(format!("cannot read ca_file {ca}: {e}")))?;
-            let cert = Certificate::from_pem(&pem)
-                .map_err(|e| RcptOutcome::TempFail(format!("bad certificate in {ca}: {e}")))?;
-            b = b.add_root_certificate(cert);
+    fn key(&self, domain: &str) -> ConnKey {
+        let n = &self.node;
+        ConnKey {
+            route: match n.send_method {
+                SendMethod::Mx => format!("mx:{domain}"),
+                _ => n.server.clone(),
+            },
+            port: n.port,
+            tls: n.tls,
+            helo: n.helo(),
+            ca_file: n.ca_file.clone(),
+            auth_user: n.auth_user.clone(),
+            auth_secret_file: n.auth_secret_file.clone(),
+            timeout: self.timeout().as_millis() as u64,
         }
-        b.build_rustls()
-            .map_err(|e| RcptOutcome::TempFail(format!("TLS setup: {e}")))
     }
 
-    fn credentials(&self) -> Result<Option<Credentials>, RcptOutcome> {
+    fn verified(&mut self) -> Result<Arc<ClientConfig>, RcptOutcome> {
+        let ca = self.node.ca_file.clone();
+        if let Some((k, c)) = &self.verified
+            && *k == ca
+        {
+            return Ok(c.clone());
+        }
+        let c = super::tls::verified(ca.as_deref()).map_err(RcptOutcome::TempFail)?;
+        self.verified = Some((ca, c.clone()));
+        Ok(c)
+    }
+
+    fn unverified(&mut self) -> Result<Arc<ClientConfig>, RcptOutcome> {
+        if let Some(c) = &self.unverified {
+            return Ok(c.clone());
+        }
+        let c = super::tls::unverified().map_err(RcptOutcome::TempFail)?;
+        self.unverified = Some(c.clone());
+        Ok(c)
+    }
+
+    fn credentials(&self) -> Result<Option<(String, String)>, RcptOutcome> {
         let Some(user) = &self.node.auth_user else {
             return Ok(None);
         };
@@ -114,166 +113,93 @@ impl SmtpTransport {
         let secret = std::fs::read_to_string(file)
             .map_err(|e| RcptOutcome::TempFail(format!("cannot read auth_secret_file: {e}")))?;
         let secret = secret.trim_end_matches(['\r', '\n']).to_string();
-        Ok(Some(Credentials::new(user.clone(), secret)))
+        Ok(Some((user.clone(), secret)))
     }
 
-    fn connect(&mut self) -> Result<(), RcptOutcome> {
-        let key = ConnKey::of(&self.node);
-        if let Some((k, c)) = &self.conn
-            && *k == key
-            && !c.has_broken()
-        {
+    fn settings(&mut self, mx: bool) -> Result<Settings, RcptOutcome> {
+        // Direct delivery is opportunistic whatever `tls` says: an exchanger's certificate
+        // rarely names it, and there is nobody to authenticate to.
+        let tls = if mx { TlsMode::May } else { self.node.tls };
+        let (implicit_tls, starttls) = match tls {
+            TlsMode::None => (None, None),
+            TlsMode::May => (None, Some((self.unverified()?, false))),
+            TlsMode::Starttls => (None, Some((self.verified()?, true))),
+            TlsMode::Tls => (Some(self.verified()?), None),
+        };
+        Ok(Settings {
+            timeout: self.timeout(),
+            helo: self.node.helo(),
+            implicit_tls,
+            starttls,
+            auth: if mx { None } else { self.credentials()? },
+            auth_in_clear: tls == TlsMode::None,
+        })
+    }
+
+    fn targets(&mut self, domain: &str) -> Result<Vec<Target>, RcptOutcome> {
+        if self.node.send_method != SendMethod::Mx {
+            return Ok(crate::lists::relays(&self.node.server, self.node.port)
+                .into_iter()
+                .map(|(host, port)| Target {
+                    host,
+                    port,
+                    addr: None,
+                })
+                .collect());
+        }
+        let want = self.node.dns_server.clone();
+        if self.resolver.as_ref().is_none_or(|r| r.servers != want) {
+            self.resolver = Some(Resolver::new(want, self.timeout()).map_err(RcptOutcome::TempFail)?);
+        }
+        let Some(r) = self.resolver.as_ref() else {
+            return Err(RcptOutcome::TempFail("no resolver".into()));
+        };
+        self.rt.block_on(r.exchangers(domain))
+    }
+
+    /// A session to the first host that takes us, or what the last one said.
+    fn connect(&mut self, domain: &str) -> Result<(), RcptOutcome> {
+        let key = self.key(domain);
+        if self.conn.as_ref().is_some_and(|(k, _)| *k == key) {
             return Ok(());
         }
         self.close();
-        let t = self.timeout();
-        let helo = ClientId::Domain(key.helo.clone());
-        let tls = match key.tls {
-            TlsMode::None => None,
-            _ => Some(self.tls_params()?),
-        };
-        let creds = self.credentials()?;
-        let addr = (key.server.clone(), key.port);
-        let conn = self.rt.block_on(async {
-            let mut conn = if key.tls == TlsMode::Tls {
-                AsyncSmtpConnection::connect_tokio1(addr, Some(t), &helo, tls.clone(), None)
-                    .await
-                    .map_err(|e| error_outcome(&e))?
-            } else {
-                let stream = tokio::time::timeout(t, tokio::net::TcpStream::connect(addr))
-                    .await
-                    .map_err(|_| timeout_outcome("the connection", t))?
-                    .map_err(|e| {
-                        RcptOutcome::TempFail(format!("connect to {}:{}: {e}", key.server, key.port))
-                    })?;
-                let _ = stream.set_nodelay(true);
-                tokio::time::timeout(
-                    t,
-                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &helo),
-                )
-                .await
-                .map_err(|_| timeout_outcome("the greeting", t))?
-                .map_err(|e| error_outcome(&e))?
-            };
-            if key.tls == TlsMode::Starttls {
-                let params = tls
-                    .clone()
-                    .ok_or_else(|| RcptOutcome::TempFail("no TLS parameters".into()))?;
-                tokio::time::timeout(t, conn.starttls(params, &helo))
-                    .await
-                    .map_err(|_| timeout_outcome("STARTTLS", t))?
-                    .map_err(|e| error_outcome(&e))?;
+        let mx = self.node.send_method == SendMethod::Mx;
+        let settings = self.settings(mx)?;
+        let targets = self.targets(domain)?;
+        let mut failures: Vec<Fail> = Vec::new();
+        for t in &targets {
+            match self.rt.block_on(Session::open(t, &settings)) {
+                Ok(s) => {
+                    if !failures.is_empty() {
+                        let why: Vec<&str> = failures.iter().map(|f| f.text.as_str()).collect();
+                        log::info!("{domain}: using {t} after {}", why.join("; "));
+                    }
+                    self.conn = Some((key, s));
+                    return Ok(());
+                }
+                Err(f) if f.next_host() => {
+                    log::info!("{domain}: {t}: {}", f.text);
+                    failures.push(f);
+                }
+                Err(f) => return Err(f.outcome()),
             }
-            if let Some(c) = &creds {
-                tokio::time::timeout(t, conn.auth(&[Mechanism::Plain, Mechanism::Login], c))
-                    .await
-                    .map_err(|_| timeout_outcome("AUTH", t))?
-                    .map_err(|e| error_outcome(&e))?;
-            }
-            Ok::<_, RcptOutcome>(conn)
-        })?;
-        self.conn = Some((key, conn));
-        Ok(())
-    }
-
-    /// One transaction on the open connection. `Err` means the connection is unusable.
-    fn transaction(
-        &mut self,
-        env: &Envelope,
-        eml: &Path,
-        message_id: &str,
-    ) -> Result<Vec<RcptOutcome>, Vec<RcptOutcome>> {
-        let t = self.timeout();
-        let Some((_, conn)) = self.conn.as_mut() else {
-            return Err(all(env, RcptOutcome::TempFail("not connected".into())));
-        };
-        let size = std::fs::metadata(eml).map(|m| m.len()).unwrap_or(0);
-        if size > WHOLE_READ_LIMIT
-            && let Err(e) = crate::content::check_readable(eml)
-        {
-            // Nothing was sent: the connection stays usable.
-            return Ok(all(
-                env,
-                RcptOutcome::TempFail(format!("cannot read message: {e}")),
-            ));
         }
-        let rt = &self.rt;
-        rt.block_on(async {
-            let fail = |o: RcptOutcome| all(env, o);
-            let from = if env.from.is_empty() {
-                None
-            } else {
-                Some(
-                    Address::from_str(&env.from)
-                        .map_err(|e| fail(RcptOutcome::PermFail(format!("bad sender: {e}"))))?,
-                )
-            };
-            let mut params = Vec::new();
-            if conn.server_info().supports_feature(Extension::EightBitMime) {
-                params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-            }
-            match tokio::time::timeout(t, conn.command(Mail::new(from, params))).await {
-                Err(_) => return Err(fail(timeout_outcome("the MAIL FROM reply", t))),
-                Ok(Err(e)) => {
-                    let o = error_outcome(&e);
-                    if e.status().is_none() {
-                        return Err(fail(o));
-                    }
-                    let _ = tokio::time::timeout(t, conn.command(Rset)).await;
-                    return Ok(fail(o));
-                }
-                Ok(Ok(_)) => {}
-            }
-            let mut out: Vec<Option<RcptOutcome>> = vec![None; env.to.len()];
-            for (i, rcpt) in env.to.iter().enumerate() {
-                let addr = match Address::from_str(rcpt) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        out[i] = Some(RcptOutcome::PermFail(format!("bad recipient: {e}")));
-                        continue;
-                    }
-                };
-                match tokio::time::timeout(t, conn.command(Rcpt::new(addr, vec![]))).await {
-                    Err(_) => return Err(fail(timeout_outcome("the RCPT TO reply", t))),
-                    Ok(Err(e)) if e.status().is_none() => return Err(fail(error_outcome(&e))),
-                    Ok(Err(e)) => out[i] = Some(error_outcome(&e)),
-                    Ok(Ok(_)) => {}
-                }
-            }
-            if out.iter().all(|o| o.is_some()) {
-                let _ = tokio::time::timeout(t, conn.command(Rset)).await;
-                return Ok(out.into_iter().flatten().collect());
-            }
-            match tokio::time::timeout(t, conn.command(Data)).await {
-                Err(_) => return Err(fail(timeout_outcome("the DATA reply", t))),
-                Ok(Err(e)) if e.status().is_none() => return Err(fail(error_outcome(&e))),
-                Ok(Err(e)) => {
-                    let o = error_outcome(&e);
-                    let _ = tokio::time::timeout(t, conn.command(Rset)).await;
-                    return Ok(out.into_iter().map(|x| x.unwrap_or_else(|| o.clone())).collect());
-                }
-                Ok(Ok(_)) => {}
-            }
-            let chunks = WireChunks::open(eml, message_id)
-                .map_err(|e| fail(RcptOutcome::TempFail(format!("cannot read message: {e}"))))?;
-            // Allow for transfer time on top of the reply wait: at least 100 kB/s.
-            let data_t = t + Duration::from_secs(size / 100_000);
-            let reply = if size <= WHOLE_READ_LIMIT {
-                let bytes = chunks
-                    .read_all()
-                    .map_err(|e| fail(RcptOutcome::TempFail(format!("cannot read message: {e}"))))?;
-                tokio::time::timeout(data_t, conn.message(&bytes)).await
-            } else {
-                tokio::time::timeout(data_t, conn.message_iter(chunks)).await
-            };
-            let o = match reply {
-                Err(_) => return Err(fail(timeout_outcome("the end-of-data reply", data_t))),
-                Ok(Err(e)) if e.status().is_none() => return Err(fail(error_outcome(&e))),
-                Ok(Err(e)) => error_outcome(&e),
-                Ok(Ok(r)) => RcptOutcome::Accepted(response_text(&r)),
-            };
-            Ok(out.into_iter().map(|x| x.unwrap_or_else(|| o.clone())).collect())
-        })
+        // Permanent only when every host said no for good; a host that could not be
+        // reached or said "later" may do better next time.
+        let Some(last) = failures.last() else {
+            return Err(RcptOutcome::TempFail(format!("no host to deliver {domain} to")));
+        };
+        let text = if failures.len() > 1 {
+            format!("{} (and {} more hosts failed)", last.text, failures.len() - 1)
+        } else {
+            last.text.clone()
+        };
+        if failures.iter().all(|f| matches!(f.code, Some(500..=599))) {
+            Err(RcptOutcome::PermFail(text))
+        } else {
+            Err(RcptOutcome::TempFail(text))
+        }
     }
 }
 
@@ -285,25 +211,38 @@ impl Transport for SmtpTransport {
         message_id: &str,
         gate: &mut dyn FnMut(),
     ) -> Vec<RcptOutcome> {
-        if let Err(o) = self.connect() {
+        let domain = env.to.first().map(|r| domain_of(r)).unwrap_or_default();
+        if let Err(o) = self.connect(&domain) {
             return all(env, o);
         }
+        let size = std::fs::metadata(eml).map(|m| m.len()).unwrap_or(0);
+        if size > WHOLE_READ_LIMIT
+            && let Err(e) = crate::content::check_readable(eml)
+        {
+            // Nothing was sent: the session stays usable.
+            return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}")));
+        }
+        let data = match WireChunks::open(eml, message_id) {
+            Ok(d) => d,
+            Err(e) => return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}"))),
+        };
         gate();
-        match self.transaction(env, eml, message_id) {
+        let Some((_, sess)) = self.conn.as_mut() else {
+            return all(env, RcptOutcome::TempFail("not connected".into()));
+        };
+        match self.rt.block_on(sess.send(env, data)) {
             Ok(v) => v,
             Err(v) => {
-                self.close();
+                // The session is in an unknown state: drop it without a goodbye.
+                self.conn = None;
                 v
             }
         }
     }
 
     fn close(&mut self) {
-        if let Some((_, mut c)) = self.conn.take() {
-            let t = Duration::from_secs(2);
-            self.rt.block_on(async {
-                let _ = tokio::time::timeout(t, c.quit()).await;
-            });
+        if let Some((_, s)) = self.conn.take() {
+            self.rt.block_on(s.quit());
         }
     }
 }

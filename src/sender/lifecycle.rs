@@ -1,0 +1,175 @@
+//! How an attempt's outcomes change a message (SPEC §4, §6): pure functions of the message,
+//! the node's settings and the time, so the rules (per-recipient status, the retry schedule,
+//! max_retries, queue_time, expiry) are tested without a server or a clock.
+
+use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, TryStatus};
+
+use super::transport::RcptOutcome;
+
+/// Folds one attempt's outcomes into the message attributes (SPEC §4).
+pub fn apply_outcomes(
+    attrs: &mut MessageAttrs,
+    cfg: &NodeAttrs,
+    idx: &[usize],
+    outcomes: &[RcptOutcome],
+    now: i64,
+) {
+    let first = *attrs.first_try_date.get_or_insert(now);
+    let until = first + cfg.queue_time as i64;
+    attrs.try_until_date = Some(until);
+    attrs.last_try_date = Some(now);
+    let mut any_temp = false;
+    let mut any_perm = false;
+    let mut msg = None;
+    for (&i, o) in idx.iter().zip(outcomes) {
+        let r = &mut attrs.recipients[i];
+        r.tries += 1;
+        r.last_reply = o.reply().to_string();
+        match o {
+            RcptOutcome::Accepted(_) => r.status = RcptStatus::Sent,
+            RcptOutcome::TempFail(t) => {
+                any_temp = true;
+                let retries = r.tries.saturating_sub(1);
+                if now >= until {
+                    r.status = RcptStatus::Failed;
+                    r.last_reply = format!("{t} (gave up: queue_time reached)");
+                    any_perm = true;
+                } else if cfg.max_retries > 0 && retries >= cfg.max_retries {
+                    r.status = RcptStatus::Failed;
+                    r.last_reply = format!("{t} (gave up after {retries} retries: max_retries)");
+                    any_perm = true;
+                } else {
+                    r.status = RcptStatus::TempFail;
+                }
+                msg.get_or_insert_with(|| r.last_reply.clone());
+            }
+            RcptOutcome::PermFail(_) => {
+                any_perm = true;
+                r.status = RcptStatus::Failed;
+                msg = Some(r.last_reply.clone());
+            }
+        }
+    }
+    // Jobs go per recipient domain; the message's try count is that of its most-tried recipient.
+    attrs.try_count = attrs.recipients.iter().map(|r| r.tries).max().unwrap_or(0);
+    attrs.last_try_status = if any_perm {
+        TryStatus::Fail
+    } else if any_temp {
+        TryStatus::TempFail
+    } else {
+        TryStatus::None
+    };
+    attrs.last_try_msg = msg.unwrap_or_else(|| {
+        outcomes
+            .first()
+            .map(|o| o.reply().to_string())
+            .unwrap_or_default()
+    });
+    attrs.status = attrs.status_from_recipients();
+    let open_tries = attrs
+        .recipients
+        .iter()
+        .filter(|r| r.status == RcptStatus::TempFail)
+        .map(|r| r.tries)
+        .max();
+    if let Some(tries) = open_tries {
+        // Retry number `tries` is next; the last try happens at the deadline, not after it.
+        let wait = crate::lists::retry_wait(&cfg.retry_time, tries);
+        let next = (now + wait.ceil() as i64).min(until.max(now));
+        attrs.next_try_date = Some(next);
+    } else {
+        attrs.next_try_date = None;
+    }
+    if matches!(attrs.status, Status::Sent | Status::Error) {
+        attrs.expire_date = Some(now + cfg.expire_time as i64);
+        attrs.next_try_date = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attrs::Recipient;
+
+    fn msg(rcpts: &[&str]) -> MessageAttrs {
+        let mut m = MessageAttrs::new_draft();
+        m.status = Status::Pending;
+        m.is_ready = true;
+        m.recipients = rcpts.iter().map(|r| Recipient::new(r.to_string())).collect();
+        m
+    }
+
+    #[test]
+    fn per_recipient_outcomes() {
+        let cfg = NodeAttrs::default();
+        let mut m = msg(&["a@x.org", "b@x.org", "c@x.org"]);
+        let out = vec![
+            RcptOutcome::Accepted("250 ok".into()),
+            RcptOutcome::TempFail("451 later".into()),
+            RcptOutcome::PermFail("550 no".into()),
+        ];
+        apply_outcomes(&mut m, &cfg, &[0, 1, 2], &out, 1000);
+        assert_eq!(m.recipients[0].status, RcptStatus::Sent);
+        assert_eq!(m.recipients[1].status, RcptStatus::TempFail);
+        assert_eq!(m.recipients[2].status, RcptStatus::Failed);
+        assert_eq!(m.status, Status::Pending);
+        assert_eq!(m.last_try_status, TryStatus::Fail);
+        assert_eq!(m.next_try_date, Some(1900));
+        assert_eq!(m.try_until_date, Some(1000 + 432_000));
+        // Only b is retried; it is accepted; the message ends in Error because of c.
+        apply_outcomes(
+            &mut m,
+            &cfg,
+            &[1],
+            &[RcptOutcome::Accepted("250 ok".into())],
+            1900,
+        );
+        assert_eq!(m.status, Status::Error);
+        assert_eq!(m.try_count, 2);
+        assert_eq!(m.first_try_date, Some(1000));
+        assert_eq!(m.expire_date, Some(1900 + 259_200));
+    }
+
+    #[test]
+    fn temp_failures_end_at_queue_time() {
+        let cfg = NodeAttrs {
+            queue_time: 100.0,
+            retry_time: vec![60.0],
+            ..NodeAttrs::default()
+        };
+        let mut m = msg(&["a@x.org"]);
+        let t = [RcptOutcome::TempFail("451 busy".into())];
+        apply_outcomes(&mut m, &cfg, &[0], &t, 0);
+        assert_eq!(m.next_try_date, Some(60));
+        apply_outcomes(&mut m, &cfg, &[0], &t, 60);
+        assert_eq!(m.next_try_date, Some(100));
+        apply_outcomes(&mut m, &cfg, &[0], &t, 100);
+        assert_eq!(m.status, Status::Error);
+        assert_eq!(m.try_count, 3);
+    }
+
+    #[test]
+    fn retry_schedule_and_max_retries() {
+        let cfg = NodeAttrs {
+            retry_time: vec![10.0, 20.0, 40.0],
+            max_retries: 4,
+            ..NodeAttrs::default()
+        };
+        let mut m = msg(&["a@x.org"]);
+        let t = [RcptOutcome::TempFail("451 busy".into())];
+        let mut now = 0;
+        let mut gaps = Vec::new();
+        for _ in 0..5 {
+            apply_outcomes(&mut m, &cfg, &[0], &t, now);
+            if let Some(n) = m.next_try_date {
+                gaps.push(n - now);
+                now = n;
+            }
+        }
+        // Four retries (10, 20, 40, then the last repeating), then Error.
+        assert_eq!(gaps, vec![10, 20, 40, 40]);
+        assert_eq!(m.status, Status::Error);
+        assert_eq!(m.try_count, 5);
+        assert!(m.recipients[0].last_reply.contains("max_retries"), "{}", m.recipients[0].last_reply);
+    }
+}
