@@ -144,8 +144,10 @@ pub struct SendmailArgs {
 const MOUNT_HELP: &str = "Node attributes settable with -o: send_method, server, port, log_dir, log_date_attr, \
 log_msgid_attr, log_info_attr, ratelimit_time, domlimit_time, expire_time, retry_time, queue_time, \
 handshake_time, conn_limit, domconn_limit, sendmail_path, helo_name, tls, ca_file, auth_user, \
-auth_secret_file, notify, listen, relay_clients, message_size_limit, \
-listen_tls_cert, listen_tls_key, listen_users_file, dkim_domain, dkim_selector, dkim_key_file.\n\nWithout -f the command returns once the mount is live and the \
+auth_secret_file, notify, dns_server, max_retries, delay_warning_time, hold_domains, listen, relay_clients, \
+message_size_limit, listen_tls_cert, listen_tls_key, listen_users_file, dkim_domain, dkim_selector, dkim_key_file. \
+List values (server, retry_time, notify, dns_server, hold_domains) separate entries with `\\,` inside -o, as \
+libfuse escapes commas: -o server=relay1\\,relay2:587.\n\nWithout -f the command returns once the mount is live and the \
 server runs detached, logging to SPOOL_DIR/.mailfs.log. Unmount with `fusermount3 -u MOUNTPOINT` \
 or `umount MOUNTPOINT`; SIGTERM or SIGINT unmount too. Exit 0 after a clean unmount.";
 
@@ -184,9 +186,33 @@ const IGNORED_OPTS: &[&str] = &[
     "sync",
 ];
 
+/// Splits one `-o` argument at commas; `\,` is a comma inside a value (a list, SPEC §3) and
+/// `\\` a backslash, as libfuse's option parser reads them.
+fn split_opts(s: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let (Some(n), Some(last)) = (chars.next(), out.last_mut()) {
+                    last.push(n);
+                }
+            }
+            ',' => out.push(String::new()),
+            c => {
+                if let Some(last) = out.last_mut() {
+                    last.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
 pub fn parse_mount_opts(list: &[String]) -> Result<MountOpts> {
     let mut o = MountOpts::default();
-    for item in list.iter().flat_map(|s| s.split(',')) {
+    let items: Vec<String> = list.iter().flat_map(|s| split_opts(s)).collect();
+    for item in items.iter().map(String::as_str) {
         if item.is_empty()
             || IGNORED_OPTS.contains(&item)
             || item.starts_with("x-")
@@ -486,4 +512,22 @@ fn daemonize(spool_dir: &Path, mountpoint: &Path, options: &[String]) -> Result<
     let status = child.wait()?;
     let _ = std::io::stderr().write_all(msg.as_bytes());
     std::process::exit(status.code().unwrap_or(75).max(1));
+}
+
+#[cfg(test)]
+mod opts_tests {
+    use super::*;
+
+    #[test]
+    fn escaped_commas_stay_in_list_values() {
+        let o = parse_mount_opts(&["server=relay1\\,relay2:587,conn_limit=4".to_string()]).unwrap();
+        assert_eq!(
+            o.node,
+            vec![
+                ("server".to_string(), "relay1,relay2:587".to_string()),
+                ("conn_limit".to_string(), "4".to_string())
+            ]
+        );
+        assert!(parse_mount_opts(&["server=relay1,relay2".to_string()]).is_err());
+    }
 }

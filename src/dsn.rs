@@ -92,10 +92,7 @@ pub fn build(
         text.push_str(&format!("  <{}>: {}\n", r.address, r.last_reply));
         let reply = r.last_reply.replace(['\r', '\n'], " ");
         let (action, st) = match kind {
-            Kind::Failure => (
-                "failed",
-                if reply.starts_with('4') { "4.0.0" } else { "5.0.0" },
-            ),
+            Kind::Failure => ("failed", if reply.starts_with('4') { "4.0.0" } else { "5.0.0" }),
             Kind::Delay => ("delayed", "4.0.0"),
             Kind::Success => ("relayed", "2.0.0"),
         };
@@ -145,11 +142,6 @@ fn rfc2822(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .map(|d| d.to_rfc2822())
         .unwrap_or_else(|| fmt_date(secs))
-}
-
-/// Queues the failure notice of message `name`, if one is due.
-pub fn notify_failure(node: &Node, cfg: &NodeAttrs, name: &str, attrs: &MessageAttrs, message_id: &str) {
-    notify(node, cfg, Kind::Failure, name, attrs, message_id);
 }
 
 /// Queues a notice of `kind` about message `name`, if one is due.
@@ -203,7 +195,16 @@ mod tests {
         a.recipients[0].last_reply = "550 5.1.1 no such user".into();
         a.recipients[1].status = RcptStatus::Sent;
         let cfg = NodeAttrs::default();
-        let b = build(&cfg, Kind::Failure, "x.eml", &a, "<id@h>", b"Subject: hi\r\n\r\n", "<n@h>").unwrap();
+        let b = build(
+            &cfg,
+            Kind::Failure,
+            "x.eml",
+            &a,
+            "<id@h>",
+            b"Subject: hi\r\n\r\n",
+            "<n@h>",
+        )
+        .unwrap();
         let s = String::from_utf8_lossy(&b);
         assert!(s.contains("multipart/report"), "{s}");
         assert!(s.contains("Message-ID: <n@h>"), "{s}");
@@ -238,12 +239,26 @@ mod tests {
             notify: crate::lists::NotifySet::parse("notify", "delay,success").unwrap(),
             ..NodeAttrs::default()
         };
-        let d = String::from_utf8(build(&cfg, Kind::Delay, "x.eml", &a, "<id@h>", b"", "<n@h>").unwrap()).unwrap();
-        assert!(d.contains("Action: delayed") && d.contains("late@example.org"), "{d}");
-        assert!(d.contains("Will-Retry-Until:") && !d.contains("rfc822; ok@"), "{d}");
-        let s = String::from_utf8(build(&cfg, Kind::Success, "x.eml", &a, "<id@h>", b"", "<n@h>").unwrap()).unwrap();
-        assert!(s.contains("Action: relayed") && s.contains("Status: 2.0.0"), "{s}");
-        assert!(s.contains("rfc822; ok@example.org") && !s.contains("rfc822; late@"), "{s}");
+        let d = String::from_utf8(build(&cfg, Kind::Delay, "x.eml", &a, "<id@h>", b"", "<n@h>").unwrap())
+            .unwrap();
+        assert!(
+            d.contains("Action: delayed") && d.contains("late@example.org"),
+            "{d}"
+        );
+        assert!(
+            d.contains("Will-Retry-Until:") && !d.contains("rfc822; ok@"),
+            "{d}"
+        );
+        let s = String::from_utf8(build(&cfg, Kind::Success, "x.eml", &a, "<id@h>", b"", "<n@h>").unwrap())
+            .unwrap();
+        assert!(
+            s.contains("Action: relayed") && s.contains("Status: 2.0.0"),
+            "{s}"
+        );
+        assert!(
+            s.contains("rfc822; ok@example.org") && !s.contains("rfc822; late@"),
+            "{s}"
+        );
         assert!(build(&cfg, Kind::Failure, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
     }
 }

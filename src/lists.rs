@@ -186,11 +186,7 @@ impl NotifySet {
         if self.success {
             v.push("success");
         }
-        if v.is_empty() {
-            "never".into()
-        } else {
-            v.join(",")
-        }
+        if v.is_empty() { "never".into() } else { v.join(",") }
     }
 }
 
@@ -239,7 +235,9 @@ mod tests {
         assert!(retry_schedule("retry_time", "1,-2").is_err());
         assert_eq!(NotifySet::parse("notify", "never").unwrap().show(), "never");
         assert_eq!(
-            NotifySet::parse("notify", "success failure,delay").unwrap().show(),
+            NotifySet::parse("notify", "success failure,delay")
+                .unwrap()
+                .show(),
             "failure,delay,success"
         );
         assert!(NotifySet::parse("notify", "never,failure").is_err());
@@ -252,6 +250,9 @@ mod tests {
         );
         assert_eq!(dns_servers("dns_server", "system").unwrap(), None);
         assert!(dns_servers("dns_server", "ns.example").is_err());
-        assert_eq!(domains("hold_domains", "A.example, b.org.").unwrap(), vec!["a.example", "b.org"]);
+        assert_eq!(
+            domains("hold_domains", "A.example, b.org.").unwrap(),
+            vec!["a.example", "b.org"]
+        );
     }
 }

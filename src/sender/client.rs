@@ -89,6 +89,8 @@ impl Fail {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub code: u16,
+    /// The enhanced status code (RFC 3463), all zero when there was none.
+    pub esc: [u8; 3],
     pub lines: String,
     raw: Vec<u8>,
 }
@@ -98,11 +100,15 @@ impl Reply {
     pub fn text(&self) -> String {
         let body = self.lines.split('\n').collect::<Vec<_>>().join(" ");
         let body = body.trim();
-        if body.is_empty() {
-            self.code.to_string()
-        } else {
-            format!("{} {body}", self.code)
+        let mut out = self.code.to_string();
+        if self.esc != [0, 0, 0] {
+            out.push_str(&format!(" {}.{}.{}", self.esc[0], self.esc[1], self.esc[2]));
         }
+        if !body.is_empty() {
+            out.push(' ');
+            out.push_str(body);
+        }
+        out
     }
 
     fn positive(&self) -> bool {
@@ -177,7 +183,12 @@ impl Session {
         };
         let tcp = tokio::time::timeout(t, connect)
             .await
-            .map_err(|_| Fail::local(Stage::Connect, format!("{} ({target})", timed_out("the connection", t))))?
+            .map_err(|_| {
+                Fail::local(
+                    Stage::Connect,
+                    format!("{} ({target})", timed_out("the connection", t)),
+                )
+            })?
             .map_err(|e| Fail::local(Stage::Connect, format!("connect to {target}: {e}")))?;
         // Commands and the end of data are small writes: without this each waits ~40 ms
         // for the peer's delayed ACK.
@@ -203,7 +214,9 @@ impl Session {
             && !sess.tls
         {
             if sess.caps & EXT_START_TLS != 0 {
-                let r = sess.command(Stage::Tls, b"STARTTLS\r\n", "the STARTTLS reply").await?;
+                let r = sess
+                    .command(Stage::Tls, b"STARTTLS\r\n", "the STARTTLS reply")
+                    .await?;
                 if r.code == 220 {
                     sess.handshake(cfg.clone()).await?;
                     sess.hello(&s.helo).await?;
@@ -242,7 +255,12 @@ impl Session {
         };
         let tls = tokio::time::timeout(self.t, TlsConnector::from(cfg).connect(name, tcp))
             .await
-            .map_err(|_| Fail::local(Stage::Tls, format!("{} ({})", timed_out("the TLS handshake", self.t), self.target)))?
+            .map_err(|_| {
+                Fail::local(
+                    Stage::Tls,
+                    format!("{} ({})", timed_out("the TLS handshake", self.t), self.target),
+                )
+            })?
             .map_err(|e| Fail::local(Stage::Tls, format!("TLS with {}: {e}", self.target)))?;
         self.stream = Stream::Tls(tls);
         self.tls = true;
@@ -254,7 +272,11 @@ impl Session {
     /// EHLO, or HELO when the server does not know EHLO (RFC 5321 §4.1.1.1).
     async fn hello(&mut self, name: &str) -> Result<(), Fail> {
         let r = self
-            .command(Stage::Hello, format!("EHLO {name}\r\n").as_bytes(), "the EHLO reply")
+            .command(
+                Stage::Hello,
+                format!("EHLO {name}\r\n").as_bytes(),
+                "the EHLO reply",
+            )
             .await?;
         if r.code == 250 {
             // A reply the capability parser cannot read still greets us: just no extensions.
@@ -274,7 +296,11 @@ impl Session {
             return Err(self.fail_with(Stage::Hello, &r));
         }
         let h = self
-            .command(Stage::Hello, format!("HELO {name}\r\n").as_bytes(), "the HELO reply")
+            .command(
+                Stage::Hello,
+                format!("HELO {name}\r\n").as_bytes(),
+                "the HELO reply",
+            )
             .await?;
         if h.code != 250 {
             return Err(self.fail_with(Stage::Hello, &h));
@@ -288,21 +314,35 @@ impl Session {
         let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
         let done = if self.auth_mechs & AUTH_PLAIN != 0 {
             let token = b64(format!("\0{user}\0{secret}").as_bytes());
-            self.command(Stage::Auth, format!("AUTH PLAIN {token}\r\n").as_bytes(), "the AUTH reply")
-                .await?
+            self.command(
+                Stage::Auth,
+                format!("AUTH PLAIN {token}\r\n").as_bytes(),
+                "the AUTH reply",
+            )
+            .await?
         } else if self.auth_mechs & AUTH_LOGIN != 0 {
-            let r = self.command(Stage::Auth, b"AUTH LOGIN\r\n", "the AUTH reply").await?;
-            if r.code != 334 {
-                return Err(self.fail_with(Stage::Auth, &r));
-            }
             let r = self
-                .command(Stage::Auth, format!("{}\r\n", b64(user.as_bytes())).as_bytes(), "the AUTH reply")
+                .command(Stage::Auth, b"AUTH LOGIN\r\n", "the AUTH reply")
                 .await?;
             if r.code != 334 {
                 return Err(self.fail_with(Stage::Auth, &r));
             }
-            self.command(Stage::Auth, format!("{}\r\n", b64(secret.as_bytes())).as_bytes(), "the AUTH reply")
-                .await?
+            let r = self
+                .command(
+                    Stage::Auth,
+                    format!("{}\r\n", b64(user.as_bytes())).as_bytes(),
+                    "the AUTH reply",
+                )
+                .await?;
+            if r.code != 334 {
+                return Err(self.fail_with(Stage::Auth, &r));
+            }
+            self.command(
+                Stage::Auth,
+                format!("{}\r\n", b64(secret.as_bytes())).as_bytes(),
+                "the AUTH reply",
+            )
+            .await?
         } else {
             return Err(Fail::local(
                 Stage::Auth,
@@ -345,7 +385,10 @@ impl Session {
         let t = self.t;
         match tokio::time::timeout(t, self.read_reply_unbounded_time(stage)).await {
             Ok(r) => r,
-            Err(_) => Err(Fail::local(stage, format!("{} from {}", timed_out(what, t), self.target))),
+            Err(_) => Err(Fail::local(
+                stage,
+                format!("{} from {}", timed_out(what, t), self.target),
+            )),
         }
     }
 
@@ -380,16 +423,23 @@ impl Session {
                     Ok(r) => {
                         return Ok(Reply {
                             code: r.code,
+                            esc: r.esc,
                             lines: r.message,
                             raw,
                         });
                     }
                     Err(smtp_proto::Error::NeedsMoreData { .. }) => {}
                     Err(smtp_proto::Error::ResponseTooLong) => {
-                        return Err(Fail::local(stage, format!("{} sent a reply too long to keep", self.target)));
+                        return Err(Fail::local(
+                            stage,
+                            format!("{} sent a reply too long to keep", self.target),
+                        ));
                     }
                     Err(e) => {
-                        return Err(Fail::local(stage, format!("{} sent a malformed reply: {e:?}", self.target)));
+                        return Err(Fail::local(
+                            stage,
+                            format!("{} sent a malformed reply: {e:?}", self.target),
+                        ));
                     }
                 }
             }
@@ -400,7 +450,10 @@ impl Session {
             }
             .map_err(|e| Fail::local(stage, format!("reading from {}: {e}", self.target)))?;
             if n == 0 {
-                return Err(Fail::local(stage, format!("{} closed the connection", self.target)));
+                return Err(Fail::local(
+                    stage,
+                    format!("{} closed the connection", self.target),
+                ));
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -456,13 +509,19 @@ impl Session {
             }
             data_reply = d;
         } else {
-            let m = self.command(st, mail.as_bytes(), "the MAIL FROM reply").await.map_err(lost)?;
+            let m = self
+                .command(st, mail.as_bytes(), "the MAIL FROM reply")
+                .await
+                .map_err(lost)?;
             if !m.positive() {
                 self.reset().await.map_err(lost)?;
                 return Ok(all(classify(m.code, m.text())));
             }
             for (i, r) in rcpts.iter().enumerate() {
-                let r = self.command(st, r.as_bytes(), "the RCPT TO reply").await.map_err(lost)?;
+                let r = self
+                    .command(st, r.as_bytes(), "the RCPT TO reply")
+                    .await
+                    .map_err(lost)?;
                 if !r.positive() {
                     out[i] = Some(classify(r.code, r.text()));
                 }
@@ -471,16 +530,23 @@ impl Session {
                 self.reset().await.map_err(lost)?;
                 return Ok(out.into_iter().flatten().collect());
             }
-            data_reply = self.command(st, b"DATA\r\n", "the DATA reply").await.map_err(lost)?;
+            data_reply = self
+                .command(st, b"DATA\r\n", "the DATA reply")
+                .await
+                .map_err(lost)?;
         }
         let fill = |out: Vec<Option<RcptOutcome>>, o: RcptOutcome| {
-            out.into_iter().map(|x| x.unwrap_or_else(|| o.clone())).collect::<Vec<_>>()
+            out.into_iter()
+                .map(|x| x.unwrap_or_else(|| o.clone()))
+                .collect::<Vec<_>>()
         };
         if data_reply.code != 354 {
             self.reset().await.map_err(lost)?;
             return Ok(fill(out, classify(data_reply.code, data_reply.text())));
         }
-        self.write_data(&mut data).await.map_err(|f| fill(out.clone(), f.outcome()))?;
+        self.write_data(&mut data)
+            .await
+            .map_err(|f| fill(out.clone(), f.outcome()))?;
         let end = self
             .read_reply(st, "the end-of-data reply")
             .await
@@ -524,7 +590,9 @@ impl Session {
     }
 
     async fn reset(&mut self) -> Result<(), Fail> {
-        let r = self.command(Stage::Transaction, b"RSET\r\n", "the RSET reply").await?;
+        let r = self
+            .command(Stage::Transaction, b"RSET\r\n", "the RSET reply")
+            .await?;
         if r.code != 250 {
             return Err(self.fail_with(Stage::Transaction, &r));
         }
@@ -534,6 +602,8 @@ impl Session {
     /// Says goodbye, briefly: a peer that does not answer is simply left.
     pub async fn quit(mut self) {
         self.t = self.t.min(Duration::from_secs(2));
-        let _ = self.command(Stage::Transaction, b"QUIT\r\n", "the QUIT reply").await;
+        let _ = self
+            .command(Stage::Transaction, b"QUIT\r\n", "the QUIT reply")
+            .await;
     }
 }

@@ -6,14 +6,16 @@ use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, TryStatus};
 
 use super::transport::RcptOutcome;
 
-/// Folds one attempt's outcomes into the message attributes (SPEC §4).
+/// Folds one attempt's outcomes into the message attributes (SPEC §4). Returns the wait
+/// in seconds until the next try when there is one: `next_try_date` is that rounded down to
+/// whole seconds (so it is never later than the try), the caller's timer uses it unrounded.
 pub fn apply_outcomes(
     attrs: &mut MessageAttrs,
     cfg: &NodeAttrs,
     idx: &[usize],
     outcomes: &[RcptOutcome],
     now: i64,
-) {
+) -> Option<f64> {
     let first = *attrs.first_try_date.get_or_insert(now);
     let until = first + cfg.queue_time as i64;
     attrs.try_until_date = Some(until);
@@ -72,18 +74,21 @@ pub fn apply_outcomes(
         .filter(|r| r.status == RcptStatus::TempFail)
         .map(|r| r.tries)
         .max();
+    let mut wait = None;
     if let Some(tries) = open_tries {
         // Retry number `tries` is next; the last try happens at the deadline, not after it.
-        let wait = crate::lists::retry_wait(&cfg.retry_time, tries);
-        let next = (now + wait.ceil() as i64).min(until.max(now));
-        attrs.next_try_date = Some(next);
+        let w = crate::lists::retry_wait(&cfg.retry_time, tries).min((until - now).max(0) as f64);
+        attrs.next_try_date = Some(now + w.floor() as i64);
+        wait = Some(w);
     } else {
         attrs.next_try_date = None;
     }
     if matches!(attrs.status, Status::Sent | Status::Error) {
         attrs.expire_date = Some(now + cfg.expire_time as i64);
         attrs.next_try_date = None;
+        wait = None;
     }
+    wait
 }
 
 #[cfg(test)]
@@ -170,6 +175,10 @@ mod tests {
         assert_eq!(gaps, vec![10, 20, 40, 40]);
         assert_eq!(m.status, Status::Error);
         assert_eq!(m.try_count, 5);
-        assert!(m.recipients[0].last_reply.contains("max_retries"), "{}", m.recipients[0].last_reply);
+        assert!(
+            m.recipients[0].last_reply.contains("max_retries"),
+            "{}",
+            m.recipients[0].last_reply
+        );
     }
 }

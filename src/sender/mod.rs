@@ -4,6 +4,7 @@
 //! the spool files stay the truth, re-read under the message's lock before every attempt, so
 //! a stale queue entry can delay mail but never send it twice.
 
+pub mod attempt;
 pub mod client;
 pub mod lifecycle;
 pub mod mx;
@@ -14,18 +15,17 @@ pub mod transport;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 use parking_lot::Mutex;
 
-use crate::attrs::{NodeAttrs, RcptStatus, SendMethod, Status, domain_of, now_secs};
-use crate::error::Error;
-use crate::journal;
+use crate::attrs::{NodeAttrs, SendMethod, Status, now_secs};
 use crate::node::{Event, Node};
 pub use lifecycle::apply_outcomes;
-use transport::{Envelope, RcptOutcome, Transport};
+use transport::Transport;
 
 /// The node's send-rate limits, shared by the workers: a send takes a slot right before its
 /// transaction starts, so the gaps the server sees are never below the settings.
@@ -61,20 +61,40 @@ impl Limiter {
     }
 }
 
+/// What the scheduler and the workers share.
+#[derive(Default)]
+pub struct Shared {
+    pub limiter: Mutex<Limiter>,
+    /// Workers holding an outcome they cannot record yet (spool full or failing): while
+    /// there are any, no transaction starts (back-pressure), so a full disk costs at most
+    /// one possible duplicate per connection, as a crash does.
+    pub unrecorded: AtomicUsize,
+    pub stopping: AtomicBool,
+}
+
+impl Shared {
+    pub fn can_start(&self) -> bool {
+        self.unrecorded.load(Ordering::SeqCst) == 0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct JobKey {
-    name: String,
-    domain: String,
+pub struct JobKey {
+    pub name: String,
+    pub domain: String,
 }
 
 enum ToWorker {
-    Job(JobKey),
+    /// A job; `true`: due now whatever next_try_date says (released, flushed, made ready).
+    Job(JobKey, bool),
     Quit,
 }
 
 /// What became of a job.
 #[derive(Debug)]
-enum JobResult {
+pub enum JobResult {
+    /// The message is held: nothing until it is released.
+    Held,
     /// Try this job again at that time (deferred, or the message was busy elsewhere).
     Again(Instant),
     /// The message is final; remove it at that unix time.
@@ -127,8 +147,13 @@ struct Scheduler {
     events: Receiver<Event>,
     done_tx: Sender<Done>,
     done_rx: Receiver<Done>,
-    limiter: Arc<Mutex<Limiter>>,
+    shared: Arc<Shared>,
     jobs: BTreeMap<(Instant, u64), JobKey>,
+    /// Jobs to run even if their message's next_try_date is later.
+    force: HashSet<JobKey>,
+    /// Messages found held, to make them due at once when they are released.
+    held: HashSet<String>,
+    hold_domains: Vec<String>,
     queued: HashMap<JobKey, (Instant, u64)>,
     seq: u64,
     inflight: HashSet<String>,
@@ -145,8 +170,11 @@ impl Scheduler {
             events,
             done_tx,
             done_rx,
-            limiter: Arc::new(Mutex::new(Limiter::default())),
+            shared: Arc::new(Shared::default()),
             jobs: BTreeMap::new(),
+            force: HashSet::new(),
+            held: HashSet::new(),
+            hold_domains: Vec::new(),
             queued: HashMap::new(),
             seq: 0,
             inflight: HashSet::new(),
@@ -169,7 +197,15 @@ impl Scheduler {
         self.queued.insert(job, k);
     }
 
-    fn instant_of(secs: Option<i64>) -> Instant {
+    /// Makes a job due now, even if it is queued for later.
+    fn push_now(&mut self, job: JobKey) {
+        if let Some(old) = self.queued.remove(&job) {
+            self.jobs.remove(&old);
+        }
+        self.push(job, Instant::now());
+    }
+
+    pub fn instant_of(secs: Option<i64>) -> Instant {
         let now = now_secs();
         match secs {
             Some(s) if s > now => Instant::now() + Duration::from_secs((s - now) as u64),
@@ -187,6 +223,11 @@ impl Scheduler {
                 return;
             }
         };
+        if attrs.hold && attrs.status == Status::Pending {
+            self.held.insert(name.to_string());
+            return;
+        }
+        let released = self.held.remove(name);
         match attrs.status {
             Status::Pending if attrs.is_ready => {
                 let at = if due_now {
@@ -203,13 +244,16 @@ impl Scheduler {
                 domains.sort_unstable();
                 domains.dedup();
                 for d in domains {
-                    self.push(
-                        JobKey {
-                            name: name.to_string(),
-                            domain: d.to_string(),
-                        },
-                        at,
-                    );
+                    let job = JobKey {
+                        name: name.to_string(),
+                        domain: d.to_string(),
+                    };
+                    if due_now || released {
+                        self.force.insert(job.clone());
+                        self.push_now(job);
+                    } else {
+                        self.push(job, at);
+                    }
                 }
             }
             Status::Sent | Status::Error => {
@@ -245,10 +289,10 @@ impl Scheduler {
             let id = self.slots.len();
             let node = self.node.clone();
             let done = self.done_tx.clone();
-            let limiter = self.limiter.clone();
+            let shared = self.shared.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mailfs-sender-{id}"))
-                .spawn(move || worker(id, node, rx, done, limiter))
+                .spawn(move || worker(id, node, rx, done, shared))
                 .ok();
             self.slots.push(Slot {
                 tx,
@@ -273,6 +317,10 @@ impl Scheduler {
         let mut wake: Option<Instant> = None;
         let limit = (cfg.conn_limit as usize).min(self.slots.len());
         let mut skipped_domains: HashSet<String> = HashSet::new();
+        if !self.shared.can_start() {
+            // Back-pressure: outcomes are waiting to be recorded.
+            return Some(now + Duration::from_millis(200));
+        }
         loop {
             let busy = self.slots.iter().filter(|s| s.busy).count();
             if busy >= limit {
@@ -284,17 +332,22 @@ impl Scheduler {
                     wake = Some(wake.map_or(k.0, |w: Instant| w.min(k.0)));
                     break;
                 }
-                if self.inflight.contains(&job.name) || skipped_domains.contains(&job.domain) {
+                if self.inflight.contains(&job.name)
+                    || skipped_domains.contains(&job.domain)
+                    || cfg.hold_domains.contains(&job.domain)
+                {
                     continue;
                 }
                 if self.inflight_dom.get(&job.domain).copied().unwrap_or(0) >= cfg.domconn_limit as usize {
                     skipped_domains.insert(job.domain.clone());
                     continue;
                 }
-                let at =
-                    self.limiter
-                        .lock()
-                        .ready_at(now, &job.domain, cfg.ratelimit_time, cfg.domlimit_time);
+                let at = self.shared.limiter.lock().ready_at(
+                    now,
+                    &job.domain,
+                    cfg.ratelimit_time,
+                    cfg.domlimit_time,
+                );
                 if at > now {
                     wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
                     skipped_domains.insert(job.domain.clone());
@@ -315,7 +368,12 @@ impl Scheduler {
             self.inflight.insert(job.name.clone());
             *self.inflight_dom.entry(job.domain.clone()).or_insert(0) += 1;
             self.slots[slot].busy = true;
-            if self.slots[slot].tx.send(ToWorker::Job(job.clone())).is_err() {
+            let force = self.force.remove(&job);
+            if self.slots[slot]
+                .tx
+                .send(ToWorker::Job(job.clone(), force))
+                .is_err()
+            {
                 self.slots[slot].busy = false;
                 self.finish_job(&job);
                 self.push(job, now + Duration::from_secs(1));
@@ -339,6 +397,9 @@ impl Scheduler {
         }
         self.finish_job(&d.job);
         match d.result {
+            JobResult::Held => {
+                self.held.insert(d.job.name);
+            }
             JobResult::Again(at) => self.push(d.job, at),
             JobResult::Expire(at) => {
                 self.expiries.insert((at, d.job.name), ());
@@ -362,6 +423,7 @@ impl Scheduler {
     }
 
     fn run(mut self) {
+        self.hold_domains = self.node.attrs().hold_domains;
         self.scan();
         let mut last_poll = Instant::now();
         loop {
@@ -378,11 +440,12 @@ impl Scheduler {
             select! {
                 recv(self.events) -> ev => match ev {
                     Ok(Event::Ready(name)) => self.load(&name, true),
-                    Ok(Event::Config) => {}
+                    Ok(Event::Config) => self.config_changed(),
                     Ok(Event::Flush) => {
                         let all: Vec<JobKey> = self.queued.keys().cloned().collect();
                         for j in all {
-                            self.push(j, Instant::now());
+                            self.force.insert(j.clone());
+                            self.push_now(j);
                         }
                     }
                     Ok(Event::Stop) | Err(_) => break,
@@ -400,7 +463,33 @@ impl Scheduler {
         self.shutdown();
     }
 
+    /// Domains taken off hold_domains are due at once (SPEC §6).
+    fn config_changed(&mut self) {
+        let now_held = self.node.attrs().hold_domains;
+        let released: Vec<String> = self
+            .hold_domains
+            .iter()
+            .filter(|d| !now_held.contains(d))
+            .cloned()
+            .collect();
+        self.hold_domains = now_held;
+        if released.is_empty() {
+            return;
+        }
+        let jobs: Vec<JobKey> = self
+            .queued
+            .keys()
+            .filter(|j| released.contains(&j.domain))
+            .cloned()
+            .collect();
+        for j in jobs {
+            self.force.insert(j.clone());
+            self.push_now(j);
+        }
+    }
+
     fn shutdown(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
         for s in &self.slots {
             let _ = s.tx.send(ToWorker::Quit);
         }
@@ -420,13 +509,7 @@ impl Scheduler {
     }
 }
 
-fn worker(
-    id: usize,
-    node: Arc<Node>,
-    rx: Receiver<ToWorker>,
-    done: Sender<Done>,
-    limiter: Arc<Mutex<Limiter>>,
-) {
+fn worker(id: usize, node: Arc<Node>, rx: Receiver<ToWorker>, done: Sender<Done>, shared: Arc<Shared>) {
     let mut smtp: Option<smtp::SmtpTransport> = None;
     loop {
         // An idle connection is closed after a while, so it does not hold a server slot.
@@ -440,8 +523,8 @@ fn worker(
             }
             Err(_) => break,
         };
-        let job = match msg {
-            ToWorker::Job(j) => j,
+        let (job, force) = match msg {
+            ToWorker::Job(j, f) => (j, f),
             ToWorker::Quit => break,
         };
         let cfg = node.attrs();
@@ -462,14 +545,14 @@ fn worker(
                         }
                     },
                 };
-                run_job(&node, &cfg, &job, t, &limiter)
+                attempt::run_job(&node, &cfg, &job, force, t, &shared)
             }
             SendMethod::Sendmail => {
                 if let Some(s) = smtp.as_mut() {
                     s.close();
                 }
                 let mut t = sendmail::SendmailTransport { node: cfg.clone() };
-                run_job(&node, &cfg, &job, &mut t, &limiter)
+                attempt::run_job(&node, &cfg, &job, force, &mut t, &shared)
             }
         }));
         let result = attempt.unwrap_or_else(|_| {
@@ -490,153 +573,8 @@ fn worker(
     }
 }
 
-/// One attempt of one job, from lock to durable outcome.
-fn run_job(
-    node: &Node,
-    cfg: &NodeAttrs,
-    job: &JobKey,
-    transport: &mut dyn Transport,
-    limiter: &Mutex<Limiter>,
-) -> JobResult {
-    let spool = &node.spool;
-    let name = &job.name;
-    let lock = match spool.try_lock(name) {
-        Ok(Some(l)) => l,
-        // Another process is sending it: look again shortly.
-        Ok(None) => return JobResult::Again(Instant::now() + Duration::from_millis(500)),
-        Err(Error::NotFound(_)) => return JobResult::Done,
-        Err(e) => {
-            log::warn!("{name}: {e}");
-            return JobResult::Again(Instant::now() + Duration::from_secs(5));
-        }
-    };
-    let mut attrs = match spool.read_attrs(name) {
-        Ok(Some((a, _))) => a,
-        Ok(None) => return JobResult::Done,
-        Err(e) => {
-            log::warn!("{name}: {e}");
-            return JobResult::Again(Instant::now() + Duration::from_secs(60));
-        }
-    };
-    if attrs.status != Status::Pending || !attrs.is_ready {
-        return JobResult::Done;
-    }
-    let now = now_secs();
-    if let Some(next) = attrs.next_try_date
-        && next > now
-    {
-        return JobResult::Again(Scheduler::instant_of(Some(next)));
-    }
-    let idx: Vec<usize> = attrs
-        .recipients
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.status.is_open() && domain_of(&r.address) == job.domain)
-        .map(|(i, _)| i)
-        .collect();
-    if idx.is_empty() {
-        return JobResult::Done;
-    }
-    if attrs.internal.contains_key(crate::dkim::UNSIGNED) {
-        // Nothing that should be signed goes out unsigned (SPEC §12): sign now or wait.
-        let signed = crate::dkim::sign_pending(spool, cfg, name, &mut attrs);
-        if let Err(e) = spool.write_attrs(name, &attrs) {
-            log::error!("{name}: {e}");
-        }
-        if signed.is_err() {
-            return JobResult::Again(Instant::now() + Duration::from_secs(30));
-        }
-    }
-    let eml = spool.eml_path(name);
-    // Made ready, the content carries this Message-ID (it was added if missing).
-    let message_id = attrs.message_id.clone();
-    let env = Envelope {
-        from: attrs.env_from.clone().unwrap_or_default(),
-        to: idx.iter().map(|&i| attrs.recipients[i].address.clone()).collect(),
-    };
-    let mut gate = || {
-        loop {
-            let wait = limiter
-                .lock()
-                .try_take(&job.domain, cfg.ratelimit_time, cfg.domlimit_time);
-            match wait {
-                None => break,
-                Some(d) => std::thread::sleep(d),
-            }
-        }
-    };
-    let outcomes = transport.send(&env, &eml, &message_id, &mut gate);
-    let now = now_secs();
-    apply_outcomes(&mut attrs, cfg, &idx, &outcomes, now);
-    // Recorded, durably, before anything else happens to the message (SPEC §9); concurrent
-    // workers share one sync.
-    if let Err(e) = spool.write_attrs_grouped(name, &attrs) {
-        // Not recorded, nothing else may follow (no log entry, no notice, no expiry): the
-        // message stays as the spool says and is tried again later. A recipient that did
-        // accept may get a second copy then; that is the side to err on, not losing it.
-        log::error!("{name}: cannot record the outcome, retrying in 60 s: {e}");
-        return JobResult::Again(Instant::now() + Duration::from_secs(60));
-    }
-    drop(lock);
-    let summary: Vec<String> = env
-        .to
-        .iter()
-        .zip(&outcomes)
-        .map(|(a, o)| {
-            let s = match o {
-                RcptOutcome::Accepted(_) => "accepted",
-                RcptOutcome::TempFail(_) => "deferred",
-                RcptOutcome::PermFail(_) => "refused",
-            };
-            format!("{a} {s} ({})", o.reply())
-        })
-        .collect();
-    journal::write(
-        spool,
-        cfg,
-        &message_id,
-        &format!("{name} attempt {}: {}", attrs.try_count, summary.join("; ")),
-    );
-    match attrs.status {
-        Status::Sent | Status::Error => {
-            let detail = if attrs.status == Status::Error {
-                attrs
-                    .recipients
-                    .iter()
-                    .filter(|r| r.status == RcptStatus::Failed)
-                    .map(|r| format!("{} ({})", r.address, r.last_reply))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            } else {
-                attrs.last_try_msg.clone()
-            };
-            journal::write(
-                spool,
-                cfg,
-                &message_id,
-                &format!("{name} {}: {detail}", attrs.status.as_str()),
-            );
-            if attrs.status == Status::Error {
-                crate::dsn::notify_failure(node, cfg, name, &attrs, &message_id);
-            }
-            JobResult::Expire(attrs.expire_date.unwrap_or(now))
-        }
-        _ => {
-            if attrs
-                .recipients
-                .iter()
-                .any(|r| r.status.is_open() && domain_of(&r.address) == job.domain)
-            {
-                JobResult::Again(Scheduler::instant_of(attrs.next_try_date))
-            } else {
-                JobResult::Done
-            }
-        }
-    }
-}
-
 /// Removes a final message whose expire_date has passed (its log entries stay).
-fn expire_message(node: &Node, name: &str) {
+pub fn expire_message(node: &Node, name: &str) {
     let Ok(Some(_lock)) = node.spool.try_lock(name) else {
         return;
     };

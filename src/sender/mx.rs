@@ -49,7 +49,8 @@ impl Resolver {
     pub fn new(servers: Option<Vec<SocketAddr>>, timeout: Duration) -> Result<Resolver, String> {
         let provider = TokioRuntimeProvider::default();
         let mut builder = match &servers {
-            None => TokioResolver::builder(provider).map_err(|e| format!("reading the system's DNS configuration: {e}"))?,
+            None => TokioResolver::builder(provider)
+                .map_err(|e| format!("reading the system's DNS configuration: {e}"))?,
             Some(list) => {
                 let ns = list
                     .iter()
@@ -105,10 +106,7 @@ impl Resolver {
                     dns_failure(domain, &e)
                 }
             })?;
-            return Ok(addrs
-                .into_iter()
-                .map(|ip| target(domain, ip))
-                .collect());
+            return Ok(addrs.into_iter().map(|ip| target(domain, ip)).collect());
         }
         // Lowest preference first; equal preferences in random order (RFC 5321 §5.1).
         hosts.sort();

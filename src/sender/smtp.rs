@@ -212,7 +212,7 @@ impl Transport for SmtpTransport {
         gate: &mut dyn FnMut(),
     ) -> Vec<RcptOutcome> {
         let domain = env.to.first().map(|r| domain_of(r)).unwrap_or_default();
-        if let Err(o) = self.connect(&domain) {
+        if let Err(o) = self.connect(domain) {
             return all(env, o);
         }
         let size = std::fs::metadata(eml).map(|m| m.len()).unwrap_or(0);

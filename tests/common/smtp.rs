@@ -110,6 +110,12 @@ pub struct Script {
     pub delay: Duration,
     /// Write every reply one byte at a time with this pause (a server that trickles).
     pub drip: Option<Duration>,
+    /// The EHLO reply (HELO always gets `250 scripted`).
+    pub ehlo: String,
+    /// Raw bytes for the MAIL FROM reply instead of `mail` (e.g. not UTF-8).
+    pub mail_raw: Option<Vec<u8>>,
+    /// After the greeting's first bytes, an endless reply line.
+    pub endless_greeting: bool,
 }
 
 impl Default for Script {
@@ -122,6 +128,9 @@ impl Default for Script {
             reset_in_data: false,
             delay: Duration::ZERO,
             drip: None,
+            ehlo: "250-scripted\r\n250-8BITMIME\r\n250 PIPELINING".into(),
+            mail_raw: None,
+            endless_greeting: false,
         }
     }
 }
@@ -135,6 +144,10 @@ pub struct Scripted {
     pub in_txn: Arc<AtomicUsize>,
     pub max_in_txn: Arc<AtomicUsize>,
     pub connections: Arc<AtomicUsize>,
+    /// Every EHLO/HELO command received.
+    pub hellos: Arc<Mutex<Vec<String>>>,
+    /// MAIL FROM commands that arrived with the next command already behind them (PIPELINING).
+    pub pipelined: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -152,8 +165,11 @@ impl Scripted {
             in_txn: Arc::default(),
             max_in_txn: Arc::default(),
             connections: Arc::default(),
+            hellos: Arc::default(),
+            pipelined: Arc::default(),
             stop: Arc::default(),
         };
+        let (hellos, pipelined) = (s.hellos.clone(), s.pipelined.clone());
         let (txns, script, open, max_open, in_txn, max_in_txn, conns, stop) = (
             s.txns.clone(),
             s.script.clone(),
@@ -170,6 +186,7 @@ impl Scripted {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let id = conns.fetch_add(1, Ordering::SeqCst);
+                        let (hellos, pipelined) = (hellos.clone(), pipelined.clone());
                         let (txns, script, open, max_open, in_txn, max_in_txn) = (
                             txns.clone(),
                             script.clone(),
@@ -181,7 +198,15 @@ impl Scripted {
                         std::thread::spawn(move || {
                             let n = open.fetch_add(1, Ordering::SeqCst) + 1;
                             max_open.fetch_max(n, Ordering::SeqCst);
-                            let _ = session(id, stream, &txns, &script, &in_txn, &max_in_txn);
+                            let peer = Peer {
+                                txns: &txns,
+                                script: &script,
+                                in_txn: &in_txn,
+                                max_in_txn: &max_in_txn,
+                                hellos: &hellos,
+                                pipelined: &pipelined,
+                            };
+                            let _ = session(id, stream, &peer);
                             open.fetch_sub(1, Ordering::SeqCst);
                         });
                     }
@@ -229,14 +254,17 @@ fn say(w: &mut TcpStream, drip: Option<Duration>, text: &str) -> std::io::Result
     }
 }
 
-fn session(
-    id: usize,
-    stream: TcpStream,
-    txns: &Mutex<Vec<Txn>>,
-    script: &Mutex<Script>,
-    in_txn: &AtomicUsize,
-    max_in_txn: &AtomicUsize,
-) -> std::io::Result<()> {
+struct Peer<'a> {
+    txns: &'a Mutex<Vec<Txn>>,
+    script: &'a Mutex<Script>,
+    in_txn: &'a AtomicUsize,
+    max_in_txn: &'a AtomicUsize,
+    hellos: &'a Mutex<Vec<String>>,
+    pipelined: &'a AtomicUsize,
+}
+
+fn session(id: usize, stream: TcpStream, p: &Peer) -> std::io::Result<()> {
+    let (txns, script, in_txn, max_in_txn) = (p.txns, p.script, p.in_txn, p.max_in_txn);
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut w = stream.try_clone()?;
     let mut r = BufReader::new(stream);
@@ -250,6 +278,16 @@ fn session(
         let _ = r.read_line(&mut line);
         return Ok(());
     };
+    if script.lock().unwrap().endless_greeting {
+        w.write_all(b"220-")?;
+        let block = vec![b'x'; 64 * 1024];
+        // Until the client hangs up (or 5 minutes, whichever first).
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(300) {
+            w.write_all(&block)?;
+        }
+        return Ok(());
+    }
     say(&mut w, drip, &format!("{g}\r\n"))?;
     if !g.starts_with("220") {
         return Ok(());
@@ -264,10 +302,21 @@ fn session(
         let cmd = line.trim_end().to_string();
         let upper = cmd.to_ascii_uppercase();
         std::thread::sleep(delay);
-        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            say(&mut w, drip, "250-scripted\r\n250-8BITMIME\r\n250 PIPELINING\r\n")?;
+        if upper.starts_with("EHLO") {
+            p.hellos.lock().unwrap().push(cmd.clone());
+            let reply = script.lock().unwrap().ehlo.clone();
+            say(&mut w, drip, &format!("{reply}\r\n"))?;
+        } else if upper.starts_with("HELO") {
+            p.hellos.lock().unwrap().push(cmd.clone());
+            say(&mut w, drip, "250 scripted\r\n")?;
         } else if upper.starts_with("MAIL FROM:") {
-            let reply = script.lock().unwrap().mail.clone();
+            if !r.buffer().is_empty() {
+                p.pipelined.fetch_add(1, Ordering::SeqCst);
+            }
+            let (reply, raw) = {
+                let s = script.lock().unwrap();
+                (s.mail.clone(), s.mail_raw.clone())
+            };
             if reply.starts_with('2') {
                 let n = in_txn.fetch_add(1, Ordering::SeqCst) + 1;
                 max_in_txn.fetch_max(n, Ordering::SeqCst);
@@ -285,7 +334,10 @@ fn session(
                     mail_at: Instant::now(),
                 });
             }
-            say(&mut w, drip, &format!("{reply}\r\n"))?;
+            match raw {
+                Some(bytes) => w.write_all(&bytes)?,
+                None => say(&mut w, drip, &format!("{reply}\r\n"))?,
+            }
         } else if upper.starts_with("RCPT TO:") {
             let addr = cmd[8..]
                 .split_whitespace()

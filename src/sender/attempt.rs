@@ -1,0 +1,228 @@
+//! One attempt of one job, from the message's lock to its durable outcome, then what may
+//! follow once the outcome is recorded: the log entries and the notices.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::transport::{Envelope, RcptOutcome, Transport};
+use super::{JobKey, JobResult, Scheduler, Shared, apply_outcomes};
+use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, domain_of, now_secs};
+use crate::dsn::Kind;
+use crate::error::Error;
+use crate::journal;
+use crate::node::Node;
+
+/// Writes the outcome; while it cannot be written (a full or failing spool), keeps trying
+/// and holds every worker back from starting a transaction. `false` only when the engine
+/// stops with the outcome still unwritten.
+fn record(node: &Node, name: &str, attrs: &MessageAttrs, shared: &Shared) -> bool {
+    let mut blocked = false;
+    let mut pause = Duration::from_millis(100);
+    let ok = loop {
+        match node.spool.write_attrs_grouped(name, attrs) {
+            Ok(_) => break true,
+            Err(e) => {
+                if !blocked {
+                    blocked = true;
+                    shared.unrecorded.fetch_add(1, Ordering::SeqCst);
+                    log::error!(
+                        "{name}: cannot record the outcome ({e}); no new transaction starts until it is recorded"
+                    );
+                }
+                if shared.stopping.load(Ordering::SeqCst) {
+                    log::error!("{name}: stopping with the outcome unrecorded: it will be sent again");
+                    break false;
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    };
+    if blocked {
+        shared.unrecorded.fetch_sub(1, Ordering::SeqCst);
+        if ok {
+            log::info!("{name}: outcome recorded; transactions resume");
+        }
+    }
+    ok
+}
+
+/// One attempt of one job, from lock to durable outcome.
+pub fn run_job(
+    node: &Node,
+    cfg: &NodeAttrs,
+    job: &JobKey,
+    force: bool,
+    transport: &mut dyn Transport,
+    shared: &Shared,
+) -> JobResult {
+    let spool = &node.spool;
+    let name = &job.name;
+    if !shared.can_start() {
+        return JobResult::Again(Instant::now() + Duration::from_millis(200));
+    }
+    let lock = match spool.try_lock(name) {
+        Ok(Some(l)) => l,
+        // Another process is sending it: look again shortly.
+        Ok(None) => return JobResult::Again(Instant::now() + Duration::from_millis(500)),
+        Err(Error::NotFound(_)) => return JobResult::Done,
+        Err(e) => {
+            log::warn!("{name}: {e}");
+            return JobResult::Again(Instant::now() + Duration::from_secs(5));
+        }
+    };
+    let mut attrs = match spool.read_attrs(name) {
+        Ok(Some((a, _))) => a,
+        Ok(None) => return JobResult::Done,
+        Err(e) => {
+            log::warn!("{name}: {e}");
+            return JobResult::Again(Instant::now() + Duration::from_secs(60));
+        }
+    };
+    if attrs.status != Status::Pending || !attrs.is_ready {
+        return JobResult::Done;
+    }
+    if attrs.hold {
+        return JobResult::Held;
+    }
+    if cfg.hold_domains.contains(&job.domain) {
+        // The scheduler keeps it queued until the domain is released.
+        return JobResult::Again(Instant::now());
+    }
+    let now = now_secs();
+    if let Some(next) = attrs.next_try_date
+        && next > now
+        && !force
+    {
+        return JobResult::Again(Scheduler::instant_of(Some(next)));
+    }
+    let idx: Vec<usize> = attrs
+        .recipients
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status.is_open() && domain_of(&r.address) == job.domain)
+        .map(|(i, _)| i)
+        .collect();
+    if idx.is_empty() {
+        return JobResult::Done;
+    }
+    if attrs.internal.contains_key(crate::dkim::UNSIGNED) {
+        // Nothing that should be signed goes out unsigned (SPEC §12): sign now or wait.
+        let signed = crate::dkim::sign_pending(spool, cfg, name, &mut attrs);
+        if let Err(e) = spool.write_attrs(name, &attrs) {
+            log::error!("{name}: {e}");
+        }
+        if signed.is_err() {
+            return JobResult::Again(Instant::now() + Duration::from_secs(30));
+        }
+    }
+    let eml = spool.eml_path(name);
+    // Made ready, the content carries this Message-ID (it was added if missing).
+    let message_id = attrs.message_id.clone();
+    let env = Envelope {
+        from: attrs.env_from.clone().unwrap_or_default(),
+        to: idx.iter().map(|&i| attrs.recipients[i].address.clone()).collect(),
+    };
+    let mut gate = || {
+        loop {
+            if !shared.can_start() && !shared.stopping.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            let wait = shared
+                .limiter
+                .lock()
+                .try_take(&job.domain, cfg.ratelimit_time, cfg.domlimit_time);
+            match wait {
+                None => break,
+                Some(d) => std::thread::sleep(d),
+            }
+        }
+    };
+    let outcomes = transport.send(&env, &eml, &message_id, &mut gate);
+    let done_at = Instant::now();
+    let now = now_secs();
+    let wait = apply_outcomes(&mut attrs, cfg, &idx, &outcomes, now);
+    let delay_notice = attrs.status == Status::Pending
+        && cfg.notify.delay
+        && !attrs.delay_notified
+        && attrs.env_from.as_deref().is_some_and(|f| !f.is_empty())
+        && attrs
+            .first_try_date
+            .is_some_and(|f| (now - f) as f64 >= cfg.delay_warning_time);
+    if delay_notice {
+        attrs.delay_notified = true;
+    }
+    // Recorded, durably, before anything else happens to the message (SPEC §9); concurrent
+    // workers share one sync.
+    if !record(node, name, &attrs, shared) {
+        // Stopping with the outcome unrecorded: nothing else may follow (no log entry, no
+        // notice, no expiry); the message is tried again after the restart, as after a crash.
+        return JobResult::Again(Instant::now() + Duration::from_secs(60));
+    }
+    drop(lock);
+    if delay_notice {
+        crate::dsn::notify(node, cfg, Kind::Delay, name, &attrs, &message_id);
+    }
+    let summary: Vec<String> = env
+        .to
+        .iter()
+        .zip(&outcomes)
+        .map(|(a, o)| {
+            let s = match o {
+                RcptOutcome::Accepted(_) => "accepted",
+                RcptOutcome::TempFail(_) => "deferred",
+                RcptOutcome::PermFail(_) => "refused",
+            };
+            format!("{a} {s} ({})", o.reply())
+        })
+        .collect();
+    journal::write(
+        spool,
+        cfg,
+        &message_id,
+        &format!("{name} attempt {}: {}", attrs.try_count, summary.join("; ")),
+    );
+    match attrs.status {
+        Status::Sent | Status::Error => {
+            let detail = if attrs.status == Status::Error {
+                attrs
+                    .recipients
+                    .iter()
+                    .filter(|r| r.status == RcptStatus::Failed)
+                    .map(|r| format!("{} ({})", r.address, r.last_reply))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            } else {
+                attrs.last_try_msg.clone()
+            };
+            journal::write(
+                spool,
+                cfg,
+                &message_id,
+                &format!("{name} {}: {detail}", attrs.status.as_str()),
+            );
+            if attrs.status == Status::Error {
+                crate::dsn::notify(node, cfg, Kind::Failure, name, &attrs, &message_id);
+            }
+            crate::dsn::notify(node, cfg, Kind::Success, name, &attrs, &message_id);
+            JobResult::Expire(attrs.expire_date.unwrap_or(now))
+        }
+        _ => {
+            if attrs
+                .recipients
+                .iter()
+                .any(|r| r.status.is_open() && domain_of(&r.address) == job.domain)
+            {
+                // The timer keeps the schedule's fractions of a second; the spool keeps
+                // whole seconds for a restart.
+                JobResult::Again(match wait {
+                    Some(w) => done_at + Duration::from_secs_f64(w),
+                    None => Scheduler::instant_of(attrs.next_try_date),
+                })
+            } else {
+                JobResult::Done
+            }
+        }
+    }
+}

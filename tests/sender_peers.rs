@@ -1,0 +1,379 @@
+//! Issue 11 (sender items) and issue 14 (relays, retries, notices, hold_domains): the SMTP
+//! client against scripted peers that misbehave on purpose, and a spool on a small tmpfs.
+
+mod common;
+
+use common::smtp::{Script, Scripted, free_port};
+use common::*;
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+fn fast(port: u16) -> Vec<String> {
+    vec![
+        format!("port={port}"),
+        "ratelimit_time=0".into(),
+        "domlimit_time=0".into(),
+        "retry_time=1".into(),
+        "notify=never".into(),
+    ]
+}
+
+fn mount(opts: &[String]) -> Mount {
+    let refs: Vec<&str> = opts.iter().map(String::as_str).collect();
+    Mount::new(&refs)
+}
+
+fn ready(m: &Mount, name: &str, content: &str) {
+    std::fs::write(m.path(name), content).unwrap();
+    m.ok(&format!("setfattr -n user.is_ready -v 1 {name}"));
+}
+
+fn wait_tries(m: &Mount, name: &str, n: u32, secs: u64) {
+    wait_for(
+        &format!("{name} tried {n} times"),
+        Duration::from_secs(secs),
+        || m.attr(name, "try_count").parse::<u32>().unwrap_or(0) >= n,
+    );
+}
+
+/// Item 10: the data on the wire is the .eml as it is (CRLF, dot-stuffed): after content that
+/// ends in a line end comes `.` CRLF alone, never an extra empty line.
+#[test]
+fn the_wire_carries_the_eml_exactly() {
+    let srv = Scripted::start(Script::default());
+    let m = mount(&fast(srv.port));
+    let with_end = "From: a@example.com\nTo: b@example.org\nSubject: e\n\nline\n.dot line\n\nlast\n";
+    let without_end = "From: a@example.com\nTo: c@example.org\nSubject: n\n\nno line end";
+    ready(&m, "e.eml", with_end);
+    ready(&m, "n.eml", without_end);
+    wait_status(&m, "e.eml", "Sent", 20);
+    wait_status(&m, "n.eml", "Sent", 20);
+    let crlf = |s: &str| s.replace('\n', "\r\n");
+    let e = crlf(&m.ok("cat e.eml"));
+    let n = crlf(&m.ok("cat n.eml"));
+    let data: Vec<String> = srv.txns().into_iter().filter_map(|t| t.data).collect();
+    assert!(data.contains(&e), "sent {data:?}\nwant {e:?}");
+    // Without a final line end, the end mark needs one: that CRLF is the only byte added.
+    assert!(data.contains(&format!("{n}\r\n")), "sent {data:?}");
+}
+
+/// Item 11: a server that refuses EHLO is greeted with HELO (RFC 5321 §4.1.1.1).
+#[test]
+fn ehlo_refused_falls_back_to_helo() {
+    let srv = Scripted::start(Script {
+        ehlo: "502 5.5.2 EHLO not understood".into(),
+        ..Script::default()
+    });
+    let m = mount(&fast(srv.port));
+    ready(
+        &m,
+        "h.eml",
+        &message("a@example.com", "b@example.org", "helo", "x"),
+    );
+    wait_status(&m, "h.eml", "Sent", 20);
+    let hellos = srv.hellos.lock().unwrap().clone();
+    assert!(hellos.len() >= 2, "{hellos:?}");
+    assert!(
+        hellos[0].starts_with("EHLO ") && hellos[1].starts_with("HELO "),
+        "{hellos:?}"
+    );
+    // Without EHLO there is no PIPELINING: one command per round trip.
+    assert_eq!(srv.pipelined.load(Ordering::SeqCst), 0);
+}
+
+/// Item 12: a reply with bytes that are not UTF-8 is read leniently.
+#[test]
+fn replies_that_are_not_utf8_are_read() {
+    let srv = Scripted::start(Script {
+        mail_raw: Some(b"250 2.1.0 ok \xff\xfe sender\r\n".to_vec()),
+        ..Script::default()
+    });
+    let m = mount(&fast(srv.port));
+    ready(
+        &m,
+        "u.eml",
+        &message("a@example.com", "b@example.org", "utf8", "x"),
+    );
+    wait_status(&m, "u.eml", "Sent", 20);
+    assert_eq!(srv.delivered(), vec!["b@example.org".to_string()]);
+}
+
+/// Item 9: an endless reply line is a temporary failure found at the line bound, long before
+/// handshake_time, with the daemon's memory bounded.
+#[test]
+fn an_endless_reply_line_is_a_bounded_temporary_failure() {
+    let srv = Scripted::start(Script {
+        endless_greeting: true,
+        ..Script::default()
+    });
+    let mut o = fast(srv.port);
+    o.push("handshake_time=120".into());
+    let m = mount(&o);
+    ready(
+        &m,
+        "x.eml",
+        &message("a@example.com", "b@example.org", "endless", "x"),
+    );
+    let t = Instant::now();
+    wait_tries(&m, "x.eml", 1, 20);
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert_eq!(m.attr("x.eml", "last_try_status"), "TempFail");
+    let msg = m.attr("x.eml", "last_try_msg");
+    assert!(msg.contains("reply line over"), "{msg}");
+    // Let it retry a few times against the endless peer, then look at the peak memory.
+    wait_tries(&m, "x.eml", 3, 20);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", m.pid().unwrap())).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(hwm_kb < 100 * 1024, "peak RSS {hwm_kb} kB");
+}
+
+/// PIPELINING (RFC 2920): when offered, MAIL, RCPT and DATA go in one write.
+#[test]
+fn pipelining_when_offered() {
+    let srv = Scripted::start(Script::default());
+    let m = mount(&fast(srv.port));
+    std::fs::write(m.path("p.eml"), message("a@example.com", "x", "pipe", "x")).unwrap();
+    m.ok("setfattr -n user.env_to -v 'b@example.org c@example.org' p.eml");
+    m.ok("setfattr -n user.is_ready -v 1 p.eml");
+    wait_status(&m, "p.eml", "Sent", 20);
+    assert!(srv.pipelined.load(Ordering::SeqCst) >= 1);
+    assert_eq!(
+        srv.delivered(),
+        vec!["b@example.org".to_string(), "c@example.org".to_string()]
+    );
+}
+
+/// Item 3: with tls=tls, a relay that accepts TCP and never speaks costs handshake_time per
+/// attempt, not forever: the one sender thread (conn_limit=1) goes on to other messages.
+#[test]
+fn a_relay_that_never_speaks_tls_does_not_block_the_sender() {
+    // Bound and listening, never accepted: the kernel completes the TCP handshake, and then
+    // nothing ever answers the TLS ClientHello.
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_port = hole.local_addr().unwrap().port();
+    let mut o = fast(hole_port);
+    o.extend([
+        "tls=tls".to_string(),
+        "handshake_time=2".into(),
+        "conn_limit=1".into(),
+    ]);
+    let m = mount(&o);
+    ready(&m, "a.eml", &message("a@example.com", "b@example.org", "a", "x"));
+    ready(&m, "b.eml", &message("a@example.com", "c@example.net", "b", "x"));
+    let t = Instant::now();
+    wait_tries(&m, "a.eml", 1, 15);
+    wait_tries(&m, "b.eml", 1, 15);
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    let msg = m.attr("a.eml", "last_try_msg");
+    assert!(msg.contains("TLS handshake"), "{msg}");
+    assert_eq!(m.attr("a.eml", "last_try_status"), "TempFail");
+    // Same with a plain relay that never greets: bounded by handshake_time.
+    let srv = Scripted::start(Script {
+        greeting: None,
+        ..Script::default()
+    });
+    m.ok(&format!(
+        "setfattr -n user.tls -v none . && setfattr -n user.port -v {} .",
+        srv.port
+    ));
+    ready(&m, "c.eml", &message("a@example.com", "d@example.com", "c", "x"));
+    wait_tries(&m, "c.eml", 1, 15);
+    assert!(m.attr("c.eml", "last_try_msg").contains("greeting"));
+    drop(hole);
+}
+
+/// Relays in order within one attempt (SPEC §6): refused, then a 421 greeting, then a
+/// relay that takes the message.
+#[test]
+fn relays_fail_over_within_one_attempt() {
+    let busy = Scripted::start(Script {
+        greeting: Some("421 4.3.2 busy".into()),
+        ..Script::default()
+    });
+    let good = Scripted::start(Script::default());
+    let refused = free_port();
+    let mut o = fast(good.port);
+    // A list inside -o: `\,` between entries, as libfuse reads options.
+    o.push(format!(
+        "server=127.0.0.1:{refused}\\,127.0.0.1:{}\\,127.0.0.1",
+        busy.port
+    ));
+    let m = mount(&o);
+    assert_eq!(
+        m.ok("getfattr --only-values -n user.server ."),
+        format!("127.0.0.1:{refused},127.0.0.1:{},127.0.0.1", busy.port)
+    );
+    ready(
+        &m,
+        "f.eml",
+        &message("a@example.com", "b@example.org", "failover", "x"),
+    );
+    wait_status(&m, "f.eml", "Sent", 20);
+    assert_eq!(m.attr("f.eml", "try_count"), "1");
+    assert_eq!(busy.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(good.delivered(), vec!["b@example.org".to_string()]);
+    // Every relay failing: TempFail with the last one's words.
+    m.ok(&format!(
+        "setfattr -n user.server -v '127.0.0.1:{refused} 127.0.0.1:{}' .",
+        busy.port
+    ));
+    ready(
+        &m,
+        "g.eml",
+        &message("a@example.com", "b@example.org", "down", "x"),
+    );
+    wait_tries(&m, "g.eml", 1, 15);
+    assert_eq!(m.attr("g.eml", "last_try_status"), "TempFail");
+    assert!(m.attr("g.eml", "last_try_msg").contains("421"));
+}
+
+/// A tmpfs the test mounts for the spool, unmounted on drop (after the mailfs mount).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("timeout")
+            .args(["10", "umount", "-l"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Item 6: when outcomes cannot be recorded (the spool's disk is full), no new transaction
+/// starts until they can; once space is back every message is delivered exactly once.
+#[test]
+fn a_full_spool_disk_stops_transactions_and_sends_nothing_twice() {
+    let srv = Scripted::start(Script {
+        // Slow enough that the disk fills while messages are still queued.
+        delay: Duration::from_millis(30),
+        ..Script::default()
+    });
+    let mut m = mount(&fast(srv.port));
+    m.stop();
+    let spool = m.spool.clone();
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::create_dir_all(&spool).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs"])
+        .arg(&spool)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _fs = Tmpfs(spool.clone());
+    m.opts.push("conn_limit=2".into());
+    m.start();
+    let n = 30;
+    for i in 0..n {
+        std::fs::write(
+            m.path(&format!("m{i}.eml")),
+            message("a@example.com", &format!("r{i}@example.org"), "full", "x"),
+        )
+        .unwrap();
+    }
+    m.ok("for f in m*.eml; do setfattr -n user.is_ready -v 1 $f; done");
+    wait_for("a first delivery", Duration::from_secs(20), || {
+        !srv.delivered().is_empty()
+    });
+    // Fill the disk.
+    let _ = Command::new("timeout")
+        .args(["20", "dd", "if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}/fill", spool.display()))
+        .output();
+    let at_full = srv.delivered().len();
+    std::thread::sleep(Duration::from_secs(3));
+    let while_full = srv.delivered().len();
+    // At most one transaction per connection may finish after the disk filled.
+    assert!(
+        while_full <= at_full + 2,
+        "{at_full} delivered when the disk filled, {while_full} three seconds later"
+    );
+    assert!(
+        while_full < n,
+        "everything went out before the disk filled: test too slow"
+    );
+    std::fs::remove_file(spool.join("fill")).unwrap();
+    wait_for("every message delivered", Duration::from_secs(60), || {
+        srv.delivered().len() >= n
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let got = srv.delivered();
+    let mut uniq = got.clone();
+    uniq.dedup();
+    assert_eq!(got.len(), n, "duplicates: {got:?}");
+    assert_eq!(uniq.len(), n);
+    for i in 0..n {
+        wait_status(&m, &format!("m{i}.eml"), "Sent", 20);
+    }
+    let log = m.log();
+    assert!(
+        log.contains("cannot record the outcome"),
+        "the disk never filled: {log}"
+    );
+    m.stop();
+}
+
+/// hold_domains: messages to a held domain wait (not attempted) while others go; taking the
+/// domain off the list makes them due at once.
+#[test]
+fn hold_domains_wait_and_go_at_once_when_released() {
+    let srv = Scripted::start(Script::default());
+    let mut o = fast(srv.port);
+    o.push("hold_domains=held.example".into());
+    o.push("retry_time=3600".into());
+    let m = mount(&o);
+    ready(
+        &m,
+        "h.eml",
+        &message("a@example.com", "x@held.example", "held", "x"),
+    );
+    ready(
+        &m,
+        "o.eml",
+        &message("a@example.com", "y@other.example", "other", "x"),
+    );
+    wait_status(&m, "o.eml", "Sent", 20);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(m.attr("h.eml", "try_count"), "0");
+    assert_eq!(m.attr("h.eml", "status"), "Pending");
+    let t = Instant::now();
+    m.ok("setfattr -n user.hold_domains -v '' .");
+    wait_status(&m, "h.eml", "Sent", 10);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
+
+/// retry_time as a schedule (the last entry repeating), measured at the peer, and
+/// max_retries ending it.
+#[test]
+fn retry_schedule_measured_at_the_peer_and_max_retries() {
+    let srv = Scripted::start(Script {
+        rcpt: Arc::new(|_| "451 4.7.1 greylisted".into()),
+        ..Script::default()
+    });
+    let mut o = fast(srv.port);
+    o.push("retry_time=1\\,2.5".into());
+    o.push("max_retries=3".into());
+    let m = mount(&o);
+    ready(
+        &m,
+        "r.eml",
+        &message("a@example.com", "b@example.org", "sched", "x"),
+    );
+    wait_status(&m, "r.eml", "Error", 30);
+    assert_eq!(m.attr("r.eml", "try_count"), "4");
+    assert!(m.attr("r.eml", "last_try_msg").contains("max_retries"));
+    let at: Vec<Instant> = srv.txns().iter().map(|t| t.mail_at).collect();
+    assert_eq!(at.len(), 4, "attempts seen at the peer");
+    let want = [1.0, 2.5, 2.5];
+    for (i, w) in want.iter().enumerate() {
+        let gap = (at[i + 1] - at[i]).as_secs_f64();
+        assert!((gap - w).abs() <= w * 0.1, "gap {i}: {gap:.3} s, want {w} s ±10%");
+    }
+}
