@@ -5,6 +5,7 @@ mod common;
 
 use common::smtp::{Script, Scripted, free_port};
 use common::*;
+use mail_parser::MimeHeaders;
 use std::net::TcpListener;
 use std::process::Command;
 use std::sync::Arc;
@@ -376,4 +377,123 @@ fn retry_schedule_measured_at_the_peer_and_max_retries() {
         let gap = (at[i + 1] - at[i]).as_secs_f64();
         assert!((gap - w).abs() <= w * 0.1, "gap {i}: {gap:.3} s, want {w} s ±10%");
     }
+}
+
+/// notify=delay,success: one delay notice once delay_warning_time has passed, and a success
+/// notice on delivery; both RFC 3464 multipart/report from the null sender.
+#[test]
+fn delay_and_success_notices_are_multipart_reports() {
+    let tries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t = tries.clone();
+    let srv = Scripted::start(Script {
+        rcpt: Arc::new(move |a| {
+            if a == "b@example.org" && t.fetch_add(1, Ordering::SeqCst) < 3 {
+                "451 4.7.1 greylisted".into()
+            } else {
+                "250 2.1.5 Ok".into()
+            }
+        }),
+        ..Script::default()
+    });
+    let mut o = fast(srv.port);
+    o.push("notify=delay\\,success".into());
+    o.push("delay_warning_time=1".into());
+    let m = mount(&o);
+    ready(
+        &m,
+        "d.eml",
+        &message("me@example.com", "b@example.org", "late", "x"),
+    );
+    wait_status(&m, "d.eml", "Sent", 30);
+    assert_eq!(m.attr("d.eml", "try_count"), "4");
+    wait_for("two notices", Duration::from_secs(20), || {
+        srv.txns()
+            .iter()
+            .filter(|t| t.from.is_empty() && t.data.is_some())
+            .count()
+            >= 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let notices: Vec<common::smtp::Txn> = srv
+        .txns()
+        .into_iter()
+        .filter(|t| t.from.is_empty() && t.data.is_some())
+        .collect();
+    assert_eq!(notices.len(), 2, "one delay notice, one success notice");
+    let mut actions = Vec::new();
+    for n in &notices {
+        assert_eq!(n.accepted, vec!["me@example.com".to_string()]);
+        let data = n.data.clone().unwrap();
+        let msg = mail_parser::MessageParser::default()
+            .parse(data.as_bytes())
+            .expect("a parsable notice");
+        let ct = msg.content_type().expect("a Content-Type");
+        assert_eq!(
+            (ct.ctype(), ct.subtype()),
+            ("multipart", Some("report")),
+            "{data}"
+        );
+        assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+        let status = msg
+            .parts
+            .iter()
+            .find(|p| {
+                p.content_type()
+                    .is_some_and(|c| c.ctype() == "message" && c.subtype() == Some("delivery-status"))
+            })
+            .expect("a message/delivery-status part");
+        let text = String::from_utf8_lossy(status.contents()).into_owned();
+        assert!(text.contains("Final-Recipient: rfc822; b@example.org"), "{text}");
+        actions.push(
+            text.lines()
+                .find(|l| l.starts_with("Action:"))
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    actions.sort();
+    assert_eq!(actions, vec!["Action: delayed", "Action: relayed"]);
+}
+
+/// user.hold keeps a ready message from being attempted; setting it back makes it due at once
+/// even though its retry is an hour away.
+#[test]
+fn a_held_message_waits_and_goes_at_once_when_released() {
+    let srv = Scripted::start(Script {
+        rcpt: Arc::new(|a| {
+            if a.starts_with("later") {
+                "451 4.7.1 later".into()
+            } else {
+                "250 2.1.5 Ok".into()
+            }
+        }),
+        ..Script::default()
+    });
+    let mut o = fast(srv.port);
+    o.push("retry_time=3600".into());
+    let m = mount(&o);
+    // Held before it is ready: never attempted.
+    std::fs::write(
+        m.path("a.eml"),
+        message("me@example.com", "now@example.org", "a", "x"),
+    )
+    .unwrap();
+    m.ok("setfattr -n user.hold -v 1 a.eml && setfattr -n user.is_ready -v 1 a.eml");
+    // Deferred for an hour, then held.
+    ready(
+        &m,
+        "b.eml",
+        &message("me@example.com", "later@example.org", "b", "x"),
+    );
+    wait_tries(&m, "b.eml", 1, 20);
+    m.ok("setfattr -n user.hold -v 1 b.eml");
+    srv.script.lock().unwrap().rcpt = Arc::new(|_| "250 2.1.5 Ok".into());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(m.attr("a.eml", "try_count"), "0");
+    assert_eq!(m.attr("a.eml", "status"), "Pending");
+    let t = Instant::now();
+    m.ok("setfattr -n user.hold -v 0 a.eml && setfattr -n user.hold -v 0 b.eml");
+    wait_status(&m, "a.eml", "Sent", 10);
+    wait_status(&m, "b.eml", "Sent", 10);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 }

@@ -153,7 +153,12 @@ pub struct Scripted {
 
 impl Scripted {
     pub fn start(script: Script) -> Scripted {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Scripted::start_at("127.0.0.1:0", script)
+    }
+
+    /// Listens on a given address, e.g. `127.0.25.2:25` for an MX host (root only).
+    pub fn start_at(addr: &str, script: Script) -> Scripted {
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
         let s = Scripted {
