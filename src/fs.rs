@@ -24,6 +24,7 @@ use crate::message::{self, Change};
 use crate::mime::{self, Tree};
 use crate::node::Node;
 use crate::spool::{Stamp, is_message_name, is_plain_name};
+use crate::trees::TreeCache;
 
 mod access;
 mod backed;
@@ -35,10 +36,9 @@ pub const ROOT: u64 = 1;
 /// A chown's new uid and gid, each optional.
 type Ids = (Option<u32>, Option<u32>);
 
-/// How many messages' attributes and parsed trees are kept: a spool of 100,000 messages
-/// must not hold them all (everything cached can be read again).
+/// How many messages' attributes are kept: a spool of 100,000 messages must not hold them
+/// all (everything cached can be read again). Parsed trees are bounded in bytes (`trees`).
 const CACHE_CAP: usize = 16_384;
-const TREE_CAP: usize = 256;
 
 /// Makes room in a cache that is full by dropping a quarter of it (any quarter: cheaper than
 /// tracking use, and a dropped entry is only read again).
@@ -168,19 +168,11 @@ impl Drop for Handle {
     }
 }
 
-/// A parsed parts tree and the version of the message it was parsed from.
-struct CachedTree {
-    stamp: Stamp,
-    /// Parsed when the stamp was already settled; an unsettled one is parsed once more.
-    settled: bool,
-    tree: Arc<Tree>,
-}
-
 pub struct MailFs {
     node: Arc<Node>,
     inodes: Mutex<Inodes>,
     cache: Mutex<HashMap<String, CachedMessage>>,
-    trees: Mutex<HashMap<String, CachedTree>>,
+    trees: TreeCache,
     handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
     next_fh: AtomicU64,
     ns: Mutex<()>,
@@ -247,7 +239,7 @@ impl MailFs {
             node,
             inodes: Mutex::new(inodes),
             cache: Mutex::new(HashMap::new()),
-            trees: Mutex::new(HashMap::new()),
+            trees: TreeCache::default(),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             ns: Mutex::new(()),
@@ -285,7 +277,7 @@ impl MailFs {
         if self.notifier.get().is_none() {
             return;
         }
-        let tree = self.trees.lock().get(name).map(|c| c.tree.clone());
+        let tree = self.trees.last(name);
         let mut keys = Vec::new();
         if itself {
             keys.push(Key::Message(name.to_string()));
@@ -504,31 +496,15 @@ impl MailFs {
     }
 
     fn tree_at(&self, name: &str, stamp: Stamp) -> Result<Arc<Tree>> {
-        if let Some(c) = self.trees.lock().get(name)
-            && c.stamp == stamp
-            && (c.settled || !stamp.is_settled())
-        {
-            return Ok(c.tree.clone());
-        }
-        let settled = stamp.is_settled();
-        let tree = Arc::new(mime::build(&self.node.spool.eml_path(name)).map_err(|e| not_found(e, name))?);
-        let mut trees = self.trees.lock();
-        bound(&mut trees, TREE_CAP);
-        trees.insert(
-            name.to_string(),
-            CachedTree {
-                stamp,
-                settled,
-                tree: tree.clone(),
-            },
-        );
-        Ok(tree)
+        self.trees
+            .get_or_parse(name, stamp, &self.node.spool.eml_path(name))
+            .map_err(|e| not_found(e, name))
     }
 
     /// Our own change to a message's content: the parsed tree goes at once, whatever the stamp.
     fn content_changed(&self, name: &str) {
         self.invalidate_message(name, false);
-        self.trees.lock().remove(name);
+        self.trees.remove(name);
     }
 
     /// Refuses a change in a parts directory that cannot be composed in.
@@ -562,7 +538,7 @@ impl MailFs {
         self.staged.forget_message(name);
         self.removals.forget_message(name);
         self.cache.lock().remove(name);
-        self.trees.lock().remove(name);
+        self.trees.remove(name);
         self.inodes.lock().forget_key(&Key::Message(name.to_string()));
     }
 

@@ -8,6 +8,7 @@
 //! | [`content`] | header fields, the template, the bytes that go on the wire |
 //! | [`mime`] | the parts view: a message's MIME parts, named and decoded, memory bounded |
 //! | [`compose`] | composing a Draft by parts: rebuilding it with mail-builder |
+//! | [`trees`] | the cache of parsed parts trees, bounded in bytes; one parse at a time |
 //! | [`fs`] | the file system over the spool, testable without FUSE |
 //! | [`fuse`] | the thin FUSE adapter |
 //! | [`node`] | a spool plus its attributes, shared by front end and senders |
@@ -47,3 +48,4 @@ pub mod sender;
 pub mod sent_ids;
 pub mod service_attrs;
 pub mod spool;
+pub mod trees;
