@@ -321,9 +321,20 @@ pub fn queue_file(
         };
         let head = content::read_head(&tmp)?;
         let info = HeaderInfo::parse(&head);
+        if info.cut && (sub.recipients_from_headers || from_arg.is_none()) {
+            return Err(Error::invalid(
+                "message",
+                format!(
+                    "the header block is longer than {} MiB, so its addresses cannot all be \
+                     read: give the recipients as arguments and -f",
+                    content::MAX_HEAD >> 20
+                ),
+            ));
+        }
         if sub.recipients_from_headers {
+            let mut seen: std::collections::HashSet<String> = rcpts.iter().cloned().collect();
             for r in &info.recipients {
-                if !rcpts.contains(r) {
+                if seen.insert(r.clone()) {
                     rcpts.push(r.clone());
                 }
             }

@@ -866,12 +866,14 @@ pub fn parse_address_list(name: &str, value: &[u8]) -> Result<Vec<String>> {
         return Err(Error::invalid(name, "CR, LF and NUL are not allowed"));
     }
     let mut out = Vec::new();
+    // A set, not a scan of the list: 100,000 recipients must not cost 10^10 comparisons.
+    let mut seen = std::collections::HashSet::new();
     for part in s.split(|c: char| c == ',' || c.is_whitespace()) {
         if part.is_empty() {
             continue;
         }
         let a = validate_address(name, part)?;
-        if !out.contains(&a) {
+        if seen.insert(a.clone()) {
             out.push(a);
         }
     }

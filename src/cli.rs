@@ -248,7 +248,20 @@ pub fn parse_mount_opts(list: &[String]) -> Result<MountOpts> {
 
 /// Parses argv; help and version print and exit 0, anything else wrong is a usage error (64).
 pub fn parse(args: Vec<OsString>) -> std::result::Result<Cli, i32> {
-    match Cli::try_parse_from(args) {
+    use clap::{CommandFactory, FromArgMatches};
+    // Linked as `sendmail`, main.rs put the subcommand in: name the program as it was
+    // called, not `sendmail sendmail`.
+    let linked = args.first().and_then(|a| Path::new(a).file_name()) == Some("sendmail".as_ref());
+    let mut cmd = Cli::command();
+    if linked {
+        cmd = cmd.bin_name("mailfs").mut_subcommand("sendmail", |s| {
+            s.override_usage("sendmail [OPTIONS] [--] [RCPT]...")
+        });
+    }
+    match cmd
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(c) => Ok(c),
         Err(e) => {
             let code = match e.kind() {
@@ -347,7 +360,12 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     config.n_threads = Some(4);
     let fs = MailFs::new(node.clone());
     let notifier = fs.notifier_slot();
-    let mut session = fuser::Session::new(FuseAdapter { fs }, mountpoint, &config).map_err(|e| {
+    let unmount_slot = std::sync::Arc::new(parking_lot::Mutex::new(None));
+    let adapter = FuseAdapter {
+        fs,
+        unmounter: unmount_slot.clone(),
+    };
+    let mut session = fuser::Session::new(adapter, mountpoint, &config).map_err(|e| {
         Error::Io(std::io::Error::new(
             e.kind(),
             format!("cannot mount {}: {e}", mountpoint.display()),
@@ -365,6 +383,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     let listener = crate::listener::Listener::start(node.clone());
 
     let mut unmounter = session.unmount_callable();
+    *unmount_slot.lock() = Some(session.unmount_callable());
     let mut signals =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
     let sig_handle = signals.handle();

@@ -13,8 +13,10 @@ use mail_parser::MessageParser;
 use crate::attrs::validate_address;
 use crate::error::Result;
 
-/// The most header bytes read; a longer header block is treated as if it ended there.
-pub const MAX_HEAD: usize = 1 << 20;
+/// The most header bytes read. A longer header block is never silently cut: its
+/// [`HeaderInfo::cut`] is set, and what depends on the whole block (the default envelope,
+/// `sendmail -t`) is refused.
+pub const MAX_HEAD: usize = 16 << 20;
 
 /// Reads a message's header block (up to and including the blank line, or [`MAX_HEAD`]).
 pub fn read_head(path: &Path) -> io::Result<Vec<u8>> {
@@ -30,7 +32,8 @@ fn read_head_from(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        if r.take(MAX_HEAD as u64).read_until(b'\n', &mut line)? == 0 {
+        let room = (MAX_HEAD - head.len()) as u64;
+        if r.take(room).read_until(b'\n', &mut line)? == 0 {
             break;
         }
         head.extend_from_slice(&line);
@@ -51,11 +54,16 @@ pub struct HeaderInfo {
     pub recipients: Vec<String>,
     /// Addresses in To/Cc/Bcc/From that failed validation (reported when a message is made ready).
     pub invalid: Vec<String>,
+    /// The header block is longer than [`MAX_HEAD`]: fields past it were not read.
+    pub cut: bool,
 }
 
 impl HeaderInfo {
     pub fn parse(head: &[u8]) -> HeaderInfo {
-        let mut info = HeaderInfo::default();
+        let mut info = HeaderInfo {
+            cut: head.len() >= MAX_HEAD && !(head.ends_with(b"\n\n") || head.ends_with(b"\n\r\n")),
+            ..HeaderInfo::default()
+        };
         let Some(msg) = MessageParser::default().parse_headers(head) else {
             return info;
         };
@@ -67,12 +75,14 @@ impl HeaderInfo {
                 Err(_) => info.invalid.push(addr.to_string()),
             }
         }
+        // A set, not a scan of the list: a To of 100,000 addresses must not be quadratic.
+        let mut seen = std::collections::HashSet::new();
         for list in [msg.to(), msg.cc(), msg.bcc()].into_iter().flatten() {
             for a in list.iter() {
                 if let Some(addr) = a.address() {
                     match validate_address("To", addr) {
                         Ok(v) => {
-                            if !info.recipients.contains(&v) {
+                            if seen.insert(v.clone()) {
                                 info.recipients.push(v);
                             }
                         }

@@ -365,6 +365,7 @@ impl MailFs {
         if !is_plain_name(name) {
             return Err(Error::invalid("name", format!("{name:?} is not a file name")));
         }
+        crate::names::check_root_name(name)?;
         if let Some(msg) = name.strip_suffix(PARTS_SUFFIX)
             && is_message_name(msg)
         {

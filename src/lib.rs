@@ -11,6 +11,7 @@
 //! | [`trees`] | the cache of parsed parts trees, bounded in bytes; one parse at a time |
 //! | [`fs`] | the file system over the spool, testable without FUSE |
 //! | [`fuse`] | the thin FUSE adapter |
+//! | [`names`] | which names the node root accepts (control characters, message name length) |
 //! | [`node`] | a spool plus its attributes, shared by front end and senders |
 //! | [`journal`] | log entries in `log_dir` |
 //! | [`admin`] | the commands: queue, flush, cancel, hold, release, sendmail, deliver; `queue_message` |
@@ -43,6 +44,7 @@ pub mod lists;
 pub mod manage;
 pub mod message;
 pub mod mime;
+pub mod names;
 pub mod node;
 pub mod sender;
 pub mod sent_ids;

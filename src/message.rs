@@ -294,6 +294,14 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
             ));
         }
     };
+    // Never a default envelope from a header block read in part: it would lose recipients.
+    if info.cut && (attrs.env_to.is_none() || attrs.env_from.is_none()) {
+        return Err(refuse(format!(
+            "the header block is longer than {} MiB, so its addresses cannot all be read: \
+             set user.env_from and user.env_to",
+            content::MAX_HEAD >> 20
+        )));
+    }
     let to = match env_to(attrs, &info) {
         Some(t) if !t.is_empty() => t,
         _ if !info.invalid.is_empty() => {

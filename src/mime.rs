@@ -1182,7 +1182,7 @@ pub fn sanitize(raw: &str) -> Option<String> {
     for c in raw.chars() {
         let c = match c {
             '/' | '\\' => '_',
-            c if c.is_control() => continue,
+            c if c.is_control() || is_bidi_control(c) => continue,
             c => c,
         };
         // Collapse runs of dots, so no `..` survives anywhere in the name.
@@ -1200,6 +1200,12 @@ pub fn sanitize(raw: &str) -> Option<String> {
     }
     let ext = split_ext(s).1;
     Some(fit(s, ext))
+}
+
+/// Unicode's explicit directional formatting characters: `evil\u{202E}fdp.exe` would show
+/// as `exe.pdf` in a terminal.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A file extension for an unnamed part of this content type.
@@ -1278,6 +1284,8 @@ mod tests {
         assert_eq!(sanitize("a/b\0c\x07.pdf").unwrap(), "a_bc.pdf");
         assert_eq!(sanitize("..."), None);
         assert_eq!(sanitize(" .hidden").unwrap(), "hidden");
+        assert_eq!(sanitize("invoice\u{202E}fdp.exe").unwrap(), "invoicefdp.exe");
+        assert_eq!(sanitize("a\u{2066}b\u{2069}\u{200F}.txt").unwrap(), "ab.txt");
         let long = format!("{}.pdf", "é".repeat(200));
         let s = sanitize(&long).unwrap();
         assert!(s.len() <= MAX_NAME && s.ends_with(".pdf"), "{s}");

@@ -93,12 +93,16 @@ fn crash_point(step: &str, path: &Path) {
 /// Is this a name a message can have in the mount root?
 pub fn is_message_name(name: &str) -> bool {
     name.len() > 4
-        && name.len() <= 251
+        && name.len() <= MAX_MESSAGE_NAME
         && name.ends_with(".eml")
         && !name.contains('/')
         && !name.contains('\0')
         && name != ".eml"
 }
+
+/// The longest message name: `X.eml.parts` must fit in a 255-byte file name too. A longer
+/// name ending in `.eml` is refused (ENAMETOOLONG), never taken as a scratch file.
+pub const MAX_MESSAGE_NAME: usize = 255 - ".parts".len();
 
 /// A plain file name (one component, not `.`/`..`).
 pub fn is_plain_name(name: &str) -> bool {

@@ -166,7 +166,9 @@ fn memory_stays_bounded_whatever_the_spool_holds() {
     let (base, _) = rss_kb(pid);
     for round in 0..2 {
         for i in 0..20 {
-            m.ok(&format!("ls m{i}.eml.parts >/dev/null && getfattr -d m{i}.eml.parts >/dev/null"));
+            m.ok(&format!(
+                "ls m{i}.eml.parts >/dev/null && getfattr -d m{i}.eml.parts >/dev/null"
+            ));
         }
         let (rss, hwm) = rss_kb(pid);
         eprintln!("round {round}: base {base} kB, VmRSS {rss} kB, VmHWM {hwm} kB");
@@ -174,5 +176,160 @@ fn memory_stays_bounded_whatever_the_spool_holds() {
     }
     // The views are still right.
     assert!(m.attr("m0.eml.parts", "parse_error").contains("header block"));
-    assert_eq!(m.attr("m3.eml.parts/Body.txt", "size"), (text.len() + 1).to_string());
+    assert_eq!(
+        m.attr("m3.eml.parts/Body.txt", "size"),
+        (text.len() + 1).to_string()
+    );
+}
+
+/// Recipients of each message `mailfs queue --json` lists, by name.
+fn queued_recipients(m: &Mount) -> Vec<(String, usize)> {
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(BIN)
+        .args(["queue", "--json"])
+        .arg(&m.spool)
+        .output()
+        .expect("mailfs queue");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["recipients"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect()
+}
+
+/// Item 5: a To header of 100,000 addresses on one line (1.5 MB) kept only the 66,230 that
+/// fit in the first MiB, for the default env_to and for `sendmail -t`. All of them now.
+#[test]
+fn a_huge_to_header_keeps_every_recipient() {
+    // Nothing listens on port 1: attempts fail at once and the message waits an hour.
+    let m = Mount::new(&["port=1", "retry_time=3600"]);
+    let to: Vec<String> = (0..100_000).map(|i| format!("user{i}@example.com")).collect();
+    let msg = format!(
+        "From: a@example.com\nTo: {}\nSubject: many\n\nhi\n",
+        to.join(", ")
+    );
+    assert!(msg.len() > 1_500_000);
+    let src = m.tmp.path().join("many.eml");
+    std::fs::write(&src, &msg).expect("write");
+    m.ok(&format!(
+        "cp '{}' many.eml && setfattr -n user.is_ready -v 1 many.eml",
+        src.display()
+    ));
+    let mut c = Command::new("timeout")
+        .arg("60")
+        .arg(BIN)
+        .args(["sendmail", "-t", "-i", "--spool"])
+        .arg(&m.spool)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mailfs sendmail");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(msg.as_bytes())
+        .expect("write");
+    assert!(c.wait().expect("wait").success());
+    let rows = queued_recipients(&m);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (name, n) in rows {
+        assert_eq!(n, 100_000, "{name}");
+    }
+}
+
+/// Item 5, past the bound: a header block longer than 16 MiB is refused for the default
+/// envelope and for `sendmail -t`, never cut.
+#[test]
+fn a_header_block_too_long_to_read_is_refused_not_cut() {
+    let m = Mount::new(&["port=1", "retry_time=3600"]);
+    let to: Vec<String> = (0..1_100_000).map(|i| format!("u{i}@example.com")).collect();
+    let msg = format!(
+        "From: a@example.com\nTo: {}\nSubject: many\n\nhi\n",
+        to.join(", ")
+    );
+    assert!(msg.len() > 17 << 20);
+    let src = m.tmp.path().join("huge.eml");
+    std::fs::write(&src, &msg).expect("write");
+    m.ok(&format!("cp '{}' huge.eml", src.display()));
+    let err = m.fails("setfattr -n user.is_ready -v 1 huge.eml");
+    assert!(err.contains("Invalid argument"), "{err}");
+    assert_eq!(m.attr("huge.eml", "status"), "Draft");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "timeout 60 {BIN} sendmail -t -i --spool '{}' < '{}'",
+            m.spool.display(),
+            src.display()
+        ))
+        .output()
+        .expect("sendmail");
+    assert_eq!(
+        out.status.code(),
+        Some(65),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("16 MiB"), "{err}");
+    assert_eq!(queued_recipients(&m).len(), 1);
+}
+
+/// The smaller items: names with control characters, message names too long for their
+/// `.parts`, bidi controls in part names, the unmount warning, `sendmail --help`.
+#[test]
+fn names_are_refused_or_cleaned_and_unmount_is_quiet() {
+    let mut m = Mount::new(&[]);
+    let err = m.fails("touch $'bad\\nname.eml'");
+    assert!(err.contains("Invalid argument"), "{err}");
+    let err = m.fails("touch $'bell\\a.eml'");
+    assert!(err.contains("Invalid argument"), "{err}");
+    let long = format!("{}.eml", "x".repeat(251));
+    let err = m.fails(&format!("touch {long}"));
+    assert!(err.contains("File name too long"), "{err}");
+    assert!(!m.spool.join(&long).exists());
+    let fits = format!("{}.eml", "x".repeat(245));
+    m.ok(&format!(
+        "touch {fits} && ls {fits}.parts >/dev/null && getfattr -n user.status {fits}"
+    ));
+    let stored: Vec<String> = std::fs::read_dir(&m.spool)
+        .expect("spool")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    assert!(
+        stored.iter().all(|n| !n.contains('\n') && !n.contains('\u{7}')),
+        "{stored:?}"
+    );
+
+    let msg = "From: a@example.com\nSubject: bidi\nContent-Type: multipart/mixed; boundary=b\n\n\
+               --b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: application/octet-stream\n\
+               Content-Disposition: attachment; filename=\"invoice\u{202E}fdp.exe\"\n\nMZ\n--b--\n";
+    std::fs::write(m.tmp.path().join("bidi.eml"), msg).expect("write");
+    m.ok(&format!(
+        "cp '{}' bidi.eml",
+        m.tmp.path().join("bidi.eml").display()
+    ));
+    let names = m.ok("ls bidi.eml.parts");
+    assert!(names.contains("invoicefdp.exe"), "{names}");
+    assert!(!names.contains('\u{202E}'), "{names}");
+
+    assert_eq!(m.stop(), 0);
+    let log = m.log();
+    assert!(!log.contains("Failed to umount"), "{log}");
+
+    let link = m.tmp.path().join("sendmail");
+    std::os::unix::fs::symlink(BIN, &link).expect("symlink");
+    let out = Command::new(&link)
+        .arg("--help")
+        .output()
+        .expect("sendmail --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(help.contains("Usage: sendmail [OPTIONS]"), "{help}");
+    assert!(!help.contains("sendmail sendmail"), "{help}");
 }
