@@ -1752,6 +1752,9 @@ impl MailFs {
             if message::says_went_out(k, value) {
                 self.note_went_out(n, k, value);
             }
+            if k == "message_id" && self.adopt_message_id(n, &attrs, value)? {
+                return Ok(());
+            }
         }
         match message::set(&attrs, k, value)? {
             Change::Store(next) => self.store_attrs(n, &next),

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 
 use super::{Key, MailFs};
-use crate::attrs::MAILFS_ATTRS;
+use crate::attrs::{MAILFS_ATTRS, MessageAttrs};
 use crate::compose;
 use crate::content::{self, HeaderInfo};
 use crate::error::{Error, Result};
@@ -303,6 +303,28 @@ impl MailFs {
         {
             log::warn!("{msg}: cannot record {id} as sent: {e}");
         }
+    }
+
+    /// `tar --xattrs` makes a message with mknod and sets its attributes before its bytes:
+    /// a Draft that is still empty takes the `user.message_id` restored for it (the one its
+    /// bytes will carry), so the restore is quiet and the ID is the message's from the start.
+    pub(super) fn adopt_message_id(&self, msg: &str, attrs: &MessageAttrs, value: &[u8]) -> Result<bool> {
+        let empty = fs::metadata(self.node.spool.eml_path(msg)).is_ok_and(|m| m.len() == 0);
+        let Ok(id) = std::str::from_utf8(value) else {
+            return Ok(false);
+        };
+        let well_formed = id.len() <= 998
+            && id.starts_with('<')
+            && id.ends_with('>')
+            && id.contains('@')
+            && id.bytes().all(|b| b.is_ascii_graphic());
+        if attrs.frozen() || !empty || !well_formed {
+            return Ok(false);
+        }
+        let mut next = attrs.clone();
+        next.message_id = id.to_string();
+        self.store_attrs(msg, &next)?;
+        Ok(true)
     }
 
     /// At `is_ready=1` of a Draft flagged by [`Self::note_went_out`] with content: its
