@@ -25,8 +25,15 @@ fn node_attributes_have_spec_defaults_and_validate() {
         "user.log_date_attr=\"date\"",
         "user.log_msgid_attr=\"msgid\"",
         "user.log_info_attr=\"info\"",
-        "user.tls=\"none\"",
+        "user.tls=\"may\"",
         "user.notify=\"failure\"",
+        "user.dns_server=\"system\"",
+        "user.max_retries=\"0\"",
+        "user.delay_warning_time=\"14400\"",
+        "user.hold_domains=\"\"",
+        "user.listen=\"\"",
+        "user.relay_clients=\"127.0.0.0/8,::1/128\"",
+        "user.message_size_limit=\"10240000\"",
     ] {
         assert!(d.contains(want), "missing {want} in {d}");
     }
@@ -41,7 +48,7 @@ fn node_attributes_have_spec_defaults_and_validate() {
         ("send_method", "carrier-pigeon"),
         ("ratelimit_time", "-2"),
         ("conn_limit", "0"),
-        ("server", "bad host"),
+        ("server", "bad/host"),
     ] {
         assert_eq!(
             setxattr(&m.mnt, &format!("user.{k}"), v.as_bytes()),
