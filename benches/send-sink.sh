@@ -5,8 +5,9 @@
 set -euo pipefail
 N=${1:-2000}; CONN=${2:-4}
 cd "$(dirname "$0")/.."
-cargo build --release -q
-bin=$PWD/target/release/mailfs
+# MAILFS_BIN compares another build (e.g. an older release) on the same workload.
+if [ -z "${MAILFS_BIN:-}" ]; then cargo build --release -q; fi
+bin=${MAILFS_BIN:-$PWD/target/release/mailfs}
 work=$(mktemp -d); chmod 755 "$work"; mkdir -p "$work/mnt"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 /usr/sbin/smtp-sink -u postfix -c "127.0.0.1:$port" 1000 > "$work/sink.log" 2>&1 & sink=$!
