@@ -103,6 +103,36 @@ fn implicit_tls_and_auth_through_postfix_smtps() {
     assert!(r.host.log().contains(&format!("sasl_username={USER}")));
 }
 
+/// Issue 11 item 3: with tls=tls and one sender thread, a relay that accepts TCP and never
+/// speaks costs handshake_time, then the next relay in `server` (Postfix's smtps) takes the
+/// messages within the same attempt.
+#[test]
+fn a_silent_tls_relay_is_passed_over_for_the_next() {
+    let r = relay();
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_port = hole.local_addr().unwrap().port();
+    let opts = [
+        format!("server=127.0.0.1:{hole_port}\\,127.0.0.1:{}", r.host.smtps),
+        "tls=tls".to_string(),
+        "handshake_time=2".into(),
+        "conn_limit=1".into(),
+        format!("auth_user={USER}"),
+        format!("auth_secret_file={}", r.secret.display()),
+        format!("ca_file={}", r.host.cert.display()),
+        "ratelimit_time=0".into(),
+        "domlimit_time=0".into(),
+    ];
+    let refs: Vec<&str> = opts.iter().map(String::as_str).collect();
+    let m = Mount::new(&refs);
+    send(&m, "s1.eml", "past-the-hole-1");
+    send(&m, "s2.eml", "past-the-hole-2");
+    wait_status(&m, "s1.eml", "Sent", 30);
+    wait_status(&m, "s2.eml", "Sent", 30);
+    assert_eq!(m.attr("s1.eml", "try_count"), "1");
+    wait_delivered(&r, "past-the-hole-2");
+    drop(hole);
+}
+
 #[test]
 fn auth_login_when_the_server_offers_only_login() {
     let r = relay_with("LOGIN");
