@@ -184,3 +184,26 @@ fn equal_preferences_are_spread() {
     assert_eq!(na + nb, 20);
     assert!(na > 0 && nb > 0, "all on one exchanger: {na} and {nb}");
 }
+
+/// A resolver that never answers: TempFail (retried), never Error.
+#[test]
+fn a_silent_resolver_defers() {
+    // Bound, never read: queries to it go unanswered (UDP) or unaccepted (TCP).
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = udp.local_addr().unwrap().port();
+    let o = [
+        "send_method=mx".to_string(),
+        format!("dns_server=127.0.0.1:{port}"),
+        "handshake_time=1".into(),
+        "retry_time=60".into(),
+        "notify=never".into(),
+    ];
+    let refs: Vec<&str> = o.iter().map(String::as_str).collect();
+    let m = Mount::new(&refs);
+    ready(&m, "t.eml", "u@slow.test");
+    let (st, msg) = first_try(&m, "t.eml");
+    assert_eq!(st, "TempFail", "{msg}");
+    assert!(msg.contains("DNS lookup of slow.test failed"), "{msg}");
+    assert_eq!(m.attr("t.eml", "status"), "Pending");
+    drop(udp);
+}
