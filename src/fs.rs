@@ -28,6 +28,7 @@ use crate::trees::TreeCache;
 
 mod access;
 mod backed;
+mod pagecache;
 mod undo;
 mod weight;
 
@@ -182,6 +183,8 @@ pub struct MailFs {
     gid: u32,
     /// Tells the kernel when attributes it caches (for `ATTR_TTL`) changed behind its back.
     notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
+    /// Whether an open of a message may keep the kernel's cached pages.
+    pages: pagecache::PageCache,
 }
 
 /// How long the kernel may keep attributes and names: every change mailfs makes itself is
@@ -235,6 +238,7 @@ impl MailFs {
         inodes.by_key.insert(Key::Root, ROOT);
         // SAFETY: geteuid/getegid cannot fail.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let notifier: Arc<std::sync::OnceLock<fuser::Notifier>> = Arc::default();
         MailFs {
             node,
             inodes: Mutex::new(inodes),
@@ -247,7 +251,8 @@ impl MailFs {
             removals: undo::Removals::default(),
             uid,
             gid,
-            notifier: Arc::default(),
+            pages: pagecache::PageCache::new(notifier.clone()),
+            notifier,
         }
     }
 
@@ -506,6 +511,10 @@ impl MailFs {
     fn content_changed(&self, name: &str) {
         self.invalidate_message(name, false);
         self.trees.remove(name);
+        let ino = self.inodes.lock().by_key.get(&Key::Message(name.to_string())).copied();
+        if let Some(ino) = ino {
+            self.pages.changed(ino);
+        }
     }
 
     /// Refuses a change in a parts directory that cannot be composed in.
@@ -1068,13 +1077,25 @@ impl MailFs {
         let file = Self::open_options(flags)
             .open(&path)
             .map_err(|e| not_found(e, "file"))?;
-        Ok(self.new_handle(Handle::File {
+        let stamp = matches!(key, Key::Message(_))
+            .then(|| file.metadata().map(|m| Stamp::of(&m)))
+            .transpose()?;
+        let fh = self.new_handle(Handle::File {
             file,
             key,
             created: false,
             written: false,
             templated: false,
-        }))
+        });
+        if let Some(stamp) = stamp {
+            self.pages.opened(fh, ino, stamp, !Self::writes(flags));
+        }
+        Ok(fh)
+    }
+
+    /// Whether the kernel may keep the pages it cached for the file `fh` was opened on.
+    pub fn keeps_cache(&self, fh: u64) -> bool {
+        self.pages.kept(fh)
     }
 
     fn open_part_reader(&self, msg: &str, nest: &[String], name: &str) -> Result<u64> {
@@ -1442,6 +1463,9 @@ impl MailFs {
                 .get(&Key::Message(name.clone()))
                 .copied();
             self.invalidate(&ino.into_iter().collect::<Vec<_>>());
+            if let Some(ino) = ino {
+                self.pages.changed(ino);
+            }
         }
         if let Handle::File {
             key: Key::Message(name),
@@ -1465,6 +1489,7 @@ impl MailFs {
 
     pub fn release(&self, fh: u64) {
         self.handles.lock().remove(&fh);
+        self.pages.released(fh);
     }
 
     // ----- namespace changes ------------------------------------------------------------
@@ -1765,6 +1790,7 @@ impl MailFs {
                 self.cache_put(n, next, stamp);
                 // Read-only now, and Date/Message-ID may have been added.
                 self.invalidate_message(n, true);
+                self.content_changed(n);
                 Ok(())
             }
             Change::Hold(hold) => {
