@@ -511,7 +511,12 @@ impl MailFs {
     fn content_changed(&self, name: &str) {
         self.invalidate_message(name, false);
         self.trees.remove(name);
-        let ino = self.inodes.lock().by_key.get(&Key::Message(name.to_string())).copied();
+        let ino = self
+            .inodes
+            .lock()
+            .by_key
+            .get(&Key::Message(name.to_string()))
+            .copied();
         if let Some(ino) = ino {
             self.pages.changed(ino);
         }

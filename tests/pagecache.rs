@@ -29,7 +29,10 @@ fn every_change_is_seen_after_cached_reads() {
     assert!(cached(&m, "w.eml").contains("Subject: one"));
     std::fs::write(m.path("w.eml"), msg("two", "other body")).expect("write");
     let now = m.ok("cat w.eml");
-    assert!(now.contains("Subject: two") && now.contains("other body"), "{now}");
+    assert!(
+        now.contains("Subject: two") && now.contains("other body"),
+        "{now}"
+    );
 
     // A rename over a cached message.
     std::fs::write(m.path("r.eml"), msg("old", "kept body")).expect("write");
