@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# A spool of COUNT messages (written as .eml files straight into the spool; one `mailfs queue`
+# reads it all back as a check): mount time, `ls -l` of the mount vs `ls -l` of the spool
+# directory (alternating, ROUNDS each, medians), `getfattr -d` over SAMPLE messages through
+# the mount (ROUNDS, median files/s), and the mount's peak RSS (VmHWM) after all of it.
+# Usage: benches/big-spool.sh [COUNT=100000] [ROUNDS=3] [SAMPLE=20000]   (root, fuse3, attr)
+set -euo pipefail
+COUNT=${1:-100000}; ROUNDS=${2:-3}; SAMPLE=${3:-20000}
+cd "$(dirname "$0")/.."
+cargo build --release -q
+bin=$PWD/target/release/mailfs
+work=$(mktemp -d /tmp/mailfs-big.XXXX)
+mnt=$work/mnt; spool=$work/spool
+mkdir -p "$mnt" "$spool"
+pid=
+cleanup() {
+  timeout 20 fusermount3 -u "$mnt" 2>/dev/null || true
+  [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+median() { python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.3f}')" "$@"; }
+echo "machine: nproc=$(nproc) load=$(cut -d' ' -f1 /proc/loadavg)"
+
+t0=$(now)
+python3 - "$spool" "$COUNT" <<'PY'
+import os, sys
+spool, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    with open(os.path.join(spool, f"m{i:06d}.eml"), "w") as f:
+        f.write(f"From: a@example.com\nTo: u{i}@d{i % 20}.example\nSubject: m {i}\n\nbody {i}\n")
+PY
+t1=$(now)
+echo "wrote $COUNT messages in $(secs "$t0" "$t1") s"
+t0=$(now); n=$(timeout 300 "$bin" queue --spool "$spool" | grep -c '\.eml' || true); t1=$(now)
+echo "mailfs queue lists $n messages in $(secs "$t0" "$t1") s"
+
+t0=$(now)
+"$bin" mount "$spool" "$mnt" -f -o ratelimit_time=0 2>"$work/mount.log" &
+pid=$!
+for _ in $(seq 1000); do mountpoint -q "$mnt" && break; sleep 0.01; done
+t1=$(now)
+mountpoint -q "$mnt"
+echo "mount: $(secs "$t0" "$t1") s (process start to mountpoint visible)"
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$pid/status"; }
+
+m=(); r=()
+for i in $(seq "$ROUNDS"); do
+  t0=$(now); timeout 300 ls -l "$mnt" > /dev/null; t1=$(now)
+  t2=$(now); timeout 300 ls -l "$spool" > /dev/null; t3=$(now)
+  a=$(secs "$t0" "$t1"); b=$(secs "$t2" "$t3")
+  echo "ls -l round $i: mount $a s, spool directory $b s"
+  m+=("$a"); r+=("$b")
+done
+ma=$(median "${m[@]}"); ra=$(median "${r[@]}")
+echo "ls -l median: mount $ma s, spool directory $ra s, ratio $(python3 -c "print(f'{$ma/$ra:.1f}')")x; peak RSS $(hwm) kB"
+
+g=()
+for i in $(seq "$ROUNDS"); do
+  t0=$(now)
+  (cd "$mnt" && ls -U | grep '\.eml$' | head -n "$SAMPLE" | timeout 600 xargs -n 5000 getfattr -d > /dev/null)
+  t1=$(now)
+  s=$(secs "$t0" "$t1")
+  echo "getfattr -d round $i: $SAMPLE messages in $s s ($(python3 -c "print(int($SAMPLE/$s))") files/s)"
+  g+=("$s")
+done
+gs=$(median "${g[@]}")
+echo "getfattr -d median: $(python3 -c "print(int($SAMPLE/$gs))") files/s; peak RSS $(hwm) kB; load $(cut -d' ' -f1 /proc/loadavg)"
