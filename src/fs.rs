@@ -31,6 +31,7 @@ mod backed;
 mod pagecache;
 mod undo;
 mod weight;
+mod whole;
 
 pub const ROOT: u64 = 1;
 
@@ -128,6 +129,8 @@ enum Handle {
         /// The template was written at a close of a duplicate descriptor (a shell's `> X.eml`
         /// dup2s and closes before writing): the first real write replaces it.
         templated: bool,
+        /// A write failed (ENOSPC...): a message this handle created is removed at close.
+        failed: Option<i32>,
     },
     Dir(Vec<(u64, FileType, String)>),
     /// A part being read: the message version and tree it was opened on.
@@ -1091,6 +1094,7 @@ impl MailFs {
             created: false,
             written: false,
             templated: false,
+            failed: None,
         });
         if let Some(stamp) = stamp {
             self.pages.opened(fh, ino, stamp, !Self::writes(flags));
@@ -1269,6 +1273,7 @@ impl MailFs {
             created,
             written: false,
             templated: false,
+            failed: None,
         });
         Ok((attr, fh))
     }
@@ -1366,6 +1371,7 @@ impl MailFs {
             key,
             written,
             templated,
+            failed,
             ..
         } = &mut *h
         else {
@@ -1386,7 +1392,10 @@ impl MailFs {
         {
             self.content_changed(name);
         }
-        file.write_all_at(data, offset)?;
+        if let Err(e) = file.write_all_at(data, offset) {
+            *failed = Some(e.raw_os_error().unwrap_or(libc::EIO));
+            return Err(e.into());
+        }
         *written = true;
         Ok(data.len() as u32)
     }
@@ -1444,8 +1453,20 @@ impl MailFs {
             file,
             key: Key::Message(name),
             created: true,
+            failed: Some(errno),
+            ..
+        } = &*h
+        {
+            let err = Error::Io(io::Error::from_raw_os_error(*errno));
+            return self.discard_new_message(name, file, err);
+        }
+        if let Handle::File {
+            file,
+            key: Key::Message(name),
+            created: true,
             written: false,
             templated,
+            ..
         } = &mut *h
             && !*templated
             && file.metadata()?.len() == 0
@@ -1458,8 +1479,10 @@ impl MailFs {
                 .open(self.node.spool.eml_path(name))?;
             // The name may be another message by now (this one renamed or removed, another
             // user's made in its place): the template goes only into the file opened here.
-            if access::same_file(&f, file) {
-                f.write_all_at(&content::template(&attrs.message_id), 0)?;
+            if access::same_file(&f, file)
+                && let Err(e) = f.write_all_at(&content::template(&attrs.message_id), 0)
+            {
+                return self.discard_new_message(name, file, e.into());
             }
             let ino = self
                 .inodes

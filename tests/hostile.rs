@@ -333,3 +333,56 @@ fn names_are_refused_or_cleaned_and_unmount_is_quiet() {
     assert!(help.contains("Usage: sendmail [OPTIONS]"), "{help}");
     assert!(!help.contains("sendmail sendmail"), "{help}");
 }
+
+/// A tmpfs mounted over a test's spool, so the spool can be filled; lazily unmounted on drop.
+struct SmallSpool(std::path::PathBuf);
+
+impl SmallSpool {
+    /// Restarts `m` with its spool on a tmpfs of `mb` MiB (the spool's files carried over).
+    fn over(m: &mut Mount, mb: u32) -> SmallSpool {
+        assert_eq!(m.stop(), 0);
+        let saved = m.tmp.path().join("spool-saved");
+        m.ok(&format!("cp -a '{}' '{}'", m.spool.display(), saved.display()));
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m,mode=0700"), "tmpfs"])
+            .arg(&m.spool)
+            .status()
+            .expect("mount tmpfs");
+        assert!(st.success());
+        let guard = SmallSpool(m.spool.clone());
+        m.ok(&format!("cp -a '{}'/. '{}'/", saved.display(), m.spool.display()));
+        m.start();
+        guard
+    }
+}
+
+impl Drop for SmallSpool {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Item 7: `cp` of 40 MB onto a nearly full spool left a half-written Draft, and `touch
+/// new.eml` on a full disk left an empty one without template. A message made by the copy
+/// is there whole or not at all; cp and touch see ENOSPC.
+#[test]
+fn a_full_spool_leaves_no_half_written_message() {
+    let mut m = Mount::new(&[]);
+    m.ok("touch kept.eml");
+    let kept = std::fs::read(m.path("kept.eml")).expect("read");
+    let _small = SmallSpool::over(&mut m, 24);
+    m.ok(&format!("head -c 16M /dev/zero > '{}/filler'", m.spool.display()));
+    let big = m.tmp.path().join("big.bin");
+    m.ok(&format!("head -c 40M /dev/urandom > '{}'", big.display()));
+    let err = m.fails(&format!("cp '{}' big.eml", big.display()));
+    assert!(err.contains("No space left"), "{err}");
+    assert!(!m.path("big.eml").exists(), "a half-written big.eml stayed");
+    assert!(!m.spool.join("big.eml").exists());
+    // Full to the last block: a new message cannot be made at all.
+    let _ = m.sh(&format!("cat /dev/zero > '{}/filler2'", m.spool.display()));
+    let out = m.sh("touch new.eml");
+    assert!(!out.status.success(), "touch succeeded on a full spool");
+    assert!(!m.path("new.eml").exists(), "an empty new.eml stayed");
+    assert_eq!(std::fs::read(m.path("kept.eml")).expect("read"), kept);
+    m.stop();
+}
