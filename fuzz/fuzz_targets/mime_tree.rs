@@ -1,6 +1,7 @@
 //! Any bytes as a message: building the parts tree never panics, every name is safe and
 //! unique, and every part reads back at the size it claims, through the in-memory path and
-//! through the streaming path (base64 runs over 64 bytes read from the file).
+//! through the streaming path (base64 runs over 64 bytes read from the file). Seeds
+//! `depth-*` nest attached messages and multiparts past the view's bounds.
 #![no_main]
 
 use std::collections::HashSet;
@@ -10,13 +11,16 @@ use libfuzzer_sys::fuzz_target;
 use mailfs::mime::{self, Tree};
 
 fn check(tree: &Tree, file: &std::fs::File, depth: usize) {
-    assert!(depth < 16, "attached messages nest too deep");
+    // The view recurses no deeper than MAX_DEPTH, whatever the input's nesting.
+    assert!(depth < mime::MAX_DEPTH, "attached messages nest too deep");
+    assert!(tree.entries.len() <= mime::MAX_PARTS);
     let mut names = HashSet::new();
     for e in &tree.entries {
         let n = &e.name;
         assert!(!n.is_empty() && n.len() <= mime::MAX_NAME, "{n:?}");
         assert!(!n.starts_with('.') && !n.contains('/') && !n.contains(".."), "{n:?}");
         assert!(!n.chars().any(char::is_control), "{n:?}");
+        assert!(!n.chars().any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')), "{n:?}");
         assert!(names.insert(n.clone()), "duplicate {n:?}");
         if let Some(inner) = &e.nested {
             assert!(names.insert(format!("{n}.parts")), "duplicate {n:?}.parts");
