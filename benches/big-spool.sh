@@ -34,7 +34,7 @@ for i in range(n):
 PY
 t1=$(now)
 echo "wrote $COUNT messages in $(secs "$t0" "$t1") s"
-t0=$(now); n=$(timeout 300 "$bin" queue --spool "$spool" | grep -c '\.eml' || true); t1=$(now)
+t0=$(now); n=$(timeout 300 "$bin" queue "$spool" | grep -c '\.eml' || true); t1=$(now)
 echo "mailfs queue lists $n messages in $(secs "$t0" "$t1") s"
 
 t0=$(now)
@@ -57,10 +57,12 @@ done
 ma=$(median "${m[@]}"); ra=$(median "${r[@]}")
 echo "ls -l median: mount $ma s, spool directory $ra s, ratio $(python3 -c "print(f'{$ma/$ra:.1f}')")x; peak RSS $(hwm) kB"
 
+# The names first (a `head` in a pipe would stop `ls` with SIGPIPE).
+python3 -c "import sys; [print(f'm{i:06d}.eml') for i in range(min(int(sys.argv[1]), int(sys.argv[2])))]" "$SAMPLE" "$COUNT" > "$work/sample"
 g=()
 for i in $(seq "$ROUNDS"); do
   t0=$(now)
-  (cd "$mnt" && ls -U | grep '\.eml$' | head -n "$SAMPLE" | timeout 600 xargs -n 5000 getfattr -d > /dev/null)
+  (cd "$mnt" && timeout 600 xargs -a "$work/sample" -n 5000 getfattr -d > /dev/null)
   t1=$(now)
   s=$(secs "$t0" "$t1")
   echo "getfattr -d round $i: $SAMPLE messages in $s s ($(python3 -c "print(int($SAMPLE/$s))") files/s)"
