@@ -384,7 +384,7 @@ struct Hole {
 struct Skeleton {
     bytes: Vec<u8>,
     holes: Vec<Hole>,
-    /// A header block was longer than `HEAD_LIMIT`: its rest reads as body.
+    /// A header block was longer than `HEAD_LIMIT`: the fields past it were left out.
     long_head: bool,
 }
 
@@ -550,8 +550,18 @@ fn skeleton(reader: impl Read, run_limit: u64) -> io::Result<Skeleton> {
                 pos += n as u64;
                 continue;
             }
+            // Past the bound the block's fields are left out (the view says so) but its end
+            // is still found, so the body shows as the body, not as the rest of a header.
+            if !sk.long_head && sk.bytes.last().is_some_and(|&b| b != b'\n') {
+                sk.bytes.push(b'\n');
+            }
             sk.long_head = true;
-            st = St::Body;
+            if is_blank(&line) {
+                sk.bytes.extend_from_slice(&line);
+                st = St::BodyStart;
+            }
+            pos += n as u64;
+            continue;
         }
         // mail-parser finds a boundary wherever "--" and the boundary appear, not only at the
         // start of a line, so any such line stays in the skeleton as it is.
@@ -649,7 +659,7 @@ fn build_from(sk: &Skeleton, file: Option<&File>, len: u64) -> Tree {
     let cuts = RefCell::new(Vec::new());
     if sk.long_head {
         cuts.borrow_mut().push(format!(
-            "a header block is longer than {} MiB; its rest is shown as body",
+            "a header block is longer than {} MiB; the fields past that are not shown",
             HEAD_LIMIT >> 20
         ));
     }
