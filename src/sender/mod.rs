@@ -267,11 +267,16 @@ impl Scheduler {
 
     fn scan(&mut self) {
         let t = Instant::now();
+        // Markers left while nothing served the spool are read with the scan, not after it: a
+        // marker of a message the scan has just attempted would make it due again at once
+        // (a second attempt, and a deferred message sent before its retry time).
+        let marked: HashSet<String> = self.node.spool.take_ready_markers().into_iter().collect();
         match self.node.spool.list_messages() {
             Ok(names) => {
                 let n = names.len();
                 for name in names {
-                    self.load(&name, false);
+                    let due_now = marked.contains(&name);
+                    self.load(&name, due_now);
                 }
                 log::info!(
                     "queue scan: {n} messages, {} jobs in {:?}",
