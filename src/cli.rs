@@ -23,7 +23,8 @@ use crate::node::Node;
     about = "An outgoing mail node driven with shell tools: a FUSE spool of .eml files whose \
              attributes are xattrs; setfattr -n user.is_ready -v 1 X.eml sends X.",
     after_help = "Exit codes follow sysexits: 64 usage, 65 bad data, 66 missing input, 73 can't create, \
-                  75 temporary failure, 78 configuration error."
+                  75 temporary failure, 77 permission denied (another user's message), \
+                  78 configuration error (also a spool or log_dir others can write)."
 )]
 pub struct Cli {
     #[command(subcommand)]
