@@ -131,6 +131,8 @@ enum Handle {
         templated: bool,
         /// A write failed (ENOSPC...): a message this handle created is removed at close.
         failed: Option<i32>,
+        /// An existing message opened for writing: `file` is its copy, put in place at close.
+        pending: Option<whole::Pending>,
     },
     Dir(Vec<(u64, FileType, String)>),
     /// A part being read: the message version and tree it was opened on.
@@ -1082,12 +1084,23 @@ impl MailFs {
                 };
             }
         };
-        let file = Self::open_options(flags)
-            .open(&path)
-            .map_err(|e| not_found(e, "file"))?;
-        let stamp = matches!(key, Key::Message(_))
-            .then(|| file.metadata().map(|m| Stamp::of(&m)))
-            .transpose()?;
+        let (file, pending) = match &key {
+            Key::Message(name) if Self::writes(flags) => {
+                let (f, p) = self.open_whole(caller, name, flags)?;
+                (f, Some(p))
+            }
+            _ => (
+                Self::open_options(flags)
+                    .open(&path)
+                    .map_err(|e| not_found(e, "file"))?,
+                None,
+            ),
+        };
+        let stamp = match (&key, &pending) {
+            (Key::Message(_), Some(p)) => Some(Stamp::of(&p.orig.metadata()?)),
+            (Key::Message(_), None) => Some(Stamp::of(&file.metadata()?)),
+            _ => None,
+        };
         let fh = self.new_handle(Handle::File {
             file,
             key,
@@ -1095,6 +1108,7 @@ impl MailFs {
             written: false,
             templated: false,
             failed: None,
+            pending,
         });
         if let Some(stamp) = stamp {
             self.pages.opened(fh, ino, stamp, !Self::writes(flags));
@@ -1274,6 +1288,7 @@ impl MailFs {
             written: false,
             templated: false,
             failed: None,
+            pending: None,
         });
         Ok((attr, fh))
     }
@@ -1372,6 +1387,7 @@ impl MailFs {
             written,
             templated,
             failed,
+            pending,
             ..
         } = &mut *h
         else {
@@ -1386,9 +1402,10 @@ impl MailFs {
             file.set_len(0)?;
         }
         // The parsed parts go stale: dropped at the first write and again at close (flush),
-        // not on every write of a large copy.
+        // not on every write of a large copy. A copy being written leaves them as they are.
         if let Key::Message(name) = key
             && !*written
+            && pending.is_none()
         {
             self.content_changed(name);
         }
@@ -1402,8 +1419,11 @@ impl MailFs {
 
     /// On close: a new message closed without writes becomes the template of SPEC §5.
     pub fn flush(&self, fh: u64) -> Result<()> {
-        let h = self.handle(fh)?;
-        let mut h = h.lock();
+        let handle = self.handle(fh)?;
+        if self.put_whole(&handle, false)? {
+            return Ok(());
+        }
+        let mut h = handle.lock();
         if let Handle::PartWrite {
             msg,
             name,
@@ -1507,8 +1527,11 @@ impl MailFs {
     }
 
     pub fn fsync(&self, fh: u64) -> Result<()> {
-        let h = self.handle(fh)?;
-        let h = h.lock();
+        let handle = self.handle(fh)?;
+        if self.put_whole(&handle, true)? {
+            return Ok(());
+        }
+        let h = handle.lock();
         if let Handle::File { file, .. } = &*h {
             file.sync_all()?;
         }
@@ -1516,7 +1539,12 @@ impl MailFs {
     }
 
     pub fn release(&self, fh: u64) {
-        self.handles.lock().remove(&fh);
+        let handle = self.handles.lock().remove(&fh);
+        if let Some(handle) = handle
+            && let Err(e) = self.put_whole(&handle, true)
+        {
+            log::warn!("release: {e}");
+        }
         self.pages.released(fh);
     }
 

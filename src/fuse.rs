@@ -71,6 +71,11 @@ impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_readahead(1 << 20);
         let _ = config.set_max_write(1 << 20);
+        // O_TRUNC comes with the open rather than as a truncate before it, so a writer of an
+        // existing message truncates its own copy, not the message (SPEC §9).
+        if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC) {
+            log::warn!("the kernel lacks atomic O_TRUNC ({e:?}): an overwrite truncates in place");
+        }
         Ok(())
     }
 
@@ -229,11 +234,16 @@ impl Filesystem for FuseAdapter {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.open(caller(req), ino.0, flags.0) {
             Ok(fh) => {
-                let keep = if self.fs.keeps_cache(fh) {
+                let mut keep = if self.fs.keeps_cache(fh) {
                     FopenFlags::FOPEN_KEEP_CACHE
                 } else {
                     FopenFlags::empty()
                 };
+                // A writer of a message's copy reads and writes past the page cache: the
+                // message's pages and size are the old content's until the copy is put in place.
+                if self.fs.writes_copy(fh) {
+                    keep = FopenFlags::FOPEN_DIRECT_IO;
+                }
                 reply.opened(FileHandle(fh), keep)
             }
             Err(e) => reply.error(errno("open", &e)),

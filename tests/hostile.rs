@@ -386,3 +386,109 @@ fn a_full_spool_leaves_no_half_written_message() {
     assert_eq!(std::fs::read(m.path("kept.eml")).expect("read"), kept);
     m.stop();
 }
+
+/// What a Draft is: its bytes and every attribute `getfattr -d` shows.
+fn snapshot(m: &Mount, name: &str) -> (Vec<u8>, String) {
+    let bytes = std::fs::read(m.path(name)).expect("read");
+    (bytes, m.ok(&format!("getfattr -d -m - '{name}'")))
+}
+
+fn tmp_entries(m: &Mount) -> Vec<String> {
+    std::fs::read_dir(m.spool.join(".tmp"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Item 7, the rest: overwriting an EXISTING Draft (`cp big X.eml`, `cat big >> X.eml`) on a
+/// full spool cut its old content and left the bytes written so far. The writes go to a copy
+/// put in place at close: the copy fails with ENOSPC and the Draft is byte-identical, its
+/// attributes unchanged, and `.tmp/` is empty.
+#[test]
+fn overwriting_a_draft_on_a_full_spool_keeps_it_whole() {
+    let mut m = Mount::new(&[]);
+    m.ok("touch kept.eml && printf 'Subject: kept\\r\\nTo: a@example.org\\r\\n\\r\\nthe old body\\r\\n' > kept.eml");
+    m.ok("setfattr -n user.env_to -v b@example.org kept.eml");
+    let before = snapshot(&m, "kept.eml");
+    assert!(before.0.ends_with(b"the old body\r\n"), "{:?}", before.0);
+    let _small = SmallSpool::over(&mut m, 24);
+    m.ok(&format!("head -c 16M /dev/zero > '{}/filler'", m.spool.display()));
+    let big = m.tmp.path().join("big.bin");
+    m.ok(&format!("head -c 40M /dev/urandom > '{}'", big.display()));
+    let err = m.fails(&format!("cp '{}' kept.eml", big.display()));
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(
+        snapshot(&m, "kept.eml"),
+        before,
+        "cp over a Draft on a full spool tore it"
+    );
+    assert_eq!(tmp_entries(&m), Vec::<String>::new());
+    let err = m.fails(&format!("cat '{}' >> kept.eml", big.display()));
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(
+        snapshot(&m, "kept.eml"),
+        before,
+        ">> on a full spool tore the Draft"
+    );
+    let err = m.fails(&format!("cat '{}' > kept.eml", big.display()));
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(
+        snapshot(&m, "kept.eml"),
+        before,
+        "cat > on a full spool tore the Draft"
+    );
+    assert_eq!(tmp_entries(&m), Vec::<String>::new());
+    m.stop();
+}
+
+/// The copy-and-rename writer keeps what overwriting a Draft did: `cp` over, `cat >`, `>>` and
+/// `sed -i` change it, its attributes stay, its own reads see its writes, and another reader
+/// sees the old content until the writer closes.
+#[test]
+fn overwriting_a_draft_replaces_it_whole_at_close() {
+    let mut m = Mount::new(&[]);
+    m.ok("touch d.eml && setfattr -n user.env_to -v b@example.org d.eml");
+    let attrs = snapshot(&m, "d.eml").1;
+    let src = m.tmp.path().join("src.eml");
+    std::fs::write(&src, b"Subject: one\r\n\r\nfirst\r\n").expect("write");
+    m.ok(&format!("cp '{}' d.eml", src.display()));
+    assert_eq!(
+        std::fs::read(m.path("d.eml")).expect("read"),
+        b"Subject: one\r\n\r\nfirst\r\n"
+    );
+    m.ok("printf 'Subject: two\\r\\n\\r\\nsecond\\r\\n' > d.eml");
+    m.ok("printf 'more\\r\\n' >> d.eml");
+    assert_eq!(
+        std::fs::read(m.path("d.eml")).expect("read"),
+        b"Subject: two\r\n\r\nsecond\r\nmore\r\n"
+    );
+    m.ok("sed -i 's/second/third/' d.eml");
+    assert_eq!(
+        std::fs::read(m.path("d.eml")).expect("read"),
+        b"Subject: two\r\n\r\nthird\r\nmore\r\n"
+    );
+    assert_eq!(
+        snapshot(&m, "d.eml").1,
+        attrs,
+        "attributes changed by overwriting"
+    );
+    let py = r#"
+import os
+old = open('d.eml', 'rb').read()
+fd = os.open('d.eml', os.O_RDWR | os.O_TRUNC)
+os.write(fd, b'Subject: new\r\n\r\nnewer body, longer than before\r\n')
+assert os.pread(fd, 100, 0) == b'Subject: new\r\n\r\nnewer body, longer than before\r\n', ('own reads', os.pread(fd, 100, 0))
+other = open('d.eml', 'rb').read()
+assert other == old, ('a reader saw the write before the close', other)
+os.close(fd)
+new = open('d.eml', 'rb').read()
+assert new == b'Subject: new\r\n\r\nnewer body, longer than before\r\n', new
+"#;
+    m.ok(&format!("python3 -c \"$(cat <<'PY'\n{py}\nPY\n)\""));
+    assert_eq!(snapshot(&m, "d.eml").1, attrs);
+    assert_eq!(tmp_entries(&m), Vec::<String>::new());
+    m.stop();
+}

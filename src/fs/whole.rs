@@ -3,10 +3,14 @@
 //! template could not be written (`touch new.eml` on a full disk), is removed again when the
 //! file is closed, and the close reports the error: no half-written or empty Draft stays.
 
-use std::fs::File;
+use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 
-use super::{MailFs, access};
+use parking_lot::Mutex;
+
+use super::{Handle, Key, MailFs, access};
+use crate::access::Caller;
 use crate::error::{Error, Result};
 
 impl MailFs {
@@ -27,5 +31,170 @@ impl MailFs {
             self.forget_message(name);
         }
         Err(err)
+    }
+}
+
+/// An existing message opened for writing: the writes go to a private copy in the spool's
+/// `.tmp/` (seeded with the current bytes unless O_TRUNC), which replaces the `.eml` by a
+/// rename at close or fsync. A failed write or sync leaves the old content byte-identical
+/// (SPEC §9: a full disk leaves no torn file); readers of the `.eml` see the old bytes until then.
+pub(super) struct Pending {
+    path: PathBuf,
+    /// The `.eml` as opened: the rename goes over it only if the name is still that file.
+    pub(super) orig: File,
+    caller: Caller,
+    /// Opened with O_TRUNC: put in place at release even with no write (`: > X.eml`). A
+    /// flush with no write yet changes nothing, since a shell's `> X.eml` closes a dup first.
+    pub(super) truncated: bool,
+}
+
+impl MailFs {
+    /// The temp file a writer of the existing message `name` writes to, and its pending state.
+    pub(super) fn open_whole(&self, caller: Caller, name: &str, flags: i32) -> Result<(File, Pending)> {
+        let orig = crate::spool::open_read(&self.node.spool.eml_path(name))
+            .map_err(|e| super::not_found(e, name))?;
+        let path = self.node.spool.tmp_path();
+        let mut o = OpenOptions::new();
+        o.read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW);
+        let tmp = o.open(&path)?;
+        let truncate = flags & libc::O_TRUNC != 0;
+        if !truncate && let Err(e) = std::io::copy(&mut &orig, &mut &tmp) {
+            let _ = fs::remove_file(&path);
+            return Err(e.into());
+        }
+        let file = if flags & libc::O_APPEND != 0 {
+            // Appends go at the end of the copy, whatever offset they come with.
+            let f = OpenOptions::new()
+                .append(true)
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path);
+            match f {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = fs::remove_file(&path);
+                    return Err(e.into());
+                }
+            }
+        } else {
+            tmp
+        };
+        let pending = Pending {
+            path,
+            orig,
+            caller,
+            truncated: truncate,
+        };
+        Ok((file, pending))
+    }
+
+    /// Puts a writer's copy in place of `name` (at close or fsync), or, when it cannot
+    /// (a failed write, sync or rename, a frozen or replaced message), removes the copy and
+    /// returns the error: the `.eml` keeps its old bytes. Called with the namespace lock held.
+    pub(super) fn commit_whole(
+        &self,
+        name: &str,
+        file: &File,
+        pending: &mut Option<Pending>,
+        failed: Option<i32>,
+        ready: bool,
+    ) -> Result<()> {
+        if failed.is_none() && !ready {
+            return Ok(());
+        }
+        let Some(p) = pending.take() else {
+            return Ok(());
+        };
+        let res = (|| -> Result<()> {
+            if let Some(errno) = failed {
+                return Err(Error::Io(std::io::Error::from_raw_os_error(errno)));
+            }
+            self.authorize(
+                p.caller,
+                &Key::Message(name.to_string()),
+                crate::access::Need::Write,
+            )?;
+            if self.message_attrs(name)?.frozen() {
+                return Err(Error::Frozen(name.to_string()));
+            }
+            let eml = self.node.spool.eml_path(name);
+            let current = crate::spool::open_read(&eml).map_err(|e| super::not_found(e, name))?;
+            if !access::same_file(&current, &p.orig) {
+                return Err(Error::Io(std::io::Error::from_raw_os_error(libc::ESTALE)));
+            }
+            file.sync_all()?;
+            fs::rename(&p.path, &eml)?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => {
+                let _ = self.node.spool.sync_root();
+                self.content_changed(name);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&p.path);
+                log::warn!("{name}: its new content could not be put in place whole ({e}); old content kept");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl MailFs {
+    /// A flush, fsync or release of a handle writing a copy of an existing message: puts the
+    /// copy in place (a flush only once something was written; `last` also for a bare
+    /// O_TRUNC). Returns whether the handle was such a writer.
+    pub(super) fn put_whole(&self, handle: &Mutex<Handle>, last: bool) -> Result<bool> {
+        if !matches!(&*handle.lock(), Handle::File { pending: Some(_), .. }) {
+            return Ok(false);
+        }
+        // The namespace lock comes before a handle's (renames retarget handles under it).
+        let _ns = self.ns.lock();
+        let mut h = handle.lock();
+        let Handle::File {
+            file,
+            key,
+            pending,
+            failed,
+            written,
+            ..
+        } = &mut *h
+        else {
+            return Ok(false);
+        };
+        let ready = *written || (last && pending.as_ref().is_some_and(|p| p.truncated));
+        match key {
+            Key::Message(name) => {
+                let name = name.clone();
+                self.commit_whole(&name, file, pending, *failed, ready)?;
+            }
+            // Renamed to a scratch name meanwhile: the copy has no message to replace.
+            _ if *written || failed.is_some() => {
+                *pending = None;
+                return Err(Error::Io(std::io::Error::from_raw_os_error(libc::ESTALE)));
+            }
+            _ => *pending = None,
+        }
+        Ok(true)
+    }
+}
+
+impl MailFs {
+    /// Whether `fh` writes a copy of an existing message (see `Pending`).
+    pub fn writes_copy(&self, fh: u64) -> bool {
+        self.handle(fh)
+            .is_ok_and(|h| matches!(&*h.lock(), Handle::File { pending: Some(_), .. }))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Still here at release: never put in place (only opened, or refused).
+        let _ = fs::remove_file(&self.path);
     }
 }
