@@ -115,13 +115,22 @@ impl Filesystem for FuseAdapter {
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        // ftruncate by a writer of a message's copy truncates the copy, not the message.
+        let size = match (size, fh) {
+            (Some(n), Some(fh)) => match self.fs.truncate_copy(fh.0, n) {
+                Ok(true) => None,
+                Ok(false) => size,
+                Err(e) => return reply.error(errno("setattr", &e)),
+            },
+            _ => size,
+        };
         match self.fs.setattr(
             caller(req),
             ino.0,

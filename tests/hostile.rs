@@ -486,6 +486,11 @@ assert other == old, ('a reader saw the write before the close', other)
 os.close(fd)
 new = open('d.eml', 'rb').read()
 assert new == b'Subject: new\r\n\r\nnewer body, longer than before\r\n', new
+fd = os.open('d.eml', os.O_RDWR)
+os.ftruncate(fd, 16)
+assert open('d.eml', 'rb').read() == new, 'ftruncate reached the message before the close'
+os.close(fd)
+assert open('d.eml', 'rb').read() == b'Subject: new\r\n\r\n', 'ftruncate through a writer lost'
 "#;
     m.ok(&format!("python3 -c \"$(cat <<'PY'\n{py}\nPY\n)\""));
     assert_eq!(snapshot(&m, "d.eml").1, attrs);

@@ -192,6 +192,39 @@ impl MailFs {
     }
 }
 
+impl MailFs {
+    /// ftruncate through a writer of a message's copy: the copy is truncated (put in place at
+    /// close). Returns false for any other handle.
+    pub fn truncate_copy(&self, fh: u64, size: u64) -> Result<bool> {
+        let Ok(handle) = self.handle(fh) else {
+            return Ok(false);
+        };
+        let mut h = handle.lock();
+        let Handle::File {
+            file,
+            key,
+            pending: Some(_),
+            written,
+            failed,
+            ..
+        } = &mut *h
+        else {
+            return Ok(false);
+        };
+        if let Key::Message(name) = key
+            && self.message_attrs(name)?.frozen()
+        {
+            return Err(Error::Frozen(name.clone()));
+        }
+        if let Err(e) = file.set_len(size) {
+            *failed = Some(e.raw_os_error().unwrap_or(libc::EIO));
+            return Err(e.into());
+        }
+        *written = true;
+        Ok(true)
+    }
+}
+
 impl Drop for Pending {
     fn drop(&mut self) {
         // Still here at release: never put in place (only opened, or refused).
