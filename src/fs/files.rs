@@ -1,0 +1,535 @@
+//! Files: open, create, mknod, read, write, flush, fsync, release — the handles' life.
+
+use super::*;
+
+impl MailFs {
+    // ----- files ------------------------------------------------------------------------
+
+    pub(super) fn new_handle(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().insert(fh, Arc::new(Mutex::new(h)));
+        fh
+    }
+
+    pub(super) fn handle(&self, fh: u64) -> Result<Arc<Mutex<Handle>>> {
+        self.handles
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| Error::Io(io::Error::from_raw_os_error(libc::EBADF)))
+    }
+
+    pub(super) fn open_options(flags: i32) -> OpenOptions {
+        let mut o = OpenOptions::new();
+        match flags & libc::O_ACCMODE {
+            libc::O_WRONLY => o.write(true),
+            libc::O_RDWR => o.read(true).write(true),
+            _ => o.read(true),
+        };
+        if flags & libc::O_APPEND != 0 {
+            o.append(true);
+        }
+        if flags & libc::O_TRUNC != 0 && flags & libc::O_ACCMODE != libc::O_RDONLY {
+            o.truncate(true);
+        }
+        o.custom_flags(libc::O_NOFOLLOW);
+        o
+    }
+
+    pub(super) fn writes(flags: i32) -> bool {
+        flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
+    }
+
+    pub fn open(&self, caller: Caller, ino: u64, flags: i32) -> Result<u64> {
+        let key = self.key(ino)?;
+        if flags & libc::O_ACCMODE != libc::O_WRONLY {
+            self.authorize(caller, &key, Need::Read)?;
+        }
+        if Self::writes(flags) {
+            self.authorize(caller, &key, Need::Write)?;
+        }
+        let path = match &key {
+            Key::Root | Key::Parts { .. } => return Err(Error::IsDir("directory".into())),
+            Key::Message(name) => {
+                if Self::writes(flags) && self.message_attrs(name)?.frozen() {
+                    return Err(Error::Frozen(name.clone()));
+                }
+                self.node.spool.eml_path(name)
+            }
+            Key::Scratch(name) | Key::Staged { name, .. } => {
+                self.backing(&key).ok_or_else(|| Error::NotFound(name.clone()))?
+            }
+            Key::Part { msg, nest, name } => {
+                return if Self::writes(flags) {
+                    self.check_composable(msg, nest)?;
+                    let truncate = flags & libc::O_TRUNC != 0;
+                    self.open_part_writer(caller, msg, name, !truncate, truncate)
+                } else {
+                    self.open_part_reader(msg, nest, name)
+                };
+            }
+        };
+        let (file, pending) = match &key {
+            Key::Message(name) if Self::writes(flags) => {
+                let (f, p) = self.open_whole(caller, name, flags)?;
+                (f, Some(p))
+            }
+            _ => (
+                Self::open_options(flags)
+                    .open(&path)
+                    .map_err(|e| not_found(e, "file"))?,
+                None,
+            ),
+        };
+        let stamp = match (&key, &pending) {
+            (Key::Message(_), Some(p)) => Some(Stamp::of(&p.orig.metadata()?)),
+            (Key::Message(_), None) => Some(Stamp::of(&file.metadata()?)),
+            _ => None,
+        };
+        let fh = self.new_handle(Handle::File {
+            file,
+            key,
+            created: false,
+            written: false,
+            templated: false,
+            failed: None,
+            pending,
+        });
+        if let Some(stamp) = stamp {
+            self.pages.opened(fh, ino, stamp, !Self::writes(flags));
+        }
+        Ok(fh)
+    }
+
+    /// Whether the kernel may keep the pages it cached for the file `fh` was opened on.
+    pub fn keeps_cache(&self, fh: u64) -> bool {
+        self.pages.kept(fh)
+    }
+
+    pub(super) fn open_part_reader(&self, msg: &str, nest: &[String], name: &str) -> Result<u64> {
+        let file = crate::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+        let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
+        if mime::entry(&tree, nest, name).is_none() || (nest.is_empty() && self.hidden_part(msg, name)) {
+            return Err(Error::NotFound(name.to_string()));
+        }
+        Ok(self.new_handle(Handle::Part {
+            file,
+            tree,
+            nest: nest.to_vec(),
+            name: name.to_string(),
+            hint: None,
+        }))
+    }
+
+    /// A writer for a Draft's part: a temp file holding the current bytes when `keep`.
+    pub(super) fn open_part_writer(
+        &self,
+        caller: Caller,
+        msg: &str,
+        name: &str,
+        keep: bool,
+        dirty: bool,
+    ) -> Result<u64> {
+        let eml = crate::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+        let tree = self.tree_at(msg, Stamp::of(&eml.metadata()?))?;
+        compose::check_whole(&tree)?;
+        compose::check_size(&tree, 0)?;
+        let tmp_path = self.node.spool.tmp_path();
+        let tmp = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp_path)?;
+        let handle = Handle::PartWrite {
+            msg: msg.to_string(),
+            name: name.to_string(),
+            tmp,
+            tmp_path,
+            dirty,
+            refused: false,
+            caller,
+            backup: None,
+        };
+        if keep && let (Some(e), Handle::PartWrite { tmp, .. }) = (tree.entry(name), &handle) {
+            tmp.write_all_at(&e.data.read_all(&eml)?, 0)?;
+        }
+        Ok(self.new_handle(handle))
+    }
+
+    /// The size of a part a writer has open, which `stat` shows until it is closed.
+    pub(super) fn pending_part_size(&self, msg: &str, name: &str) -> Option<u64> {
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        handles.into_iter().find_map(|h| match &*h.lock() {
+            Handle::PartWrite {
+                msg: m, name: n, tmp, ..
+            } if m == msg && n == name => tmp.metadata().ok().map(|m| m.len()),
+            _ => None,
+        })
+    }
+
+    pub fn create(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        flags: i32,
+    ) -> Result<(FileAttr, u64)> {
+        let key = self.classify(parent, name)?;
+        if parent != ROOT {
+            self.authorize_ino(caller, parent, Need::Write)?;
+        }
+        let _ns = self.ns.lock();
+        let mut new_scratch = false;
+        let (path, created) = match &key {
+            Key::Message(n) => {
+                let path = self.node.spool.eml_path(n);
+                let exists = fs::symlink_metadata(&path).is_ok();
+                if exists {
+                    self.authorize(
+                        caller,
+                        &key,
+                        if Self::writes(flags) {
+                            Need::Write
+                        } else {
+                            Need::Read
+                        },
+                    )?;
+                }
+                if exists && self.message_attrs(n)?.frozen() && Self::writes(flags) {
+                    return Err(Error::Frozen(n.clone()));
+                }
+                if !exists {
+                    self.init_new_message(n, caller)?;
+                }
+                (path, !exists)
+            }
+            Key::Scratch(n) => {
+                let path = self.node.spool.scratch_path(n);
+                new_scratch = fs::symlink_metadata(&path).is_err();
+                if !new_scratch {
+                    self.authorize(
+                        caller,
+                        &key,
+                        if Self::writes(flags) {
+                            Need::Write
+                        } else {
+                            Need::Read
+                        },
+                    )?;
+                }
+                (path, false)
+            }
+            Key::Staged { msg, name } => {
+                let p = self.create_staged(msg, name, mode, flags & libc::O_EXCL != 0)?;
+                (p, false)
+            }
+            Key::Root | Key::Parts { .. } => return Err(Error::Exists(name.into())),
+            Key::Part { msg, nest, name } => {
+                drop(_ns);
+                self.check_composable(msg, nest)?;
+                if name != compose::TEXT_BODY && name != compose::HTML_BODY {
+                    compose::check_part_name(name)?;
+                }
+                let exists = self.tree(msg)?.entry(name).is_some() && !self.hidden_part(msg, name);
+                if exists && flags & libc::O_EXCL != 0 {
+                    return Err(Error::Exists(name.clone()));
+                }
+                let keep = exists && flags & libc::O_TRUNC == 0;
+                let fh = self.open_part_writer(caller, msg, name, keep, true)?;
+                let ino = self.ino(key.clone());
+                return Ok((self.key_attr(ino, &key)?, fh));
+            }
+        };
+        // O_CREAT goes in as a raw flag: std refuses `create` without write access, but
+        // open(O_CREAT|O_RDONLY) is how `flock FILE` and `touch -a` make a file.
+        // A staged file was made (and O_EXCL checked) by create_staged.
+        let excl = match key {
+            Key::Staged { .. } => 0,
+            _ => flags & libc::O_EXCL,
+        };
+        let mut o = Self::open_options(flags);
+        // A message's spool file is the owner's alone whatever the caller asks (its mode
+        // lives in its attributes); a scratch file keeps the mode asked for.
+        let file_mode = if matches!(key, Key::Message(_)) {
+            0o600
+        } else {
+            mode & 0o777
+        };
+        o.mode(file_mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CREAT | excl);
+        let file = o.open(&path).map_err(|e| not_found(e, name))?;
+        // Only a file made here is given away: an existing one is its owner's.
+        if new_scratch && file.metadata().is_ok_and(|m| m.uid() != caller.uid) {
+            self.give_to(&file, caller);
+        }
+        let ino = self.ino(key.clone());
+        let attr = self.key_attr(ino, &key)?;
+        let fh = self.new_handle(Handle::File {
+            file,
+            key,
+            created,
+            written: false,
+            templated: false,
+            failed: None,
+            pending: None,
+        });
+        Ok((attr, fh))
+    }
+
+    /// mknod: a regular file is made as `create` makes it (tar --xattrs makes files this way),
+    /// except that a new message stays empty rather than becoming the template, since its
+    /// bytes follow. Devices, FIFOs and sockets have no place in a mail node (EPERM).
+    pub fn mknod(&self, caller: Caller, parent: u64, name: &str, mode: u32) -> Result<FileAttr> {
+        let kind = mode & libc::S_IFMT;
+        if kind != libc::S_IFREG && kind != 0 {
+            return Err(Error::NotPermitted(format!(
+                "{name}: the node holds only regular files"
+            )));
+        }
+        let (attr, fh) = self.create(caller, parent, name, mode, libc::O_WRONLY | libc::O_EXCL)?;
+        self.release(fh);
+        Ok(attr)
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let h = self.handle(fh)?;
+        let mut h = h.lock();
+        let file = match &mut *h {
+            Handle::File { file, .. } | Handle::PartWrite { tmp: file, .. } => &*file,
+            Handle::Part {
+                file,
+                tree,
+                nest,
+                name,
+                hint,
+            } => {
+                let entry = mime::entry(tree, nest, name).ok_or_else(|| Error::NotFound(name.clone()))?;
+                return Ok(entry.data.read_at_hinted(file, offset, size as usize, hint)?);
+            }
+            Handle::Dir(_) => return Err(Error::IsDir("handle".into())),
+        };
+        let mut buf = vec![0u8; size as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            let n = file.read_at(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let h = self.handle(fh)?;
+        let mut h = h.lock();
+        if let Handle::PartWrite {
+            msg,
+            tmp,
+            dirty,
+            name,
+            refused,
+            backup,
+            caller,
+            ..
+        } = &mut *h
+        {
+            // Bytes that are never UTF-8 are refused at once: a shell ignores the error a
+            // close returns, so the rebuild's own check would go unseen.
+            let refusal = if *refused {
+                Some(Error::invalid(name.as_str(), "an earlier write was refused"))
+            } else if let Err(e) = compose::check_part_size(name, offset.saturating_add(data.len() as u64)) {
+                Some(e)
+            } else if (name == compose::TEXT_BODY || name == compose::HTML_BODY)
+                && data.iter().any(|&b| b == 0xC0 || b == 0xC1 || b >= 0xF5)
+            {
+                Some(Error::invalid(name.as_str(), "a body must be UTF-8 text"))
+            } else {
+                None
+            };
+            if let Some(err) = refusal {
+                *refused = true;
+                if let Some(b) = backup.take()
+                    && self.recheck_writer(*caller, msg).is_ok()
+                {
+                    fs::rename(&b, self.node.spool.eml_path(msg))?;
+                    let _ = self.node.spool.sync_root();
+                    self.invalidate_message(msg, true);
+                    self.content_changed(msg);
+                }
+                return Err(err);
+            }
+            tmp.write_all_at(data, offset)?;
+            *dirty = true;
+            return Ok(data.len() as u32);
+        }
+        let Handle::File {
+            file,
+            key,
+            written,
+            templated,
+            failed,
+            pending,
+            ..
+        } = &mut *h
+        else {
+            return Err(Error::IsDir("handle".into()));
+        };
+        if let Key::Message(name) = key
+            && self.message_attrs(name)?.frozen()
+        {
+            return Err(Error::Frozen(name.clone()));
+        }
+        if *templated && !*written {
+            file.set_len(0)?;
+        }
+        // The parsed parts go stale: dropped at the first write and again at close (flush),
+        // not on every write of a large copy. A copy being written leaves them as they are.
+        if let Key::Message(name) = key
+            && !*written
+            && pending.is_none()
+        {
+            self.content_changed(name);
+        }
+        if let Err(e) = file.write_all_at(data, offset) {
+            *failed = Some(e.raw_os_error().unwrap_or(libc::EIO));
+            return Err(e.into());
+        }
+        *written = true;
+        Ok(data.len() as u32)
+    }
+
+    /// On close: a new message closed without writes becomes the template of SPEC §5.
+    pub fn flush(&self, fh: u64) -> Result<()> {
+        let handle = self.handle(fh)?;
+        if self.put_whole(&handle, false)? {
+            return Ok(());
+        }
+        let mut h = handle.lock();
+        if let Handle::PartWrite {
+            msg,
+            name,
+            tmp,
+            dirty,
+            refused,
+            backup,
+            caller,
+            ..
+        } = &mut *h
+        {
+            if let Err(e) = self.recheck_writer(*caller, msg) {
+                *refused = true;
+                return Err(e);
+            }
+            if *refused {
+                return Err(Error::invalid(
+                    name.as_str(),
+                    "a write was refused; nothing changed",
+                ));
+            }
+            if !*dirty {
+                return Ok(());
+            }
+            let len = tmp.metadata()?.len();
+            if let Err(e) = compose::check_part_size(name, len) {
+                // Write and truncate refuse this first; never read such a file into memory.
+                *refused = true;
+                tmp.set_len(0)?;
+                return Err(e);
+            }
+            let mut bytes = vec![0u8; len as usize];
+            tmp.read_exact_at(&mut bytes, 0)?;
+            if backup.is_none() {
+                let b = self.node.spool.tmp_path();
+                fs::hard_link(self.node.spool.eml_path(msg), &b)?;
+                *backup = Some(b);
+            }
+            // Only now: a failure above leaves the bytes pending for the next close.
+            *dirty = false;
+            let (msg, name) = (msg.clone(), name.clone());
+            drop(h);
+            let _ns = self.ns.lock();
+            return self.put_part(&msg, &name, bytes);
+        }
+        if let Handle::File {
+            file,
+            key: Key::Message(name),
+            created: true,
+            failed: Some(errno),
+            ..
+        } = &*h
+        {
+            let err = Error::Io(io::Error::from_raw_os_error(*errno));
+            return self.discard_new_message(name, file, err);
+        }
+        if let Handle::File {
+            file,
+            key: Key::Message(name),
+            created: true,
+            written: false,
+            templated,
+            ..
+        } = &mut *h
+            && !*templated
+            && file.metadata()?.len() == 0
+        {
+            *templated = true;
+            let attrs = self.message_attrs(name)?;
+            let f = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(self.node.spool.eml_path(name))?;
+            // The name may be another message by now (this one renamed or removed, another
+            // user's made in its place): the template goes only into the file opened here.
+            if access::same_file(&f, file)
+                && let Err(e) = f.write_all_at(&content::template(&attrs.message_id), 0)
+            {
+                return self.discard_new_message(name, file, e.into());
+            }
+            let ino = self
+                .inodes
+                .lock()
+                .by_key
+                .get(&Key::Message(name.clone()))
+                .copied();
+            self.invalidate(&ino.into_iter().collect::<Vec<_>>());
+            if let Some(ino) = ino {
+                self.pages.changed(ino);
+            }
+        }
+        if let Handle::File {
+            key: Key::Message(name),
+            written: true,
+            ..
+        } = &*h
+        {
+            self.content_changed(name);
+        }
+        Ok(())
+    }
+
+    pub fn fsync(&self, fh: u64) -> Result<()> {
+        let handle = self.handle(fh)?;
+        if self.put_whole(&handle, true)? {
+            return Ok(());
+        }
+        let h = handle.lock();
+        if let Handle::File { file, .. } = &*h {
+            file.sync_all()?;
+        }
+        Ok(())
+    }
+
+    pub fn release(&self, fh: u64) {
+        let handle = self.handles.lock().remove(&fh);
+        if let Some(handle) = handle
+            && let Err(e) = self.put_whole(&handle, true)
+        {
+            log::warn!("release: {e}");
+        }
+        self.pages.released(fh);
+    }
+}

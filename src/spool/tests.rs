@@ -1,0 +1,168 @@
+//! Unit tests of the parent module.
+
+use super::*;
+
+#[test]
+fn attrs_round_trip_and_corruption_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let mut a = MessageAttrs::new_draft();
+    a.env_from = Some("a@x.org".into());
+    a.user.insert("k".into(), b"v".to_vec());
+    spool.write_attrs("m.eml", &a).unwrap();
+    let (b, _) = spool.read_attrs("m.eml").unwrap().unwrap();
+    assert_eq!(a, b);
+    std::fs::write(spool.struct_path("m.eml"), b"garbage").unwrap();
+    assert!(matches!(spool.read_attrs("m.eml"), Err(Error::Corrupt { .. })));
+    assert!(spool.read_attrs("none.eml").unwrap().is_none());
+}
+
+#[test]
+fn node_defaults_when_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    assert_eq!(spool.load_node().unwrap(), NodeAttrs::default());
+    let n = NodeAttrs {
+        port: 2525,
+        ..NodeAttrs::default()
+    };
+    spool.save_node(&n).unwrap();
+    assert_eq!(spool.load_node().unwrap().port, 2525);
+}
+
+/// A spool written by the first release (format 1) is read, not refused as corrupt.
+#[test]
+fn format_1_files_are_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let v1 = |body: Vec<u8>| {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    };
+    let old = MessageAttrsV1 {
+        message_id: "<a@b>".into(),
+        env_from: Some("a@x.org".into()),
+        env_to: None,
+        status: crate::attrs::Status::Draft,
+        is_ready: false,
+        first_try_date: None,
+        last_try_date: None,
+        try_until_date: None,
+        expire_date: None,
+        next_try_date: None,
+        try_count: 0,
+        last_try_status: crate::attrs::TryStatus::None,
+        last_try_msg: String::new(),
+        recipients: vec![],
+        user: Default::default(),
+    };
+    let body = bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap();
+    std::fs::write(spool.struct_path("m.eml"), v1(body)).unwrap();
+    let (a, _) = spool.read_attrs("m.eml").unwrap().unwrap();
+    assert_eq!(a.env_from.as_deref(), Some("a@x.org"));
+    assert_eq!(a.owner, None);
+
+    #[derive(serde::Serialize)]
+    struct OldNode<'a>(
+        crate::attrs::SendMethod,
+        &'a str,
+        u16,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+        &'a str,
+        f64,
+        f64,
+        f64,
+        f64,
+        f64,
+        f64,
+        u32,
+        u32,
+        &'a str,
+        Option<&'a str>,
+        crate::attrs::TlsMode,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        crate::attrs::Notify,
+    );
+    let node = OldNode(
+        crate::attrs::SendMethod::Smtp,
+        "relay.test",
+        2525,
+        None,
+        "date",
+        "msgid",
+        "info",
+        0.5,
+        5.0,
+        259200.0,
+        900.0,
+        432000.0,
+        180.0,
+        3,
+        1,
+        "/usr/sbin/sendmail",
+        None,
+        crate::attrs::TlsMode::Starttls,
+        None,
+        None,
+        None,
+        crate::attrs::Notify::Failure,
+    );
+    let body = bincode::serde::encode_to_vec(&node, bincode::config::standard()).unwrap();
+    std::fs::write(dir.path().join(NODE_FILE), v1(body)).unwrap();
+    let n = spool.load_node().unwrap();
+    assert_eq!((n.server.as_str(), n.port, n.conn_limit), ("relay.test", 2525, 3));
+    assert_eq!(n.ratelimit_time, 0.5);
+}
+
+#[test]
+fn node_file_keeps_only_what_differs() {
+    let n = NodeAttrs {
+        port: 2525,
+        ..NodeAttrs::default()
+    };
+    assert_eq!(n.to_stored(), vec![("port".to_string(), "2525".to_string())]);
+    assert_eq!(NodeAttrs::from_stored(&n.to_stored()), n);
+    // A name a newer version wrote is skipped, not fatal.
+    let odd = vec![("no_such".to_string(), "1".to_string())];
+    assert_eq!(NodeAttrs::from_stored(&odd), NodeAttrs::default());
+}
+
+#[test]
+fn lock_is_exclusive() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    std::fs::write(spool.eml_path("a.eml"), b"x").unwrap();
+    let l = spool.try_lock("a.eml").unwrap();
+    assert!(l.is_some());
+    assert!(spool.try_lock("a.eml").unwrap().is_none());
+    drop(l);
+    assert!(spool.try_lock("a.eml").unwrap().is_some());
+}
+
+#[test]
+fn fresh_stamps_are_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f");
+    std::fs::write(&p, b"x").unwrap();
+    let s = Stamp::of(&std::fs::metadata(&p).unwrap());
+    assert!(!s.is_settled());
+    let old = Stamp {
+        mtime_ns: s.mtime_ns - 3_000_000_000,
+        ..s
+    };
+    assert!(old.is_settled());
+}
+
+#[test]
+fn names() {
+    assert!(is_message_name("a.eml"));
+    assert!(!is_message_name(".eml"));
+    assert!(!is_message_name("a.txt"));
+    assert!(!is_message_name(&format!("{}.eml", "x".repeat(250))));
+}
