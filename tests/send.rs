@@ -47,7 +47,11 @@ fn sends_to_smtp_sink_exactly_what_is_in_the_eml() {
         r.contains("b@example.org Sent 1 250") && r.contains("secret@example.net Sent 1 250"),
         "{r}"
     );
-    wait_for("two dumps", Duration::from_secs(5), || sink.messages().len() == 2);
+    // smtp-sink may still be writing a dump after the 250: wait for whole dumps.
+    wait_for("two dumps", Duration::from_secs(5), || {
+        let m = sink.messages();
+        m.len() == 2 && m.iter().all(|d| d.trim_end().ends_with("last"))
+    });
     let eml = m.ok("cat r.eml");
     for got in sink.messages() {
         // smtp-sink prepends its own trace headers; the rest is the .eml minus Bcc, CRLF on the wire.
