@@ -1,0 +1,361 @@
+//! Message attributes (SPEC §4): status, recipients, owner, ids, dates, address validation.
+
+use super::*;
+
+/// Message status (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Draft,
+    Pending,
+    Sent,
+    Error,
+    Received,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "Draft",
+            Status::Pending => "Pending",
+            Status::Sent => "Sent",
+            Status::Error => "Error",
+            Status::Received => "Received",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TryStatus {
+    None,
+    TempFail,
+    Fail,
+}
+
+impl TryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TryStatus::None => "None",
+            TryStatus::TempFail => "TempFail",
+            TryStatus::Fail => "Fail",
+        }
+    }
+}
+
+/// Where one recipient stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RcptStatus {
+    Pending,
+    Sent,
+    TempFail,
+    Failed,
+}
+
+impl RcptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RcptStatus::Pending => "Pending",
+            RcptStatus::Sent => "Sent",
+            RcptStatus::TempFail => "TempFail",
+            RcptStatus::Failed => "Failed",
+        }
+    }
+    /// Still to be delivered.
+    pub fn is_open(self) -> bool {
+        matches!(self, RcptStatus::Pending | RcptStatus::TempFail)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub address: String,
+    pub status: RcptStatus,
+    pub tries: u32,
+    pub last_reply: String,
+}
+
+impl Recipient {
+    pub fn new(address: String) -> Self {
+        Recipient {
+            address,
+            status: RcptStatus::Pending,
+            tries: 0,
+            last_reply: String::new(),
+        }
+    }
+    pub fn domain(&self) -> &str {
+        domain_of(&self.address)
+    }
+}
+
+pub fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+}
+
+/// Message attributes, stored in `X.struct` beside `X.eml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageAttrs {
+    /// Message-ID used when the content has none (added to the content when it becomes ready).
+    pub message_id: String,
+    pub env_from: Option<String>,
+    pub env_to: Option<Vec<String>>,
+    pub status: Status,
+    pub is_ready: bool,
+    pub first_try_date: Option<i64>,
+    pub last_try_date: Option<i64>,
+    pub try_until_date: Option<i64>,
+    pub expire_date: Option<i64>,
+    /// When the senders may try again (unix seconds); `None` means now.
+    pub next_try_date: Option<i64>,
+    pub try_count: u32,
+    pub last_try_status: TryStatus,
+    pub last_try_msg: String,
+    pub recipients: Vec<Recipient>,
+    pub user: BTreeMap<String, Vec<u8>>,
+    /// Who the message belongs to (SPEC §10); `None` for messages stored before owners were
+    /// recorded, which belong to the node's owner.
+    pub owner: Option<Owner>,
+    /// Permission bits the owner chose (chmod of a Draft, to share it with the group).
+    pub mode: u16,
+    /// `user.hold`: a Pending message that is not attempted until released.
+    pub hold: bool,
+    /// The `delay` notice has gone (it goes once).
+    pub delay_notified: bool,
+    /// Internal flags added after format 2, so that a new one needs no format change:
+    /// mailfs-only, never shown as attributes.
+    pub internal: BTreeMap<String, String>,
+}
+
+/// A message's owner: the user that created it (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The permission bits of a new message (SPEC §10).
+pub const DEFAULT_MESSAGE_MODE: u16 = 0o600;
+
+/// `MessageAttrs` as format 1 stored it, before owners: read to upgrade old spools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageAttrsV1 {
+    pub message_id: String,
+    pub env_from: Option<String>,
+    pub env_to: Option<Vec<String>>,
+    pub status: Status,
+    pub is_ready: bool,
+    pub first_try_date: Option<i64>,
+    pub last_try_date: Option<i64>,
+    pub try_until_date: Option<i64>,
+    pub expire_date: Option<i64>,
+    pub next_try_date: Option<i64>,
+    pub try_count: u32,
+    pub last_try_status: TryStatus,
+    pub last_try_msg: String,
+    pub recipients: Vec<Recipient>,
+    pub user: BTreeMap<String, Vec<u8>>,
+}
+
+impl From<MessageAttrsV1> for MessageAttrs {
+    fn from(v: MessageAttrsV1) -> Self {
+        MessageAttrs {
+            message_id: v.message_id,
+            env_from: v.env_from,
+            env_to: v.env_to,
+            status: v.status,
+            is_ready: v.is_ready,
+            first_try_date: v.first_try_date,
+            last_try_date: v.last_try_date,
+            try_until_date: v.try_until_date,
+            expire_date: v.expire_date,
+            next_try_date: v.next_try_date,
+            try_count: v.try_count,
+            last_try_status: v.last_try_status,
+            last_try_msg: v.last_try_msg,
+            recipients: v.recipients,
+            user: v.user,
+            owner: None,
+            mode: DEFAULT_MESSAGE_MODE,
+            hold: false,
+            delay_notified: false,
+            internal: BTreeMap::new(),
+        }
+    }
+}
+
+impl MessageAttrs {
+    pub fn new_draft() -> Self {
+        MessageAttrs {
+            message_id: new_message_id(),
+            env_from: None,
+            env_to: None,
+            status: Status::Draft,
+            is_ready: false,
+            first_try_date: None,
+            last_try_date: None,
+            try_until_date: None,
+            expire_date: None,
+            next_try_date: None,
+            try_count: 0,
+            last_try_status: TryStatus::None,
+            last_try_msg: String::new(),
+            recipients: Vec::new(),
+            user: BTreeMap::new(),
+            owner: None,
+            mode: DEFAULT_MESSAGE_MODE,
+            hold: false,
+            delay_notified: false,
+            internal: BTreeMap::new(),
+        }
+    }
+
+    pub fn frozen(&self) -> bool {
+        self.is_ready || self.status != Status::Draft
+    }
+
+    /// The status a message has from its recipients' outcomes.
+    pub fn status_from_recipients(&self) -> Status {
+        if self.recipients.iter().any(|r| r.status == RcptStatus::Failed) {
+            if self.recipients.iter().any(|r| r.status.is_open()) {
+                Status::Pending
+            } else {
+                Status::Error
+            }
+        } else if self.recipients.iter().all(|r| r.status == RcptStatus::Sent) {
+            Status::Sent
+        } else {
+            Status::Pending
+        }
+    }
+
+    pub fn recipients_text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.recipients {
+            let reply = if r.last_reply.is_empty() {
+                "-"
+            } else {
+                &r.last_reply
+            };
+            out.push_str(&format!(
+                "{} {} {} {}\n",
+                r.address,
+                r.status.as_str(),
+                r.tries,
+                reply
+            ));
+        }
+        out
+    }
+}
+
+/// Attributes only mailfs sets (EPERM for users).
+pub const MAILFS_ATTRS: &[&str] = &[
+    "name",
+    "message_id",
+    "status",
+    "first_try_date",
+    "last_try_date",
+    "try_until_date",
+    "expire_date",
+    "try_count",
+    "last_try_status",
+    "last_try_msg",
+    "recipients",
+];
+
+/// A Message-ID for a message file that has no attribute file (put in the spool directly):
+/// derived from its name and inode, so it stays the same however often it is looked at.
+pub fn stable_message_id(name: &str, ino: u64) -> String {
+    use std::hash::{Hash, Hasher};
+    // DefaultHasher::new() has fixed keys: the same input gives the same ID in every process.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    format!("<{:016x}.{ino}@{}>", h.finish(), hostname())
+}
+
+pub fn new_message_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "<{}.{:x}.{}.{}@{}>",
+        now.as_secs(),
+        now.subsec_nanos(),
+        std::process::id(),
+        seq,
+        hostname()
+    )
+}
+
+/// Validates one mailbox address for the envelope: it will reach an SMTP command or a command
+/// line, so anything that could inject (CR, LF, NUL, a leading `-`, spaces) is refused.
+pub fn validate_address(name: &str, addr: &str) -> Result<String> {
+    let a = addr
+        .strip_prefix('<')
+        .and_then(|a| a.strip_suffix('>'))
+        .unwrap_or(addr);
+    if a.is_empty() {
+        return Err(Error::invalid(name, "empty address"));
+    }
+    if a.bytes()
+        .any(|b| b.is_ascii_control() || b == b' ' || b == b'<' || b == b'>')
+    {
+        return Err(Error::invalid(
+            name,
+            format!("{a:?} contains forbidden characters"),
+        ));
+    }
+    if a.starts_with('-') {
+        return Err(Error::invalid(name, format!("{a:?} starts with '-'")));
+    }
+    if a.len() > 320 {
+        return Err(Error::invalid(name, "address longer than 320 bytes"));
+    }
+    let parsed = lettre::Address::from_str(a)
+        .map_err(|e| Error::invalid(name, format!("{a:?} is not a valid address: {e}")))?;
+    Ok(parsed.to_string())
+}
+
+/// Parses an `env_to` value: addresses separated by commas or white space.
+pub fn parse_address_list(name: &str, value: &[u8]) -> Result<Vec<String>> {
+    let s = std::str::from_utf8(value).map_err(|_| Error::invalid(name, "not UTF-8"))?;
+    // SPEC §6: CR, LF and NUL are refused outright, even where LF could pass for white
+    // space between addresses.
+    if s.bytes().any(|b| b == b'\r' || b == b'\n' || b == b'\0') {
+        return Err(Error::invalid(name, "CR, LF and NUL are not allowed"));
+    }
+    let mut out = Vec::new();
+    // A set, not a scan of the list: 100,000 recipients must not cost 10^10 comparisons.
+    let mut seen = std::collections::HashSet::new();
+    for part in s.split(|c: char| c == ',' || c.is_whitespace()) {
+        if part.is_empty() {
+            continue;
+        }
+        let a = validate_address(name, part)?;
+        if seen.insert(a.clone()) {
+            out.push(a);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::invalid(name, "no recipient address"));
+    }
+    Ok(out)
+}
+
+pub fn parse_single_address(name: &str, value: &[u8]) -> Result<String> {
+    let s = std::str::from_utf8(value).map_err(|_| Error::invalid(name, "not UTF-8"))?;
+    validate_address(name, s)
+}
+
+/// RFC 3339 UTC, second precision: `2026-11-23T12:00:00Z`.
+pub fn fmt_date(secs: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+pub fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
