@@ -122,69 +122,6 @@ pub struct Spool {
     group: std::sync::OnceLock<crossbeam_channel::Sender<CommitReq>>,
 }
 
-/// One attribute file to replace in the next group commit: already written (not synced) at
-/// `tmp` by the caller, so file creation happens in parallel in the callers.
-#[derive(Debug)]
-struct CommitReq {
-    tmp: PathBuf,
-    path: PathBuf,
-    done: crossbeam_channel::Sender<io::Result<()>>,
-}
-
-/// Replaces many files at once, each atomically, with one file-system sync for the batch:
-/// every temp file is written (by its caller), then `syncfs` makes them all durable, then each is renamed
-/// into place and the directory synced once. A file is never visible before its bytes are
-/// durable, and no caller is answered before its rename is. Batches form by themselves: the
-/// requests that arrive while one batch syncs make the next.
-fn group_committer(root: PathBuf, rx: crossbeam_channel::Receiver<CommitReq>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 1024 {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        let staged = batch;
-        let synced = File::open(&root).and_then(|d| {
-            // SAFETY: syncfs on a descriptor we own for the duration of the call.
-            if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-        let synced = synced.or_else(|_| {
-            // No syncfs here: one fsync per file, still one directory sync.
-            staged
-                .iter()
-                .try_for_each(|r| File::open(&r.tmp).and_then(|f| f.sync_all()))
-        });
-        let mut renamed = Vec::with_capacity(staged.len());
-        for r in staged {
-            let res = synced
-                .as_ref()
-                .map_err(|e| io::Error::new(e.kind(), e.to_string()))
-                .and_then(|()| fs::rename(&r.tmp, &r.path));
-            match res {
-                Ok(()) => renamed.push(r),
-                Err(e) => {
-                    let _ = fs::remove_file(&r.tmp);
-                    let _ = r.done.send(Err(e));
-                }
-            }
-        }
-        let dir = File::open(&root).and_then(|d| d.sync_all());
-        for r in renamed {
-            let res = match &dir {
-                Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-            };
-            let _ = r.done.send(res);
-        }
-    }
-}
-
 /// An exclusive per-message lock (flock on the `.eml`, which NFS emulates with fcntl locks):
 /// while it is held no other process sends, cancels or expires the message.
 #[derive(Debug)]
@@ -192,84 +129,12 @@ pub struct MessageLock {
     _file: File,
 }
 
-/// Opens a file in the spool for reading, never through a symbolic link (SPEC §9).
-pub fn open_read(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-}
+mod commit;
+mod private;
 
-/// Creates a new file that only the spool's owner may read (0600 whatever the umask), never
-/// through a symbolic link (O_EXCL does not follow one).
-pub fn create_private(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-}
-
-/// Makes `dir` (0700, parents too) if missing, and refuses one that is a symbolic link, not a
-/// directory, or writable by another user: whoever can write there could plant links or mail
-/// for the daemon to follow or send (SPEC §9).
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    ensure_dir(dir, true)
-}
-
-fn ensure_dir(dir: &Path, owned: bool) -> Result<()> {
-    match fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| {
-                    Error::Io(io::Error::new(
-                        e.kind(),
-                        format!("cannot create {}: {e}", dir.display()),
-                    ))
-                })?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-        Ok(meta) => check_private(dir, &meta, owned),
-    }
-}
-
-/// `owned`: also refuse a directory that belongs to another user (who could write it).
-fn check_private(dir: &Path, meta: &fs::Metadata, owned: bool) -> Result<()> {
-    let refuse = |why: String| {
-        Err(Error::Config(format!(
-            "{}: {why}; refusing to use it",
-            dir.display()
-        )))
-    };
-    if meta.file_type().is_symlink() {
-        return refuse("is a symbolic link".into());
-    }
-    if !meta.is_dir() {
-        return refuse("is not a directory".into());
-    }
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if owned && meta.uid() != me && meta.uid() != 0 {
-        return refuse(format!("belongs to uid {}, another user", meta.uid()));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return refuse(format!(
-            "is writable by {} (mode {:o}); chmod go-w it",
-            if meta.mode() & 0o002 != 0 {
-                "every user"
-            } else {
-                "its group"
-            },
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
-}
+use commit::*;
+use private::*;
+pub use private::{create_private, ensure_private_dir, open_read};
 
 impl Spool {
     /// Opens a spool, creating it and its housekeeping directories when missing (0700).

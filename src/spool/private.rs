@@ -1,0 +1,82 @@
+//! Files and directories the spool's owner alone can reach, never through a link (SPEC §9).
+
+use super::*;
+
+/// Opens a file in the spool for reading, never through a symbolic link (SPEC §9).
+pub fn open_read(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Creates a new file that only the spool's owner may read (0600 whatever the umask), never
+/// through a symbolic link (O_EXCL does not follow one).
+pub fn create_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Makes `dir` (0700, parents too) if missing, and refuses one that is a symbolic link, not a
+/// directory, or writable by another user: whoever can write there could plant links or mail
+/// for the daemon to follow or send (SPEC §9).
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    ensure_dir(dir, true)
+}
+
+pub(super) fn ensure_dir(dir: &Path, owned: bool) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    Error::Io(io::Error::new(
+                        e.kind(),
+                        format!("cannot create {}: {e}", dir.display()),
+                    ))
+                })?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+        Ok(meta) => check_private(dir, &meta, owned),
+    }
+}
+
+/// `owned`: also refuse a directory that belongs to another user (who could write it).
+pub(super) fn check_private(dir: &Path, meta: &fs::Metadata, owned: bool) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::Config(format!(
+            "{}: {why}; refusing to use it",
+            dir.display()
+        )))
+    };
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link".into());
+    }
+    if !meta.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if owned && meta.uid() != me && meta.uid() != 0 {
+        return refuse(format!("belongs to uid {}, another user", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "is writable by {} (mode {:o}); chmod go-w it",
+            if meta.mode() & 0o002 != 0 {
+                "every user"
+            } else {
+                "its group"
+            },
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
