@@ -3,6 +3,15 @@
 use super::*;
 
 impl MailFs {
+    /// What an open or create with these flags needs of an existing file.
+    fn need(flags: i32) -> Need {
+        if Self::writes(flags) {
+            Need::Write
+        } else {
+            Need::Read
+        }
+    }
+
     // ----- files ------------------------------------------------------------------------
 
     pub(super) fn new_handle(&self, h: Handle) -> u64 {
@@ -187,15 +196,7 @@ impl MailFs {
                 let path = self.node.spool.eml_path(n);
                 let exists = fs::symlink_metadata(&path).is_ok();
                 if exists {
-                    self.authorize(
-                        caller,
-                        &key,
-                        if Self::writes(flags) {
-                            Need::Write
-                        } else {
-                            Need::Read
-                        },
-                    )?;
+                    self.authorize(caller, &key, Self::need(flags))?;
                 }
                 if exists && self.message_attrs(n)?.frozen() && Self::writes(flags) {
                     return Err(Error::Frozen(n.clone()));
@@ -209,15 +210,7 @@ impl MailFs {
                 let path = self.node.spool.scratch_path(n);
                 new_scratch = fs::symlink_metadata(&path).is_err();
                 if !new_scratch {
-                    self.authorize(
-                        caller,
-                        &key,
-                        if Self::writes(flags) {
-                            Need::Write
-                        } else {
-                            Need::Read
-                        },
-                    )?;
+                    self.authorize(caller, &key, Self::need(flags))?;
                 }
                 (path, false)
             }
