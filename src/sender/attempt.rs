@@ -4,8 +4,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::scheduler::Scheduler;
 use super::transport::{Envelope, RcptOutcome, Transport};
-use super::{JobKey, JobResult, Scheduler, Shared, apply_outcomes};
+use super::{JobKey, JobResult, Shared, apply_outcomes};
 use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, domain_of, now_secs};
 use crate::dsn::Kind;
 use crate::error::Error;
