@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 
 use mail_builder::MessageBuilder;
-use mailfs::admin::{Submission, queue_message};
-use mailfs::spool::Spool;
+use mailfs::store::queue::{Submission, queue_message};
+use mailfs::store::spool::Spool;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

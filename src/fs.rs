@@ -15,25 +15,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{FileAttr, FileType, INodeNo};
 use parking_lot::Mutex;
 
-use crate::access::{self as rules, Caller, Need};
-use crate::attrs::{MessageAttrs, NODE_ATTRS};
-use crate::compose::{self, Edit};
-use crate::content::{self, HeaderInfo};
 use crate::error::{Error, Result};
-use crate::message::{self, Change};
-use crate::mime::{self, Tree};
-use crate::node::Node;
-use crate::spool::{Stamp, is_message_name, is_plain_name};
-use crate::trees::TreeCache;
+use crate::fs::trees::TreeCache;
+use crate::mail::compose::{self, Edit};
+use crate::mail::content::{self, HeaderInfo};
+use crate::mail::mime::{self, Tree};
+use crate::model::access::{self as rules, Caller, Need};
+use crate::model::attrs::{MessageAttrs, NODE_ATTRS};
+use crate::store::message::{self, Change};
+use crate::store::node::Node;
+use crate::store::spool::{Stamp, is_message_name, is_plain_name};
 
 mod access;
 mod attr;
 mod backed;
 mod dirs;
 mod files;
+pub mod fuse;
 mod names;
 mod pagecache;
 mod setattr;
+pub mod trees;
 mod undo;
 mod weight;
 mod whole;
@@ -381,7 +383,7 @@ impl MailFs {
         if !is_plain_name(name) {
             return Err(Error::invalid("name", format!("{name:?} is not a file name")));
         }
-        crate::names::check_root_name(name)?;
+        crate::model::names::check_root_name(name)?;
         if let Some(msg) = name.strip_suffix(PARTS_SUFFIX)
             && is_message_name(msg)
         {
@@ -413,7 +415,7 @@ impl MailFs {
             None => {
                 let mut a = MessageAttrs::new_draft();
                 if let Ok(meta) = fs::metadata(self.node.spool.eml_path(name)) {
-                    a.message_id = crate::attrs::stable_message_id(name, meta.ino());
+                    a.message_id = crate::model::attrs::stable_message_id(name, meta.ino());
                 }
                 (a, None)
             }
@@ -474,7 +476,7 @@ impl MailFs {
         }
         self.cache.lock().remove(name);
         let mut a = MessageAttrs::new_draft();
-        a.owner = Some(crate::attrs::Owner {
+        a.owner = Some(crate::model::attrs::Owner {
             uid: caller.uid,
             gid: caller.gid,
         });
@@ -548,7 +550,7 @@ impl MailFs {
     fn compose(&self, msg: &str, edit: Edit) -> Result<()> {
         self.check_composable(msg, &[])?;
         let path = self.node.spool.eml_path(msg);
-        let file = crate::spool::open_read(&path).map_err(|e| not_found(e, msg))?;
+        let file = crate::store::spool::open_read(&path).map_err(|e| not_found(e, msg))?;
         let stamp = Stamp::of(&file.metadata()?);
         let tree = self.tree_at(msg, stamp)?;
         let message_id = self.message_attrs(msg)?.message_id;

@@ -1,53 +1,36 @@
 //! mailfs: an outgoing mail node driven with shell tools.
 //!
-//! | module | job |
+//! The rooms, and the one way imports flow (docs/ARCHITECTURE.md says more):
+//! `app → {fs, sender, listener, control} → store → mail → model → {files, error}`.
+//!
+//! | room | job |
 //! |---|---|
-//! | [`spool`] | the on-disk store every process shares |
-//! | [`attrs`] | node and message attributes: defaults, validation, formatting |
-//! | [`message`] | message attribute rules and the hand-over at `is_ready` |
-//! | [`content`] | header fields, the template, the bytes that go on the wire |
-//! | [`mime`] | the parts view: a message's MIME parts, named and decoded, memory bounded |
-//! | [`compose`] | composing a Draft by parts: rebuilding it with mail-builder |
-//! | [`trees`] | the cache of parsed parts trees, bounded in bytes; one parse at a time |
-//! | [`fs`] | the file system over the spool, testable without FUSE |
-//! | [`fuse`] | the thin FUSE adapter |
-//! | [`names`] | which names the node root accepts (control characters, message name length) |
-//! | [`node`] | a spool plus its attributes, shared by front end and senders |
-//! | [`journal`] | log entries in `log_dir` |
-//! | [`admin`] | the commands: queue, flush, cancel, hold, release, sendmail, deliver; `queue_message` |
-//! | [`manage`] | the queue commands' work for one caller's scope, direct or over the socket |
-//! | [`control`] | the control socket: unprivileged submission and queue commands (SPEC §10) |
+//! | [`app`] | the command line and the commands: `cli` (clap, mount/serve), `admin` (queue, flush, cancel, hold, sendmail, deliver) |
+//! | [`fs`] | the file system over the spool, testable without FUSE; `fs::fuse` is the thin FUSE adapter, `fs::trees` the parsed-tree cache |
+//! | [`sender`] | the sender engine: scheduler, limits, SMTP (relays, MX) and sendmail transports, notices (`sender::dsn`) |
 //! | [`listener`] | the SMTP listener: sessions, relay and AUTH checks, hands messages to the queue |
-//! | [`service_attrs`] | node attributes of the listener and of DKIM |
-//! | [`sent_ids`] | the Message-IDs that went out, so a copy or a restore is never sent again |
-//! | [`sender`] | the sender engine: scheduler, limits, SMTP (relays, MX) and sendmail transports |
-//! | [`lists`] | list-valued node attributes: relays, resolvers, retry schedule, notify, domains |
-//! | [`access`] | who may do what on a shared node (SPEC §10): pure rules, no I/O |
-//! | [`dkim`] | DKIM signing when a message becomes ready; the DNS record |
+//! | [`control`] | the control socket: unprivileged submission and queue commands (SPEC §10) |
+//! | [`store`] | the only code that knows the spool's layout: `spool`, `node`, `message` (the hand-over at `is_ready`), `manage`, `journal`, `sent_ids`, `signing` |
+//! | [`mail`] | message bytes: `content` (header fields, the wire form), `mime`, `compose`, `dkim` |
+//! | [`model`] | pure rules: `attrs`, `lists`, `service_attrs`, `names`, `access` |
+//! | [`files`] | opening files never through a link; `Stamp` |
 //! | [`error`] | the one error type and its errno / exit-code mapping |
 
-pub mod access;
-pub mod admin;
-pub mod attrs;
-pub mod cli;
-pub mod compose;
-pub mod content;
+pub mod app;
 pub mod control;
-pub mod dkim;
-pub mod dsn;
 pub mod error;
+pub mod files;
 pub mod fs;
-pub mod fuse;
-pub mod journal;
 pub mod listener;
-pub mod lists;
-pub mod manage;
-pub mod message;
-pub mod mime;
-pub mod names;
-pub mod node;
+pub mod mail;
+pub mod model;
 pub mod sender;
-pub mod sent_ids;
-pub mod service_attrs;
-pub mod spool;
-pub mod trees;
+pub mod store;
+
+// Old paths, kept while parallel branches move over to the rooms above.
+pub use app::{admin, cli};
+pub use fs::{fuse, trees};
+pub use mail::{compose, content, dkim, mime};
+pub use model::{access, attrs, lists, names, service_attrs};
+pub use sender::dsn;
+pub use store::{journal, manage, message, node, sent_ids, spool};

@@ -17,11 +17,11 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_millis()
         .init();
-    let cli = match mailfs::cli::parse(args) {
+    let cli = match mailfs::app::cli::parse(args) {
         Ok(c) => c,
         Err(code) => std::process::exit(code),
     };
-    if let Err(e) = mailfs::cli::run(cli) {
+    if let Err(e) = mailfs::app::cli::run(cli) {
         eprintln!("mailfs: {e}");
         std::process::exit(e.exit_code());
     }

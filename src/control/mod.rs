@@ -7,8 +7,8 @@
 //! inside the spool a socket would be unreachable to the very users it is for. The kernel tells
 //! the server who connected (SO_PEERCRED), so a caller cannot claim to be someone else; the
 //! server stores the message with the caller as its owner through the one enqueue path
-//! ([`crate::admin::queue_tmp`]) and answers queue requests with the caller's messages only
-//! ([`crate::manage::Scope`]).
+//! ([`crate::store::queue::queue_tmp`]) and answers queue requests with the caller's messages only
+//! ([`crate::store::manage::Scope`]).
 //!
 //! Wire format, version [`PROTOCOL`]: the client sends one JSON line ([`Hello`]), then for a
 //! submission the message bytes until it shuts down its write side; the server answers one
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, Result};
-use crate::manage::Row;
+use crate::store::manage::Row;
 
 /// Bumped when a request or reply changes incompatibly.
 pub const PROTOCOL: u32 = 1;

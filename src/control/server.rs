@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{Hello, Limited, PROTOCOL, Reply, Request, SUBMIT_SIZE_LIMIT, WireError};
-use crate::admin::{self, Origin, Submission};
-use crate::attrs::Owner;
 use crate::error::{Error, Result};
-use crate::manage::{self, Scope};
-use crate::node::Node;
+use crate::model::attrs::Owner;
+use crate::store::manage::{self, Scope};
+use crate::store::node::Node;
+use crate::store::queue::{self as admin, Origin, Submission};
 
 /// Connections served at once; more wait for a slot in the client's retry (EX_TEMPFAIL).
 pub const MAX_CONNECTIONS: usize = 32;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::server::{ControlServer, answer, login_of};
 use super::{Reply, Request, SUBMIT_SIZE_LIMIT, client};
-use crate::attrs::Owner;
 use crate::error::Error;
-use crate::node::Node;
+use crate::model::attrs::Owner;
+use crate::store::node::Node;
 
 const ROOT: Owner = Owner { uid: 0, gid: 0 };
 const NOBODY: Owner = Owner {
@@ -75,7 +75,7 @@ fn a_submission_is_owned_by_the_caller_and_ready() {
     assert_eq!(a.status.as_str(), "Pending");
     assert_eq!(
         a.env_from.as_deref(),
-        Some(format!("{}@{}", login_of(65534), crate::attrs::hostname()).as_str())
+        Some(format!("{}@{}", login_of(65534), crate::model::attrs::hostname()).as_str())
     );
     let eml = std::fs::read_to_string(node.spool.eml_path(&name)).unwrap();
     assert!(eml.contains("Message-ID:") && eml.ends_with("body\n"), "{eml}");
@@ -205,7 +205,7 @@ fn release_makes_a_held_message_due_at_once() {
     let (_d, node) = node();
     let name = submit(&node, NOBODY, "a@example.org");
     let (mut a, _) = node.spool.read_attrs(&name).unwrap().unwrap();
-    a.next_try_date = Some(crate::attrs::now_secs() + 3600);
+    a.next_try_date = Some(crate::model::attrs::now_secs() + 3600);
     node.spool.write_attrs(&name, &a).unwrap();
     node.spool.take_ready_markers();
     let hold = |h: bool| Request::Hold {

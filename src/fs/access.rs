@@ -5,8 +5,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 
 use super::{Handle, Key, MailFs, not_found};
-use crate::access::{self, Caller, Need, Object};
 use crate::error::{Error, Result};
+use crate::model::access::{self, Caller, Need, Object};
 
 impl MailFs {
     /// The user who serves the node: with root, the only one who may do everything.
@@ -21,7 +21,7 @@ impl MailFs {
             Key::Root => None,
             Key::Message(msg) | Key::Parts { msg, .. } | Key::Part { msg, .. } | Key::Staged { msg, .. } => {
                 let a = self.message_attrs(msg)?;
-                let owner = a.owner.unwrap_or(crate::attrs::Owner {
+                let owner = a.owner.unwrap_or(crate::model::attrs::Owner {
                     uid: self.uid,
                     gid: self.gid,
                 });
@@ -131,7 +131,7 @@ impl MailFs {
 
     /// A message renamed to a scratch name stays its owner's: the spool file becomes theirs
     /// (scratch files are owned by their file; only possible when the daemon is root).
-    pub(super) fn hand_over(&self, path: &std::path::Path, owner: Option<crate::attrs::Owner>) {
+    pub(super) fn hand_over(&self, path: &std::path::Path, owner: Option<crate::model::attrs::Owner>) {
         if let Some(o) = owner
             && self.uid == 0
             && o.uid != 0
@@ -175,7 +175,7 @@ pub(super) fn same_file(a: &fs::File, b: &fs::File) -> bool {
 mod tests {
     use super::*;
     use crate::fs::ROOT;
-    use crate::node::Node;
+    use crate::store::node::Node;
 
     fn fs() -> (tempfile::TempDir, MailFs) {
         let dir = tempfile::tempdir().unwrap();
@@ -245,7 +245,7 @@ mod tests {
 mod deferred_tests {
     use super::*;
     use crate::fs::ROOT;
-    use crate::node::Node;
+    use crate::store::node::Node;
 
     const ALICE: Caller = Caller { uid: 1000, gid: 1000 };
     const BOB: Caller = Caller { uid: 1001, gid: 1001 };

@@ -20,7 +20,7 @@ impl MailFs {
     /// and still a Draft.
     pub(super) fn shown_owner(&self, msg: &str, editable: bool) -> Result<(u32, u32, u16)> {
         let a = self.message_attrs(msg)?;
-        let o = a.owner.unwrap_or(crate::attrs::Owner {
+        let o = a.owner.unwrap_or(crate::model::attrs::Owner {
             uid: self.uid,
             gid: self.gid,
         });

@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 
 use super::{Key, MailFs};
-use crate::attrs::{MAILFS_ATTRS, MessageAttrs};
-use crate::compose;
-use crate::content::{self, HeaderInfo};
 use crate::error::{Error, Result};
-use crate::message;
+use crate::mail::compose;
+use crate::mail::content::{self, HeaderInfo};
+use crate::model::attrs::{MAILFS_ATTRS, MessageAttrs};
+use crate::store::message;
 
 /// `MessageAttrs::internal` flag: a restore said this Draft went out from its first node.
 const WENT_OUT: &str = "went_out";
@@ -223,7 +223,7 @@ impl MailFs {
             });
             let id = HeaderInfo::parse(&content::read_head(&path)?).message_id;
             let known = match &id {
-                Some(id) => crate::sent_ids::contains(&self.node.spool, id)?,
+                Some(id) => crate::store::sent_ids::contains(&self.node.spool, id)?,
                 None => false,
             };
             if hint.is_some() || known {
@@ -299,7 +299,7 @@ impl MailFs {
         }
         if let Ok(info) = self.header_info(msg)
             && let Some(id) = &info.message_id
-            && let Err(e) = crate::sent_ids::remember(&self.node.spool, id)
+            && let Err(e) = crate::store::sent_ids::remember(&self.node.spool, id)
         {
             log::warn!("{msg}: cannot record {id} as sent: {e}");
         }
@@ -338,7 +338,7 @@ impl MailFs {
             return Ok(());
         }
         let id = message::message_id(&attrs, &self.header_info(msg)?);
-        crate::sent_ids::remember(&self.node.spool, &id)?;
+        crate::store::sent_ids::remember(&self.node.spool, &id)?;
         attrs.internal.remove(WENT_OUT);
         self.store_attrs(msg, &attrs)
     }

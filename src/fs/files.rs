@@ -116,7 +116,8 @@ impl MailFs {
     }
 
     pub(super) fn open_part_reader(&self, msg: &str, nest: &[String], name: &str) -> Result<u64> {
-        let file = crate::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+        let file =
+            crate::store::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
         if mime::entry(&tree, nest, name).is_none() || (nest.is_empty() && self.hidden_part(msg, name)) {
             return Err(Error::NotFound(name.to_string()));
@@ -139,7 +140,8 @@ impl MailFs {
         keep: bool,
         dirty: bool,
     ) -> Result<u64> {
-        let eml = crate::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+        let eml =
+            crate::store::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&eml.metadata()?))?;
         compose::check_whole(&tree)?;
         compose::check_size(&tree, 0)?;

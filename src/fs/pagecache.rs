@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use fuser::INodeNo;
 use parking_lot::Mutex;
 
-use crate::spool::Stamp;
+use crate::store::spool::Stamp;
 
 /// Inodes remembered between opens; past this, closed ones are forgotten (their next open
 /// drops the kernel's pages, which is always safe).

@@ -56,11 +56,11 @@ impl MailFs {
                         attrs.mode = rules::message_mode(m);
                     }
                     if owner.0.is_some() || owner.1.is_some() {
-                        let cur = attrs.owner.unwrap_or(crate::attrs::Owner {
+                        let cur = attrs.owner.unwrap_or(crate::model::attrs::Owner {
                             uid: self.uid,
                             gid: self.gid,
                         });
-                        attrs.owner = Some(crate::attrs::Owner {
+                        attrs.owner = Some(crate::model::attrs::Owner {
                             uid: owner.0.unwrap_or(cur.uid),
                             gid: owner.1.unwrap_or(cur.gid),
                         });
@@ -177,7 +177,7 @@ impl MailFs {
         }
         let _ns = self.ns.lock();
         let path = self.node.spool.eml_path(msg);
-        let file = crate::spool::open_read(&path).map_err(|e| not_found(e, msg))?;
+        let file = crate::store::spool::open_read(&path).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
         let entry = tree
             .entry(name)

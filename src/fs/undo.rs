@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::MailFs;
-use crate::compose::Edit;
 use crate::error::{Error, Result};
-use crate::mime;
-use crate::spool::Stamp;
+use crate::mail::compose::Edit;
+use crate::mail::mime;
+use crate::store::spool::Stamp;
 
 /// Removals remembered at once, and for how long: a restore puts a part back within
 /// milliseconds; anything older is an ordinary removal.

@@ -4,8 +4,8 @@
 //! addresses), so that a full cache of such messages would take gigabytes of the serving
 //! process. Entries heavier than [`HEAVY`] are read again when needed instead of kept.
 
-use crate::attrs::MessageAttrs;
-use crate::content::HeaderInfo;
+use crate::mail::content::HeaderInfo;
+use crate::model::attrs::MessageAttrs;
 
 /// Above this, an entry is not cached: ordinary messages (a few recipients, a few notes)
 /// weigh well under it, so the cache holds at most `CACHE_CAP` times this much.

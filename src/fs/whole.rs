@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use parking_lot::Mutex;
 
 use super::{Handle, Key, MailFs, access};
-use crate::access::Caller;
 use crate::error::{Error, Result};
+use crate::model::access::Caller;
 
 impl MailFs {
     /// Removes the message `name` this handle created, if the name is still the file the
@@ -51,7 +51,7 @@ pub(super) struct Pending {
 impl MailFs {
     /// The temp file a writer of the existing message `name` writes to, and its pending state.
     pub(super) fn open_whole(&self, caller: Caller, name: &str, flags: i32) -> Result<(File, Pending)> {
-        let orig = crate::spool::open_read(&self.node.spool.eml_path(name))
+        let orig = crate::store::spool::open_read(&self.node.spool.eml_path(name))
             .map_err(|e| super::not_found(e, name))?;
         let path = self.node.spool.tmp_path();
         let mut o = OpenOptions::new();
@@ -116,13 +116,13 @@ impl MailFs {
             self.authorize(
                 p.caller,
                 &Key::Message(name.to_string()),
-                crate::access::Need::Write,
+                crate::model::access::Need::Write,
             )?;
             if self.message_attrs(name)?.frozen() {
                 return Err(Error::Frozen(name.to_string()));
             }
             let eml = self.node.spool.eml_path(name);
-            let current = crate::spool::open_read(&eml).map_err(|e| super::not_found(e, name))?;
+            let current = crate::store::spool::open_read(&eml).map_err(|e| super::not_found(e, name))?;
             if !access::same_file(&current, &p.orig) {
                 return Err(Error::Io(std::io::Error::from_raw_os_error(libc::ESTALE)));
             }

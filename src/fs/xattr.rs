@@ -43,7 +43,7 @@ impl MailFs {
     /// (EPERM) and keeps it from being sent again here.
     pub(super) fn set_message_attr(&self, n: &str, k: &str, value: &[u8]) -> Result<()> {
         let attrs = self.message_attrs(n)?;
-        if crate::attrs::MAILFS_ATTRS.contains(&k) {
+        if crate::model::attrs::MAILFS_ATTRS.contains(&k) {
             let info = self.header_info(n)?;
             if message::get(n, &attrs, &info, k).is_ok_and(|v| v == value) {
                 return Ok(());

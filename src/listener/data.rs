@@ -9,8 +9,8 @@ use smtp_proto::request::receiver::DataReceiver;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::session::{Flow, READ_CHUNK, Session};
-use crate::admin::{Origin, Submission, queue_file};
 use crate::error::Error;
+use crate::store::queue::{Origin, Submission, queue_file};
 
 impl Session {
     fn received_header(&self) -> String {
@@ -51,7 +51,7 @@ impl Session {
         self.flush(io).await?;
         let spool = &self.ctx.node.spool;
         let tmp = spool.tmp_path();
-        let mut file = crate::spool::create_private(&tmp)
+        let mut file = crate::store::spool::create_private(&tmp)
             .and_then(|mut f| f.write_all(self.received_header().as_bytes()).map(|()| f));
         let limit = self.attrs.listener.message_size_limit;
         let mut rx = DataReceiver::new();

@@ -2,7 +2,7 @@
 //! accepts mail over SMTP on each address of the node attribute `listen`, so that programs
 //! that only speak SMTP can submit. It follows the attribute live: a change rebinds, an
 //! empty value stops listening. Each accepted message goes through the one enqueue path
-//! (`admin::queue_file`), ready, owned by the node's owner, durable before the 250.
+//! (`store::queue::queue_file`), ready, owned by the node's owner, durable before the 250.
 //!
 //! Limits, as Postfix's smtpd has them: at most [`MAX_SESSIONS`] sessions at once and
 //! [`MAX_PER_CLIENT`] from one client address (others get 421 at once), each reply waits at
@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use crate::node::Node;
+use crate::store::node::Node;
 
 /// Sessions at once, all clients together (Postfix's default_process_limit is 100).
 pub const MAX_SESSIONS: usize = 200;

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::Ctx;
-use crate::attrs::{NodeAttrs, validate_address};
+use crate::model::attrs::{NodeAttrs, validate_address};
 
 /// Postfix's smtpd_hard_error_limit: a client whose commands were refused this many times in
 /// one session is disconnected.

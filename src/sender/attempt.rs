@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use super::scheduler::Scheduler;
 use super::transport::{Envelope, RcptOutcome, Transport};
 use super::{JobKey, JobResult, Shared, apply_outcomes};
-use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, domain_of, now_secs};
-use crate::dsn::Kind;
 use crate::error::Error;
-use crate::journal;
-use crate::node::Node;
+use crate::model::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, domain_of, now_secs};
+use crate::sender::dsn::Kind;
+use crate::store::journal;
+use crate::store::node::Node;
 
 /// Writes the outcome; while it cannot be written (a full or failing spool), keeps trying
 /// and holds every worker back from starting a transaction. `false` only when the engine
@@ -107,9 +107,9 @@ pub fn run_job(
     if idx.is_empty() {
         return JobResult::Done;
     }
-    if attrs.internal.contains_key(crate::dkim::UNSIGNED) {
+    if attrs.internal.contains_key(crate::mail::dkim::UNSIGNED) {
         // Nothing that should be signed goes out unsigned (SPEC §12): sign now or wait.
-        let signed = crate::dkim::sign_pending(spool, cfg, name, &mut attrs);
+        let signed = crate::store::signing::sign_pending(spool, cfg, name, &mut attrs);
         if let Err(e) = spool.write_attrs(name, &attrs) {
             log::error!("{name}: {e}");
         }
@@ -163,7 +163,7 @@ pub fn run_job(
     }
     drop(lock);
     if delay_notice {
-        crate::dsn::notify(node, cfg, Kind::Delay, name, &attrs, &message_id);
+        crate::sender::dsn::notify(node, cfg, Kind::Delay, name, &attrs, &message_id);
     }
     let summary: Vec<String> = env
         .to
@@ -204,9 +204,9 @@ pub fn run_job(
                 &format!("{name} {}: {detail}", attrs.status.as_str()),
             );
             if attrs.status == Status::Error {
-                crate::dsn::notify(node, cfg, Kind::Failure, name, &attrs, &message_id);
+                crate::sender::dsn::notify(node, cfg, Kind::Failure, name, &attrs, &message_id);
             }
-            crate::dsn::notify(node, cfg, Kind::Success, name, &attrs, &message_id);
+            crate::sender::dsn::notify(node, cfg, Kind::Success, name, &attrs, &message_id);
             JobResult::Expire(attrs.expire_date.unwrap_or(now))
         }
         _ => {

@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::transport::{Envelope, RcptOutcome, classify};
-use crate::content::WireChunks;
+use crate::mail::content::WireChunks;
 
 /// Longest reply line accepted, CRLF included. RFC 5321 §4.5.3.1.5 says 512; real servers
 /// exceed it a little, so twice as much again is allowed before the peer is taken as broken.

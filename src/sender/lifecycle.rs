@@ -2,7 +2,7 @@
 //! the node's settings and the time, so the rules (per-recipient status, the retry schedule,
 //! max_retries, queue_time, expiry) are tested without a server or a clock.
 
-use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, TryStatus};
+use crate::model::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, TryStatus};
 
 use super::transport::RcptOutcome;
 
@@ -77,7 +77,7 @@ pub fn apply_outcomes(
     let mut wait = None;
     if let Some(tries) = open_tries {
         // Retry number `tries` is next; the last try happens at the deadline, not after it.
-        let w = crate::lists::retry_wait(&cfg.retry_time, tries).min((until - now).max(0) as f64);
+        let w = crate::model::lists::retry_wait(&cfg.retry_time, tries).min((until - now).max(0) as f64);
         attrs.next_try_date = Some(now + w.floor() as i64);
         wait = Some(w);
     } else {
@@ -94,7 +94,7 @@ pub fn apply_outcomes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attrs::Recipient;
+    use crate::model::attrs::Recipient;
 
     fn msg(rcpts: &[&str]) -> MessageAttrs {
         let mut m = MessageAttrs::new_draft();

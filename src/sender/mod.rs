@@ -32,6 +32,7 @@
 
 pub mod attempt;
 pub mod client;
+pub mod dsn;
 pub mod lifecycle;
 pub mod limits;
 pub mod mx;
@@ -50,8 +51,8 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use crate::attrs::{Status, now_secs};
-use crate::node::{Event, Node};
+use crate::model::attrs::{Status, now_secs};
+use crate::store::node::{Event, Node};
 pub use lifecycle::apply_outcomes;
 pub use limits::Limiter;
 use scheduler::Scheduler;

@@ -11,8 +11,8 @@ use crossbeam_channel::{Receiver, Sender, select};
 
 use super::worker::{self, Done, ToWorker};
 use super::{JobKey, JobResult, Shared, expire_message};
-use crate::attrs::{NodeAttrs, Status, now_secs};
-use crate::node::{Event, Node};
+use crate::model::attrs::{NodeAttrs, Status, now_secs};
+use crate::store::node::{Event, Node};
 
 struct Slot {
     tx: Sender<ToWorker>,

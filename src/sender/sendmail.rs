@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::transport::{Envelope, RcptOutcome, Transport, all};
-use crate::attrs::NodeAttrs;
-use crate::content::WireChunks;
+use crate::mail::content::WireChunks;
+use crate::model::attrs::NodeAttrs;
 
 const MAX_STDERR: usize = 4096;
 

@@ -13,8 +13,8 @@ use rustls::ClientConfig;
 use super::client::{Fail, Session, Settings, Target};
 use super::mx::Resolver;
 use super::transport::{Envelope, RcptOutcome, Transport, all};
-use crate::attrs::{NodeAttrs, SendMethod, TlsMode, domain_of};
-use crate::content::{WHOLE_READ_LIMIT, WireChunks};
+use crate::mail::content::{WHOLE_READ_LIMIT, WireChunks};
+use crate::model::attrs::{NodeAttrs, SendMethod, TlsMode, domain_of};
 
 /// What a session was opened with; a change of any of it means a new session.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +138,7 @@ impl SmtpTransport {
 
     fn targets(&mut self, domain: &str) -> Result<Vec<Target>, RcptOutcome> {
         if self.node.send_method != SendMethod::Mx {
-            return Ok(crate::lists::relays(&self.node.server, self.node.port)
+            return Ok(crate::model::lists::relays(&self.node.server, self.node.port)
                 .into_iter()
                 .map(|(host, port)| Target {
                     host,
@@ -217,7 +217,7 @@ impl Transport for SmtpTransport {
         }
         let size = std::fs::metadata(eml).map(|m| m.len()).unwrap_or(0);
         if size > WHOLE_READ_LIMIT
-            && let Err(e) = crate::content::check_readable(eml)
+            && let Err(e) = crate::mail::content::check_readable(eml)
         {
             // Nothing was sent: the session stays usable.
             return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}")));

@@ -8,8 +8,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::transport::Transport;
 use super::{JobKey, JobResult, Shared, attempt, sendmail, smtp};
-use crate::attrs::SendMethod;
-use crate::node::Node;
+use crate::model::attrs::SendMethod;
+use crate::store::node::Node;
 
 pub(super) enum ToWorker {
     /// A job; `true`: due now whatever next_try_date says (released, flushed, made ready).

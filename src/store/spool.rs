@@ -16,15 +16,15 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::attrs::{MessageAttrs, MessageAttrsV1, NodeAttrs, NodeAttrsV1, StoredNodeAttrs};
 use crate::error::{Error, Result};
+use crate::model::attrs::{MessageAttrs, MessageAttrsV1, NodeAttrs, NodeAttrsV1, StoredNodeAttrs};
 
 const NODE_FILE: &str = "mailfs.node";
 const SCRATCH_DIR: &str = ".scratch";
@@ -34,36 +34,6 @@ const MAGIC: &[u8; 8] = b"MAILFS\0\x01";
 /// Bumped whenever the encoding of a stored structure changes. Format 1 (the first release)
 /// is still read: messages without owners, the node file as a bincode struct.
 const FORMAT_VERSION: u16 = 2;
-
-/// Identity of a file's current version: any write or replacement changes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Stamp {
-    pub ino: u64,
-    pub mtime_ns: i128,
-    pub size: u64,
-}
-
-impl Stamp {
-    /// Whether a cache keyed by this stamp can be trusted. Timestamps are coarse (a jiffy) and
-    /// inode numbers are reused, so a file replaced within the same tick can show the same
-    /// stamp as the version cached; a file last changed over two seconds ago cannot (its next
-    /// version gets a new mtime). Same rule as git's "racily clean" index entries.
-    pub fn is_settled(&self) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
-        now - self.mtime_ns > 2_000_000_000
-    }
-
-    pub fn of(meta: &fs::Metadata) -> Stamp {
-        Stamp {
-            ino: meta.ino(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            size: meta.size(),
-        }
-    }
-}
 
 /// Test hook for the power-cut tests: `MAILFS_CRASH_AT=STEP:N` aborts the process the Nth
 /// time an attribute file (`.struct`) write reaches STEP (`mid_write`, `before_rest`,
@@ -100,9 +70,7 @@ pub fn is_message_name(name: &str) -> bool {
         && name != ".eml"
 }
 
-/// The longest message name: `X.eml.parts` must fit in a 255-byte file name too. A longer
-/// name ending in `.eml` is refused (ENAMETOOLONG), never taken as a scratch file.
-pub const MAX_MESSAGE_NAME: usize = 255 - ".parts".len();
+pub use crate::model::names::MAX_MESSAGE_NAME;
 
 /// A plain file name (one component, not `.`/`..`).
 pub fn is_plain_name(name: &str) -> bool {
@@ -130,11 +98,10 @@ pub struct MessageLock {
 }
 
 mod commit;
-mod private;
 
+pub use crate::files::{Stamp, create_private, ensure_private_dir, open_read};
+use crate::files::{check_private, ensure_dir};
 use commit::*;
-use private::*;
-pub use private::{create_private, ensure_private_dir, open_read};
 
 impl Spool {
     /// Opens a spool, creating it and its housekeeping directories when missing (0700).
@@ -203,6 +170,11 @@ impl Spool {
     pub fn struct_path(&self, name: &str) -> PathBuf {
         let stem = name.strip_suffix(".eml").unwrap_or(name);
         self.root.join(format!("{stem}.struct"))
+    }
+
+    /// Where a detached mount writes its log (SPOOL_DIR/.mailfs.log).
+    pub fn server_log_path(&self) -> PathBuf {
+        self.root.join(".mailfs.log")
     }
 
     pub fn scratch_path(&self, name: &str) -> PathBuf {

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::attrs::NODE_ATTRS;
+use crate::app::sendmail::SendmailArgs;
 use crate::error::{Error, Result};
 use crate::fs::MailFs;
-use crate::fuse::FuseAdapter;
-use crate::node::Node;
+use crate::fs::fuse::FuseAdapter;
+use crate::model::attrs::NODE_ATTRS;
+use crate::store::node::Node;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -105,42 +106,6 @@ Pending message, 66 no such message, 75 being sent right now or the node is not 
 77 another user's message.";
 
 const SENDMAIL_HELP: &str = "The spool is --spool, else $MAILFS_SPOOL, else /var/spool/mailfs. Linked or copied as `sendmail`, the binary acts as this command (ln -s $(command -v mailfs) /usr/sbin/sendmail). Accepted and ignored for compatibility: -o OPTION (-oi, -oem, -odi), -B TYPE, -b MODE (-bm), -N DSN, -R RET, -V ENVID, -v. Exit codes: 0 queued, 64 usage (no recipient), 65 bad address, 75 temporary failure (spool unavailable).";
-
-#[derive(clap::Args, Debug)]
-pub struct SendmailArgs {
-    /// The spool to queue into.
-    #[arg(long, env = "MAILFS_SPOOL", default_value = "/var/spool/mailfs")]
-    pub spool: PathBuf,
-    /// Take recipients from the To, Cc and Bcc headers (as well as the arguments).
-    #[arg(short = 't')]
-    pub read_headers: bool,
-    /// A line with a single dot does not end the message.
-    #[arg(short = 'i')]
-    pub ignore_dots: bool,
-    /// Envelope sender.
-    #[arg(short = 'f', short_alias = 'r', value_name = "FROM")]
-    pub from: Option<String>,
-    /// Full name of the sender, for a From header the message lacks.
-    #[arg(short = 'F', value_name = "NAME")]
-    pub full_name: Option<String>,
-    #[arg(short = 'o', hide = true)]
-    pub o: Vec<String>,
-    #[arg(short = 'B', hide = true)]
-    pub body_type: Option<String>,
-    #[arg(short = 'b', hide = true)]
-    pub mode: Option<String>,
-    #[arg(short = 'N', hide = true)]
-    pub dsn: Option<String>,
-    #[arg(short = 'R', hide = true)]
-    pub ret: Option<String>,
-    #[arg(short = 'V', hide = true)]
-    pub envid: Option<String>,
-    #[arg(short = 'v', hide = true)]
-    pub verbose: bool,
-    /// Recipients.
-    #[arg(value_name = "RCPT")]
-    pub recipients: Vec<String>,
-}
 
 const MOUNT_HELP: &str = "Node attributes settable with -o: send_method, server, port, log_dir, log_date_attr, \
 log_msgid_attr, log_info_attr, ratelimit_time, domlimit_time, expire_time, retry_time, queue_time, \
@@ -236,7 +201,7 @@ pub fn parse_mount_opts(list: &[String]) -> Result<MountOpts> {
             ("spool_dir", _) => return Err(Error::Usage("spool_dir is read-only".into())),
             (k, Some(v)) if NODE_ATTRS.contains(&k) => {
                 // Validate now so a typo is a usage error before anything is mounted.
-                crate::attrs::NodeAttrs::default()
+                crate::model::attrs::NodeAttrs::default()
                     .set(k, v.as_bytes())
                     .map_err(|e| Error::Usage(format!("-o {k}={v}: {e}")))?;
                 o.node.push((k.to_string(), v.to_string()));
@@ -289,16 +254,16 @@ pub fn run(cli: Cli) -> Result<()> {
             spool_dir,
             json,
             by_domain,
-        } => crate::admin::queue(&spool_dir, json, by_domain),
-        Cmd::Flush { spool_dir } => crate::admin::flush(&spool_dir),
-        Cmd::Cancel { spool_dir, names } => crate::admin::cancel(&spool_dir, &names),
-        Cmd::Hold(a) => crate::admin::hold(&a.spool_dir, &a.names, a.domain.as_deref(), true),
-        Cmd::Release(a) => crate::admin::hold(&a.spool_dir, &a.names, a.domain.as_deref(), false),
-        Cmd::Sendmail(a) => crate::admin::sendmail(&a),
-        Cmd::Deliver { spool_dir } => crate::admin::deliver(&spool_dir),
+        } => crate::app::admin::queue(&spool_dir, json, by_domain),
+        Cmd::Flush { spool_dir } => crate::app::admin::flush(&spool_dir),
+        Cmd::Cancel { spool_dir, names } => crate::app::admin::cancel(&spool_dir, &names),
+        Cmd::Hold(a) => crate::app::admin::hold(&a.spool_dir, &a.names, a.domain.as_deref(), true),
+        Cmd::Release(a) => crate::app::admin::hold(&a.spool_dir, &a.names, a.domain.as_deref(), false),
+        Cmd::Sendmail(a) => crate::app::sendmail::sendmail(&a),
+        Cmd::Deliver { spool_dir } => crate::app::admin::deliver(&spool_dir),
         Cmd::DkimRecord { spool_dir } => {
-            let spool = crate::spool::Spool::open(&spool_dir)?;
-            println!("{}", crate::dkim::dns_record(&spool.load_node()?)?);
+            let spool = crate::store::spool::Spool::open(&spool_dir)?;
+            println!("{}", crate::mail::dkim::dns_record(&spool.load_node()?)?);
             Ok(())
         }
     }
@@ -492,8 +457,8 @@ fn daemonize(spool_dir: &Path, mountpoint: &Path, options: &[String]) -> Result<
     let (rfd, wfd) = (fds[0], fds[1]);
     let exe = std::env::current_exe()?;
     // Errors before the mount is live go to the caller's stderr; once live, to a log file.
-    let spool = crate::spool::Spool::open(spool_dir)?;
-    let log_path = spool.root().join(".mailfs.log");
+    let spool = crate::store::spool::Spool::open(spool_dir)?;
+    let log_path = spool.server_log_path();
     let mut cmd = Command::new(exe);
     cmd.arg("mount").arg(spool_dir).arg(mountpoint).arg("-f");
     for o in options {

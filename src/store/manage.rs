@@ -10,10 +10,10 @@ use std::os::unix::fs::MetadataExt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::attrs::{MessageAttrs, Status, domain_of, fmt_date, now_secs};
 use crate::error::{Error, Result};
-use crate::message;
-use crate::spool::{Spool, is_message_name};
+use crate::model::attrs::{MessageAttrs, Status, domain_of, fmt_date, now_secs};
+use crate::store::message;
+use crate::store::spool::{Spool, is_message_name};
 
 /// Whose messages a caller sees and acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +28,8 @@ impl Scope {
     /// The scope of a caller with this uid on a node owned by `node_owner`.
     pub fn of(uid: u32, node_owner: u32) -> Scope {
         // The same rule as the mount's (SPEC §10); the group plays no part in a scope.
-        let caller = crate::access::Caller { uid, gid: u32::MAX };
-        if crate::access::is_privileged(caller, node_owner) {
+        let caller = crate::model::access::Caller { uid, gid: u32::MAX };
+        if crate::model::access::is_privileged(caller, node_owner) {
             Scope::All
         } else {
             Scope::Uid(uid)
@@ -407,7 +407,7 @@ pub fn report(verb: &str, outcomes: Outcomes) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attrs::Owner;
+    use crate::model::attrs::Owner;
 
     fn row(name: &str, status: &str, held: bool, age_min: i64, rcpts: &[(&str, &str)]) -> Row {
         Row {

@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 use parking_lot::Mutex;
 
 use crate::error::Result;
-use crate::spool::Spool;
+use crate::store::spool::Spool;
 
 pub const FILE: &str = "mailfs.sent-ids";
 /// Bytes the record may reach (some 60,000 Message-IDs) before it is cut back to [`KEEP`].

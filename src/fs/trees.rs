@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::mime::{self, Tree};
-use crate::spool::Stamp;
+use crate::mail::mime::{self, Tree};
+use crate::store::spool::Stamp;
 
 /// Bytes of parsed trees kept at most (the last one parsed is kept even if it alone is more).
 pub const TREE_BUDGET: usize = 32 << 20;

@@ -19,10 +19,9 @@ use rsa::traits::PublicKeyParts;
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::attrs::{MessageAttrs, NodeAttrs, domain_of};
-use crate::content::{self, HeaderInfo};
 use crate::error::{Error, Result};
-use crate::spool::Spool;
+use crate::mail::content::{self, HeaderInfo};
+use crate::model::attrs::{MessageAttrs, NodeAttrs, domain_of};
 
 /// Internal flag of a ready message that should be signed but could not be yet.
 pub const UNSIGNED: &str = "dkim_unsigned";
@@ -204,52 +203,12 @@ pub fn sign_file(attrs: &NodeAttrs, path: &Path, tmp: &Path, message_id: &str, s
     Ok(true)
 }
 
-/// Signs the message `name` in place (the caller holds what keeps it from changing).
-pub fn sign_in_place(spool: &Spool, attrs: &NodeAttrs, name: &str, message_id: &str) -> Result<bool> {
-    let path = spool.eml_path(name);
-    let tmp = spool.tmp_path();
-    let signed = sign_file(attrs, &path, &tmp, message_id, true)?;
-    if signed {
-        if let Err(e) = std::fs::rename(&tmp, &path) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-        spool.sync_root()?;
-    }
-    Ok(signed)
-}
-
 /// Marks a message that should have been signed but could not be: it waits, Pending.
 pub fn mark_unsigned(a: &mut MessageAttrs, e: &Error) {
     let why = format!("not sent: DKIM signing failed: {e}");
     log::error!("{why}");
     a.internal.insert(UNSIGNED.into(), "1".into());
     a.last_try_msg = why;
-}
-
-/// Before an attempt: signs a message that is still waiting for its signature. `Err` holds
-/// the reason it must wait longer (for `last_try_msg`); the attributes are updated either way
-/// and must be stored by the caller.
-pub fn sign_pending(
-    spool: &Spool,
-    cfg: &NodeAttrs,
-    name: &str,
-    a: &mut MessageAttrs,
-) -> std::result::Result<(), String> {
-    if !a.internal.contains_key(UNSIGNED) {
-        return Ok(());
-    }
-    match sign_in_place(spool, cfg, name, &a.message_id) {
-        Ok(_) => {
-            a.internal.remove(UNSIGNED);
-            a.last_try_msg.clear();
-            Ok(())
-        }
-        Err(e) => {
-            mark_unsigned(a, &e);
-            Err(a.last_try_msg.clone())
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,14 +2,14 @@
 //! may set it and when, and the hand-over when `is_ready` becomes 1. Shared by the FUSE front
 //! end and the command-line tools, so both follow the same rules.
 
-use crate::attrs::{
+use crate::error::{Error, Result};
+use crate::mail::content::{self, HeaderInfo};
+use crate::model::attrs::{
     MAILFS_ATTRS, MessageAttrs, Recipient, Status, fmt_date, parse_address_list, parse_single_address,
 };
-use crate::content::{self, HeaderInfo};
-use crate::error::{Error, Result};
-use crate::journal;
-use crate::node::Node;
-use crate::spool::{Spool, Stamp};
+use crate::store::journal;
+use crate::store::node::Node;
+use crate::store::spool::{Spool, Stamp};
 
 /// Splits `user.NAME` into `NAME`; other namespaces are not supported.
 pub fn user_key(full: &str) -> Result<&str> {
@@ -319,7 +319,7 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
     // A copy (`cp -a sent.eml copy.eml`) or a restore of a message that already went out
     // keeps its Message-ID: sending it again would be a duplicate (issue 12).
     let id = message_id(attrs, &info);
-    if crate::sent_ids::contains(spool, &id)? {
+    if crate::store::sent_ids::contains(spool, &id)? {
         let e = Error::AlreadySent(format!(
             "{name}: {id} was already sent from this node (or restored as sent); to send it \
              again on purpose give it a new Message-ID: setfattr -x user.header.message-id \
@@ -329,7 +329,7 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
         journal::write(spool, &node.attrs(), &id, &format!("{name} not made ready: {e}"));
         return Err(e);
     }
-    crate::sent_ids::remember(spool, &id)?;
+    crate::store::sent_ids::remember(spool, &id)?;
     content::ensure_date_and_id(&eml, &spool.tmp_path(), &head, &info, &attrs.message_id)?;
     let mut next = attrs.clone();
     if let Some(id) = &info.message_id {
@@ -341,8 +341,8 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
     next.is_ready = true;
     next.status = Status::Pending;
     next.next_try_date = None;
-    if let Err(e) = crate::dkim::sign_in_place(spool, &node.attrs(), name, &next.message_id) {
-        crate::dkim::mark_unsigned(&mut next, &e);
+    if let Err(e) = crate::store::signing::sign_in_place(spool, &node.attrs(), name, &next.message_id) {
+        crate::mail::dkim::mark_unsigned(&mut next, &e);
     }
     let stamp = spool.write_attrs(name, &next)?;
     node.notify_ready(name);
@@ -390,6 +390,6 @@ mod tests {
     }
 
     fn now_for_test() -> i64 {
-        crate::attrs::now_secs() + 3600
+        crate::model::attrs::now_secs() + 3600
     }
 }

@@ -10,9 +10,9 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::access::Caller;
 use crate::error::Error;
 use crate::fs::MailFs;
+use crate::model::access::Caller;
 
 /// Attributes change underneath the kernel (senders, other processes): never cache them.
 const TTL: Duration = crate::fs::ATTR_TTL;

@@ -11,8 +11,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub use crate::lists::NotifySet;
-use crate::service_attrs::{DKIM_ATTRS, LISTEN_ATTRS};
+pub use crate::model::lists::NotifySet;
+use crate::model::service_attrs::{DKIM_ATTRS, LISTEN_ATTRS};
 
 /// How messages leave the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,8 +71,8 @@ pub struct NodeAttrs {
     pub dns_server: Option<Vec<std::net::SocketAddr>>,
     pub hold_domains: Vec<String>,
     /// The SMTP listener's attributes (SPEC §11).
-    pub listener: crate::service_attrs::ListenAttrs,
-    pub dkim: crate::service_attrs::DkimAttrs,
+    pub listener: crate::model::service_attrs::ListenAttrs,
+    pub dkim: crate::model::service_attrs::DkimAttrs,
 }
 
 impl Default for NodeAttrs {
@@ -376,7 +376,7 @@ impl NodeAttrs {
             }),
             "server" => Some(self.server.clone()),
             "port" => Some(self.port.to_string()),
-            "dns_server" => Some(crate::lists::show_dns_servers(&self.dns_server)),
+            "dns_server" => Some(crate::model::lists::show_dns_servers(&self.dns_server)),
             "spool_dir" => Some(spool_dir.to_string()),
             "log_dir" => Some(self.log_dir.clone().unwrap_or_else(|| format!("{spool_dir}/log"))),
             "log_date_attr" => Some(self.log_date_attr.clone()),
@@ -431,8 +431,8 @@ impl NodeAttrs {
                     _ => return Err(Error::invalid(name, "must be smtp, sendmail or mx")),
                 }
             }
-            "server" => self.server = crate::lists::servers(name, &text(name, value)?)?,
-            "dns_server" => self.dns_server = crate::lists::dns_servers(name, &text(name, value)?)?,
+            "server" => self.server = crate::model::lists::servers(name, &text(name, value)?)?,
+            "dns_server" => self.dns_server = crate::model::lists::dns_servers(name, &text(name, value)?)?,
             "port" => self.port = integer(name, value, 1, 65535)?,
             "spool_dir" => return Err(Error::ReadOnlyAttr("user.spool_dir".into())),
             "log_dir" => self.log_dir = optional_path(name, value)?,
@@ -442,7 +442,7 @@ impl NodeAttrs {
             "ratelimit_time" => self.ratelimit_time = seconds(name, value, false)?,
             "domlimit_time" => self.domlimit_time = seconds(name, value, false)?,
             "expire_time" => self.expire_time = seconds(name, value, false)?,
-            "retry_time" => self.retry_time = crate::lists::retry_schedule(name, &text(name, value)?)?,
+            "retry_time" => self.retry_time = crate::model::lists::retry_schedule(name, &text(name, value)?)?,
             "max_retries" => self.max_retries = integer(name, value, 0, 1_000_000)?,
             "queue_time" => self.queue_time = seconds(name, value, false)?,
             "handshake_time" => self.handshake_time = seconds(name, value, true)?,
@@ -473,7 +473,7 @@ impl NodeAttrs {
             "auth_secret_file" => self.auth_secret_file = optional_path(name, value)?,
             "notify" => self.notify = NotifySet::parse(name, &text(name, value)?)?,
             "delay_warning_time" => self.delay_warning_time = seconds(name, value, false)?,
-            "hold_domains" => self.hold_domains = crate::lists::domains(name, &text(name, value)?)?,
+            "hold_domains" => self.hold_domains = crate::model::lists::domains(name, &text(name, value)?)?,
             n if LISTEN_ATTRS.contains(&n) => self.listener.set(n, value)?,
             n if DKIM_ATTRS.contains(&n) => self.dkim.set(n, value)?,
             _ => return Err(Error::invalid(name, "no such node attribute")),

@@ -206,7 +206,7 @@ impl DkimAttrs {
     }
 
     /// Checks the form only; whether the key can be used is checked where the value is set
-    /// by a user (`crate::dkim::check`), so that a key that breaks later is not dropped
+    /// by a user (`crate::mail::dkim::check`), so that a key that breaks later is not dropped
     /// silently when the node file is read.
     pub fn set(&mut self, name: &str, value: &[u8]) -> Result<()> {
         match name {

@@ -45,7 +45,7 @@ fn format_1_files_are_upgraded() {
         message_id: "<a@b>".into(),
         env_from: Some("a@x.org".into()),
         env_to: None,
-        status: crate::attrs::Status::Draft,
+        status: crate::model::attrs::Status::Draft,
         is_ready: false,
         first_try_date: None,
         last_try_date: None,
@@ -53,7 +53,7 @@ fn format_1_files_are_upgraded() {
         expire_date: None,
         next_try_date: None,
         try_count: 0,
-        last_try_status: crate::attrs::TryStatus::None,
+        last_try_status: crate::model::attrs::TryStatus::None,
         last_try_msg: String::new(),
         recipients: vec![],
         user: Default::default(),
@@ -66,7 +66,7 @@ fn format_1_files_are_upgraded() {
 
     #[derive(serde::Serialize)]
     struct OldNode<'a>(
-        crate::attrs::SendMethod,
+        crate::model::attrs::SendMethod,
         &'a str,
         u16,
         Option<&'a str>,
@@ -83,14 +83,14 @@ fn format_1_files_are_upgraded() {
         u32,
         &'a str,
         Option<&'a str>,
-        crate::attrs::TlsMode,
+        crate::model::attrs::TlsMode,
         Option<&'a str>,
         Option<&'a str>,
         Option<&'a str>,
-        crate::attrs::Notify,
+        crate::model::attrs::Notify,
     );
     let node = OldNode(
-        crate::attrs::SendMethod::Smtp,
+        crate::model::attrs::SendMethod::Smtp,
         "relay.test",
         2525,
         None,
@@ -107,11 +107,11 @@ fn format_1_files_are_upgraded() {
         1,
         "/usr/sbin/sendmail",
         None,
-        crate::attrs::TlsMode::Starttls,
+        crate::model::attrs::TlsMode::Starttls,
         None,
         None,
         None,
-        crate::attrs::Notify::Failure,
+        crate::model::attrs::Notify::Failure,
     );
     let body = bincode::serde::encode_to_vec(&node, bincode::config::standard()).unwrap();
     std::fs::write(dir.path().join(NODE_FILE), v1(body)).unwrap();

@@ -8,9 +8,9 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::MimePart;
 
-use crate::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Recipient, Status, fmt_date, hostname};
-use crate::content;
-use crate::node::Node;
+use crate::mail::content;
+use crate::model::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Recipient, Status, fmt_date, hostname};
+use crate::store::node::Node;
 
 /// Which notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,9 +154,9 @@ pub fn notify(node: &Node, cfg: &NodeAttrs, kind: Kind, name: &str, attrs: &Mess
     let Some(mut bytes) = build(cfg, kind, name, attrs, message_id, &head, &a.message_id) else {
         return;
     };
-    match crate::dkim::sign_bytes(cfg, bytes.clone()) {
+    match crate::mail::dkim::sign_bytes(cfg, bytes.clone()) {
         Ok(signed) => bytes = signed,
-        Err(e) => crate::dkim::mark_unsigned(&mut a, &e),
+        Err(e) => crate::mail::dkim::mark_unsigned(&mut a, &e),
     }
     a.env_from = Some(String::new());
     a.env_to = Some(vec![to.clone()]);
@@ -215,7 +215,7 @@ mod tests {
         assert!(build(&cfg, Kind::Failure, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
         a.env_from = Some("me@example.com".into());
         let never = NodeAttrs {
-            notify: crate::lists::NotifySet::default(),
+            notify: crate::model::lists::NotifySet::default(),
             ..NodeAttrs::default()
         };
         assert!(build(&never, Kind::Failure, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
@@ -236,7 +236,7 @@ mod tests {
         let cfg = NodeAttrs::default();
         assert!(build(&cfg, Kind::Delay, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
         let cfg = NodeAttrs {
-            notify: crate::lists::NotifySet::parse("notify", "delay,success").unwrap(),
+            notify: crate::model::lists::NotifySet::parse("notify", "delay,success").unwrap(),
             ..NodeAttrs::default()
         };
         let d = String::from_utf8(build(&cfg, Kind::Delay, "x.eml", &a, "<id@h>", b"", "<n@h>").unwrap())

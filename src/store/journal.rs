@@ -9,8 +9,8 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::attrs::{NodeAttrs, fmt_date, now_secs};
-use crate::spool::{Spool, now_nanos};
+use crate::model::attrs::{NodeAttrs, fmt_date, now_secs};
+use crate::store::spool::{Spool, now_nanos};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -29,7 +29,7 @@ pub fn write(spool: &Spool, node: &NodeAttrs, message_id: &str, text: &str) {
 fn write_in(dir: &Path, node: &NodeAttrs, message_id: &str, text: &str) -> std::io::Result<()> {
     // The default log dir is in the spool, a configured one anywhere: neither may be a link
     // or writable by another user, or entries would land where that user chose (SPEC §9).
-    crate::spool::ensure_private_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+    crate::store::spool::ensure_private_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
     let now = now_secs();
     let date = fmt_date(now);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -40,7 +40,7 @@ fn write_in(dir: &Path, node: &NodeAttrs, message_id: &str, text: &str) -> std::
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let mut f = crate::spool::create_private(&path)?;
+    let mut f = crate::store::spool::create_private(&path)?;
     writeln!(f, "{date} {message_id} {clean}")?;
     for (attr, value) in [
         (&node.log_date_attr, date.as_str()),

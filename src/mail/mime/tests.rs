@@ -3,10 +3,10 @@
 #![allow(unused_imports)]
 
 mod units {
-    use crate::mime::decode::*;
-    use crate::mime::names::{sanitize, *};
-    use crate::mime::skeleton::*;
-    use crate::mime::*;
+    use crate::mail::mime::decode::*;
+    use crate::mail::mime::names::{sanitize, *};
+    use crate::mail::mime::skeleton::*;
+    use crate::mail::mime::*;
 
     #[test]
     fn names_are_sanitised() {
@@ -54,10 +54,10 @@ mod units {
 }
 
 mod corpus_tests {
-    use crate::mime::decode::*;
-    use crate::mime::names::{sanitize, *};
-    use crate::mime::skeleton::*;
-    use crate::mime::*;
+    use crate::mail::mime::decode::*;
+    use crate::mail::mime::names::{sanitize, *};
+    use crate::mail::mime::skeleton::*;
+    use crate::mail::mime::*;
 
     /// Every body of the corpus read through the streaming path (runs over 16 bytes left in
     /// the file) gives the bytes the in-memory path gives.
@@ -225,10 +225,10 @@ mod corpus_tests {
 }
 
 mod fuzz_regressions {
-    use crate::mime::decode::*;
-    use crate::mime::names::{sanitize, *};
-    use crate::mime::skeleton::*;
-    use crate::mime::*;
+    use crate::mail::mime::decode::*;
+    use crate::mail::mime::names::{sanitize, *};
+    use crate::mail::mime::skeleton::*;
+    use crate::mail::mime::*;
 
     /// Inputs the fuzzer found (fuzz/regressions/): each builds quickly, with a bounded
     /// number of parts, through both paths.

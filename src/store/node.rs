@@ -7,9 +7,9 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
-use crate::attrs::NodeAttrs;
 use crate::error::{Error, Result};
-use crate::spool::{Spool, Stamp};
+use crate::model::attrs::NodeAttrs;
+use crate::store::spool::{Spool, Stamp};
 
 /// What the front ends tell the scheduler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl Node {
             for (k, v) in overrides {
                 attrs
                     .set(k, v.as_bytes())
-                    .and_then(|()| crate::dkim::check_setting(k, &attrs))
+                    .and_then(|()| crate::mail::dkim::check_setting(k, &attrs))
                     .map_err(|e| Error::Usage(format!("-o {k}={v}: {e}")))?;
             }
             spool.save_node(&attrs)?;
@@ -85,13 +85,13 @@ impl Node {
     pub fn set_attr(&self, name: &str, value: &[u8]) -> Result<()> {
         self.update(|a| {
             a.set(name, value)?;
-            crate::dkim::check_setting(name, a)?;
+            crate::mail::dkim::check_setting(name, a)?;
             if name == "log_dir"
                 && let Some(dir) = &a.log_dir
             {
                 // Refused now rather than at the first entry: a log dir another user can
                 // write (or a link) would let them choose where the daemon writes.
-                crate::spool::ensure_private_dir(std::path::Path::new(dir))
+                crate::store::spool::ensure_private_dir(std::path::Path::new(dir))
                     .map_err(|e| crate::error::Error::invalid(name, e.to_string()))?;
             }
             Ok(())

@@ -14,9 +14,9 @@ use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_parser::{HeaderValue, MessageParser};
 
-use crate::attrs::validate_address;
 use crate::error::{Error, Result};
-use crate::mime::{self, Role, Tree};
+use crate::mail::mime::{self, Role, Tree};
+use crate::model::attrs::validate_address;
 
 pub const TEXT_BODY: &str = "Body.txt";
 

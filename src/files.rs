@@ -1,6 +1,14 @@
-//! Files and directories the spool's owner alone can reach, never through a link (SPEC §9).
+//! Files and directories the spool's owner alone can reach, never through a link (SPEC §9),
+//! and the [`Stamp`] that tells one version of a file from the next. The bottom floor: the
+//! store keeps its layout with these, and the mail code reads message files with them
+//! without knowing where the spool keeps them.
 
-use super::*;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
 
 /// Opens a file in the spool for reading, never through a symbolic link (SPEC §9).
 pub fn open_read(path: &Path) -> io::Result<File> {
@@ -28,7 +36,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     ensure_dir(dir, true)
 }
 
-pub(super) fn ensure_dir(dir: &Path, owned: bool) -> Result<()> {
+pub(crate) fn ensure_dir(dir: &Path, owned: bool) -> Result<()> {
     match fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::DirBuilder::new()
@@ -49,7 +57,7 @@ pub(super) fn ensure_dir(dir: &Path, owned: bool) -> Result<()> {
 }
 
 /// `owned`: also refuse a directory that belongs to another user (who could write it).
-pub(super) fn check_private(dir: &Path, meta: &fs::Metadata, owned: bool) -> Result<()> {
+pub(crate) fn check_private(dir: &Path, meta: &fs::Metadata, owned: bool) -> Result<()> {
     let refuse = |why: String| {
         Err(Error::Config(format!(
             "{}: {why}; refusing to use it",
@@ -79,4 +87,34 @@ pub(super) fn check_private(dir: &Path, meta: &fs::Metadata, owned: bool) -> Res
         ));
     }
     Ok(())
+}
+
+/// Identity of a file's current version: any write or replacement changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp {
+    pub ino: u64,
+    pub mtime_ns: i128,
+    pub size: u64,
+}
+
+impl Stamp {
+    /// Whether a cache keyed by this stamp can be trusted. Timestamps are coarse (a jiffy) and
+    /// inode numbers are reused, so a file replaced within the same tick can show the same
+    /// stamp as the version cached; a file last changed over two seconds ago cannot (its next
+    /// version gets a new mtime). Same rule as git's "racily clean" index entries.
+    pub fn is_settled(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        now - self.mtime_ns > 2_000_000_000
+    }
+
+    pub fn of(meta: &fs::Metadata) -> Stamp {
+        Stamp {
+            ino: meta.ino(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            size: meta.size(),
+        }
+    }
 }

@@ -5,7 +5,10 @@
 use std::io;
 
 use crate::error::{Error, Result};
-use crate::spool::MAX_MESSAGE_NAME;
+
+/// The longest message name: `X.eml.parts` must fit in a 255-byte file name too. A longer
+/// name ending in `.eml` is refused (ENAMETOOLONG), never taken as a scratch file.
+pub const MAX_MESSAGE_NAME: usize = 255 - ".parts".len();
 
 /// Refuses a root name with a control character (EINVAL) and a `.eml` name too long for its
 /// `.parts` directory to exist (ENAMETOOLONG): such a name would silently become a scratch

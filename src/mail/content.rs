@@ -10,8 +10,8 @@ use std::path::Path;
 
 use mail_parser::MessageParser;
 
-use crate::attrs::validate_address;
 use crate::error::Result;
+use crate::model::attrs::validate_address;
 
 /// The most header bytes read. A longer header block is never silently cut: its
 /// [`HeaderInfo::cut`] is set, and what depends on the whole block (the default envelope,
@@ -22,7 +22,7 @@ pub const MAX_HEAD: usize = 16 << 20;
 pub fn read_head(path: &Path) -> io::Result<Vec<u8>> {
     read_head_from(&mut BufReader::with_capacity(
         64 * 1024,
-        crate::spool::open_read(path)?,
+        crate::store::spool::open_read(path)?,
     ))
 }
 
@@ -155,9 +155,9 @@ pub fn ensure_date_and_id(
 /// `dst` is removed and `src` is untouched.
 pub fn copy_with_prefix(src: &Path, dst: &Path, prefix: &[u8]) -> io::Result<()> {
     let res = (|| -> io::Result<()> {
-        let mut out = crate::spool::create_private(dst)?;
+        let mut out = crate::store::spool::create_private(dst)?;
         out.write_all(prefix)?;
-        io::copy(&mut crate::spool::open_read(src)?, &mut out)?;
+        io::copy(&mut crate::store::spool::open_read(src)?, &mut out)?;
         out.sync_all()
     })();
     if res.is_err() {
@@ -196,8 +196,8 @@ pub fn trace_len(head: &[u8]) -> usize {
 /// caller syncs in bulk. On any error `dst` is removed and `src` is untouched.
 pub fn copy_inserting(src: &Path, dst: &Path, at: u64, insert: &[u8], sync: bool) -> io::Result<()> {
     let res = (|| -> io::Result<()> {
-        let mut out = crate::spool::create_private(dst)?;
-        let mut input = crate::spool::open_read(src)?;
+        let mut out = crate::store::spool::create_private(dst)?;
+        let mut input = crate::store::spool::open_read(src)?;
         io::copy(&mut (&mut input).take(at), &mut out)?;
         out.write_all(insert)?;
         io::copy(&mut input, &mut out)?;
@@ -284,7 +284,7 @@ pub const WHOLE_READ_LIMIT: u64 = 64 << 20;
 /// would deliver a truncated message. Reading it all first turns a damaged file into a
 /// temporary failure before anything is sent.
 pub fn check_readable(path: &Path) -> io::Result<()> {
-    let mut f = crate::spool::open_read(path)?;
+    let mut f = crate::store::spool::open_read(path)?;
     let mut buf = vec![0u8; 1 << 20];
     while f.read(&mut buf)? > 0 {}
     Ok(())
@@ -301,7 +301,7 @@ pub struct WireChunks {
 
 impl WireChunks {
     pub fn open(path: &Path, message_id: &str) -> io::Result<WireChunks> {
-        let file = crate::spool::open_read(path)?;
+        let file = crate::store::spool::open_read(path)?;
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         // Read the head from the same open file, so the body that follows is the same version.
         let head = read_head_from(&mut reader)?;
