@@ -139,4 +139,26 @@ mod tests {
         assert_eq!(e.errno(), libc::ENOSPC);
         assert_eq!(e.exit_code(), 75);
     }
+
+    #[test]
+    fn each_error_has_the_errno_spec_names() {
+        let cases: [(Error, i32); 13] = [
+            (Error::NotFound("x".into()), libc::ENOENT),
+            (Error::NoAttr("x".into()), libc::ENODATA),
+            (Error::NotSupported("x".into()), libc::ENOTSUP),
+            (Error::ReadOnlyAttr("x".into()), libc::EPERM),
+            (Error::NotPermitted("x".into()), libc::EPERM),
+            (Error::Frozen("x".into()), libc::EACCES),
+            (Error::Denied("x".into()), libc::EACCES),
+            (Error::invalid("x", "y"), libc::EINVAL),
+            (Error::Busy("x".into()), libc::EBUSY),
+            (Error::Exists("x".into()), libc::EEXIST),
+            (Error::TooBig("x".into()), libc::EFBIG),
+            (Error::NameTooLong("x".into()), libc::ENAMETOOLONG),
+            (Error::Io(io::Error::from_raw_os_error(libc::EXDEV)), libc::EXDEV),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.errno(), want, "{e}");
+        }
+    }
 }

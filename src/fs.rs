@@ -41,6 +41,9 @@ mod weight;
 mod whole;
 mod xattr;
 
+#[cfg(test)]
+mod tests;
+
 pub const ROOT: u64 = 1;
 
 /// A chown's new uid and gid, each optional.

@@ -59,7 +59,20 @@ impl MailFs {
             Key::Parts { msg, .. } | Key::Part { msg, .. } | Key::Staged { msg, .. } => msg.as_str(),
             Key::Root => "/",
         };
-        access::decide(caller, self.uid, obj, need, what)
+        access::decide(caller, self.uid, obj, need, what).map_err(|e| match key {
+            // A message that is gone (removed by a sender's expiry or another process while
+            // the kernel still had its name) reads as nobody's but the node's: ENOENT, not
+            // EACCES, or `rm -f` of it would fail. Checked only on a denial: no cost otherwise.
+            Key::Message(m)
+            | Key::Parts { msg: m, .. }
+            | Key::Part { msg: m, .. }
+            | Key::Staged { msg: m, .. }
+                if fs::symlink_metadata(self.node.spool.eml_path(m)).is_err() =>
+            {
+                Error::NotFound(m.clone())
+            }
+            _ => e,
+        })
     }
 
     pub(super) fn authorize_ino(&self, caller: Caller, ino: u64, need: Need) -> Result<Key> {

@@ -1,0 +1,234 @@
+//! Composing by parts (SPEC §2, §5): the parts view, and each change in it rebuilding the
+//! Draft, read back with mail-parser.
+
+use mail_parser::MimeHeaders;
+
+use super::*;
+
+const MIXED: &[u8] = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: report\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n\
+--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nsee attached\r\n\
+--XX\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"q3.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n\
+--XX\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"fwd.eml\"\r\n\r\n\
+From: c@example.net\r\nSubject: inner\r\n\r\ninner body\r\n\
+--XX--\r\n";
+
+#[test]
+fn the_parts_view_lists_and_decodes_each_part() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", MIXED);
+    let parts = h.parts(ALICE, "m.eml");
+    assert_eq!(
+        h.ls(ALICE, parts).unwrap(),
+        [".", "..", "Body.txt", "q3.pdf", "fwd.eml", "fwd.eml.parts"]
+    );
+    assert_eq!(
+        h.part(ALICE, "m.eml", "Body.txt").unwrap(),
+        b"see attached",
+        "the line end before a boundary is the boundary's"
+    );
+    assert_eq!(
+        h.part(ALICE, "m.eml", "q3.pdf").unwrap(),
+        b"%PDF-1.4\n",
+        "base64 decoded"
+    );
+    let pdf = h.ino(ALICE, parts, "q3.pdf").unwrap();
+    assert_eq!(h.getx(ALICE, pdf, "user.filename").unwrap(), "q3.pdf");
+    assert_eq!(h.getx(ALICE, pdf, "user.disposition").unwrap(), "attachment");
+    assert_eq!(h.fs.getattr(pdf).unwrap().size, 9);
+    assert_eq!(h.getx(ALICE, parts, "user.header.subject").unwrap(), "report");
+    // An attached message recurses, read-only.
+    let inner = h.ino(ALICE, parts, "fwd.eml.parts").unwrap();
+    assert_eq!(h.getx(ALICE, inner, "user.header.subject").unwrap(), "inner");
+    let body = h.ino(ALICE, inner, "Body.txt").unwrap();
+    assert_eq!(h.read(ALICE, body).unwrap(), b"inner body");
+    assert_eq!(errno(h.fs.open(ALICE, body, libc::O_WRONLY)), libc::EACCES);
+    assert_eq!(errno(h.fs.unlink(ALICE, inner, "Body.txt")), libc::EACCES);
+    assert_eq!(errno(h.fs.lookup(ALICE, parts, "nothing.txt")), libc::ENOENT);
+}
+
+#[test]
+fn writing_the_body_recomposes_the_message() {
+    let h = Harness::new();
+    let ino = h.write_new(ALICE, "m.eml", PLAIN);
+    let id = h.getx(ALICE, ino, "user.message_id").unwrap();
+    h.write_part(ALICE, "m.eml", "Body.txt", "new text, ünïcode\n".as_bytes())
+        .unwrap();
+    let eml = h.eml("m.eml");
+    let m = parse(&eml);
+    assert_eq!(m.body_text(0).as_deref(), Some("new text, ünïcode\n"));
+    assert_eq!(m.subject(), Some("hello"), "other headers kept");
+    assert_eq!(
+        m.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("bob@example.org")
+    );
+    assert_eq!(
+        h.getx(ALICE, ino, "user.message_id").unwrap(),
+        id,
+        "the Message-ID stays"
+    );
+    assert_eq!(
+        h.part(ALICE, "m.eml", "Body.txt").unwrap(),
+        "new text, ünïcode\n".as_bytes()
+    );
+    assert_eq!(
+        h.fs.getattr(ino).unwrap().size,
+        eml.len() as u64,
+        "stat follows the rebuild"
+    );
+    // An HTML alternative.
+    h.write_part(ALICE, "m.eml", "Body.html", b"<p>hi</p>").unwrap();
+    let eml = h.eml("m.eml");
+    let m = parse(&eml);
+    assert_eq!(m.body_html(0).as_deref(), Some("<p>hi</p>"));
+    assert_eq!(m.body_text(0).as_deref(), Some("new text, ünïcode\n"));
+}
+
+#[test]
+fn attachments_are_added_renamed_and_removed() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let pdf: &[u8] = b"%PDF-1.4\n\x00\x01\xfe binary";
+    h.write_part(ALICE, "m.eml", "report.pdf", pdf).unwrap();
+    let eml = h.eml("m.eml");
+    let m = parse(&eml);
+    assert_eq!(m.attachment_count(), 1);
+    let att = m.attachment(0).unwrap();
+    assert_eq!(att.attachment_name(), Some("report.pdf"));
+    assert_eq!(att.contents(), pdf);
+    assert_eq!(m.body_text(0).as_deref(), Some("first line\n"));
+    assert_eq!(h.part(ALICE, "m.eml", "report.pdf").unwrap(), pdf);
+
+    let parts = h.parts(ALICE, "m.eml");
+    h.fs.rename(ALICE, (parts, "report.pdf"), (parts, "q3.pdf"), false)
+        .unwrap();
+    let eml = h.eml("m.eml");
+    assert_eq!(
+        parse(&eml).attachment(0).unwrap().attachment_name(),
+        Some("q3.pdf")
+    );
+    assert_eq!(errno(h.fs.lookup(ALICE, parts, "report.pdf")), libc::ENOENT);
+
+    h.fs.unlink(ALICE, parts, "q3.pdf").unwrap();
+    let eml = h.eml("m.eml");
+    let m = parse(&eml);
+    assert_eq!(m.attachment_count(), 0);
+    assert_eq!(m.body_text(0).as_deref(), Some("first line\n"));
+    assert_eq!(h.ls(ALICE, parts).unwrap(), [".", "..", "Body.txt"]);
+}
+
+#[test]
+fn bad_part_names_and_bodies_are_einval_and_change_nothing() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let parts = h.parts(ALICE, "m.eml");
+    for name in ["x.parts", "raw.eml", "a\u{1}b"] {
+        let r =
+            h.fs.create(ALICE, parts, name, 0o644, libc::O_WRONLY | libc::O_CREAT);
+        assert_eq!(errno(r), libc::EINVAL, "{name:?}");
+    }
+    // A body that is not UTF-8 is refused at the write, so a shell sees it.
+    assert_eq!(
+        errno(h.write_part(ALICE, "m.eml", "Body.txt", b"caf\xe9\n")),
+        libc::EINVAL
+    );
+    assert_eq!(h.eml("m.eml"), PLAIN);
+    // O_EXCL on an existing part.
+    let r = h.fs.create(
+        ALICE,
+        parts,
+        "Body.txt",
+        0o644,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+    );
+    assert_eq!(errno(r), libc::EEXIST);
+    assert_eq!(h.eml("m.eml"), PLAIN);
+}
+
+#[test]
+fn a_part_written_back_identical_changes_nothing() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", MIXED);
+    let before = h.eml("m.eml");
+    let stamp = std::fs::metadata(h.fs.node.spool.eml_path("m.eml")).unwrap();
+    // Same bytes: not even a rebuild (which would re-encode the message).
+    h.write_part(ALICE, "m.eml", "q3.pdf", b"%PDF-1.4\n").unwrap();
+    assert_eq!(h.eml("m.eml"), before);
+    let after = std::fs::metadata(h.fs.node.spool.eml_path("m.eml")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(after.ino(), stamp.ino(), "the file was not replaced");
+    // tar -x over the node: unlink the part, write the same bytes back: byte for byte.
+    let parts = h.parts(ALICE, "m.eml");
+    h.fs.unlink(ALICE, parts, "q3.pdf").unwrap();
+    assert_ne!(h.eml("m.eml"), before);
+    assert_eq!(parse(&h.eml("m.eml")).attachment_count(), 1, "only fwd.eml left");
+    h.write_part(ALICE, "m.eml", "q3.pdf", b"%PDF-1.4\n").unwrap();
+    assert_eq!(h.eml("m.eml"), before);
+    // Different bytes back: an ordinary rebuild.
+    h.fs.unlink(ALICE, parts, "q3.pdf").unwrap();
+    h.write_part(ALICE, "m.eml", "q3.pdf", b"%PDF-1.5\n").unwrap();
+    assert_ne!(h.eml("m.eml"), before);
+    assert_eq!(h.part(ALICE, "m.eml", "q3.pdf").unwrap(), b"%PDF-1.5\n");
+}
+
+#[test]
+fn removing_the_only_body_hides_it_until_the_message_changes() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let parts = h.parts(ALICE, "m.eml");
+    h.fs.unlink(ALICE, parts, "Body.txt").unwrap();
+    assert_eq!(h.ls(ALICE, parts).unwrap(), [".", ".."]);
+    assert_eq!(errno(h.fs.lookup(ALICE, parts, "Body.txt")), libc::ENOENT);
+    assert_eq!(errno(h.fs.unlink(ALICE, parts, "Body.txt")), libc::ENOENT);
+    assert_eq!(parse(&h.eml("m.eml")).body_text(0).as_deref().unwrap_or(""), "");
+    h.write_part(ALICE, "m.eml", "Body.txt", b"again\n").unwrap();
+    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"again\n");
+}
+
+#[test]
+fn a_staged_temp_file_becomes_a_part_by_rename() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let parts = h.parts(ALICE, "m.eml");
+    // rsync and cp write `.name.XXXX`, then rename it onto the part's name.
+    let (attr, fh) =
+        h.fs.create(
+            ALICE,
+            parts,
+            ".notes.txt.Ab12",
+            0o600,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        )
+        .unwrap();
+    h.fs.write(fh, 0, b"staged bytes\n").unwrap();
+    h.fs.flush(fh).unwrap();
+    h.fs.release(fh);
+    assert!(
+        h.ls(ALICE, parts)
+            .unwrap()
+            .contains(&".notes.txt.Ab12".to_string())
+    );
+    assert_eq!(h.fs.getattr(attr.ino.0).unwrap().uid, ALICE.uid);
+    assert_eq!(h.eml("m.eml"), PLAIN, "nothing composed yet");
+    h.fs.rename(ALICE, (parts, ".notes.txt.Ab12"), (parts, "notes.txt"), false)
+        .unwrap();
+    assert_eq!(h.part(ALICE, "m.eml", "notes.txt").unwrap(), b"staged bytes\n");
+    let eml = h.eml("m.eml");
+    assert_eq!(parse(&eml).attachment(0).unwrap().contents(), b"staged bytes\n");
+    assert_eq!(h.ls(ALICE, parts).unwrap(), [".", "..", "Body.txt", "notes.txt"]);
+}
+
+#[test]
+fn an_unparseable_message_keeps_its_bytes_as_raw_eml() {
+    let h = Harness::new();
+    let broken: &[u8] = b"\x00\x01 no header fields here\x00\xff\n\nbody\n";
+    h.write_new(ALICE, "x.eml", broken);
+    let parts = h.parts(ALICE, "x.eml");
+    assert_eq!(h.ls(ALICE, parts).unwrap(), [".", "..", "raw.eml"]);
+    assert_eq!(h.part(ALICE, "x.eml", "raw.eml").unwrap(), broken);
+    assert!(!h.getx(ALICE, parts, "user.parse_error").unwrap().is_empty());
+    // Composing in it would drop what the view does not show.
+    assert_eq!(errno(h.write_part(ALICE, "x.eml", "a.txt", b"x")), libc::EINVAL);
+    assert_eq!(h.eml("x.eml"), broken, "nothing is lost");
+}

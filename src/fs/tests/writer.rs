@@ -1,0 +1,147 @@
+//! The part writer: bytes gather in a temp file and the Draft is rebuilt at close; its one
+//! size limit holds on write, truncate and close (EFBIG, nothing changed), and a refused
+//! write leaves the message as it was before the writer.
+
+use crate::compose::COMPOSE_LIMIT;
+
+use super::*;
+
+fn body(h: &Harness) -> u64 {
+    h.ino(ALICE, h.parts(ALICE, "m.eml"), "Body.txt").unwrap()
+}
+
+#[test]
+fn a_write_past_the_part_limit_is_efbig_and_changes_nothing() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let b = body(&h);
+    let fh = h.fs.open(ALICE, b, libc::O_WRONLY).unwrap();
+    h.fs.write(fh, 0, b"fine\n").unwrap();
+    // The offset alone is past the limit: refused before a byte lands (no 64 MiB hole).
+    assert_eq!(errno(h.fs.write(fh, COMPOSE_LIMIT - 1, b"xy")), libc::EFBIG);
+    assert!(h.fs.getattr(b).unwrap().size < 4096, "the temp file did not grow");
+    // Once refused, the writer changes nothing: later writes and the close say so.
+    assert_eq!(errno(h.fs.write(fh, 0, b"more\n")), libc::EINVAL);
+    assert_eq!(errno(h.fs.write(fh, COMPOSE_LIMIT, b"x")), libc::EINVAL);
+    assert_eq!(errno(h.fs.flush(fh)), libc::EINVAL);
+    h.fs.release(fh);
+    assert_eq!(h.eml("m.eml"), PLAIN);
+    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"first line\n");
+}
+
+#[test]
+fn truncate_of_a_part_past_the_limit_is_efbig_and_changes_nothing() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let b = body(&h);
+    // No writer open: `truncate -s 16G Body.txt` never reaches an allocation.
+    let r =
+        h.fs.setattr(ALICE, b, None, (None, None), Some(16 << 30), None, None);
+    assert_eq!(errno(r), libc::EFBIG);
+    let r =
+        h.fs.setattr(ALICE, b, None, (None, None), Some(COMPOSE_LIMIT + 1), None, None);
+    assert_eq!(errno(r), libc::EFBIG);
+    assert_eq!(h.eml("m.eml"), PLAIN);
+    // Within the limit it cuts the part and rebuilds the Draft.
+    let a =
+        h.fs.setattr(ALICE, b, None, (None, None), Some(5), None, None)
+            .unwrap();
+    assert_eq!(a.size, 5);
+    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"first");
+    assert_eq!(parse(&h.eml("m.eml")).body_text(0).as_deref(), Some("first"));
+
+    // A writer open: the truncate goes to its bytes, with the same limit.
+    let fh = h.fs.open(ALICE, b, libc::O_WRONLY).unwrap();
+    let r =
+        h.fs.setattr(ALICE, b, None, (None, None), Some(COMPOSE_LIMIT + 1), None, None);
+    assert_eq!(errno(r), libc::EFBIG);
+    assert_eq!(
+        h.fs.getattr(b).unwrap().size,
+        5,
+        "the writer's bytes are as they were"
+    );
+    h.fs.setattr(ALICE, b, None, (None, None), Some(3), None, None)
+        .unwrap();
+    assert_eq!(h.fs.getattr(b).unwrap().size, 3, "stat shows what the writer has");
+    assert_eq!(
+        h.part(ALICE, "m.eml", "Body.txt").unwrap(),
+        b"first",
+        "not before the close"
+    );
+    h.fs.flush(fh).unwrap();
+    h.fs.release(fh);
+    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"fir");
+}
+
+#[test]
+fn a_shell_redirect_into_a_part_works_and_stat_follows_the_writer() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let parts = h.parts(ALICE, "m.eml");
+    // `echo text > Body.txt`: open O_TRUNC, the shell closes a dup (flush) before writing.
+    let (_, fh) =
+        h.fs.create(
+            ALICE,
+            parts,
+            "Body.txt",
+            0o644,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+        )
+        .unwrap();
+    h.fs.flush(fh).unwrap();
+    h.fs.write(fh, 0, b"text\n").unwrap();
+    let b = h.ino(ALICE, parts, "Body.txt").unwrap();
+    assert_eq!(h.fs.getattr(b).unwrap().size, 5);
+    h.fs.write(fh, 5, b"more\n").unwrap();
+    h.fs.flush(fh).unwrap();
+    h.fs.release(fh);
+    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"text\nmore\n");
+    assert_eq!(
+        parse(&h.eml("m.eml")).body_text(0).as_deref(),
+        Some("text\nmore\n")
+    );
+    // A writer opened without O_TRUNC starts from the part's bytes (`>>`, editors).
+    let fh = h.fs.open(ALICE, b, libc::O_RDWR).unwrap();
+    assert_eq!(h.fs.read(fh, 0, 100).unwrap(), b"text\nmore\n");
+    h.fs.write(fh, 10, b"end\n").unwrap();
+    h.fs.release(fh);
+    // release without flush changes nothing (the kernel always flushes first).
+    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"text\nmore\n");
+}
+
+#[test]
+fn a_refused_write_puts_back_the_message_as_it_was_before_the_writer() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let b = body(&h);
+    let fh = h.fs.open(ALICE, b, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    h.fs.write(fh, 0, b"half of it\n").unwrap();
+    // A close of a dup: the rebuild happens with what was written so far...
+    h.fs.flush(fh).unwrap();
+    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"half of it\n");
+    // ...then a write is refused (not UTF-8): the whole writer is undone.
+    assert_eq!(errno(h.fs.write(fh, 11, b"\xff\xfe")), libc::EINVAL);
+    assert_eq!(h.eml("m.eml"), PLAIN);
+    assert_eq!(errno(h.fs.flush(fh)), libc::EINVAL);
+    h.fs.release(fh);
+    assert_eq!(h.eml("m.eml"), PLAIN);
+    // The backup went with the handle: the spool's temp area is clean.
+    let tmp = h.fs.node.spool.tmp_path();
+    let leftovers = std::fs::read_dir(tmp.parent().unwrap()).unwrap().count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn a_writer_opened_before_the_message_froze_cannot_change_it() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let b = body(&h);
+    let fh = h.fs.open(ALICE, b, libc::O_WRONLY).unwrap();
+    h.fs.write(fh, 0, b"late\n").unwrap();
+    h.make_ready(ALICE, "m.eml");
+    let frozen = h.eml("m.eml");
+    assert_eq!(errno(h.fs.flush(fh)), libc::EACCES);
+    h.fs.release(fh);
+    assert_eq!(h.eml("m.eml"), frozen);
+    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"first line\n");
+}
