@@ -80,7 +80,7 @@ pub fn run_job(
             return JobResult::Again(Instant::now() + Duration::from_secs(60));
         }
     };
-    if attrs.status != Status::Pending || !attrs.is_ready {
+    if !attrs.is_queued() {
         return JobResult::Done;
     }
     if attrs.hold {

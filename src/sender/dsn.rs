@@ -173,9 +173,9 @@ pub fn notify(node: &Node, cfg: &NodeAttrs, kind: Kind, name: &str, attrs: &Mess
         .collect();
     let prefix = kind.words().2;
     let dsn_name = node.spool.unique_name(&format!("{prefix}-{stem}"));
-    match node.spool.add_message(&dsn_name, &mut bytes.as_slice(), &a) {
-        Ok(_) => node.notify_ready(&dsn_name),
-        Err(e) => log::warn!("cannot queue {prefix} notice for {name}: {e}"),
+    let body = crate::store::queue::Body::Bytes(&bytes);
+    if let Err(e) = crate::store::queue::enqueue(&node.spool, Some(node), &dsn_name, body, &a) {
+        log::warn!("cannot queue {prefix} notice for {name}: {e}");
     }
 }
 

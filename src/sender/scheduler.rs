@@ -107,7 +107,7 @@ impl Scheduler {
         }
         let released = self.held.remove(name);
         match attrs.status {
-            Status::Pending if attrs.is_ready => {
+            Status::Pending if attrs.is_queued() => {
                 let at = if due_now {
                     Instant::now()
                 } else {

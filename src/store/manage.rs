@@ -104,7 +104,8 @@ pub fn rows(spool: &Spool, scope: Scope) -> Result<Vec<Row>> {
             continue;
         }
         let meta = std::fs::metadata(spool.eml_path(&name)).ok();
-        let next_try = (a.status == Status::Pending && a.is_ready && !a.hold)
+        let next_try = a
+            .is_sendable()
             .then(|| fmt_date(a.next_try_date.unwrap_or_else(now_secs)));
         rows.push(Row {
             name,
@@ -296,7 +297,7 @@ pub fn flush(spool: &Spool, scope: Scope, notify: &dyn Fn(&str)) -> Result<usize
         let Ok(Some((mut a, _))) = spool.read_attrs(&name) else {
             continue;
         };
-        if a.status == Status::Pending && a.is_ready && !a.hold && scope.covers(&a, owner) {
+        if a.is_sendable() && scope.covers(&a, owner) {
             a.next_try_date = None;
             spool.write_attrs(&name, &a)?;
             notify(&name);

@@ -345,7 +345,7 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
         crate::mail::dkim::mark_unsigned(&mut next, &e);
     }
     let stamp = spool.write_attrs(name, &next)?;
-    node.notify_ready(name);
+    crate::store::queue::hand_over(spool, Some(node), name)?;
     Ok((next, stamp))
 }
 

@@ -5,13 +5,14 @@
 //! handed to whichever senders serve the spool.
 
 use std::io::{self, BufRead, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::mail::content::{self, HeaderInfo};
 use crate::model::attrs::{
     MessageAttrs, Owner, Recipient, Status, hostname, parse_address_list, validate_address,
 };
+use crate::store::node::Node;
 use crate::store::spool::Spool;
 
 /// Reads a message into a temp file in the spool; when `stop_at_dot`, a line with a single
@@ -102,6 +103,57 @@ impl Origin {
             owner: Some(this_user()),
             ..Origin::node()
         }
+    }
+}
+
+/// The content of a message being queued.
+pub enum Body<'a> {
+    /// A spool temp file (`Spool::tmp_path`), synced by the caller, taken over.
+    Tmp(&'a Path),
+    /// A spool temp file whose sync is shared with concurrent callers (one group commit).
+    TmpGrouped(&'a Path),
+    /// Bytes in memory (notices).
+    Bytes(&'a [u8]),
+}
+
+/// Where every new message enters the queue, whichever way it came (sendmail direct or over
+/// the socket, the listener, notices): `attrs` must say Pending and ready. The Message-ID is
+/// recorded as sent (a copy made through the mount is then refused), the message and its
+/// attributes are stored durably under `name`, then the senders are told ([`hand_over`]).
+pub fn enqueue(
+    spool: &Spool,
+    node: Option<&Node>,
+    name: &str,
+    body: Body,
+    attrs: &MessageAttrs,
+) -> Result<()> {
+    debug_assert!(
+        attrs.is_queued(),
+        "enqueue of a message that is not Pending and ready"
+    );
+    if let Err(e) = crate::store::sent_ids::remember(spool, &attrs.message_id) {
+        log::warn!("{name}: cannot record its Message-ID as sent: {e}");
+    }
+    match body {
+        Body::Tmp(tmp) => spool.commit_tmp(tmp, name, attrs)?,
+        Body::TmpGrouped(tmp) => spool.commit_tmp_grouped(tmp, name, attrs)?,
+        Body::Bytes(mut b) => {
+            spool.add_message(name, &mut b, attrs)?;
+        }
+    }
+    hand_over(spool, node, name)
+}
+
+/// Tells the senders a message is ready, durably stored: the senders of this process by an
+/// event when `node` is given, any other process's by the `.ready` marker it watches. Used by
+/// [`enqueue`] and by the mount when a Draft is made ready in place.
+pub fn hand_over(spool: &Spool, node: Option<&Node>, name: &str) -> Result<()> {
+    match node {
+        Some(n) => {
+            n.notify_ready(name);
+            Ok(())
+        }
+        None => spool.mark_ready(name),
     }
 }
 
@@ -215,16 +267,12 @@ pub fn queue_file(
         attrs.is_ready = true;
         attrs.owner = origin.owner;
         let name = spool.unique_name(prefix);
-        // Recorded so that a copy of this message made through the mount is not sent again.
-        if let Err(e) = crate::store::sent_ids::remember(spool, &attrs.message_id) {
-            log::warn!("{name}: cannot record its Message-ID as sent: {e}");
-        }
-        if grouped {
-            spool.commit_tmp_grouped(&final_tmp, &name, &attrs)?;
+        let body = if grouped {
+            Body::TmpGrouped(&final_tmp)
         } else {
-            spool.commit_tmp(&final_tmp, &name, &attrs)?;
-        }
-        spool.mark_ready(&name)?;
+            Body::Tmp(&final_tmp)
+        };
+        enqueue(spool, None, &name, body, &attrs)?;
         Ok(name)
     })();
     if result.is_err() {
@@ -294,5 +342,143 @@ pub fn this_user() -> Owner {
             uid: libc::geteuid(),
             gid: libc::getegid(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::attrs::Status;
+
+    fn spool() -> (tempfile::TempDir, Spool) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("spool");
+        let spool = Spool::open(&root).unwrap();
+        (dir, spool)
+    }
+
+    fn sub(rcpts: &[&str]) -> Submission {
+        Submission {
+            env_from: None,
+            recipients: rcpts.iter().map(|r| r.to_string()).collect(),
+            ..Submission::default()
+        }
+    }
+
+    fn origin() -> Origin {
+        Origin {
+            owner: Some(Owner { uid: 1000, gid: 1000 }),
+            login: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn a_submission_is_stored_ready_with_the_headers_it_lacked() {
+        let (_d, spool) = spool();
+        let mut body: &[u8] = b"Subject: hi\n\nbody\n";
+        let name = queue_message_as(&spool, &mut body, &sub(&["bob@example.org"]), &origin()).unwrap();
+        let (a, _) = spool.read_attrs(&name).unwrap().unwrap();
+        assert!(a.is_queued() && a.is_sendable());
+        assert_eq!(a.status, Status::Pending);
+        assert_eq!(a.env_to.as_deref(), Some(&["bob@example.org".to_string()][..]));
+        assert!(a.env_from.as_deref().unwrap().starts_with("alice@"));
+        assert_eq!(a.owner, Some(Owner { uid: 1000, gid: 1000 }));
+        let eml = std::fs::read_to_string(spool.eml_path(&name)).unwrap();
+        assert!(eml.contains("From: alice@"), "{eml}");
+        assert!(eml.contains("Date: ") && eml.contains("Message-ID: "), "{eml}");
+        assert!(eml.ends_with("\nbody\n"));
+        // The senders of another process learn of it by its marker; its id counts as sent.
+        assert_eq!(spool.take_ready_markers(), vec![name.clone()]);
+        assert!(crate::store::sent_ids::contains(&spool, &a.message_id).unwrap());
+    }
+
+    #[test]
+    fn recipients_from_headers_and_the_null_sender() {
+        let (_d, spool) = spool();
+        let mut s = sub(&["a@example.org"]);
+        s.recipients_from_headers = true;
+        s.env_from = Some("<>".into());
+        let mut body: &[u8] = b"To: b@example.org, a@example.org\nCc: c@example.org\n\nx\n";
+        let name = queue_message_as(&spool, &mut body, &s, &origin()).unwrap();
+        let (a, _) = spool.read_attrs(&name).unwrap().unwrap();
+        assert_eq!(a.env_from.as_deref(), Some(""));
+        let to: Vec<&str> = a.recipients.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(to, ["a@example.org", "b@example.org", "c@example.org"]);
+    }
+
+    #[test]
+    fn a_refused_submission_leaves_nothing() {
+        let (_d, spool) = spool();
+        let mut body: &[u8] = b"Subject: nobody to send to\n\nx\n";
+        let e = queue_message_as(&spool, &mut body, &sub(&[]), &origin()).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e:?}");
+        let mut body: &[u8] = b"\n\nx\n";
+        let e = queue_message_as(&spool, &mut body, &sub(&["bad\naddr@x"]), &origin()).unwrap_err();
+        assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
+        assert!(spool.list_messages().unwrap().is_empty());
+        assert!(spool.take_ready_markers().is_empty());
+        let tmp_left = std::fs::read_dir(spool.root().join(".tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(tmp_left, 0, "a refused submission leaves no temp file");
+    }
+
+    #[test]
+    fn enqueue_from_bytes_is_durable_and_handed_over() {
+        let (_d, spool) = spool();
+        let mut a = MessageAttrs::new_draft();
+        a.status = Status::Pending;
+        a.is_ready = true;
+        a.env_from = Some(String::new());
+        a.env_to = Some(vec!["x@example.org".into()]);
+        a.recipients = vec![Recipient::new("x@example.org".into())];
+        enqueue(
+            &spool,
+            None,
+            "notice-1.eml",
+            Body::Bytes(b"Subject: n\r\n\r\nx\r\n"),
+            &a,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(spool.eml_path("notice-1.eml")).unwrap(),
+            b"Subject: n\r\n\r\nx\r\n"
+        );
+        let (back, _) = spool.read_attrs("notice-1.eml").unwrap().unwrap();
+        assert_eq!(back, a);
+        assert_eq!(spool.take_ready_markers(), vec!["notice-1.eml".to_string()]);
+        // Not a message name: refused, nothing stored.
+        assert!(enqueue(&spool, None, "../x", Body::Bytes(b"x"), &a).is_err());
+        assert_eq!(spool.list_messages().unwrap(), vec!["notice-1.eml".to_string()]);
+    }
+
+    #[test]
+    fn a_delivered_message_is_received_never_queued() {
+        let (_d, spool) = spool();
+        let tmp = read_to_tmp(&spool, &mut &b"Message-ID: <m1@h>\n\nhello\n"[..], false).unwrap();
+        let name = deliver_tmp(
+            &spool,
+            tmp,
+            Some("rcpt@example.org"),
+            Some("bad\naddr"),
+            &origin(),
+        )
+        .unwrap();
+        let (a, _) = spool.read_attrs(&name).unwrap().unwrap();
+        assert_eq!(a.status, Status::Received);
+        assert!(!a.is_queued());
+        assert_eq!(a.message_id, "<m1@h>");
+        assert_eq!(a.env_to.as_deref(), Some(&["rcpt@example.org".to_string()][..]));
+        assert_eq!(a.env_from, None, "an invalid $SENDER is dropped");
+        assert!(spool.take_ready_markers().is_empty());
+    }
+
+    #[test]
+    fn a_dot_line_ends_a_message_only_when_asked() {
+        let (_d, spool) = spool();
+        let t = read_to_tmp(&spool, &mut &b"a\n.\nb\n"[..], true).unwrap();
+        assert_eq!(std::fs::read(&t).unwrap(), b"a\n");
+        let t = read_to_tmp(&spool, &mut &b"a\n.\nb\n"[..], false).unwrap();
+        assert_eq!(std::fs::read(&t).unwrap(), b"a\n.\nb\n");
     }
 }

@@ -183,6 +183,16 @@ impl From<MessageAttrsV1> for MessageAttrs {
 }
 
 impl MessageAttrs {
+    /// In the queue: handed to the senders (Pending and ready), held or not.
+    pub fn is_queued(&self) -> bool {
+        self.status == Status::Pending && self.is_ready
+    }
+
+    /// In the queue and not held: the senders may take it when it is due.
+    pub fn is_sendable(&self) -> bool {
+        self.is_queued() && !self.hold
+    }
+
     pub fn new_draft() -> Self {
         MessageAttrs {
             message_id: new_message_id(),
