@@ -12,7 +12,7 @@
 //! | [`control`] | the control socket: unprivileged submission and queue commands (SPEC §10) |
 //! | [`store`] | the only code that knows the spool's layout: `spool`, `node`, `message` (the hand-over at `is_ready`), `manage`, `journal`, `sent_ids`, `signing` |
 //! | [`mail`] | message bytes: `content` (header fields, the wire form), `mime`, `compose`, `dkim` |
-//! | [`model`] | pure rules: `attrs`, `lists`, `service_attrs`, `names`, `access` |
+//! | [`model`] | pure rules: `attrs` (node attributes: one table), `lists`, `service_attrs`, `address`, `names`, `access` |
 //! | [`files`] | opening files never through a link; `Stamp` |
 //! | [`error`] | the one error type and its errno / exit-code mapping |
 
@@ -31,6 +31,6 @@ pub mod store;
 pub use app::{admin, cli};
 pub use fs::{fuse, trees};
 pub use mail::{compose, content, dkim, mime};
-pub use model::{access, attrs, lists, names, service_attrs};
+pub use model::{access, address, attrs, lists, names, service_attrs};
 pub use sender::dsn;
 pub use store::{journal, manage, message, node, sent_ids, spool};

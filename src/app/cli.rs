@@ -14,7 +14,7 @@ use crate::app::sendmail::SendmailArgs;
 use crate::error::{Error, Result};
 use crate::fs::MailFs;
 use crate::fs::fuse::FuseAdapter;
-use crate::model::attrs::NODE_ATTRS;
+use crate::model::attrs::table::{self, Who};
 use crate::store::node::Node;
 
 #[derive(Parser, Debug)]
@@ -23,9 +23,7 @@ use crate::store::node::Node;
     version,
     about = "An outgoing mail node driven with shell tools: a FUSE spool of .eml files whose \
              attributes are xattrs; setfattr -n user.is_ready -v 1 X.eml sends X.",
-    after_help = "Exit codes follow sysexits: 64 usage, 65 bad data, 66 missing input, 73 can't create, \
-                  75 temporary failure, 77 permission denied (another user's message), \
-                  78 configuration error (also a spool or log_dir others can write)."
+    after_help = main_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -35,7 +33,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Mount the node kept in SPOOL_DIR (created if missing) at MOUNTPOINT.
-    #[command(after_help = MOUNT_HELP)]
+    #[command(after_help = mount_help())]
     Mount {
         spool_dir: PathBuf,
         mountpoint: PathBuf,
@@ -48,6 +46,7 @@ pub enum Cmd {
         foreground: bool,
     },
     /// Run the sender pool on SPOOL_DIR without a mount, until SIGTERM/SIGINT.
+    #[command(after_help = node_attrs_help())]
     Serve {
         spool_dir: PathBuf,
         /// NAME=VALUE[,...]: node attributes, stored in the spool.
@@ -107,15 +106,40 @@ Pending message, 66 no such message, 75 being sent right now or the node is not 
 
 const SENDMAIL_HELP: &str = "The spool is --spool, else $MAILFS_SPOOL, else /var/spool/mailfs. Linked or copied as `sendmail`, the binary acts as this command (ln -s $(command -v mailfs) /usr/sbin/sendmail). Accepted and ignored for compatibility: -o OPTION (-oi, -oem, -odi), -B TYPE, -b MODE (-bm), -N DSN, -R RET, -V ENVID, -v. Exit codes: 0 queued, 64 usage (no recipient), 65 bad address, 75 temporary failure (spool unavailable).";
 
-const MOUNT_HELP: &str = "Node attributes settable with -o: send_method, server, port, log_dir, log_date_attr, \
-log_msgid_attr, log_info_attr, ratelimit_time, domlimit_time, expire_time, retry_time, queue_time, \
-handshake_time, conn_limit, domconn_limit, sendmail_path, helo_name, tls, ca_file, auth_user, \
-auth_secret_file, notify, dns_server, max_retries, delay_warning_time, hold_domains, listen, relay_clients, \
-message_size_limit, listen_tls_cert, listen_tls_key, listen_users_file, dkim_domain, dkim_selector, dkim_key_file. \
-List values (server, retry_time, notify, dns_server, hold_domains) separate entries with `\\,` inside -o, as \
-libfuse escapes commas: -o server=relay1\\,relay2:587.\n\nWithout -f the command returns once the mount is live and the \
-server runs detached, logging to SPOOL_DIR/.mailfs.log. Unmount with `fusermount3 -u MOUNTPOINT` \
-or `umount MOUNTPOINT`; SIGTERM or SIGINT unmount too. Exit 0 after a clean unmount.";
+const EXIT_CODES: &str = "Exit codes follow sysexits: 64 usage, 65 bad data, 66 missing input, \
+73 can't create, 75 temporary failure, 77 permission denied (another user's message), \
+78 configuration error (also a spool or log_dir others can write).";
+
+/// `mailfs --help`'s epilogue: the exit codes and every node attribute with its default.
+fn main_help() -> String {
+    format!(
+        "{EXIT_CODES}\n\nNode attributes and their defaults (-o NAME=VALUE, or setfattr on the \
+         mount root; `mailfs mount --help` says what each is):\n{}",
+        table::defaults_summary(100)
+    )
+}
+
+/// The node attributes from the table: what each is, its kind and default; then lists in -o.
+fn node_attrs_help() -> String {
+    format!(
+        "Node attributes: -o NAME=VALUE stores them in the spool, winning over stored values; on \
+         a mount, setfattr -n user.NAME -v VALUE MOUNTPOINT sets one (root and the node's owner \
+         only), setfattr -x puts the default back, getfattr -d MOUNTPOINT shows them all.\n{}\n\
+         List values ({}) separate entries with commas or white space; inside -o write `\\,` \
+         between entries, as libfuse reads them: -o server=relay1\\,relay2:587,conn_limit=4.",
+        table::help_text(),
+        table::list_names()
+    )
+}
+
+fn mount_help() -> String {
+    format!(
+        "{}\n\nWithout -f the command returns once the mount is live and the server runs \
+         detached, logging to SPOOL_DIR/.mailfs.log. Unmount with `fusermount3 -u MOUNTPOINT` \
+         or `umount MOUNTPOINT`; SIGTERM or SIGINT unmount too. Exit 0 after a clean unmount.",
+        node_attrs_help()
+    )
+}
 
 /// Mount options resolved from `-o`, no I/O done.
 #[derive(Debug, Default, PartialEq)]
@@ -198,15 +222,19 @@ pub fn parse_mount_opts(list: &[String]) -> Result<MountOpts> {
             ("rw", None) => o.read_only = false,
             ("fsname", Some(v)) => o.fsname = Some(v.to_string()),
             ("subtype", Some(_)) => {}
-            ("spool_dir", _) => return Err(Error::Usage("spool_dir is read-only".into())),
-            (k, Some(v)) if NODE_ATTRS.contains(&k) => {
-                // Validate now so a typo is a usage error before anything is mounted.
-                crate::model::attrs::NodeAttrs::default()
-                    .set(k, v.as_bytes())
-                    .map_err(|e| Error::Usage(format!("-o {k}={v}: {e}")))?;
-                o.node.push((k.to_string(), v.to_string()));
-            }
-            _ => return Err(Error::Usage(format!("unknown mount option {item:?}"))),
+            (k, v) => match (table::lookup(k), v) {
+                (Some(r), _) if r.who == Who::Nobody => {
+                    return Err(Error::Usage(format!("{k} is read-only")));
+                }
+                (Some(_), Some(v)) => {
+                    // Validate now so a typo is a usage error before anything is mounted.
+                    crate::model::attrs::NodeAttrs::default()
+                        .set(k, v.as_bytes())
+                        .map_err(|e| Error::Usage(format!("-o {k}={v}: {e}")))?;
+                    o.node.push((k.to_string(), v.to_string()));
+                }
+                _ => return Err(Error::Usage(format!("unknown mount option {item:?}"))),
+            },
         }
     }
     Ok(o)

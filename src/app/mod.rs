@@ -3,3 +3,6 @@
 pub mod admin;
 pub mod cli;
 pub mod sendmail;
+
+#[cfg(test)]
+mod cli_tests;

@@ -42,7 +42,7 @@ pub fn host_port(name: &str, e: &str) -> Result<(String, Option<u16>)> {
         Some((h, p)) => (h, Some(port(name, p)?)),
         None => (e, None),
     };
-    let host = crate::model::attrs::validate_host(name, host.as_bytes())?;
+    let host = crate::model::address::validate_host(name, host.as_bytes())?;
     Ok((host, p))
 }
 
@@ -196,7 +196,7 @@ pub fn domains(name: &str, s: &str) -> Result<Vec<String>> {
         .into_iter()
         .map(|d| {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
-            crate::model::attrs::validate_host(name, d.as_bytes())
+            crate::model::address::validate_host(name, d.as_bytes())
         })
         .collect()
 }

@@ -1,6 +1,6 @@
-//! Node attributes of the SMTP listener (SPEC §11) and of DKIM signing (SPEC §12): their
-//! defaults, parsing and text form. Kept out of `attrs.rs` so that each feature's attributes
-//! are one small table; `NodeAttrs` holds one struct per feature and delegates by name.
+//! Node attributes of the SMTP listener (SPEC §11) and of DKIM signing (SPEC §12): the
+//! structs `NodeAttrs` holds for each feature and the parsers of their values. Their names,
+//! defaults and text forms are rows of the one node attribute table (`attrs/table.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,20 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The listener's attributes, in the order `getfattr -d` lists them.
-pub const LISTEN_ATTRS: &[&str] = &[
-    "listen",
-    "relay_clients",
-    "message_size_limit",
-    "listen_tls_cert",
-    "listen_tls_key",
-    "listen_users_file",
-];
-
-/// DKIM's attributes, in the order `getfattr -d` lists them.
-pub const DKIM_ATTRS: &[&str] = &["dkim_domain", "dkim_selector", "dkim_key_file"];
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Default` is blank: the listener's defaults are the table's (`NodeAttrs::default()`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListenAttrs {
     /// Addresses to accept SMTP on; empty: no listener.
     pub listen: Vec<SocketAddr>,
@@ -33,26 +21,6 @@ pub struct ListenAttrs {
     pub listen_tls_cert: Option<String>,
     pub listen_tls_key: Option<String>,
     pub listen_users_file: Option<String>,
-}
-
-impl Default for ListenAttrs {
-    fn default() -> Self {
-        ListenAttrs {
-            listen: Vec::new(),
-            relay_clients: default_relay_clients(),
-            message_size_limit: 10_240_000,
-            listen_tls_cert: None,
-            listen_tls_key: None,
-            listen_users_file: None,
-        }
-    }
-}
-
-fn default_relay_clients() -> Vec<IpNet> {
-    ["127.0.0.0/8", "::1/128"]
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect()
 }
 
 fn text<'a>(name: &str, value: &'a [u8]) -> Result<&'a str> {
@@ -69,7 +37,7 @@ fn entries(s: &str) -> impl Iterator<Item = &str> {
         .filter(|p| !p.is_empty())
 }
 
-fn optional_path(name: &str, value: &[u8]) -> Result<Option<String>> {
+pub fn optional_path(name: &str, value: &[u8]) -> Result<Option<String>> {
     let s = text(name, value)?;
     if s.is_empty() {
         return Ok(None);
@@ -109,55 +77,14 @@ pub fn parse_cidrs(name: &str, value: &[u8]) -> Result<Vec<IpNet>> {
         .collect()
 }
 
-fn join<T: std::fmt::Display>(v: &[T]) -> String {
-    v.iter().map(T::to_string).collect::<Vec<_>>().join(",")
+/// `message_size_limit`: bytes, 0 for no limit.
+pub fn parse_size(name: &str, value: &[u8]) -> Result<u64> {
+    let s = text(name, value)?.trim();
+    s.parse()
+        .map_err(|_| Error::invalid(name, format!("{s:?} is not a number of bytes")))
 }
 
 impl ListenAttrs {
-    pub fn get(&self, name: &str) -> Result<Option<String>> {
-        Ok(match name {
-            "listen" => Some(join(&self.listen)),
-            "relay_clients" => Some(join(&self.relay_clients)),
-            "message_size_limit" => Some(self.message_size_limit.to_string()),
-            "listen_tls_cert" => self.listen_tls_cert.clone(),
-            "listen_tls_key" => self.listen_tls_key.clone(),
-            "listen_users_file" => self.listen_users_file.clone(),
-            _ => return Err(Error::NoAttr(format!("user.{name}"))),
-        })
-    }
-
-    pub fn set(&mut self, name: &str, value: &[u8]) -> Result<()> {
-        match name {
-            "listen" => self.listen = parse_listen(name, value)?,
-            "relay_clients" => self.relay_clients = parse_cidrs(name, value)?,
-            "message_size_limit" => {
-                let s = text(name, value)?.trim();
-                self.message_size_limit = s
-                    .parse()
-                    .map_err(|_| Error::invalid(name, format!("{s:?} is not a number of bytes")))?;
-            }
-            "listen_tls_cert" => self.listen_tls_cert = optional_path(name, value)?,
-            "listen_tls_key" => self.listen_tls_key = optional_path(name, value)?,
-            "listen_users_file" => self.listen_users_file = optional_path(name, value)?,
-            _ => return Err(Error::invalid(name, "no such node attribute")),
-        }
-        Ok(())
-    }
-
-    pub fn reset(&mut self, name: &str) -> Result<()> {
-        let d = ListenAttrs::default();
-        match name {
-            "listen" => self.listen = d.listen,
-            "relay_clients" => self.relay_clients = d.relay_clients,
-            "message_size_limit" => self.message_size_limit = d.message_size_limit,
-            "listen_tls_cert" => self.listen_tls_cert = d.listen_tls_cert,
-            "listen_tls_key" => self.listen_tls_key = d.listen_tls_key,
-            "listen_users_file" => self.listen_users_file = d.listen_users_file,
-            _ => return Err(Error::NoAttr(format!("user.{name}"))),
-        }
-        Ok(())
-    }
-
     /// Whether a client at `ip` may relay without authenticating.
     pub fn may_relay(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
@@ -172,7 +99,7 @@ pub struct DkimAttrs {
     pub dkim_key_file: Option<String>,
 }
 
-fn dns_name(name: &str, value: &[u8]) -> Result<Option<String>> {
+pub fn dns_name(name: &str, value: &[u8]) -> Result<Option<String>> {
     let s = text(name, value)?
         .trim()
         .trim_end_matches('.')
@@ -196,38 +123,6 @@ fn dns_name(name: &str, value: &[u8]) -> Result<Option<String>> {
 }
 
 impl DkimAttrs {
-    pub fn get(&self, name: &str) -> Result<Option<String>> {
-        Ok(match name {
-            "dkim_domain" => self.dkim_domain.clone(),
-            "dkim_selector" => self.dkim_selector.clone(),
-            "dkim_key_file" => self.dkim_key_file.clone(),
-            _ => return Err(Error::NoAttr(format!("user.{name}"))),
-        })
-    }
-
-    /// Checks the form only; whether the key can be used is checked where the value is set
-    /// by a user (`crate::mail::dkim::check`), so that a key that breaks later is not dropped
-    /// silently when the node file is read.
-    pub fn set(&mut self, name: &str, value: &[u8]) -> Result<()> {
-        match name {
-            "dkim_domain" => self.dkim_domain = dns_name(name, value)?,
-            "dkim_selector" => self.dkim_selector = dns_name(name, value)?,
-            "dkim_key_file" => self.dkim_key_file = optional_path(name, value)?,
-            _ => return Err(Error::invalid(name, "no such node attribute")),
-        }
-        Ok(())
-    }
-
-    pub fn reset(&mut self, name: &str) -> Result<()> {
-        match name {
-            "dkim_domain" => self.dkim_domain = None,
-            "dkim_selector" => self.dkim_selector = None,
-            "dkim_key_file" => self.dkim_key_file = None,
-            _ => return Err(Error::NoAttr(format!("user.{name}"))),
-        }
-        Ok(())
-    }
-
     /// Domain, selector and key file, when all three are set.
     pub fn configured(&self) -> Option<(&str, &str, &str)> {
         Some((
@@ -240,51 +135,50 @@ impl DkimAttrs {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::model::attrs::NodeAttrs;
 
     #[test]
     fn listen_values() {
-        let mut a = ListenAttrs::default();
-        assert_eq!(a.get("listen").unwrap().as_deref(), Some(""));
-        assert_eq!(
-            a.get("relay_clients").unwrap().as_deref(),
-            Some("127.0.0.0/8,::1/128")
-        );
+        let mut a = NodeAttrs::default();
+        let get = |a: &NodeAttrs, k| a.get(k, "/s").unwrap();
+        assert_eq!(get(&a, "listen").as_deref(), Some(""));
+        assert_eq!(get(&a, "relay_clients").as_deref(), Some("127.0.0.0/8,::1/128"));
         a.set("listen", b"127.0.0.1:2525, [::1]:2526").unwrap();
-        assert_eq!(a.listen.len(), 2);
+        assert_eq!(a.listener.listen.len(), 2);
         assert!(a.set("listen", b"localhost:25").is_err());
         assert!(a.set("listen", b"127.0.0.1").is_err());
-        assert_eq!(a.listen.len(), 2, "a refused value changes nothing");
+        assert_eq!(a.listener.listen.len(), 2, "a refused value changes nothing");
         a.set("listen", b"").unwrap();
-        assert!(a.listen.is_empty());
-        assert!(a.may_relay("127.0.0.2".parse().unwrap()));
-        assert!(a.may_relay("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(a.listener.listen.is_empty());
+        let l = &a.listener;
+        assert!(l.may_relay("127.0.0.2".parse().unwrap()));
+        assert!(l.may_relay("::ffff:127.0.0.1".parse().unwrap()));
         a.set("relay_clients", b"10.1.2.3/8 192.0.2.7").unwrap();
         assert_eq!(
-            a.get("relay_clients").unwrap().as_deref(),
+            get(&a, "relay_clients").as_deref(),
             Some("10.0.0.0/8,192.0.2.7/32")
         );
-        assert!(!a.may_relay("127.0.0.1".parse().unwrap()));
-        assert!(a.may_relay("10.9.9.9".parse().unwrap()));
+        assert!(!a.listener.may_relay("127.0.0.1".parse().unwrap()));
+        assert!(a.listener.may_relay("10.9.9.9".parse().unwrap()));
         assert!(a.set("relay_clients", b"10.0.0.0/33").is_err());
         assert!(a.set("message_size_limit", b"-1").is_err());
         a.set("message_size_limit", b"1000").unwrap();
         assert!(a.set("listen_tls_cert", b"relative.pem").is_err());
         a.reset("relay_clients").unwrap();
-        assert!(a.may_relay("127.0.0.1".parse().unwrap()));
+        assert!(a.listener.may_relay("127.0.0.1".parse().unwrap()));
     }
 
     #[test]
     fn dkim_values() {
-        let mut d = DkimAttrs::default();
-        assert!(d.configured().is_none());
-        d.set("dkim_domain", b"Example.ORG.").unwrap();
-        assert_eq!(d.dkim_domain.as_deref(), Some("example.org"));
-        assert!(d.set("dkim_selector", b"bad selector").is_err());
-        d.set("dkim_selector", b"mail2026").unwrap();
-        d.set("dkim_key_file", b"/k.pem").unwrap();
-        assert!(d.configured().is_some());
-        d.reset("dkim_key_file").unwrap();
-        assert!(d.configured().is_none());
+        let mut a = NodeAttrs::default();
+        assert!(a.dkim.configured().is_none());
+        a.set("dkim_domain", b"Example.ORG.").unwrap();
+        assert_eq!(a.dkim.dkim_domain.as_deref(), Some("example.org"));
+        assert!(a.set("dkim_selector", b"bad selector").is_err());
+        a.set("dkim_selector", b"mail2026").unwrap();
+        a.set("dkim_key_file", b"/k.pem").unwrap();
+        assert!(a.dkim.configured().is_some());
+        a.reset("dkim_key_file").unwrap();
+        assert!(a.dkim.configured().is_none());
     }
 }

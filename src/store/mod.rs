@@ -10,3 +10,6 @@ pub mod queue;
 pub mod sent_ids;
 pub mod signing;
 pub mod spool;
+
+#[cfg(test)]
+mod node_file_tests;

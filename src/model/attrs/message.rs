@@ -1,4 +1,4 @@
-//! Message attributes (SPEC §4): status, recipients, owner, ids, dates, address validation.
+//! Message attributes (SPEC §4): status, recipients, owner, ids, dates.
 
 use super::*;
 
@@ -297,66 +297,6 @@ pub fn new_message_id() -> String {
         seq,
         hostname()
     )
-}
-
-/// Validates one mailbox address for the envelope: it will reach an SMTP command or a command
-/// line, so anything that could inject (CR, LF, NUL, a leading `-`, spaces) is refused.
-pub fn validate_address(name: &str, addr: &str) -> Result<String> {
-    let a = addr
-        .strip_prefix('<')
-        .and_then(|a| a.strip_suffix('>'))
-        .unwrap_or(addr);
-    if a.is_empty() {
-        return Err(Error::invalid(name, "empty address"));
-    }
-    if a.bytes()
-        .any(|b| b.is_ascii_control() || b == b' ' || b == b'<' || b == b'>')
-    {
-        return Err(Error::invalid(
-            name,
-            format!("{a:?} contains forbidden characters"),
-        ));
-    }
-    if a.starts_with('-') {
-        return Err(Error::invalid(name, format!("{a:?} starts with '-'")));
-    }
-    if a.len() > 320 {
-        return Err(Error::invalid(name, "address longer than 320 bytes"));
-    }
-    let parsed = lettre::Address::from_str(a)
-        .map_err(|e| Error::invalid(name, format!("{a:?} is not a valid address: {e}")))?;
-    Ok(parsed.to_string())
-}
-
-/// Parses an `env_to` value: addresses separated by commas or white space.
-pub fn parse_address_list(name: &str, value: &[u8]) -> Result<Vec<String>> {
-    let s = std::str::from_utf8(value).map_err(|_| Error::invalid(name, "not UTF-8"))?;
-    // SPEC §6: CR, LF and NUL are refused outright, even where LF could pass for white
-    // space between addresses.
-    if s.bytes().any(|b| b == b'\r' || b == b'\n' || b == b'\0') {
-        return Err(Error::invalid(name, "CR, LF and NUL are not allowed"));
-    }
-    let mut out = Vec::new();
-    // A set, not a scan of the list: 100,000 recipients must not cost 10^10 comparisons.
-    let mut seen = std::collections::HashSet::new();
-    for part in s.split(|c: char| c == ',' || c.is_whitespace()) {
-        if part.is_empty() {
-            continue;
-        }
-        let a = validate_address(name, part)?;
-        if seen.insert(a.clone()) {
-            out.push(a);
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::invalid(name, "no recipient address"));
-    }
-    Ok(out)
-}
-
-pub fn parse_single_address(name: &str, value: &[u8]) -> Result<String> {
-    let s = std::str::from_utf8(value).map_err(|_| Error::invalid(name, "not UTF-8"))?;
-    validate_address(name, s)
 }
 
 /// RFC 3339 UTC, second precision: `2026-11-23T12:00:00Z`.

@@ -1,0 +1,26 @@
+//! `-o` against the node attribute table (model/attrs/table.rs): every row.
+
+use super::cli::parse_mount_opts;
+use crate::model::attrs::table_tests::{refused, settable};
+
+/// `-o NAME=VALUE` takes every settable row (commas in lists escaped as `\,`) and refuses
+/// what `setfattr` refuses, as a usage error before anything is mounted.
+#[test]
+fn mount_options_take_every_row_and_refuse_its_bad_values() {
+    let mut one = Vec::new();
+    for r in settable() {
+        let opt = format!("{}={}", r.name, r.example.replace(',', "\\,"));
+        let o = parse_mount_opts(std::slice::from_ref(&opt)).unwrap();
+        assert_eq!(o.node, vec![(r.name.to_string(), r.example.to_string())], "{opt}");
+        one.push(opt);
+        for bad in refused(r.kind).iter().filter(|b| !b.contains(',')) {
+            let e = parse_mount_opts(&[format!("{}={bad}", r.name)]).unwrap_err();
+            assert_eq!(e.exit_code(), 64, "{}={bad:?}", r.name);
+        }
+    }
+    let o = parse_mount_opts(&[one.join(",")]).unwrap();
+    assert_eq!(o.node.len(), settable().count());
+    let e = parse_mount_opts(&["spool_dir=/x".to_string()]).unwrap_err();
+    assert_eq!(e.exit_code(), 64);
+    assert!(e.to_string().contains("read-only"), "{e}");
+}
