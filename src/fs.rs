@@ -1,8 +1,7 @@
 //! The file system proper: the tree of SPEC §2 over the spool, with no FUSE reply types, so it
 //! can be driven and tested without a kernel. `fuse.rs` is the thin adapter on top.
 //!
-//! Lock order: `ns` (namespace and attribute mutations) before `cache`, `inodes` or `handles`;
-//! the last three are never held together.
+//! The lock order is written at [`MailFs`], where the locks are declared.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -32,6 +31,7 @@ mod backed;
 mod dirs;
 mod files;
 pub mod fuse;
+mod handles;
 mod names;
 mod pagecache;
 mod setattr;
@@ -155,36 +155,26 @@ enum Handle {
         /// Where the last read stopped decoding (sequential reads pick up from there).
         hint: Option<(u64, u64)>,
     },
-    /// A part of a Draft being written: the bytes gather in a temp file and the message is
-    /// rebuilt when the file is closed.
-    PartWrite {
-        msg: String,
-        name: String,
-        tmp: File,
-        tmp_path: std::path::PathBuf,
-        dirty: bool,
-        /// A write was refused: the close changes nothing.
-        refused: bool,
-        /// Who opened it: the rebuild at close is checked for them again (SPEC §10).
-        caller: Caller,
-        /// A hard link to the message as it was before this writer's first rebuild (a shell
-        /// closes a dup of the descriptor, so a rebuild can come before the bytes do); put
-        /// back if a write is refused.
-        backup: Option<std::path::PathBuf>,
-    },
+    /// A part of a Draft being written (`handles.rs`).
+    PartWrite(handles::PartWriter),
 }
 
-impl Drop for Handle {
-    fn drop(&mut self) {
-        if let Handle::PartWrite { tmp_path, backup, .. } = self {
-            let _ = fs::remove_file(tmp_path);
-            if let Some(b) = backup {
-                let _ = fs::remove_file(b);
-            }
-        }
-    }
-}
-
+/// LOCK ORDER (a lock may be taken while holding only those above it; keep it true, and
+/// extend `fs/tests/locks.rs` when a path takes two):
+///
+/// 1. `ns`: namespace and attribute mutations (create, unlink, rename, setattr, setxattr, a
+///    close that puts content in place). Taken before any handle's lock, never while holding
+///    one: a close lets go of its handle first (`flush_part`, `discard_new_message`).
+/// 2. one handle's `Mutex<Handle>`: never two at once. Code that visits every handle
+///    (`retarget_handles`, `pending_part_size`, `truncate_part`) copies them out of the
+///    `handles` map, lets go of the map, then locks them one at a time.
+/// 3. `trees.parse` (one parse at a time), then `trees.map`.
+/// 4. leaves, held briefly and never together: `handles` (the map), `inodes`, `cache`,
+///    `staged`, `removals`, `pages`, the node's attributes. Nothing is called with one of
+///    them held that takes another lock of this list.
+///
+/// Outside these, the spool's per-message `flock` is only ever tried (`try_lock`), never
+/// waited on, so it cannot close a cycle.
 pub struct MailFs {
     node: Arc<Node>,
     inodes: Mutex<Inodes>,

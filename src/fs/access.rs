@@ -129,14 +129,14 @@ impl MailFs {
         for h in handles {
             match (&mut *h.lock(), from, to) {
                 (Handle::File { key, .. }, _, _) if key == from => *key = to.clone(),
-                (Handle::PartWrite { msg, .. }, Key::Message(a), Key::Message(b)) if msg == a => {
-                    *msg = b.clone();
+                (Handle::PartWrite(w), Key::Message(a), Key::Message(b)) if w.msg == *a => {
+                    w.msg = b.clone();
                 }
-                (
-                    Handle::PartWrite { msg, name, .. },
-                    Key::Part { msg: m, name: a, .. },
-                    Key::Part { name: b, .. },
-                ) if msg == m && name == a => *name = b.clone(),
+                (Handle::PartWrite(w), Key::Part { msg: m, name: a, .. }, Key::Part { name: b, .. })
+                    if w.is(m, a) =>
+                {
+                    w.name = b.clone()
+                }
                 _ => {}
             }
         }

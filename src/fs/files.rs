@@ -131,54 +131,6 @@ impl MailFs {
         }))
     }
 
-    /// A writer for a Draft's part: a temp file holding the current bytes when `keep`.
-    pub(super) fn open_part_writer(
-        &self,
-        caller: Caller,
-        msg: &str,
-        name: &str,
-        keep: bool,
-        dirty: bool,
-    ) -> Result<u64> {
-        let eml =
-            crate::store::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
-        let tree = self.tree_at(msg, Stamp::of(&eml.metadata()?))?;
-        compose::check_whole(&tree)?;
-        compose::check_size(&tree, 0)?;
-        let tmp_path = self.node.spool.tmp_path();
-        let tmp = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp_path)?;
-        let handle = Handle::PartWrite {
-            msg: msg.to_string(),
-            name: name.to_string(),
-            tmp,
-            tmp_path,
-            dirty,
-            refused: false,
-            caller,
-            backup: None,
-        };
-        if keep && let (Some(e), Handle::PartWrite { tmp, .. }) = (tree.entry(name), &handle) {
-            tmp.write_all_at(&e.data.read_all(&eml)?, 0)?;
-        }
-        Ok(self.new_handle(handle))
-    }
-
-    /// The size of a part a writer has open, which `stat` shows until it is closed.
-    pub(super) fn pending_part_size(&self, msg: &str, name: &str) -> Option<u64> {
-        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
-        handles.into_iter().find_map(|h| match &*h.lock() {
-            Handle::PartWrite {
-                msg: m, name: n, tmp, ..
-            } if m == msg && n == name => tmp.metadata().ok().map(|m| m.len()),
-            _ => None,
-        })
-    }
-
     pub fn create(
         &self,
         caller: Caller,
@@ -292,7 +244,8 @@ impl MailFs {
         let h = self.handle(fh)?;
         let mut h = h.lock();
         let file = match &mut *h {
-            Handle::File { file, .. } | Handle::PartWrite { tmp: file, .. } => &*file,
+            Handle::File { file, .. } => &*file,
+            Handle::PartWrite(w) => w.file(),
             Handle::Part {
                 file,
                 tree,
@@ -321,45 +274,8 @@ impl MailFs {
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32> {
         let h = self.handle(fh)?;
         let mut h = h.lock();
-        if let Handle::PartWrite {
-            msg,
-            tmp,
-            dirty,
-            name,
-            refused,
-            backup,
-            caller,
-            ..
-        } = &mut *h
-        {
-            // Bytes that are never UTF-8 are refused at once: a shell ignores the error a
-            // close returns, so the rebuild's own check would go unseen.
-            let refusal = if *refused {
-                Some(Error::invalid(name.as_str(), "an earlier write was refused"))
-            } else if let Err(e) = compose::check_part_size(name, offset.saturating_add(data.len() as u64)) {
-                Some(e)
-            } else if (name == compose::TEXT_BODY || name == compose::HTML_BODY)
-                && data.iter().any(|&b| b == 0xC0 || b == 0xC1 || b >= 0xF5)
-            {
-                Some(Error::invalid(name.as_str(), "a body must be UTF-8 text"))
-            } else {
-                None
-            };
-            if let Some(err) = refusal {
-                *refused = true;
-                if let Some(b) = backup.take()
-                    && self.recheck_writer(*caller, msg).is_ok()
-                {
-                    fs::rename(&b, self.node.spool.eml_path(msg))?;
-                    let _ = self.node.spool.sync_root();
-                    self.invalidate_message(msg, true);
-                    self.content_changed(msg);
-                }
-                return Err(err);
-            }
-            tmp.write_all_at(data, offset)?;
-            *dirty = true;
-            return Ok(data.len() as u32);
+        if let Handle::PartWrite(w) = &mut *h {
+            return self.write_part(w, offset, data);
         }
         let Handle::File {
             file,
@@ -403,52 +319,10 @@ impl MailFs {
         if self.put_whole(&handle, false)? {
             return Ok(());
         }
-        let mut h = handle.lock();
-        if let Handle::PartWrite {
-            msg,
-            name,
-            tmp,
-            dirty,
-            refused,
-            backup,
-            caller,
-            ..
-        } = &mut *h
-        {
-            if let Err(e) = self.recheck_writer(*caller, msg) {
-                *refused = true;
-                return Err(e);
-            }
-            if *refused {
-                return Err(Error::invalid(
-                    name.as_str(),
-                    "a write was refused; nothing changed",
-                ));
-            }
-            if !*dirty {
-                return Ok(());
-            }
-            let len = tmp.metadata()?.len();
-            if let Err(e) = compose::check_part_size(name, len) {
-                // Write and truncate refuse this first; never read such a file into memory.
-                *refused = true;
-                tmp.set_len(0)?;
-                return Err(e);
-            }
-            let mut bytes = vec![0u8; len as usize];
-            tmp.read_exact_at(&mut bytes, 0)?;
-            if backup.is_none() {
-                let b = self.node.spool.tmp_path();
-                fs::hard_link(self.node.spool.eml_path(msg), &b)?;
-                *backup = Some(b);
-            }
-            // Only now: a failure above leaves the bytes pending for the next close.
-            *dirty = false;
-            let (msg, name) = (msg.clone(), name.clone());
-            drop(h);
-            let _ns = self.ns.lock();
-            return self.put_part(&msg, &name, bytes);
+        if self.flush_part(&handle)? {
+            return Ok(());
         }
+        let mut h = handle.lock();
         if let Handle::File {
             file,
             key: Key::Message(name),
@@ -458,7 +332,10 @@ impl MailFs {
         } = &*h
         {
             let err = Error::Io(io::Error::from_raw_os_error(*errno));
-            return self.discard_new_message(name, file, err);
+            // The namespace lock comes before a handle's: let go of the handle first.
+            let (name, file) = (name.clone(), file.try_clone()?);
+            drop(h);
+            return self.discard_new_message(&name, &file, err);
         }
         if let Handle::File {
             file,
@@ -482,7 +359,9 @@ impl MailFs {
             if access::same_file(&f, file)
                 && let Err(e) = f.write_all_at(&content::template(&attrs.message_id), 0)
             {
-                return self.discard_new_message(name, file, e.into());
+                let (name, file) = (name.clone(), file.try_clone()?);
+                drop(h);
+                return self.discard_new_message(&name, &file, e.into());
             }
             let ino = self
                 .inodes

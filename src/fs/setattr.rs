@@ -148,48 +148,4 @@ impl MailFs {
             (owner.0.filter(|u| *u != a.uid), owner.1.filter(|g| *g != a.gid)),
         ))
     }
-
-    /// `truncate` on a part: cut the bytes being written if a writer has it open (a shell's
-    /// `>` opens, then truncates), else rebuild the Draft with the part cut.
-    pub(super) fn truncate_part(&self, msg: &str, nest: &[String], name: &str, size: u64) -> Result<()> {
-        self.check_composable(msg, nest)?;
-        compose::check_part_size(name, size)?;
-        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
-        let mut found = false;
-        for h in handles {
-            if let Handle::PartWrite {
-                msg: m,
-                name: n,
-                tmp,
-                dirty,
-                ..
-            } = &mut *h.lock()
-                && m == msg
-                && n == name
-            {
-                tmp.set_len(size)?;
-                *dirty = true;
-                found = true;
-            }
-        }
-        if found {
-            return Ok(());
-        }
-        let _ns = self.ns.lock();
-        let path = self.node.spool.eml_path(msg);
-        let file = crate::store::spool::open_read(&path).map_err(|e| not_found(e, msg))?;
-        let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
-        let entry = tree
-            .entry(name)
-            .ok_or_else(|| Error::NotFound(name.to_string()))?;
-        let mut bytes = entry.data.read_all(&file)?;
-        bytes.resize(size as usize, 0);
-        self.compose(
-            msg,
-            Edit::SetPart {
-                name: name.to_string(),
-                bytes,
-            },
-        )
-    }
 }

@@ -9,6 +9,7 @@ use crate::node::Node;
 
 mod files;
 mod frozen;
+mod locks;
 mod parts;
 mod rename;
 mod writer;

@@ -145,3 +145,71 @@ fn a_writer_opened_before_the_message_froze_cannot_change_it() {
     assert_eq!(h.eml("m.eml"), frozen);
     assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"first line\n");
 }
+
+/// Files in the spool's temp area: a writer leaves none behind once released.
+fn tmp_files(h: &Harness) -> usize {
+    let tmp = h.fs.node.spool.tmp_path();
+    std::fs::read_dir(tmp.parent().unwrap()).unwrap().count()
+}
+
+#[test]
+fn a_refused_restore_over_another_users_message_leaves_no_backup_behind() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let w = h.fs.open(ALICE, body(&h), libc::O_WRONLY).unwrap();
+    h.fs.write(w, 0, b"first\n").unwrap();
+    h.fs.flush(w).unwrap();
+    // Alice's message goes and Bob's takes the name: her refused write must not put her
+    // backup over his, and the backup must not stay in the spool either.
+    h.fs.unlink(ALICE, ROOT, "m.eml").unwrap();
+    let bobs: &[u8] = b"To: boss@example.org\n\nbob's\n";
+    h.write_new(BOB, "m.eml", bobs);
+    assert_eq!(errno(h.fs.write(w, 0, &[0xff])), libc::EINVAL);
+    h.fs.release(w);
+    assert_eq!(h.eml("m.eml"), bobs);
+    assert_eq!(tmp_files(&h), 0);
+}
+
+#[test]
+fn the_close_holds_the_limit_however_the_bytes_grew() {
+    use crate::fs::handles::PartWriter;
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let spool = &h.fs.node.spool;
+    let mut w = PartWriter::new(spool, ("m.eml", "a.bin"), ALICE, Some(b"seed"), false).unwrap();
+    assert_eq!(w.size(), Some(4));
+    assert!(w.take(spool).unwrap().is_none(), "nothing new: no rebuild");
+    w.write(4, b" more").map_err(|r| r.err).unwrap();
+    assert_eq!(w.take(spool).unwrap().as_deref(), Some(&b"seed more"[..]));
+    assert!(w.take(spool).unwrap().is_none(), "composed once");
+    // Grown past the limit by a path that is neither write nor truncate (a passthrough
+    // write, fallocate): the close refuses it without reading it, and empties it.
+    w.file().set_len(COMPOSE_LIMIT + 1).unwrap();
+    w.truncate(COMPOSE_LIMIT + 2).unwrap_err();
+    assert_eq!(
+        w.size(),
+        Some(COMPOSE_LIMIT + 1),
+        "a refused truncate changes nothing"
+    );
+    w.write(0, b"x").map_err(|r| r.err).unwrap();
+    assert_eq!(w.take(spool).unwrap_err().errno(), libc::EFBIG);
+    assert_eq!(w.size(), Some(0));
+    assert_eq!(
+        w.take(spool).unwrap_err().errno(),
+        libc::EINVAL,
+        "refused for good"
+    );
+    // The first rebuild's backup is handed back once, at the refusal of a write.
+    let refused = w.write(0, b"y").unwrap_err();
+    assert_eq!(refused.err.errno(), libc::EINVAL);
+    let backup = refused.backup.expect("the message before the first rebuild");
+    assert_eq!(std::fs::read(&backup).unwrap(), PLAIN);
+    std::fs::remove_file(backup).unwrap();
+    assert!(w.write(0, b"z").unwrap_err().backup.is_none(), "handed back once");
+    drop(w);
+    assert_eq!(
+        tmp_files(&h),
+        0,
+        "the temp file and the backup go with the writer"
+    );
+}

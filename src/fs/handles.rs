@@ -1,0 +1,303 @@
+//! The part writer (SPEC §5, composing by parts): a Draft's part opened for writing gathers its
+//! bytes in a temp file, and the Draft is rebuilt from them when the file is closed.
+//!
+//! [`PartWriter`] holds all of its state — bytes not yet composed (`dirty`), a refused write
+//! (`refused`), the message as it was before the writer's first rebuild (`backup`) — and applies
+//! the one size limit of a part ([`compose::check_part_size`]) at each of the three ways a
+//! part grows: write, truncate and close. The close's check is the last line: whatever way
+//! the temp file grew, no size a user chose reaches an allocation. What the writer does to the
+//! message (the rebuild, putting the backup back) is `MailFs`'s, below, because it takes the
+//! namespace lock and checks the caller again.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::PathBuf;
+
+use parking_lot::Mutex;
+
+use super::{Handle, MailFs, Stamp, not_found};
+use crate::error::{Error, Result};
+use crate::mail::compose::{self, Edit};
+use crate::model::access::Caller;
+use crate::store::spool::Spool;
+
+pub(super) struct PartWriter {
+    /// The Draft and the part written; they follow renames (`retarget_handles`).
+    pub(super) msg: String,
+    pub(super) name: String,
+    /// Who opened it: the rebuild at close is checked for them again (SPEC §10).
+    pub(super) caller: Caller,
+    tmp: File,
+    tmp_path: PathBuf,
+    /// Bytes (or a truncate) not yet composed into the message.
+    dirty: bool,
+    /// A write was refused: nothing this writer holds reaches the message any more.
+    refused: bool,
+    /// A hard link to the message as it was before this writer's first rebuild (a shell
+    /// closes a dup of the descriptor, so a rebuild can come before the bytes do); put back
+    /// if a later write is refused.
+    backup: Option<PathBuf>,
+}
+
+/// A refused write: the error for the caller, and the message as it was before the writer,
+/// if a rebuild already happened, for [`MailFs::write_part`] to put back.
+pub(super) struct Refused {
+    pub(super) err: Error,
+    pub(super) backup: Option<PathBuf>,
+}
+
+impl PartWriter {
+    /// A writer of part `name` of `msg` whose temp file starts with `seed` (the part's bytes;
+    /// `None`: empty). `dirty`: the close composes even with no write (O_TRUNC: `: > Body.txt`
+    /// empties the part).
+    pub(super) fn new(
+        spool: &Spool,
+        (msg, name): (&str, &str),
+        caller: Caller,
+        seed: Option<&[u8]>,
+        dirty: bool,
+    ) -> Result<PartWriter> {
+        let tmp_path = spool.tmp_path();
+        let tmp = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp_path)?;
+        // From here the temp file goes with the writer (Drop), also on the error below.
+        let w = PartWriter {
+            msg: msg.to_string(),
+            name: name.to_string(),
+            caller,
+            tmp,
+            tmp_path,
+            dirty,
+            refused: false,
+            backup: None,
+        };
+        if let Some(bytes) = seed {
+            w.tmp.write_all_at(bytes, 0)?;
+        }
+        Ok(w)
+    }
+
+    pub(super) fn is(&self, msg: &str, name: &str) -> bool {
+        self.msg == msg && self.name == name
+    }
+
+    /// The bytes written so far, for reads through the writer's own descriptor.
+    pub(super) fn file(&self) -> &File {
+        &self.tmp
+    }
+
+    /// The size `stat` shows for the part while it is being written.
+    pub(super) fn size(&self) -> Option<u64> {
+        self.tmp.metadata().ok().map(|m| m.len())
+    }
+
+    /// Why a write of `data` at `offset` is refused, if it is.
+    fn refusal(&self, offset: u64, data: &[u8]) -> Option<Error> {
+        if self.refused {
+            return Some(Error::invalid(self.name.as_str(), "an earlier write was refused"));
+        }
+        if let Err(e) = compose::check_part_size(&self.name, offset.saturating_add(data.len() as u64)) {
+            return Some(e);
+        }
+        // Bytes that are never UTF-8 are refused at once: a shell ignores the error a close
+        // returns, so the rebuild's own check would go unseen.
+        let body = self.name == compose::TEXT_BODY || self.name == compose::HTML_BODY;
+        if body && data.iter().any(|&b| b == 0xC0 || b == 0xC1 || b >= 0xF5) {
+            return Some(Error::invalid(self.name.as_str(), "a body must be UTF-8 text"));
+        }
+        None
+    }
+
+    /// Writes `data` at `offset` into the temp file, or refuses it: then the writer is
+    /// refused for good and hands back its backup.
+    pub(super) fn write(&mut self, offset: u64, data: &[u8]) -> std::result::Result<u32, Refused> {
+        if let Some(err) = self.refusal(offset, data) {
+            self.refused = true;
+            return Err(Refused {
+                err,
+                backup: self.backup.take(),
+            });
+        }
+        if let Err(e) = self.tmp.write_all_at(data, offset) {
+            return Err(Refused {
+                err: e.into(),
+                backup: None,
+            });
+        }
+        self.dirty = true;
+        Ok(data.len() as u32)
+    }
+
+    /// `truncate` of the part while it is being written (a shell's `>` opens, then truncates).
+    pub(super) fn truncate(&mut self, size: u64) -> Result<()> {
+        compose::check_part_size(&self.name, size)?;
+        self.tmp.set_len(size)?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Marks the writer refused (its caller may no longer change the message).
+    pub(super) fn refuse(&mut self) {
+        self.refused = true;
+    }
+
+    /// At close: the bytes to compose, or `None` when there is nothing new. A refused writer
+    /// answers EINVAL; a temp file past the limit EFBIG (and is emptied, never read). The
+    /// first rebuild keeps a backup of the message at `eml` first.
+    pub(super) fn take(&mut self, spool: &Spool) -> Result<Option<Vec<u8>>> {
+        if self.refused {
+            return Err(Error::invalid(
+                self.name.as_str(),
+                "a write was refused; nothing changed",
+            ));
+        }
+        if !self.dirty {
+            return Ok(None);
+        }
+        let len = self.tmp.metadata()?.len();
+        if let Err(e) = compose::check_part_size(&self.name, len) {
+            self.refused = true;
+            self.tmp.set_len(0)?;
+            return Err(e);
+        }
+        let mut bytes = vec![0u8; len as usize];
+        self.tmp.read_exact_at(&mut bytes, 0)?;
+        if self.backup.is_none() {
+            let b = spool.tmp_path();
+            fs::hard_link(spool.eml_path(&self.msg), &b)?;
+            self.backup = Some(b);
+        }
+        // Only now: a failure above leaves the bytes pending for the next close.
+        self.dirty = false;
+        Ok(Some(bytes))
+    }
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.tmp_path);
+        if let Some(b) = &self.backup {
+            let _ = fs::remove_file(b);
+        }
+    }
+}
+
+impl MailFs {
+    /// Opens a writer of part `name` of Draft `msg`, holding the part's current bytes when `keep`.
+    pub(super) fn open_part_writer(
+        &self,
+        caller: Caller,
+        msg: &str,
+        name: &str,
+        keep: bool,
+        dirty: bool,
+    ) -> Result<u64> {
+        let eml =
+            crate::store::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
+        let tree = self.tree_at(msg, Stamp::of(&eml.metadata()?))?;
+        compose::check_whole(&tree)?;
+        compose::check_size(&tree, 0)?;
+        let seed = match tree.entry(name) {
+            Some(e) if keep => Some(e.data.read_all(&eml)?),
+            _ => None,
+        };
+        let w = PartWriter::new(&self.node.spool, (msg, name), caller, seed.as_deref(), dirty)?;
+        Ok(self.new_handle(Handle::PartWrite(w)))
+    }
+
+    /// The size of a part a writer has open, which `stat` shows until it is closed.
+    pub(super) fn pending_part_size(&self, msg: &str, name: &str) -> Option<u64> {
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        handles.into_iter().find_map(|h| match &*h.lock() {
+            Handle::PartWrite(w) if w.is(msg, name) => w.size(),
+            _ => None,
+        })
+    }
+
+    /// A write through a part writer (its handle locked by the caller). A refused write puts
+    /// the message back as it was before the writer's first rebuild, if the writer's caller
+    /// may still change what now has the name.
+    pub(super) fn write_part(&self, w: &mut PartWriter, offset: u64, data: &[u8]) -> Result<u32> {
+        let Refused { err, backup } = match w.write(offset, data) {
+            Ok(n) => return Ok(n),
+            Err(r) => r,
+        };
+        if let Some(b) = backup {
+            // Not put back (the name is another user's message now, or the rename failed):
+            // the link goes, or it would keep the old bytes in the spool until a restart.
+            let restored = self.recheck_writer(w.caller, &w.msg).is_ok()
+                && fs::rename(&b, self.node.spool.eml_path(&w.msg)).is_ok();
+            if restored {
+                let _ = self.node.spool.sync_root();
+                self.invalidate_message(&w.msg, true);
+                self.content_changed(&w.msg);
+            } else {
+                let _ = fs::remove_file(&b);
+            }
+        }
+        Err(err)
+    }
+
+    /// A flush of a part writer: the Draft is rebuilt with the bytes written. Returns whether
+    /// `handle` is a part writer.
+    pub(super) fn flush_part(&self, handle: &Mutex<Handle>) -> Result<bool> {
+        let mut h = handle.lock();
+        let Handle::PartWrite(w) = &mut *h else {
+            return Ok(false);
+        };
+        if let Err(e) = self.recheck_writer(w.caller, &w.msg) {
+            w.refuse();
+            return Err(e);
+        }
+        let Some(bytes) = w.take(&self.node.spool)? else {
+            return Ok(true);
+        };
+        let (msg, name) = (w.msg.clone(), w.name.clone());
+        // The namespace lock comes before a handle's.
+        drop(h);
+        let _ns = self.ns.lock();
+        self.put_part(&msg, &name, bytes)?;
+        Ok(true)
+    }
+
+    /// `truncate` on a part: cut the bytes being written if a writer has it open (a shell's
+    /// `>` opens, then truncates), else rebuild the Draft with the part cut.
+    pub(super) fn truncate_part(&self, msg: &str, nest: &[String], name: &str, size: u64) -> Result<()> {
+        self.check_composable(msg, nest)?;
+        // Before anything is looked at: the size a user asks for is never allocated.
+        compose::check_part_size(name, size)?;
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        let mut found = false;
+        for h in handles {
+            if let Handle::PartWrite(w) = &mut *h.lock()
+                && w.is(msg, name)
+            {
+                w.truncate(size)?;
+                found = true;
+            }
+        }
+        if found {
+            return Ok(());
+        }
+        let _ns = self.ns.lock();
+        let path = self.node.spool.eml_path(msg);
+        let file = crate::store::spool::open_read(&path).map_err(|e| not_found(e, msg))?;
+        let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
+        let entry = tree
+            .entry(name)
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let mut bytes = entry.data.read_all(&file)?;
+        bytes.resize(size as usize, 0);
+        self.compose(
+            msg,
+            Edit::SetPart {
+                name: name.to_string(),
+                bytes,
+            },
+        )
+    }
+}
