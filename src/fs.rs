@@ -34,6 +34,7 @@ pub mod fuse;
 mod handles;
 mod names;
 mod pagecache;
+mod ready;
 mod setattr;
 pub mod trees;
 mod undo;
@@ -191,6 +192,8 @@ pub struct MailFs {
     notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// Whether an open of a message may keep the kernel's cached pages.
     pages: pagecache::PageCache,
+    /// Messages being made ready now (`ready.rs`).
+    readying: ready::Readying,
 }
 
 /// How long the kernel may keep attributes and names: every change mailfs makes itself is
@@ -258,6 +261,7 @@ impl MailFs {
             uid,
             gid,
             pages: pagecache::PageCache::new(notifier.clone()),
+            readying: ready::Readying::default(),
             notifier,
         }
     }

@@ -138,6 +138,12 @@ impl MailFs {
         let key = self.key(ino)?;
         let k = message::user_key(name)?;
         self.authorize_xattr_change(caller, &key, k)?;
+        if let Key::Message(n) = &key
+            && k == "is_ready"
+            && value == b"1"
+        {
+            return self.make_ready_shared(n);
+        }
         let _ns = self.ns.lock();
         match &key {
             Key::Root => self.node.set_attr(k, value),

@@ -143,7 +143,7 @@ pub fn ensure_date_and_id(
     if extra.is_empty() {
         return Ok(false);
     }
-    copy_with_prefix(path, tmp, &extra)?;
+    copy_with_prefix(path, tmp, &extra, true)?;
     if let Err(e) = std::fs::rename(tmp, path) {
         let _ = std::fs::remove_file(tmp);
         return Err(e.into());
@@ -151,14 +151,14 @@ pub fn ensure_date_and_id(
     Ok(true)
 }
 
-/// Writes `prefix` then the content of `src` into the new file `dst`, durably; on any error
-/// `dst` is removed and `src` is untouched.
-pub fn copy_with_prefix(src: &Path, dst: &Path, prefix: &[u8]) -> io::Result<()> {
+/// Writes `prefix` then the content of `src` into the new file `dst`, durably when `sync`;
+/// on any error `dst` is removed and `src` is untouched.
+pub fn copy_with_prefix(src: &Path, dst: &Path, prefix: &[u8], sync: bool) -> io::Result<()> {
     let res = (|| -> io::Result<()> {
         let mut out = crate::store::spool::create_private(dst)?;
         out.write_all(prefix)?;
         io::copy(&mut crate::store::spool::open_read(src)?, &mut out)?;
-        out.sync_all()
+        if sync { out.sync_all() } else { Ok(()) }
     })();
     if res.is_err() {
         let _ = std::fs::remove_file(dst);

@@ -256,11 +256,19 @@ pub fn set_hold(
     Ok((next, stamp))
 }
 
-/// Freezes a Draft and hands it to the senders: resolves and validates the envelope, gives
-/// the content a Date and Message-ID if it lacks them, stores status Pending. On an invalid
-/// envelope nothing changes and the reason is logged (EINVAL for the caller).
-/// Returns the new attributes with the stamp of the file they were written to.
-pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(MessageAttrs, Stamp)> {
+/// What `is_ready` found in a Draft it may hand over: its head and the resolved envelope.
+struct Checked {
+    head: Vec<u8>,
+    info: HeaderInfo,
+    from: String,
+    to: Vec<String>,
+    id: String,
+}
+
+/// Checks that the Draft `name` can be handed over: resolves and validates the envelope and
+/// refuses a Message-ID already sent (unless it is `own_id`, recorded by this same hand-over).
+/// A refusal is logged and journaled (EINVAL, EALREADY for the caller).
+fn check_ready(node: &Node, name: &str, attrs: &MessageAttrs, own_id: Option<&str>) -> Result<Checked> {
     let spool = &node.spool;
     let eml = spool.eml_path(name);
     let head = content::read_head(&eml)?;
@@ -319,7 +327,7 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
     // A copy (`cp -a sent.eml copy.eml`) or a restore of a message that already went out
     // keeps its Message-ID: sending it again would be a duplicate (issue 12).
     let id = message_id(attrs, &info);
-    if crate::store::sent_ids::contains(spool, &id)? {
+    if own_id != Some(id.as_str()) && crate::store::sent_ids::contains(spool, &id)? {
         let e = Error::AlreadySent(format!(
             "{name}: {id} was already sent from this node (or restored as sent); to send it \
              again on purpose give it a new Message-ID: setfattr -x user.header.message-id \
@@ -329,24 +337,151 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
         journal::write(spool, &node.attrs(), &id, &format!("{name} not made ready: {e}"));
         return Err(e);
     }
-    crate::store::sent_ids::remember(spool, &id)?;
-    content::ensure_date_and_id(&eml, &spool.tmp_path(), &head, &info, &attrs.message_id)?;
+    Ok(Checked {
+        head,
+        info,
+        from,
+        to,
+        id,
+    })
+}
+
+/// The attributes of the message once handed over (before DKIM).
+fn ready_attrs(attrs: &MessageAttrs, c: Checked) -> MessageAttrs {
     let mut next = attrs.clone();
-    if let Some(id) = &info.message_id {
-        next.message_id = id.clone();
+    if let Some(id) = c.info.message_id {
+        next.message_id = id;
     }
-    next.env_from = Some(from);
-    next.recipients = to.iter().cloned().map(Recipient::new).collect();
-    next.env_to = Some(to);
+    next.env_from = Some(c.from);
+    next.recipients = c.to.iter().cloned().map(Recipient::new).collect();
+    next.env_to = Some(c.to);
     next.is_ready = true;
     next.status = Status::Pending;
     next.next_try_date = None;
+    next
+}
+
+/// Freezes a Draft and hands it to the senders: resolves and validates the envelope, gives
+/// the content a Date and Message-ID if it lacks them, stores status Pending. On an invalid
+/// envelope nothing changes and the reason is logged (EINVAL for the caller).
+/// Returns the new attributes with the stamp of the file they were written to.
+pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(MessageAttrs, Stamp)> {
+    make_ready_as(node, name, attrs, None)
+}
+
+/// [`make_ready`], where `own_id` is a Message-ID this hand-over already recorded as sent.
+pub fn make_ready_as(
+    node: &Node,
+    name: &str,
+    attrs: &MessageAttrs,
+    own_id: Option<&str>,
+) -> Result<(MessageAttrs, Stamp)> {
+    let spool = &node.spool;
+    let eml = spool.eml_path(name);
+    let c = check_ready(node, name, attrs, own_id)?;
+    crate::store::sent_ids::remember(spool, &c.id)?;
+    content::ensure_date_and_id(&eml, &spool.tmp_path(), &c.head, &c.info, &attrs.message_id)?;
+    let mut next = ready_attrs(attrs, c);
     if let Err(e) = crate::store::signing::sign_in_place(spool, &node.attrs(), name, &next.message_id) {
         crate::mail::dkim::mark_unsigned(&mut next, &e);
     }
     let stamp = spool.write_attrs(name, &next)?;
     crate::store::queue::hand_over(spool, Some(node), name)?;
     Ok((next, stamp))
+}
+
+/// A hand-over prepared by [`stage_ready`]: the new content and attributes written to temp
+/// files (not yet synced), the Message-ID recorded as sent (not yet synced). The caller makes
+/// them durable with the spool's shared sync, then [`Staged::put`]s them in place, so
+/// concurrent `is_ready` callers share their syncs. Dropped unput, the temp files go.
+pub struct Staged {
+    pub next: MessageAttrs,
+    pub id: String,
+    /// The content with Date/Message-ID added and signed; `None`: the content stays as it is.
+    content: Option<std::path::PathBuf>,
+    attrs_tmp: Option<std::path::PathBuf>,
+    attrs_stamp: Stamp,
+    /// The versions it was prepared from: put in place only over these.
+    eml: Stamp,
+    prev_attrs: Option<Stamp>,
+}
+
+/// Prepares the hand-over of the Draft `name` (see [`Staged`]); the same checks and result
+/// as [`make_ready`], which does it all at once.
+pub fn stage_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<Staged> {
+    let spool = &node.spool;
+    let eml = spool.eml_path(name);
+    let prev_attrs = spool.attrs_stamp(name);
+    let eml_stamp = Stamp::of(&std::fs::metadata(&eml)?);
+    let c = check_ready(node, name, attrs, None)?;
+    crate::store::sent_ids::remember_unsynced(spool, &c.id)?;
+    let id = c.id.clone();
+    let mut staged = Staged {
+        next: MessageAttrs::new_draft(),
+        id,
+        content: None,
+        attrs_tmp: None,
+        attrs_stamp: Stamp::default(),
+        eml: eml_stamp,
+        prev_attrs,
+    };
+    let extra = content::missing_headers(&c.info, &attrs.message_id, content::line_end(&c.head));
+    if !extra.is_empty() {
+        let tmp = spool.tmp_path();
+        content::copy_with_prefix(&eml, &tmp, &extra, false)?;
+        staged.content = Some(tmp);
+    }
+    let mut next = ready_attrs(attrs, c);
+    let src = staged.content.clone().unwrap_or_else(|| eml.clone());
+    let signed = spool.tmp_path();
+    match crate::mail::dkim::sign_file(&node.attrs(), &src, &signed, &next.message_id, false) {
+        Ok(true) => {
+            if let Some(old) = staged.content.replace(signed) {
+                let _ = std::fs::remove_file(old);
+            }
+        }
+        Ok(false) => {}
+        Err(e) => {
+            let _ = std::fs::remove_file(&signed);
+            crate::mail::dkim::mark_unsigned(&mut next, &e);
+        }
+    }
+    let (tmp, stamp) = spool.stage_attrs(&next)?;
+    staged.attrs_tmp = Some(tmp);
+    staged.attrs_stamp = stamp;
+    staged.next = next;
+    Ok(staged)
+}
+
+impl Staged {
+    /// Renames the staged content and attributes into place, if the message's content and
+    /// attributes are still the versions they were prepared from; returns the new attributes'
+    /// stamp, or `None` (nothing changed) when either moved meanwhile. The renames are not
+    /// synced: the caller syncs before answering.
+    pub fn put(&mut self, spool: &Spool, name: &str) -> Result<Option<Stamp>> {
+        let eml = spool.eml_path(name);
+        let current = std::fs::metadata(&eml).ok().map(|m| Stamp::of(&m));
+        if current != Some(self.eml) || spool.attrs_stamp(name) != self.prev_attrs {
+            return Ok(None);
+        }
+        if let Some(tmp) = &self.content {
+            std::fs::rename(tmp, &eml)?;
+            self.content = None;
+        }
+        if let Some(tmp) = &self.attrs_tmp {
+            std::fs::rename(tmp, spool.struct_path(name))?;
+            self.attrs_tmp = None;
+        }
+        Ok(Some(self.attrs_stamp))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for p in [self.content.take(), self.attrs_tmp.take()].into_iter().flatten() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -62,15 +62,23 @@ fn norm(id: &str) -> Option<String> {
 
 /// Records that `id` went out (or is going out) from this node, durably.
 pub fn remember(spool: &Spool, id: &str) -> Result<()> {
-    remember_capped(spool, id, CAP, KEEP)
+    remember_capped(spool, id, CAP, KEEP, true)
 }
 
-fn remember_capped(spool: &Spool, id: &str, cap: u64, keep: u64) -> Result<()> {
+/// [`remember`] without its own sync: the caller makes the record durable (with the spool's
+/// shared sync) before anything that relies on it becomes visible.
+pub fn remember_unsynced(spool: &Spool, id: &str) -> Result<()> {
+    remember_capped(spool, id, CAP, KEEP, false)
+}
+
+fn remember_capped(spool: &Spool, id: &str, cap: u64, keep: u64, sync: bool) -> Result<()> {
     let Some(id) = norm(id) else { return Ok(()) };
     let p = path(spool);
     let mut f = open_locked(&p)?;
     f.write_all(format!("{id}\n").as_bytes())?;
-    f.sync_data()?;
+    if sync {
+        f.sync_data()?;
+    }
     let len = f.metadata()?.len();
     if len > cap {
         // Keep the newest `keep` bytes, from a line start. The lock stays held on the old file
@@ -139,7 +147,7 @@ mod tests {
         assert!(contains(&spool, " <a@b> ").unwrap());
         assert_eq!(std::fs::read_to_string(path(&spool)).unwrap(), "a@b\n");
         for i in 0..200 {
-            remember_capped(&spool, &format!("{i:04}@x"), 1000, 500).unwrap();
+            remember_capped(&spool, &format!("{i:04}@x"), 1000, 500, true).unwrap();
             assert!(contains(&spool, &format!("{i:04}@x")).unwrap());
         }
         let text = std::fs::read_to_string(path(&spool)).unwrap();

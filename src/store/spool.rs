@@ -88,6 +88,8 @@ pub struct Spool {
     tmp_seq: AtomicU64,
     /// The group-commit thread for senders' outcomes, started on first use.
     group: std::sync::OnceLock<crossbeam_channel::Sender<CommitReq>>,
+    /// The sync shared by concurrent callers of [`Spool::sync_shared`].
+    barrier: barrier::Barrier,
 }
 
 /// An exclusive per-message lock (flock on the `.eml`, which NFS emulates with fcntl locks):
@@ -97,6 +99,7 @@ pub struct MessageLock {
     _file: File,
 }
 
+mod barrier;
 mod commit;
 
 pub use crate::files::{Stamp, create_private, ensure_private_dir, open_read};
@@ -123,6 +126,7 @@ impl Spool {
             root,
             tmp_seq: AtomicU64::new(0),
             group: std::sync::OnceLock::new(),
+            barrier: barrier::Barrier::default(),
         };
         spool.clean_tmp();
         Ok(spool)
@@ -223,6 +227,12 @@ impl Spool {
     /// Makes renames and unlinks in the spool root durable.
     pub fn sync_root(&self) -> io::Result<()> {
         File::open(&self.root)?.sync_all()
+    }
+
+    /// Makes everything written to the spool so far durable (files, appends, renames) with one
+    /// `syncfs` shared by the concurrent callers (see `barrier.rs`).
+    pub fn sync_shared(&self) -> io::Result<()> {
+        self.barrier.wait(|| barrier::syncfs(&self.root))
     }
 
     fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -347,6 +357,22 @@ impl Spool {
     /// Replaces a message's attributes atomically; returns the new file's stamp.
     pub fn write_attrs(&self, name: &str, attrs: &MessageAttrs) -> Result<Stamp> {
         self.write_atomic(&self.struct_path(name), &Self::encode(attrs)?)
+    }
+
+    /// Writes `attrs` to a new temp file, not synced, for the caller to make durable and rename
+    /// over the message's attribute file itself; returns it with the stamp it will have.
+    pub fn stage_attrs(&self, attrs: &MessageAttrs) -> Result<(PathBuf, Stamp)> {
+        let tmp = self.tmp_path();
+        let bytes = Self::encode(attrs)?;
+        let stamp = (|| -> io::Result<Stamp> {
+            let mut f = create_private(&tmp)?;
+            f.write_all(&bytes)?;
+            Ok(Stamp::of(&f.metadata()?))
+        })()
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
+        Ok((tmp, stamp))
     }
 
     /// `write_attrs` through the group commit: as atomic and as durable when it returns, but

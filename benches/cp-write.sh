@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# `cp` of one SIZE_MB file into the mount (a new message) vs `cp` of it into a directory on the
+# spool's own disk, each followed by `sync`, alternating (mount, direct, ...) ROUNDS times in
+# one run; prints each pair, the medians and the ratio mount/direct. The source is read from
+# the page cache (read once before), so both sides time the copy and the write-out.
+# OTHER_BIN=path/to/another/mailfs adds that build's mount to each round (before/after).
+# Usage: benches/cp-write.sh [SIZE_MB=512] [ROUNDS=5]   (root, fuse3)
+set -euo pipefail
+SIZE_MB=${1:-512}; ROUNDS=${2:-5}
+cd "$(dirname "$0")/.."
+cargo build --release -q
+bins=("$PWD/target/release/mailfs")
+[ -n "${OTHER_BIN:-}" ] && bins+=("$OTHER_BIN")
+work=$(mktemp -d /tmp/mailfs-cp.XXXX)
+mnt=$work/mnt; spool=$work/spool; direct=$work/direct
+mkdir -p "$mnt" "$spool" "$direct"; chmod 700 "$spool"
+pid=
+stop() {
+  if [ -n "$pid" ]; then
+    timeout 10 fusermount3 -u "$mnt" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=
+  fi
+}
+trap 'stop; rm -rf "$work"' EXIT
+{ printf 'From: a@example.com\nTo: b@example.org\nSubject: big\n\n'
+  head -c $((SIZE_MB * 1024 * 1024 / 4 * 3)) /dev/urandom | base64 -w 76; } > "$work/src.eml"
+size=$(stat -c %s "$work/src.eml")
+cat "$work/src.eml" > /dev/null
+# MB/s of `cp SRC DST && sync`.
+rate() { python3 - "$size" "$@" <<'PY'
+import subprocess, sys, time
+size = int(sys.argv[1])
+t = time.perf_counter()
+subprocess.run(["timeout", "300", "cp", sys.argv[2], sys.argv[3]], check=True)
+subprocess.run(["sync"], check=True)
+print(int(size / (time.perf_counter() - t) / 1e6))
+PY
+}
+median() { python3 -c "import statistics,sys; print(int(statistics.median(map(int, sys.argv[1:]))))" "$@"; }
+echo "machine: nproc=$(nproc) load=$(cut -d' ' -f1 /proc/loadavg) file=$size B"
+declare -A res
+for i in $(seq "$ROUNDS"); do
+  line="round $i:"
+  for b in "${!bins[@]}"; do
+    "${bins[$b]}" mount "$spool" "$mnt" -f -o ratelimit_time=0 2>>"$work/mount.log" &
+    pid=$!
+    for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+    mountpoint -q "$mnt"
+    sync
+    a=$(rate "$work/src.eml" "$mnt/big$i.eml")
+    cmp "$work/src.eml" "$spool/big$i.eml"
+    rm "$mnt/big$i.eml"
+    stop
+    res[$b]="${res[$b]:-} $a"
+    line="$line mount[$b] $a MB/s,"
+  done
+  sync
+  d=$(rate "$work/src.eml" "$direct/big$i.eml")
+  rm "$direct/big$i.eml"
+  res[d]="${res[d]:-} $d"
+  echo "$line direct $d MB/s"
+done
+# shellcheck disable=SC2086
+dm=$(median ${res[d]})
+for b in "${!bins[@]}"; do
+  # shellcheck disable=SC2086
+  m=$(median ${res[$b]})
+  echo "median: mount ${bins[$b]} $m MB/s, direct $dm MB/s, ratio $(python3 -c "print(f'{$m/$dm:.2f}')")x (load $(cut -d' ' -f1 /proc/loadavg))"
+done
