@@ -100,8 +100,7 @@ impl MailFs {
             log::warn!("{n}: shared sync failed ({e}); syncing the spool directory");
             spool.sync_root()?;
         }
-        self.node.notify_ready(n);
-        Ok(())
+        crate::store::queue::hand_over(spool, Some(&self.node), n)
     }
 
     /// What the mount shows once `n` is ready: its attributes, read-only, maybe new headers.
