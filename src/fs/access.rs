@@ -89,6 +89,16 @@ impl MailFs {
         }
         if mask & libc::W_OK != 0 {
             self.authorize(caller, &key, Need::Write)?;
+            // A ready message and an attached message's parts refuse every write, also the
+            // owner's and root's: `test -w` says so too (without `default_permissions` the
+            // kernel asks here rather than reading the 0400 that stat shows).
+            match &key {
+                Key::Message(m) if self.message_attrs(m)?.frozen() => {
+                    return Err(Error::Frozen(m.clone()));
+                }
+                Key::Parts { msg, nest } | Key::Part { msg, nest, .. } => self.check_composable(msg, nest)?,
+                _ => {}
+            }
         }
         Ok(())
     }

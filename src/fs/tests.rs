@@ -10,6 +10,7 @@ use crate::node::Node;
 mod files;
 mod frozen;
 mod locks;
+mod modes;
 mod parts;
 mod rename;
 mod writer;

@@ -44,6 +44,8 @@ fn the_parts_view_lists_and_decodes_each_part() {
     let body = h.ino(ALICE, inner, "Body.txt").unwrap();
     assert_eq!(h.read(ALICE, body).unwrap(), b"inner body");
     assert_eq!(errno(h.fs.open(ALICE, body, libc::O_WRONLY)), libc::EACCES);
+    assert_eq!(errno(h.fs.access(ALICE, body, libc::W_OK)), libc::EACCES);
+    h.fs.access(ALICE, body, libc::R_OK).unwrap();
     assert_eq!(errno(h.fs.unlink(ALICE, inner, "Body.txt")), libc::EACCES);
     assert_eq!(errno(h.fs.lookup(ALICE, parts, "nothing.txt")), libc::ENOENT);
 }
