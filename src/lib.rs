@@ -11,7 +11,7 @@
 //! | [`listener`] | the SMTP listener: sessions, relay and AUTH checks, hands messages to the queue |
 //! | [`control`] | the control socket: unprivileged submission and queue commands (SPEC §10) |
 //! | [`store`] | the only code that knows the spool's layout: `spool`, `node`, `message` (the hand-over at `is_ready`), `manage`, `journal`, `sent_ids`, `signing` |
-//! | [`mail`] | message bytes: `content` (header fields, the wire form), `mime`, `compose`, `dkim` |
+//! | [`mail`] | message bytes: `content` (header fields), `wire` (the wire form, built once per attempt: the transports' chunk source), `mime`, `compose`, `dkim` |
 //! | [`model`] | pure rules: `attrs` (node attributes: one table), `lists`, `service_attrs`, `address`, `names`, `access` |
 //! | [`files`] | opening files never through a link; `Stamp` |
 //! | [`error`] | the one error type and its errno / exit-code mapping |

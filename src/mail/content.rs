@@ -1,10 +1,9 @@
 //! What mailfs needs to know about a message's content without the MIME view: its header
-//! fields (envelope defaults, Message-ID, Date), the template of a new message, and the bytes
-//! that go on the wire (CRLF line ends, Bcc removed, Date/Message-ID added if missing).
+//! fields (envelope defaults, Message-ID, Date) and the template of a new message; the bytes
+//! that go on the wire are built from them in [`super::wire`].
 //!
 //! Only the header block is ever read here, so a 1 GB message costs a few kilobytes.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 
@@ -27,7 +26,7 @@ pub fn read_head(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// Reads the header block from `r`, leaving it positioned at the start of the body.
-fn read_head_from(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
+pub(crate) fn read_head_from(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
     let mut head = Vec::new();
     let mut line = Vec::new();
     loop {
@@ -209,155 +208,6 @@ pub fn copy_inserting(src: &Path, dst: &Path, at: u64, insert: &[u8], sync: bool
     res
 }
 
-/// Converts bare LF (and bare CR) line ends to CRLF, across chunk boundaries.
-#[derive(Default)]
-pub struct CrlfNormalizer {
-    last_cr: bool,
-}
-
-impl CrlfNormalizer {
-    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        out.reserve(input.len() + input.len() / 32);
-        for &b in input {
-            match b {
-                b'\n' => {
-                    if !self.last_cr {
-                        out.push(b'\r');
-                    }
-                    out.push(b'\n');
-                    self.last_cr = false;
-                }
-                _ => {
-                    if self.last_cr {
-                        out.push(b'\n');
-                    }
-                    out.push(b);
-                    self.last_cr = b == b'\r';
-                }
-            }
-        }
-    }
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.last_cr {
-            out.push(b'\n');
-            self.last_cr = false;
-        }
-    }
-}
-
-/// Rewrites a header block for the wire: drops Bcc (with its folded lines) and adds missing
-/// Date/Message-ID; line ends become CRLF.
-pub fn wire_head(head: &[u8], message_id: &str) -> Vec<u8> {
-    let info = HeaderInfo::parse(head);
-    let mut kept = missing_headers(&info, message_id, "\r\n");
-    let mut in_bcc = false;
-    let mut pos = 0;
-    while pos < head.len() {
-        let end = head[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| pos + i + 1)
-            .unwrap_or(head.len());
-        let line = &head[pos..end];
-        pos = end;
-        let continuation = matches!(line.first(), Some(b' ') | Some(b'\t'));
-        if !continuation {
-            in_bcc = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
-        }
-        if !in_bcc {
-            kept.extend_from_slice(line);
-        }
-    }
-    let mut out = Vec::with_capacity(kept.len() + 16);
-    let mut n = CrlfNormalizer::default();
-    n.push(&kept, &mut out);
-    n.finish(&mut out);
-    out
-}
-
-/// Messages up to this size are read whole before sending, so a read error can never put a
-/// truncated message on the wire; larger ones are streamed in chunks.
-pub const WHOLE_READ_LIMIT: u64 = 64 << 20;
-
-/// Reads a file through once. A message too big to hold is streamed onto the wire, and an
-/// SMTP client cannot abort DATA without sending the end mark: a read error in the middle
-/// would deliver a truncated message. Reading it all first turns a damaged file into a
-/// temporary failure before anything is sent.
-pub fn check_readable(path: &Path) -> io::Result<()> {
-    let mut f = crate::store::spool::open_read(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    while f.read(&mut buf)? > 0 {}
-    Ok(())
-}
-
-/// The wire form of a message file, as a sequence of chunks (header block first).
-pub struct WireChunks {
-    reader: BufReader<File>,
-    head: Option<Vec<u8>>,
-    norm: CrlfNormalizer,
-    done: bool,
-    pub error: Option<io::Error>,
-}
-
-impl WireChunks {
-    pub fn open(path: &Path, message_id: &str) -> io::Result<WireChunks> {
-        let file = crate::store::spool::open_read(path)?;
-        let mut reader = BufReader::with_capacity(256 * 1024, file);
-        // Read the head from the same open file, so the body that follows is the same version.
-        let head = read_head_from(&mut reader)?;
-        Ok(WireChunks {
-            reader,
-            head: Some(wire_head(&head, message_id)),
-            norm: CrlfNormalizer::default(),
-            done: false,
-            error: None,
-        })
-    }
-
-    /// The whole wire form in memory (for messages under [`WHOLE_READ_LIMIT`]).
-    pub fn read_all(mut self) -> io::Result<Vec<u8>> {
-        let mut out = self.head.take().unwrap_or_default();
-        for chunk in self.by_ref() {
-            out.extend_from_slice(&chunk);
-        }
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
-    }
-}
-
-impl Iterator for WireChunks {
-    type Item = Vec<u8>;
-    fn next(&mut self) -> Option<Vec<u8>> {
-        if let Some(h) = self.head.take() {
-            return Some(h);
-        }
-        if self.done {
-            return None;
-        }
-        let mut buf = vec![0u8; 256 * 1024];
-        match self.reader.read(&mut buf) {
-            Ok(0) => {
-                self.done = true;
-                let mut out = Vec::new();
-                self.norm.finish(&mut out);
-                if out.is_empty() { None } else { Some(out) }
-            }
-            Ok(n) => {
-                let mut out = Vec::with_capacity(n + n / 32);
-                self.norm.push(&buf[..n], &mut out);
-                Some(out)
-            }
-            Err(e) => {
-                self.error = Some(e);
-                self.done = true;
-                None
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,27 +235,5 @@ mod tests {
         let h = b"Received: from a\r\n\tby b; date\r\nReturn-Path: <x@y>\r\nSubject: s\r\n\r\n";
         assert_eq!(trace_len(h), 51);
         assert_eq!(trace_len(b"Subject: s\r\n\r\n"), 0);
-    }
-
-    #[test]
-    fn wire_head_drops_bcc_and_adds_missing_fields() {
-        let head = b"From: a@x.org\nBcc: secret@x.org,\n  other@x.org\nTo: b@y.org\n\n";
-        let w = String::from_utf8(wire_head(head, "<id@h>")).unwrap();
-        assert!(!w.contains("secret") && !w.contains("other@x.org"), "{w}");
-        assert!(w.contains("Message-ID: <id@h>\r\n"));
-        assert!(w.contains("Date: "));
-        assert!(w.contains("To: b@y.org\r\n"));
-        assert!(w.ends_with("\r\n\r\n"));
-    }
-
-    #[test]
-    fn crlf_normalisation_across_chunks() {
-        let mut n = CrlfNormalizer::default();
-        let mut out = Vec::new();
-        n.push(b"a\r", &mut out);
-        n.push(b"\nb\nc\r", &mut out);
-        n.push(b"d", &mut out);
-        n.finish(&mut out);
-        assert_eq!(out, b"a\r\nb\r\nc\r\nd");
     }
 }

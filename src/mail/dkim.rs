@@ -190,7 +190,7 @@ pub fn sign_file(attrs: &NodeAttrs, path: &Path, tmp: &Path, message_id: &str, s
     if attrs.dkim.configured().is_none() {
         return Ok(false);
     }
-    let wire = content::WireChunks::open(path, message_id)?.read_all()?;
+    let wire = super::wire::Wire::open(path, message_id)?.read_all()?;
     let Some(field) = signature_for(attrs, &wire)? else {
         return Ok(false);
     };

@@ -5,3 +5,4 @@ pub mod compose;
 pub mod content;
 pub mod dkim;
 pub mod mime;
+pub mod wire;

@@ -4,11 +4,12 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::scheduler::Scheduler;
-use super::transport::{Envelope, RcptOutcome, Transport};
+use super::clock::instant_of;
+use super::transport::{Envelope, RcptOutcome, Transport, all};
 use super::{JobKey, JobResult, Shared, apply_outcomes};
 use crate::error::Error;
-use crate::model::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, domain_of, now_secs};
+use crate::mail::wire::Wire;
+use crate::model::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, domain_of};
 use crate::sender::dsn::Kind;
 use crate::store::journal;
 use crate::store::node::Node;
@@ -90,12 +91,12 @@ pub fn run_job(
         // The scheduler keeps it queued until the domain is released.
         return JobResult::Again(Instant::now());
     }
-    let now = now_secs();
+    let now = shared.clock.now();
     if let Some(next) = attrs.next_try_date
         && next > now
         && !force
     {
-        return JobResult::Again(Scheduler::instant_of(Some(next)));
+        return JobResult::Again(instant_of(Some(next), now));
     }
     let idx: Vec<usize> = attrs
         .recipients
@@ -117,7 +118,6 @@ pub fn run_job(
             return JobResult::Again(Instant::now() + Duration::from_secs(30));
         }
     }
-    let eml = spool.eml_path(name);
     // Made ready, the content carries this Message-ID (it was added if missing).
     let message_id = attrs.message_id.clone();
     let env = Envelope {
@@ -140,9 +140,14 @@ pub fn run_job(
             }
         }
     };
-    let outcomes = transport.send(&env, &eml, &message_id, &mut gate);
+    // The wire form is built once, from the version under the lock; the transport reads it
+    // through as many passes as it has transactions.
+    let outcomes = match Wire::open(&spool.eml_path(name), &message_id) {
+        Ok(wire) => transport.send(&env, &wire, &mut gate),
+        Err(e) => all(&env, RcptOutcome::TempFail(format!("cannot read message: {e}"))),
+    };
     let done_at = Instant::now();
-    let now = now_secs();
+    let now = shared.clock.now();
     let wait = apply_outcomes(&mut attrs, cfg, &idx, &outcomes, now);
     let delay_notice = attrs.status == Status::Pending
         && cfg.notify.delay
@@ -219,7 +224,7 @@ pub fn run_job(
                 // whole seconds for a restart.
                 JobResult::Again(match wait {
                     Some(w) => done_at + Duration::from_secs_f64(w),
-                    None => Scheduler::instant_of(attrs.next_try_date),
+                    None => instant_of(attrs.next_try_date, now),
                 })
             } else {
                 JobResult::Done

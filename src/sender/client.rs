@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::transport::{Envelope, RcptOutcome, classify};
-use crate::mail::content::WireChunks;
+use crate::mail::wire::WireChunks;
 
 /// Longest reply line accepted, CRLF included. RFC 5321 §4.5.3.1.5 says 512; real servers
 /// exceed it a little, so twice as much again is allowed before the peer is taken as broken.
@@ -465,7 +465,7 @@ impl Session {
     pub async fn send(
         &mut self,
         env: &Envelope,
-        mut data: WireChunks,
+        mut data: WireChunks<'_>,
     ) -> Result<Vec<RcptOutcome>, Vec<RcptOutcome>> {
         let st = Stage::Transaction;
         let all = |o: RcptOutcome| env.to.iter().map(|_| o.clone()).collect::<Vec<_>>();
@@ -557,7 +557,7 @@ impl Session {
     /// The message with dot-stuffing, then the end mark: `.` CRLF alone after content that
     /// ends in a line end, CRLF `.` CRLF otherwise (SPEC §7). A read error stops before the
     /// end mark, so a truncated message is never accepted.
-    async fn write_data(&mut self, data: &mut WireChunks) -> Result<(), Fail> {
+    async fn write_data(&mut self, data: &mut WireChunks<'_>) -> Result<(), Fail> {
         let st = Stage::Transaction;
         let mut out = Vec::with_capacity(WRITE_CHUNK + 1024);
         let mut at_line_start = true;

@@ -6,7 +6,7 @@
 //!
 //! Rooms: [`scheduler`] (the queue), [`worker`] (a thread per connection), [`attempt`] (one
 //! job, lock to durable outcome), [`lifecycle`] (pure rules of outcomes and time), [`limits`],
-//! [`transport`] (the trait), [`smtp`]/[`client`]/[`mx`]/[`tls`]
+//! [`transport`] (the trait, and [`stub`] that records), [`smtp`]/[`client`]/[`mx`]/[`tls`]
 //! and [`sendmail`].
 //!
 //! LOCK ORDER (take them only in this order; never block on a later one while holding an
@@ -32,6 +32,7 @@
 
 pub mod attempt;
 pub mod client;
+pub mod clock;
 pub mod dsn;
 pub mod lifecycle;
 pub mod limits;
@@ -39,9 +40,15 @@ pub mod mx;
 mod scheduler;
 pub mod sendmail;
 pub mod smtp;
+pub mod stub;
 pub mod tls;
 pub mod transport;
 mod worker;
+
+#[cfg(test)]
+mod clock_tests;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -51,14 +58,15 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
-use crate::model::attrs::{Status, now_secs};
+use crate::model::attrs::Status;
 use crate::store::node::{Event, Node};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use lifecycle::apply_outcomes;
 pub use limits::Limiter;
 use scheduler::Scheduler;
+use transport::Transport;
 
 /// What the scheduler and the workers share.
-#[derive(Default)]
 pub struct Shared {
     pub limiter: Mutex<Limiter>,
     /// Workers holding an outcome they cannot record yet (spool full or failing): while
@@ -66,9 +74,32 @@ pub struct Shared {
     /// one possible duplicate per connection, as a crash does.
     pub unrecorded: AtomicUsize,
     pub stopping: AtomicBool,
+    /// The time the lifecycle rules go by (the system's, or a test's).
+    pub clock: Arc<dyn Clock>,
+    /// Each worker's transport, instead of the one `send_method` names (the stub in tests).
+    pub transport: Option<MakeTransport>,
+}
+
+/// Makes one worker's transport.
+pub type MakeTransport = Arc<dyn Fn() -> Box<dyn Transport + Send> + Send + Sync>;
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared::with_clock(Arc::new(SystemClock))
+    }
 }
 
 impl Shared {
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Shared {
+        Shared {
+            limiter: Mutex::new(Limiter::default()),
+            unrecorded: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            clock,
+            transport: None,
+        }
+    }
+
     pub fn can_start(&self) -> bool {
         self.unrecorded.load(Ordering::SeqCst) == 0
     }
@@ -102,11 +133,17 @@ impl Engine {
     /// Starts the scheduler and its workers for `node`; ready messages reach it through the
     /// node's event channel and through ready markers in the spool.
     pub fn start(node: Arc<Node>) -> Engine {
+        Engine::start_with(node, Shared::default())
+    }
+
+    /// [`Engine::start`] with the given clock and transport (tests: a manual clock, the stub).
+    pub fn start_with(node: Arc<Node>, shared: Shared) -> Engine {
         let (tx, rx) = crossbeam_channel::unbounded();
         node.set_events(tx.clone());
+        let shared = Arc::new(shared);
         let handle = std::thread::Builder::new()
             .name("mailfs-scheduler".into())
-            .spawn(move || Scheduler::new(node, rx).run())
+            .spawn(move || Scheduler::new(node, rx, shared).run())
             .ok();
         Engine { tx, handle }
     }
@@ -120,14 +157,14 @@ impl Engine {
     }
 }
 
-/// Removes a final message whose expire_date has passed (its log entries stay).
-pub fn expire_message(node: &Node, name: &str) {
+/// Removes a final message whose expire_date is not after `now` (its log entries stay).
+pub fn expire_message(node: &Node, name: &str, now: i64) {
     let Ok(Some(_lock)) = node.spool.try_lock(name) else {
         return;
     };
     if let Ok(Some((a, _))) = node.spool.read_attrs(name)
         && matches!(a.status, Status::Sent | Status::Error)
-        && a.expire_date.is_some_and(|e| e <= now_secs())
+        && a.expire_date.is_some_and(|e| e <= now)
     {
         if let Err(e) = node.spool.delete_message(name) {
             log::warn!("cannot expire {name}: {e}");

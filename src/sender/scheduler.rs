@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
+use super::clock::instant_of;
 use super::worker::{self, Done, ToWorker};
 use super::{JobKey, JobResult, Shared, expire_message};
-use crate::model::attrs::{NodeAttrs, Status, now_secs};
+use crate::model::attrs::{NodeAttrs, Status};
 use crate::store::node::{Event, Node};
 
 struct Slot {
@@ -41,14 +42,14 @@ pub(super) struct Scheduler {
 }
 
 impl Scheduler {
-    pub(super) fn new(node: Arc<Node>, events: Receiver<Event>) -> Scheduler {
+    pub(super) fn new(node: Arc<Node>, events: Receiver<Event>, shared: Arc<Shared>) -> Scheduler {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         Scheduler {
             node,
             events,
             done_tx,
             done_rx,
-            shared: Arc::new(Shared::default()),
+            shared,
             jobs: BTreeMap::new(),
             force: HashSet::new(),
             held: HashSet::new(),
@@ -83,12 +84,8 @@ impl Scheduler {
         self.push(job, Instant::now());
     }
 
-    pub fn instant_of(secs: Option<i64>) -> Instant {
-        let now = now_secs();
-        match secs {
-            Some(s) if s > now => Instant::now() + Duration::from_secs((s - now) as u64),
-            _ => Instant::now(),
-        }
+    fn instant_of(&self, secs: Option<i64>) -> Instant {
+        instant_of(secs, self.shared.clock.now())
     }
 
     /// Queues whatever a message needs: jobs for its open recipients' domains, or its expiry.
@@ -111,7 +108,7 @@ impl Scheduler {
                 let at = if due_now {
                     Instant::now()
                 } else {
-                    Self::instant_of(attrs.next_try_date)
+                    self.instant_of(attrs.next_try_date)
                 };
                 let mut domains: Vec<&str> = attrs
                     .recipients
@@ -292,15 +289,15 @@ impl Scheduler {
     }
 
     fn expire(&mut self) -> Option<Instant> {
-        let now = now_secs();
+        let now = self.shared.clock.now();
         while let Some(((at, name), ())) = self.expiries.first_key_value() {
             if *at > now {
-                return Some(Self::instant_of(Some(*at)));
+                return Some(self.instant_of(Some(*at)));
             }
             let name = name.clone();
             let at = *at;
             self.expiries.remove(&(at, name.clone()));
-            expire_message(&self.node, &name);
+            expire_message(&self.node, &name, now);
         }
         None
     }

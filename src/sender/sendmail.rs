@@ -3,7 +3,6 @@
 //! permanent with the command's stderr (bounded) as the reply.
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::transport::{Envelope, RcptOutcome, Transport, all};
-use crate::mail::content::WireChunks;
+use crate::mail::wire::Wire;
 use crate::model::attrs::NodeAttrs;
 
 const MAX_STDERR: usize = 4096;
@@ -43,17 +42,7 @@ impl ToLf {
 }
 
 impl Transport for SendmailTransport {
-    fn send(
-        &mut self,
-        env: &Envelope,
-        eml: &Path,
-        message_id: &str,
-        gate: &mut dyn FnMut(),
-    ) -> Vec<RcptOutcome> {
-        let mut chunks = match WireChunks::open(eml, message_id) {
-            Ok(c) => c,
-            Err(e) => return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}"))),
-        };
+    fn send(&mut self, env: &Envelope, wire: &Wire, gate: &mut dyn FnMut()) -> Vec<RcptOutcome> {
         gate();
         let from = if env.from.is_empty() {
             "<>"
@@ -76,51 +65,57 @@ impl Transport for SendmailTransport {
         };
         let child = Arc::new(Mutex::new(child));
         let stdin = child.lock().stdin.take();
-        let killer = child.clone();
-        // A read error must not end the input cleanly: the command would take the truncated
-        // message. It is killed before its stdin closes, and the attempt is a TempFail.
-        let writer = std::thread::spawn(move || -> Option<String> {
-            let mut w = stdin?;
-            let mut lf = ToLf::default();
-            for c in chunks.by_ref() {
-                if w.write_all(&lf.convert(&c)).is_err() {
-                    break;
-                }
-            }
-            let err = chunks.error.take()?;
-            let _ = killer.lock().kill();
-            Some(err.to_string())
-        });
         let stderr = child.lock().stderr.take();
-        let reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = stderr {
-                let _ = r.by_ref().take(MAX_STDERR as u64).read_to_end(&mut buf);
-                // Drain the rest so the command never blocks on a full pipe.
-                let _ = std::io::copy(&mut r, &mut std::io::sink());
-            }
-            buf
-        });
         let limit = Duration::from_secs_f64(self.node.handshake_time.max(1.0));
-        let start = Instant::now();
-        let status = loop {
-            let mut c = child.lock();
-            match c.try_wait() {
-                Ok(Some(st)) => break Some(st),
-                Ok(None) if start.elapsed() > limit => {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break None;
+        // Scoped: the writer reads the caller's wire form; both helpers end when the command
+        // does (its pipes close), which the wait below bounds.
+        let (status, read_error, err) = std::thread::scope(|s| {
+            let killer = child.clone();
+            // A read error must not end the input cleanly: the command would take the
+            // truncated message. It is killed before its stdin closes, and the attempt is a
+            // TempFail.
+            let writer = s.spawn(move || -> Option<String> {
+                let mut w = stdin?;
+                let mut lf = ToLf::default();
+                let mut chunks = wire.chunks();
+                for c in chunks.by_ref() {
+                    if w.write_all(&lf.convert(&c)).is_err() {
+                        break;
+                    }
                 }
-                Ok(None) => {
-                    drop(c);
-                    std::thread::sleep(Duration::from_millis(5));
+                let err = chunks.error.take()?;
+                let _ = killer.lock().kill();
+                Some(err.to_string())
+            });
+            let reader = s.spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut r) = stderr {
+                    let _ = r.by_ref().take(MAX_STDERR as u64).read_to_end(&mut buf);
+                    // Drain the rest so the command never blocks on a full pipe.
+                    let _ = std::io::copy(&mut r, &mut std::io::sink());
                 }
-                Err(_) => break None,
-            }
-        };
-        let read_error = writer.join().unwrap_or_else(|_| Some("the writer failed".into()));
-        let err = reader.join().unwrap_or_default();
+                buf
+            });
+            let start = Instant::now();
+            let status = loop {
+                let mut c = child.lock();
+                match c.try_wait() {
+                    Ok(Some(st)) => break Some(st),
+                    Ok(None) if start.elapsed() > limit => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break None;
+                    }
+                    Ok(None) => {
+                        drop(c);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => break None,
+                }
+            };
+            let read_error = writer.join().unwrap_or_else(|_| Some("the writer failed".into()));
+            (status, read_error, reader.join().unwrap_or_default())
+        });
         let err = String::from_utf8_lossy(&err).trim().replace('\n', " ");
         if let Some(e) = read_error {
             return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}")));

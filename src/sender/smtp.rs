@@ -4,7 +4,6 @@
 //! EHLO/HELO or TLS), runs the transaction, and keeps the session for the next job to the
 //! same place. The dialogue itself is in [`super::client`].
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use rustls::ClientConfig;
 use super::client::{Fail, Session, Settings, Target};
 use super::mx::Resolver;
 use super::transport::{Envelope, RcptOutcome, Transport, all};
-use crate::mail::content::{WHOLE_READ_LIMIT, WireChunks};
+use crate::mail::wire::{WHOLE_READ_LIMIT, Wire};
 use crate::model::attrs::{NodeAttrs, SendMethod, TlsMode, domain_of};
 
 /// What a session was opened with; a change of any of it means a new session.
@@ -204,33 +203,22 @@ impl SmtpTransport {
 }
 
 impl Transport for SmtpTransport {
-    fn send(
-        &mut self,
-        env: &Envelope,
-        eml: &Path,
-        message_id: &str,
-        gate: &mut dyn FnMut(),
-    ) -> Vec<RcptOutcome> {
+    fn send(&mut self, env: &Envelope, wire: &Wire, gate: &mut dyn FnMut()) -> Vec<RcptOutcome> {
         let domain = env.to.first().map(|r| domain_of(r)).unwrap_or_default();
         if let Err(o) = self.connect(domain) {
             return all(env, o);
         }
-        let size = std::fs::metadata(eml).map(|m| m.len()).unwrap_or(0);
-        if size > WHOLE_READ_LIMIT
-            && let Err(e) = crate::mail::content::check_readable(eml)
+        if wire.size() > WHOLE_READ_LIMIT
+            && let Err(e) = wire.check_readable()
         {
             // Nothing was sent: the session stays usable.
             return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}")));
         }
-        let data = match WireChunks::open(eml, message_id) {
-            Ok(d) => d,
-            Err(e) => return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}"))),
-        };
         gate();
         let Some((_, sess)) = self.conn.as_mut() else {
             return all(env, RcptOutcome::TempFail("not connected".into()));
         };
-        match self.rt.block_on(sess.send(env, data)) {
+        match self.rt.block_on(sess.send(env, wire.chunks())) {
             Ok(v) => v,
             Err(v) => {
                 // The session is in an unknown state: drop it without a goodbye.

@@ -1,7 +1,7 @@
 //! How one delivery attempt goes out: the [`Transport`] trait and its outcome types, with the
 //! one classifier of temporary versus permanent failures.
 
-use std::path::Path;
+use crate::mail::wire::Wire;
 
 /// One recipient's result in an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,17 +26,13 @@ pub struct Envelope {
     pub to: Vec<String>,
 }
 
-/// A transport delivers one message to the envelope's recipients and reports each one's fate.
-/// `gate` is called right before the transaction starts (MAIL FROM, or running the command)
+/// A transport delivers one message to the envelope's recipients and reports each one's fate,
+/// one outcome per recipient in the envelope's order. The message comes as its wire form,
+/// built once by the caller: each transaction reads it through a pass of [`Wire::chunks`].
+/// `gate` is called right before each transaction starts (MAIL FROM, or running the command)
 /// and blocks until the node's rate limits allow it.
 pub trait Transport {
-    fn send(
-        &mut self,
-        env: &Envelope,
-        eml: &Path,
-        message_id: &str,
-        gate: &mut dyn FnMut(),
-    ) -> Vec<RcptOutcome>;
+    fn send(&mut self, env: &Envelope, wire: &Wire, gate: &mut dyn FnMut()) -> Vec<RcptOutcome>;
     /// Closes any idle connection.
     fn close(&mut self) {}
 }

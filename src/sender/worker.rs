@@ -31,6 +31,8 @@ pub(super) fn run(
     shared: Arc<Shared>,
 ) {
     let mut smtp: Option<smtp::SmtpTransport> = None;
+    // A transport put in by the caller (the recording stub in tests) replaces send_method's.
+    let mut own: Option<Box<dyn Transport + Send>> = shared.transport.as_ref().map(|make| make());
     loop {
         // An idle connection is closed after a while, so it does not hold a server slot.
         let msg = match rx.recv_timeout(Duration::from_secs(2)) {
@@ -38,6 +40,9 @@ pub(super) fn run(
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 if let Some(s) = smtp.as_mut() {
                     s.close();
+                }
+                if let Some(t) = own.as_mut() {
+                    t.close();
                 }
                 continue;
             }
@@ -51,6 +56,10 @@ pub(super) fn run(
         // A bug in one attempt must not leave its message marked in flight forever: the
         // scheduler gets a retry instead, and the connection (state unknown) is dropped.
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cfg.send_method {
+            _ if own.is_some() => match own.as_mut() {
+                Some(t) => attempt::run_job(&node, &cfg, &job, force, t.as_mut(), &shared),
+                None => JobResult::Again(Instant::now()),
+            },
             SendMethod::Smtp | SendMethod::Mx => {
                 let t = match smtp.as_mut() {
                     Some(t) => {
