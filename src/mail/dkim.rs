@@ -93,16 +93,6 @@ pub fn load_key(path: &str) -> Result<Key> {
     }
 }
 
-/// Refuses a `dkim_key_file` that cannot be used (EINVAL), when a user sets it.
-pub fn check_setting(name: &str, attrs: &NodeAttrs) -> Result<()> {
-    if name == "dkim_key_file"
-        && let Some(path) = &attrs.dkim.dkim_key_file
-    {
-        load_key(path)?;
-    }
-    Ok(())
-}
-
 /// The DNS TXT record to publish for the configured key, as a zone file line.
 pub fn dns_record(attrs: &NodeAttrs) -> Result<String> {
     let Some((domain, selector, path)) = attrs.dkim.configured() else {
@@ -230,12 +220,9 @@ mod tests {
         std::fs::write(&bad, "not a key").unwrap();
         assert!(load_key(bad.to_str().unwrap()).is_err());
         assert!(load_key("/nonexistent/key.pem").is_err());
-        let mut a = NodeAttrs::default();
-        a.set("dkim_key_file", bad.to_str().unwrap().as_bytes()).unwrap();
         assert!(matches!(
-            check_setting("dkim_key_file", &a),
+            load_key(bad.to_str().unwrap()),
             Err(Error::Invalid { .. })
         ));
-        assert!(check_setting("dkim_domain", &a).is_ok());
     }
 }

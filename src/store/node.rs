@@ -9,6 +9,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::model::attrs::NodeAttrs;
+use crate::model::attrs::table::{self, Check};
 use crate::store::spool::{Spool, Stamp};
 
 /// What the front ends tell the scheduler.
@@ -37,10 +38,13 @@ impl Node {
         let mut attrs = spool.load_node()?;
         if !overrides.is_empty() {
             for (k, v) in overrides {
-                attrs
-                    .set(k, v.as_bytes())
-                    .and_then(|()| crate::mail::dkim::check_setting(k, &attrs))
-                    .map_err(|e| Error::Usage(format!("-o {k}={v}: {e}")))?;
+                let usage = |e| Error::Usage(format!("-o {k}={v}: {e}"));
+                attrs.set(k, v.as_bytes()).map_err(usage)?;
+                check_on_machine(k, v.as_bytes()).map_err(|e| match e {
+                    // A log_dir others can write is a configuration error (SPEC §9).
+                    Error::Config(why) => Error::Config(format!("-o {k}={v}: {why}")),
+                    e => usage(e),
+                })?;
             }
             spool.save_node(&attrs)?;
         }
@@ -85,16 +89,10 @@ impl Node {
     pub fn set_attr(&self, name: &str, value: &[u8]) -> Result<()> {
         self.update(|a| {
             a.set(name, value)?;
-            crate::mail::dkim::check_setting(name, a)?;
-            if name == "log_dir"
-                && let Some(dir) = &a.log_dir
-            {
-                // Refused now rather than at the first entry: a log dir another user can
-                // write (or a link) would let them choose where the daemon writes.
-                crate::store::spool::ensure_private_dir(std::path::Path::new(dir))
-                    .map_err(|e| crate::error::Error::invalid(name, e.to_string()))?;
-            }
-            Ok(())
+            check_on_machine(name, value).map_err(|e| match e {
+                Error::Invalid { .. } => e,
+                e => Error::invalid(name, e.to_string()),
+            })
         })
     }
 
@@ -125,5 +123,25 @@ impl Node {
         {
             log::warn!("cannot mark {name} ready: {e}");
         }
+    }
+}
+
+/// What a value a user sets needs of the machine, as the attribute table's `check` column
+/// says (the model parses values, the store looks at files). Refused now rather than at first
+/// use: a log dir another user can write (or a link) would let them choose where the daemon
+/// writes, and a key that cannot sign would hold every message to be signed.
+fn check_on_machine(name: &str, value: &[u8]) -> Result<()> {
+    let Some(row) = table::lookup(name) else {
+        return Ok(());
+    };
+    // Empty is unset; the value was parsed already, so it is UTF-8 and the path as given.
+    let path = match std::str::from_utf8(value) {
+        Ok(p) if !p.is_empty() => p,
+        _ => return Ok(()),
+    };
+    match row.check {
+        Check::None => Ok(()),
+        Check::PrivateDir => crate::store::spool::ensure_private_dir(std::path::Path::new(path)),
+        Check::SigningKey => crate::mail::dkim::load_key(path).map(|_| ()),
     }
 }

@@ -2,7 +2,7 @@
 //! them. A new node attribute is a field in `NodeAttrs` and one row here; the table's tests
 //! then check its default, its example, its refusals, the node file and `-o` for it.
 
-use super::table::{Kind, NodeAttr, Who, read_only};
+use super::table::{Check, Kind, NodeAttr, Who, read_only};
 use super::values::{attr_name, fmt_seconds, join, optional_host, optional_path, optional_text, path};
 use super::{NotifySet, SendMethod, TlsMode};
 use crate::model::{lists, service_attrs as service};
@@ -21,6 +21,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "smtp",
         example: "sendmail",
         who: Who::Owner,
+        check: Check::None,
         help: "how messages leave: to the relays in server, through sendmail_path, or to each \
                recipient domain's mail exchangers",
         get: |a, _| {
@@ -42,6 +43,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "127.0.0.1",
         example: "relay1.example,relay2.example:587",
         who: Who::Owner,
+        check: Check::None,
         help: "the SMTP relays (smarthosts), tried in order",
         get: |a, _| Some(a.server.clone()),
         set: |a, r, v| {
@@ -55,6 +57,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "25",
         example: "587",
         who: Who::Owner,
+        check: Check::None,
         help: "the port of a server entry without one",
         get: |a, _| Some(a.port.to_string()),
         set: |a, r, v| {
@@ -68,6 +71,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "system",
         example: "127.0.0.1:5353,::1",
         who: Who::Owner,
+        check: Check::None,
         help: "the resolvers used for send_method=mx (system: those in /etc/resolv.conf)",
         get: |a, _| Some(lists::show_dns_servers(&a.dns_server)),
         set: |a, r, v| {
@@ -81,6 +85,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "",
         who: Who::Nobody,
+        check: Check::None,
         help: "the spool directory being served",
         get: |_, spool_dir| Some(spool_dir.to_string()),
         set: read_only,
@@ -91,7 +96,9 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "/var/log/mailfs",
         who: Who::Owner,
-        help: "where log entries go; unset: SPOOL_DIR/log",
+        check: Check::PrivateDir,
+        help: "where log entries go (made 0700 if missing, refused if others can write it); \
+               unset: SPOOL_DIR/log",
         get: |a, spool_dir| Some(a.log_dir.clone().unwrap_or_else(|| format!("{spool_dir}/log"))),
         set: |a, r, v| {
             a.log_dir = optional_path(r.name, v)?;
@@ -104,6 +111,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "date",
         example: "when",
         who: Who::Owner,
+        check: Check::None,
         help: "the name of a log entry's date attribute",
         get: |a, _| Some(a.log_date_attr.clone()),
         set: |a, r, v| {
@@ -117,6 +125,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "msgid",
         example: "message-id",
         who: Who::Owner,
+        check: Check::None,
         help: "the name of a log entry's Message-ID attribute",
         get: |a, _| Some(a.log_msgid_attr.clone()),
         set: |a, r, v| {
@@ -130,6 +139,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "info",
         example: "reply",
         who: Who::Owner,
+        check: Check::None,
         help: "the name of a log entry's info attribute",
         get: |a, _| Some(a.log_info_attr.clone()),
         set: |a, r, v| {
@@ -143,6 +153,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "1",
         example: "0.05",
         who: Who::Owner,
+        check: Check::None,
         help: "the least time between any two sends",
         get: |a, _| Some(fmt_seconds(a.ratelimit_time)),
         set: |a, r, v| {
@@ -156,6 +167,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "5",
         example: "10",
         who: Who::Owner,
+        check: Check::None,
         help: "the least time between two sends to one recipient domain",
         get: |a, _| Some(fmt_seconds(a.domlimit_time)),
         set: |a, r, v| {
@@ -169,6 +181,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "259200",
         example: "86400",
         who: Who::Owner,
+        check: Check::None,
         help: "how long a Sent or Error message and its attributes stay (259200: 3 days)",
         get: |a, _| Some(fmt_seconds(a.expire_time)),
         set: |a, r, v| {
@@ -182,6 +195,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "900",
         example: "900,1800,3600,14400",
         who: Who::Owner,
+        check: Check::None,
         help: "the wait after a temporary failure; a list is a schedule, one entry per retry, \
                the last repeating",
         get: |a, _| {
@@ -202,6 +216,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "0",
         example: "5",
         who: Who::Owner,
+        check: Check::None,
         help: "retries before Error; 0: no limit but queue_time",
         get: |a, _| Some(a.max_retries.to_string()),
         set: |a, r, v| {
@@ -215,6 +230,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "432000",
         example: "86400",
         who: Who::Owner,
+        check: Check::None,
         help: "how long temporary failures are retried before Error (432000: 5 days)",
         get: |a, _| Some(fmt_seconds(a.queue_time)),
         set: |a, r, v| {
@@ -228,6 +244,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "180",
         example: "30",
         who: Who::Owner,
+        check: Check::None,
         help: "the timeout for the connect and for each SMTP reply",
         get: |a, _| Some(fmt_seconds(a.handshake_time)),
         set: |a, r, v| {
@@ -241,6 +258,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "1",
         example: "4",
         who: Who::Owner,
+        check: Check::None,
         help: "SMTP connections open at once (= sender threads)",
         get: |a, _| Some(a.conn_limit.to_string()),
         set: |a, r, v| {
@@ -254,6 +272,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "1",
         example: "2",
         who: Who::Owner,
+        check: Check::None,
         help: "connections open at once to one recipient domain (through a relay: transactions \
                in flight for one domain)",
         get: |a, _| Some(a.domconn_limit.to_string()),
@@ -268,6 +287,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "/usr/sbin/sendmail",
         example: "/usr/lib/sendmail",
         who: Who::Owner,
+        check: Check::None,
         help: "the command used when send_method=sendmail",
         get: |a, _| Some(a.sendmail_path.clone()),
         set: |a, r, v| {
@@ -281,6 +301,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "mail.example.org",
         who: Who::Owner,
+        check: Check::None,
         help: "the EHLO name; unset: the host name",
         get: |a, _| Some(a.helo()),
         set: |a, r, v| {
@@ -294,6 +315,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "may",
         example: "starttls",
         who: Who::Owner,
+        check: Check::None,
         help: "may: STARTTLS when offered, unverified, else plaintext; starttls and tls: \
                verified; none",
         get: |a, _| {
@@ -316,6 +338,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "/etc/mailfs/ca.pem",
         who: Who::Owner,
+        check: Check::None,
         help: "extra CA certificates (PEM) to verify servers with",
         get: |a, _| a.ca_file.clone(),
         set: |a, r, v| {
@@ -329,6 +352,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "mailer",
         who: Who::Owner,
+        check: Check::None,
         help: "the SMTP AUTH user (AUTH is never sent before TLS unless tls=none)",
         get: |a, _| a.auth_user.clone(),
         set: |a, r, v| {
@@ -342,6 +366,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "/etc/mailfs/secret",
         who: Who::Owner,
+        check: Check::None,
         help: "a file holding the AUTH secret (never readable through the mount)",
         get: |a, _| a.auth_secret_file.clone(),
         set: |a, r, v| {
@@ -355,6 +380,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "failure",
         example: "failure,delay,success",
         who: Who::Owner,
+        check: Check::None,
         help: "notices (DSN) to env_from: when a message ends in Error, once when it is still \
                not delivered after delay_warning_time, when it is delivered",
         get: |a, _| Some(a.notify.show()),
@@ -369,6 +395,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "14400",
         example: "3600",
         who: Who::Owner,
+        check: Check::None,
         help: "when the delay notice goes",
         get: |a, _| Some(fmt_seconds(a.delay_warning_time)),
         set: |a, r, v| {
@@ -382,6 +409,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "example.net,example.com",
         who: Who::Owner,
+        check: Check::None,
         help: "messages to these domains wait, as if held",
         get: |a, _| Some(a.hold_domains.join(",")),
         set: |a, r, v| {
@@ -395,6 +423,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "127.0.0.1:2525,[::1]:2525",
         who: Who::Owner,
+        check: Check::None,
         help: "where the SMTP listener accepts mail; empty: no listener",
         get: |a, _| Some(join(&a.listener.listen)),
         set: |a, r, v| {
@@ -408,6 +437,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "127.0.0.0/8,::1/128",
         example: "10.0.0.0/8,192.0.2.7/32",
         who: Who::Owner,
+        check: Check::None,
         help: "listener clients that may send to any recipient without AUTH",
         get: |a, _| Some(join(&a.listener.relay_clients)),
         set: |a, r, v| {
@@ -421,6 +451,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "10240000",
         example: "52428800",
         who: Who::Owner,
+        check: Check::None,
         help: "the largest message the listener takes (SIZE in EHLO; bigger: 552)",
         get: |a, _| Some(a.listener.message_size_limit.to_string()),
         set: |a, r, v| {
@@ -434,6 +465,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "/etc/mailfs/cert.pem",
         who: Who::Owner,
+        check: Check::None,
         help: "the listener's certificate (PEM); with listen_tls_key enables STARTTLS",
         get: |a, _| a.listener.listen_tls_cert.clone(),
         set: |a, r, v| {
@@ -447,6 +479,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "/etc/mailfs/key.pem",
         who: Who::Owner,
+        check: Check::None,
         help: "the listener's private key (PEM)",
         get: |a, _| a.listener.listen_tls_key.clone(),
         set: |a, r, v| {
@@ -460,6 +493,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "/etc/mailfs/users",
         who: Who::Owner,
+        check: Check::None,
         help: "user:hash lines (crypt formats); enables AUTH PLAIN and LOGIN after STARTTLS",
         get: |a, _| a.listener.listen_users_file.clone(),
         set: |a, r, v| {
@@ -473,6 +507,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "example.org",
         who: Who::Owner,
+        check: Check::None,
         help: "sign messages From this domain or a subdomain of it",
         get: |a, _| a.dkim.dkim_domain.clone(),
         set: |a, r, v| {
@@ -486,6 +521,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "mail2026",
         who: Who::Owner,
+        check: Check::None,
         help: "the DKIM selector (mailfs dkim-record prints the TXT record)",
         get: |a, _| a.dkim.dkim_selector.clone(),
         set: |a, r, v| {
@@ -499,6 +535,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "/etc/mailfs/dkim.pem",
         who: Who::Owner,
+        check: Check::SigningKey,
         help: "the private key (PEM, RSA of 1024 bits or more, or Ed25519); a key that \
                cannot be used is refused when set",
         get: |a, _| a.dkim.dkim_key_file.clone(),

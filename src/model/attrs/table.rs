@@ -22,6 +22,18 @@ pub enum Who {
     Nobody,
 }
 
+/// What a value needs of the machine beyond its form. The model does no I/O: the store checks
+/// this when a user sets the value (`setfattr`, `-o`), never when it reads the node file, so
+/// a file that breaks later is reported where it is used, not dropped silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    None,
+    /// A directory mailfs writes into: made if missing, refused if a link or writable by others.
+    PrivateDir,
+    /// A DKIM private key that loads and can sign.
+    SigningKey,
+}
+
 /// The kind of value an attribute takes: what `--help` calls it, and which values the
 /// table's tests expect it to refuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +125,7 @@ pub struct NodeAttr {
     /// table's tests set it on every row.
     pub example: &'static str,
     pub who: Who,
+    pub check: Check,
     pub help: &'static str,
     /// The value as `getfattr` shows it (given the spool directory); `None`: unset.
     pub get: fn(&NodeAttrs, &str) -> Option<String>,

@@ -4,7 +4,7 @@
 //! same rows through their layers with [`settable`] and [`refused`].
 
 use super::NodeAttrs;
-use super::table::{self, Kind, NODE_ATTRS, NodeAttr, TABLE, Who};
+use super::table::{self, Check, Kind, NODE_ATTRS, NodeAttr, TABLE, Who};
 use crate::error::Error;
 
 pub(crate) fn settable() -> impl Iterator<Item = &'static NodeAttr> {
@@ -100,6 +100,10 @@ fn every_row_has_help_a_kind_and_an_example() {
             "{}: the example must change something",
             r.name
         );
+        // What the store checks on the machine is a file or directory named by a path.
+        if r.check != Check::None {
+            assert_eq!(r.kind, Kind::OptPath, "{}", r.name);
+        }
     }
 }
 
