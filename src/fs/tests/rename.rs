@@ -131,3 +131,62 @@ fn renames_across_owners_are_eacces() {
     assert_eq!((a.uid, a.gid), (BOB.uid, BOB.gid));
     assert_eq!(errno(h.read(ALICE, a.ino.0)), libc::EACCES);
 }
+
+#[test]
+fn a_part_renamed_over_another_replaces_it() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    h.write_part(ALICE, "m.eml", "a.txt", b"AAA").unwrap();
+    h.write_part(ALICE, "m.eml", "b.txt", b"BBB").unwrap();
+    let parts = h.parts(ALICE, "m.eml");
+    let r = h.fs.rename(ALICE, (parts, "a.txt"), (parts, "b.txt"), true);
+    assert_eq!(errno(r), libc::EEXIST);
+    assert_eq!(h.part(ALICE, "m.eml", "b.txt").unwrap(), b"BBB");
+    h.fs.rename(ALICE, (parts, "a.txt"), (parts, "b.txt"), false)
+        .unwrap();
+    assert_eq!(h.ls(ALICE, parts).unwrap(), [".", "..", "Body.txt", "b.txt"]);
+    assert_eq!(h.part(ALICE, "m.eml", "b.txt").unwrap(), b"AAA");
+    let eml = h.eml("m.eml");
+    let m = parse(&eml);
+    assert_eq!(m.attachment_count(), 1);
+    assert_eq!(m.attachment(0).unwrap().contents(), b"AAA");
+}
+
+#[test]
+fn names_past_255_bytes_are_enametoolong() {
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", PLAIN);
+    let long = format!("{}.eml", "x".repeat(252));
+    let r =
+        h.fs.create(ALICE, ROOT, &long, 0o600, libc::O_WRONLY | libc::O_CREAT);
+    assert_eq!(errno(r), libc::ENAMETOOLONG);
+    assert_eq!(
+        errno(h.fs.rename(ALICE, (ROOT, "m.eml"), (ROOT, &long), false)),
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(
+        errno(h.fs.mkdir(ALICE, ROOT, &"y".repeat(300))),
+        libc::ENAMETOOLONG
+    );
+    assert_eq!(h.ls(ALICE, ROOT).unwrap(), [".", "..", "m.eml", "m.eml.parts"]);
+}
+
+#[test]
+fn a_writer_of_a_message_renamed_away_never_writes_over_what_took_its_place() {
+    let h = Harness::new();
+    let ino = h.write_new(ALICE, "m.eml", PLAIN);
+    let fh = h.fs.open(ALICE, ino, libc::O_WRONLY).unwrap();
+    h.fs.rename(ALICE, (ROOT, "m.eml"), (ROOT, "m.bak"), false)
+        .unwrap();
+    let fresh: &[u8] = b"To: new@example.org\n\nnew\n";
+    h.write_new(ALICE, "m.eml", fresh);
+    h.fs.write(fh, 0, b"XXXX").unwrap();
+    // Its copy has no message to replace any more: ESTALE at close, both files as they were.
+    assert_eq!(errno(h.fs.flush(fh)), libc::ESTALE);
+    h.fs.release(fh);
+    assert_eq!(
+        std::fs::read(h.fs.node.spool.scratch_path("m.bak")).unwrap(),
+        PLAIN
+    );
+    assert_eq!(h.eml("m.eml"), fresh);
+}
