@@ -10,8 +10,9 @@ use crate::model::{lists, service_attrs as service};
 const SEND_METHODS: [SendMethod; 3] = [SendMethod::Smtp, SendMethod::Sendmail, SendMethod::Mx];
 const TLS_MODES: [TlsMode; 4] = [TlsMode::May, TlsMode::None, TlsMode::Starttls, TlsMode::Tls];
 
-fn utf8(r: &NodeAttr, v: &[u8]) -> crate::error::Result<String> {
-    super::values::text(r.name, v)
+/// A list value's text: a tab is white space between entries (SPEC §3), other controls refused.
+fn entries(r: &NodeAttr, v: &[u8]) -> crate::error::Result<String> {
+    super::values::list_text(r.name, v)
 }
 
 pub const ROWS: &[NodeAttr] = &[
@@ -47,7 +48,7 @@ pub const ROWS: &[NodeAttr] = &[
         help: "the SMTP relays (smarthosts), tried in order",
         get: |a, _| Some(a.server.clone()),
         set: |a, r, v| {
-            a.server = lists::servers(r.name, &utf8(r, v)?)?;
+            a.server = lists::servers(r.name, &entries(r, v)?)?;
             Ok(())
         },
     },
@@ -75,7 +76,7 @@ pub const ROWS: &[NodeAttr] = &[
         help: "the resolvers used for send_method=mx (system: those in /etc/resolv.conf)",
         get: |a, _| Some(lists::show_dns_servers(&a.dns_server)),
         set: |a, r, v| {
-            a.dns_server = lists::dns_servers(r.name, &utf8(r, v)?)?;
+            a.dns_server = lists::dns_servers(r.name, &entries(r, v)?)?;
             Ok(())
         },
     },
@@ -203,7 +204,7 @@ pub const ROWS: &[NodeAttr] = &[
             Some(v.join(","))
         },
         set: |a, r, v| {
-            a.retry_time = lists::retry_schedule(r.name, &utf8(r, v)?)?;
+            a.retry_time = lists::retry_schedule(r.name, &entries(r, v)?)?;
             Ok(())
         },
     },
@@ -385,7 +386,7 @@ pub const ROWS: &[NodeAttr] = &[
                not delivered after delay_warning_time, when it is delivered",
         get: |a, _| Some(a.notify.show()),
         set: |a, r, v| {
-            a.notify = NotifySet::parse(r.name, &utf8(r, v)?)?;
+            a.notify = NotifySet::parse(r.name, &entries(r, v)?)?;
             Ok(())
         },
     },
@@ -413,7 +414,7 @@ pub const ROWS: &[NodeAttr] = &[
         help: "messages to these domains wait, as if held",
         get: |a, _| Some(a.hold_domains.join(",")),
         set: |a, r, v| {
-            a.hold_domains = lists::domains(r.name, &utf8(r, v)?)?;
+            a.hold_domains = lists::domains(r.name, &entries(r, v)?)?;
             Ok(())
         },
     },

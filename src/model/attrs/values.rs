@@ -15,6 +15,16 @@ pub fn text(name: &str, value: &[u8]) -> Result<String> {
     Ok(s.to_string())
 }
 
+/// A list value: UTF-8 where a tab may separate entries as a space does, and no other control
+/// character (CR, LF and NUL never reach a command or the node file).
+pub fn list_text(name: &str, value: &[u8]) -> Result<String> {
+    let s = std::str::from_utf8(value).map_err(|_| Error::invalid(name, "not UTF-8"))?;
+    if s.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(Error::invalid(name, "control characters are not allowed"));
+    }
+    Ok(s.to_string())
+}
+
 /// Text where empty means unset.
 pub fn optional_text(name: &str, value: &[u8]) -> Result<Option<String>> {
     let s = text(name, value)?;
@@ -120,4 +130,49 @@ pub fn fmt_seconds(v: f64) -> String {
 /// Entries joined by `,`, the normalised form of a list value.
 pub fn join<T: std::fmt::Display>(v: &[T]) -> String {
     v.iter().map(T::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_values() {
+        assert_eq!(seconds("t", b" 0.05 ", false).unwrap(), 0.05);
+        assert!(seconds("t", b"0", true).is_err());
+        assert!(seconds("t", b"1e12", false).is_ok() && seconds("t", b"1.1e12", false).is_err());
+        assert_eq!(integer::<u16>("p", b"65535", 1, 65535).unwrap(), 65535);
+        assert!(integer::<u16>("p", b"65536", 1, 65535).is_err());
+        assert!(
+            integer::<u8>("p", b"300", 0, 1000).is_err(),
+            "beyond the field's type"
+        );
+        assert_eq!(fmt_seconds(900.0), "900");
+        assert_eq!(fmt_seconds(0.05), "0.05");
+        assert_eq!(optional_path("d", b"").unwrap(), None);
+        assert!(optional_path("d", b"rel").is_err());
+        assert_eq!(optional_host("h", b"").unwrap(), None);
+        assert_eq!(optional_text("u", b"bob").unwrap().as_deref(), Some("bob"));
+        assert!(text("u", b"a\tb").is_err());
+        assert_eq!(list_text("l", b"a\tb").unwrap(), "a\tb");
+        for bad in [&b"a\nb"[..], b"a\rb", b"a\0b", b"\xff"] {
+            assert!(list_text("l", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn choices_are_exact_and_named_in_the_error() {
+        let c = ["may", "none", "starttls", "tls"];
+        assert_eq!(choice("tls", b"starttls", &c).unwrap(), 2);
+        for bad in [&b"TLS"[..], b"tls ", b"", b"ssl"] {
+            let e = choice("tls", bad, &c).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "invalid value for tls: must be may, none, starttls or tls"
+            );
+        }
+        assert_eq!(one_of(&["a"]), "a");
+        assert_eq!(one_of(&["a", "b"]), "a or b");
+        assert_eq!(join(&[1, 2, 3]), "1,2,3");
+    }
 }
