@@ -24,3 +24,33 @@ fn mount_options_take_every_row_and_refuse_its_bad_values() {
     assert_eq!(e.exit_code(), 64);
     assert!(e.to_string().contains("read-only"), "{e}");
 }
+
+/// `mailfs --help` names every attribute with its default; `mount --help` and `serve --help`
+/// say what each is; all from the table.
+#[test]
+fn help_shows_every_row_from_the_table() {
+    use crate::model::attrs::table::{TABLE, Who};
+    use clap::CommandFactory;
+    let mut cmd = super::cli::Cli::command();
+    let top = cmd.render_long_help().to_string();
+    for sub in ["mount", "serve"] {
+        let help = cmd
+            .find_subcommand_mut(sub)
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for r in TABLE {
+            assert!(help.contains(r.help), "{sub} --help lacks {}", r.name);
+            assert!(help.contains(&format!("default: {}", r.shown_default())) || r.who == Who::Nobody);
+        }
+        assert!(help.contains("relay_clients)"), "{sub}: the list values");
+    }
+    for r in TABLE.iter().filter(|r| r.who == Who::Owner) {
+        let item = if r.default.is_empty() {
+            format!("{} ({})", r.name, r.shown_default())
+        } else {
+            format!("{}={}", r.name, r.default)
+        };
+        assert!(top.contains(&item), "mailfs --help lacks {item}");
+    }
+}
