@@ -234,3 +234,56 @@ fn an_unparseable_message_keeps_its_bytes_as_raw_eml() {
     assert_eq!(errno(h.write_part(ALICE, "x.eml", "a.txt", b"x")), libc::EINVAL);
     assert_eq!(h.eml("x.eml"), broken, "nothing is lost");
 }
+
+#[test]
+fn staged_files_stay_in_their_message() {
+    let h = Harness::new();
+    h.write_new(ALICE, "a.eml", PLAIN);
+    h.write_new(ALICE, "b.eml", PLAIN);
+    let (pa, pb) = (h.parts(ALICE, "a.eml"), h.parts(ALICE, "b.eml"));
+    let stage = |name: &str, bytes: &[u8]| {
+        let (_, fh) =
+            h.fs.create(
+                ALICE,
+                pa,
+                name,
+                0o600,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            )
+            .unwrap();
+        h.fs.write(fh, 0, bytes).unwrap();
+        h.fs.release(fh);
+    };
+    stage(".x.1", b"one");
+    stage(".x.2", b"two");
+    // Another message's parts, or the root: EXDEV (mv copies instead).
+    assert_eq!(
+        errno(h.fs.rename(ALICE, (pa, ".x.1"), (pb, "x.txt"), false)),
+        libc::EXDEV
+    );
+    assert_eq!(
+        errno(h.fs.rename(ALICE, (pa, ".x.1"), (ROOT, "x.txt"), false)),
+        libc::EXDEV
+    );
+    // Between staged names, NOREPLACE holds.
+    assert_eq!(
+        errno(h.fs.rename(ALICE, (pa, ".x.1"), (pa, ".x.2"), true)),
+        libc::EEXIST
+    );
+    h.fs.rename(ALICE, (pa, ".x.1"), (pa, ".x.3"), false).unwrap();
+    // Onto a part's name: composed, staged name gone; NOREPLACE onto an existing part refused.
+    h.fs.rename(ALICE, (pa, ".x.3"), (pa, "x.txt"), false).unwrap();
+    assert_eq!(
+        errno(h.fs.rename(ALICE, (pa, ".x.2"), (pa, "x.txt"), true)),
+        libc::EEXIST
+    );
+    assert_eq!(h.part(ALICE, "a.eml", "x.txt").unwrap(), b"one");
+    assert_eq!(h.ls(ALICE, pa).unwrap(), [".", "..", ".x.2", "Body.txt", "x.txt"]);
+    h.fs.unlink(ALICE, pa, ".x.2").unwrap();
+    assert_eq!(h.ls(ALICE, pa).unwrap(), [".", "..", "Body.txt", "x.txt"]);
+    assert_eq!(h.eml("b.eml"), PLAIN);
+    // Another user cannot stage in a Draft that is not theirs.
+    let r =
+        h.fs.create(BOB, pa, ".evil", 0o600, libc::O_WRONLY | libc::O_CREAT);
+    assert_eq!(errno(r), libc::EACCES);
+}
