@@ -40,10 +40,17 @@ PY
 median() { python3 -c "import statistics,sys; print(int(statistics.median(map(int, sys.argv[1:]))))" "$@"; }
 echo "machine: nproc=$(nproc) load=$(cut -d' ' -f1 /proc/loadavg) file=$size B"
 declare -A res
-for i in $(seq "$ROUNDS"); do
-  line="round $i:"
-  for b in "${!bins[@]}"; do
-    "${bins[$b]}" mount "$spool" "$mnt" -f -o ratelimit_time=0 2>>"$work/mount.log" &
+# One round: each mount (in turn) and the direct copy, in an order that rotates from round to
+# round, so whatever the first copy of a round pays (page reclaim after the last round's
+# deletes) falls on each side alike.
+one() {
+  local b=$1 i=$2 a
+  if [ "$b" = d ]; then
+    sync
+    a=$(rate "$work/src.eml" "$direct/big$i.eml")
+    rm "$direct/big$i.eml"
+  else
+    RUST_LOG=info "${bins[$b]}" mount "$spool" "$mnt" -f -o ratelimit_time=0 2>>"$work/mount.log" &
     pid=$!
     for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
     mountpoint -q "$mnt"
@@ -52,14 +59,20 @@ for i in $(seq "$ROUNDS"); do
     cmp "$work/src.eml" "$spool/big$i.eml"
     rm "$mnt/big$i.eml"
     stop
+  fi
+  echo "$a"
+}
+sides=("${!bins[@]}" d)
+for i in $(seq "$ROUNDS"); do
+  line="round $i:"
+  n=${#sides[@]}
+  for k in $(seq 0 $((n - 1))); do
+    b=${sides[$(( (k + i) % n ))]}
+    a=$(one "$b" "$i")
     res[$b]="${res[$b]:-} $a"
-    line="$line mount[$b] $a MB/s,"
+    if [ "$b" = d ]; then line="$line direct $a MB/s,"; else line="$line mount[$b] $a MB/s,"; fi
   done
-  sync
-  d=$(rate "$work/src.eml" "$direct/big$i.eml")
-  rm "$direct/big$i.eml"
-  res[d]="${res[d]:-} $d"
-  echo "$line direct $d MB/s"
+  echo "$line"
 done
 # shellcheck disable=SC2086
 dm=$(median ${res[d]})

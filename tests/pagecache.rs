@@ -75,3 +75,72 @@ fn every_change_is_seen_after_cached_reads() {
     // And a read after that, with the pages kept, is still the new content.
     assert_eq!(cached(&m, "d.eml"), now);
 }
+
+/// Passthrough (src/fs/passthrough.rs, root mounts): a reader holding a message open reads
+/// its spool file directly and keeps the version it opened, as through mailfs; a writer, a
+/// rename over and is_ready while it is open are neither refused nor seen by it, and every
+/// open after a change reads the new bytes, through `read` and `mmap` alike.
+#[test]
+fn readers_passing_through_keep_their_version_and_block_no_change() {
+    let m = Mount::new(&[]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(
+            m.log().contains("pass through to their spool files"),
+            "{}",
+            m.log()
+        );
+    }
+    let msg = |subject: &str, body: &str| message("a@example.com", "b@example.com", subject, body);
+    std::fs::write(m.path("p.eml"), msg("AAAA", "first")).expect("write");
+    std::fs::write(m.path("q.eml"), msg("CCCC", "third")).expect("write");
+    let script = r#"
+import mmap, os, subprocess
+def read(name):
+    with open(name, 'rb') as f:
+        return f.read()
+a = read('p.eml')
+r = open('p.eml', 'rb')
+head = r.read(5)
+r0 = open('p.eml', 'rb')
+# A writer of the message while readers hold it (same length: only bytes can differ).
+with open('p.eml', 'r+b') as w:
+    w.write(a.replace(b'AAAA', b'BBBB').replace(b'first', b'secnd'))
+b = read('p.eml')
+assert b'BBBB' in b and b'secnd' in b, b
+assert head + r.read() == a, 'an open reader changed version'
+assert r0.read() == a
+assert os.fstat(r.fileno()).st_size == len(a)
+r2 = open('p.eml', 'rb')
+# A rename over it, then is_ready adding Date and Message-ID, while r2 holds the second version.
+os.rename('q.eml', 'p.eml')
+c = read('p.eml')
+assert b'CCCC' in c and b'third' in c, c
+with open('p.eml', 'rb') as f:
+    assert mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)[:] == c
+r3 = open('p.eml', 'rb')
+subprocess.run(['setfattr', '-n', 'user.is_ready', '-v', '1', 'p.eml'], check=True)
+d = read('p.eml')
+assert b'Message-ID:' in d and b'Date:' in d and b'third' in d, d
+assert r2.read() == b, 'an open reader changed version'
+assert r3.read() == c
+# An appending writer of a Draft while a reader holds it.
+open('s.eml', 'wb').write(a)
+r4 = open('s.eml', 'rb')
+with open('s.eml', 'ab') as w:
+    w.write(b'more\n')
+assert read('s.eml') == a + b'more\n'
+assert r4.read() == a
+for f in (r, r0, r2, r3, r4):
+    f.close()
+print('ok')
+"#;
+    assert_eq!(
+        m.ok(&format!("python3 -c '{}'", script.replace('\'', "'\\''")))
+            .trim(),
+        "ok"
+    );
+    // Closed and opened again: the current version, twice (no stale backing file left).
+    assert_eq!(m.ok("cat p.eml"), m.ok("cat p.eml"));
+    assert!(m.ok("cat p.eml").contains("Message-ID:"));
+}

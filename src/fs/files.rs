@@ -405,5 +405,6 @@ impl MailFs {
             log::warn!("release: {e}");
         }
         self.pages.released(fh);
+        self.through_released(fh);
     }
 }

@@ -12,6 +12,7 @@ use fuser::{
 
 use crate::error::Error;
 use crate::fs::MailFs;
+use crate::fs::passthrough::Answer;
 use crate::model::access::Caller;
 
 /// Attributes change underneath the kernel (senders, other processes): never cache them.
@@ -75,6 +76,19 @@ impl Filesystem for FuseAdapter {
         // existing message truncates its own copy, not the message (SPEC §9).
         if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC) {
             log::warn!("the kernel lacks atomic O_TRUNC ({e:?}): an overwrite truncates in place");
+        }
+        // Reads of messages straight from their spool files (src/fs/passthrough.rs):
+        // registering a backing file needs CAP_SYS_ADMIN, so only a root mount asks for it.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 && std::env::var_os("MAILFS_NO_PASSTHROUGH").is_none() {
+            let _ = config.set_max_stack_depth(1);
+            match config.add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH) {
+                Ok(()) => {
+                    self.fs.enable_passthrough();
+                    log::info!("reads of messages pass through to their spool files");
+                }
+                Err(_) => log::info!("the kernel has no FUSE passthrough: reads go through mailfs"),
+            }
         }
         Ok(())
     }
@@ -253,7 +267,18 @@ impl Filesystem for FuseAdapter {
                 if self.fs.writes_copy(fh) {
                     keep = FopenFlags::FOPEN_DIRECT_IO;
                 }
-                reply.opened(FileHandle(fh), keep)
+                let new = self.fs.backing_wanted(ino.0, fh, flags.0).and_then(|f| {
+                    reply
+                        .open_backing(&f)
+                        .inspect_err(|e| log::debug!("open_backing: {e}"))
+                        .ok()
+                        .map(|id| (f, id))
+                });
+                self.fs.answer_open(ino.0, fh, flags.0, new, |a| match a {
+                    Answer::Plain => reply.opened(FileHandle(fh), keep),
+                    Answer::Through(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), id),
+                    Answer::Stale => reply.error(Errno::from_i32(libc::ESTALE)),
+                })
             }
             Err(e) => reply.error(errno("open", &e)),
         }
@@ -429,13 +454,16 @@ impl Filesystem for FuseAdapter {
         reply: ReplyCreate,
     ) {
         match name_str(name).and_then(|n| self.fs.create(caller(req), parent.0, n, mode & !umask, flags)) {
-            Ok((attr, fh)) => reply.created(
-                &ENTRY_TTL,
-                &attr,
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-            ),
+            Ok((attr, fh)) => {
+                self.fs.created_plain(attr.ino.0, fh);
+                reply.created(
+                    &ENTRY_TTL,
+                    &attr,
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                )
+            }
             Err(e) => reply.error(errno("create", &e)),
         }
     }
