@@ -21,12 +21,18 @@ pub fn write(spool: &Spool, node: &NodeAttrs, message_id: &str, text: &str) {
         .as_ref()
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| spool.default_log_dir());
-    if let Err(e) = write_in(&dir, node, message_id, text) {
+    if let Err(e) = write_in(spool, &dir, node, message_id, text) {
         log::warn!("cannot write log entry in {}: {e}", dir.display());
     }
 }
 
-fn write_in(dir: &Path, node: &NodeAttrs, message_id: &str, text: &str) -> std::io::Result<()> {
+fn write_in(
+    spool: &Spool,
+    dir: &Path,
+    node: &NodeAttrs,
+    message_id: &str,
+    text: &str,
+) -> std::io::Result<()> {
     // The default log dir is in the spool, a configured one anywhere: neither may be a link
     // or writable by another user, or entries would land where that user chose (SPEC §9).
     crate::store::spool::ensure_private_dir(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -40,17 +46,48 @@ fn write_in(dir: &Path, node: &NodeAttrs, message_id: &str, text: &str) -> std::
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let mut f = crate::store::spool::create_private(&path)?;
-    writeln!(f, "{date} {message_id} {clean}")?;
-    for (attr, value) in [
-        (&node.log_date_attr, date.as_str()),
-        (&node.log_msgid_attr, message_id),
-        (&node.log_info_attr, clean.as_str()),
-    ] {
-        set_xattr(&f, &path, &format!("user.{attr}"), value.as_bytes());
+    let line = format!("{date} {message_id} {clean}\n");
+    let attrs = |f: &std::fs::File, at: &Path| {
+        for (attr, value) in [
+            (&node.log_date_attr, date.as_str()),
+            (&node.log_msgid_attr, message_id),
+            (&node.log_info_attr, clean.as_str()),
+        ] {
+            set_xattr(f, at, &format!("user.{attr}"), value.as_bytes());
+        }
+    };
+    // A spare inode of the spool filled and renamed into place costs no inode allocation
+    // (see store/spool/spare.rs) and the entry appears whole; a new file when there is none
+    // or the log dir is on another file system.
+    let spare = same_fs(spool.root(), dir)
+        .then(|| spool.reuse_spare(line.as_bytes()))
+        .flatten();
+    if let Some((spare, f)) = spare {
+        attrs(&f, &spare);
+        match std::fs::rename(&spare, &path) {
+            Ok(()) => {
+                log::info!("{message_id} {clean}");
+                return Ok(());
+            }
+            Err(_) => {
+                let _ = std::fs::remove_file(&spare);
+            }
+        }
     }
+    let mut f = crate::store::spool::create_private(&path)?;
+    f.write_all(line.as_bytes())?;
+    attrs(&f, &path);
     log::info!("{message_id} {clean}");
     Ok(())
+}
+
+/// Whether a file in `a` can be renamed into `b`.
+fn same_fs(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
+    }
 }
 
 /// Sets an attribute through the open entry (no path lookup: this runs for every attempt).

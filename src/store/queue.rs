@@ -16,7 +16,9 @@ use crate::store::node::Node;
 use crate::store::spool::Spool;
 
 /// Reads a message into a temp file in the spool; when `stop_at_dot`, a line with a single
-/// dot ends it (sendmail without `-i`). Returns the temp path.
+/// dot ends it (sendmail without `-i`). Returns the temp path. Not synced: committing it
+/// (`Spool::commit_tmp`) makes it durable, and when headers must be added it is copied
+/// first, so a sync here would be wasted.
 pub fn read_to_tmp(spool: &Spool, input: &mut dyn Read, stop_at_dot: bool) -> Result<PathBuf> {
     let tmp = spool.tmp_path();
     let res = (|| -> io::Result<()> {
@@ -37,7 +39,7 @@ pub fn read_to_tmp(spool: &Spool, input: &mut dyn Read, stop_at_dot: bool) -> Re
         } else {
             io::copy(&mut r, &mut f)?;
         }
-        f.sync_all()
+        Ok(())
     })();
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);
@@ -108,7 +110,7 @@ impl Origin {
 
 /// The content of a message being queued.
 pub enum Body<'a> {
-    /// A spool temp file (`Spool::tmp_path`), synced by the caller, taken over.
+    /// A spool temp file (`Spool::tmp_path`), synced or not, taken over.
     Tmp(&'a Path),
     /// A spool temp file whose sync is shared with concurrent callers (one group commit).
     TmpGrouped(&'a Path),
@@ -131,16 +133,29 @@ pub fn enqueue(
         attrs.is_queued(),
         "enqueue of a message that is not Pending and ready"
     );
-    if let Err(e) = crate::store::sent_ids::remember(spool, &attrs.message_id) {
-        log::warn!("{name}: cannot record its Message-ID as sent: {e}");
-    }
-    match body {
-        Body::Tmp(tmp) => spool.commit_tmp(tmp, name, attrs)?,
-        Body::TmpGrouped(tmp) => spool.commit_tmp_grouped(tmp, name, attrs)?,
-        Body::Bytes(mut b) => {
-            spool.add_message(name, &mut b, attrs)?;
+    // The record's sync runs while the message's own are under way (a submitting process
+    // waits for one round of syncs, not two).
+    let remember = || {
+        if let Err(e) = crate::store::sent_ids::remember(spool, &attrs.message_id) {
+            log::warn!("{name}: cannot record its Message-ID as sent: {e}");
         }
-    }
+    };
+    let store = || match body {
+        Body::Tmp(tmp) => spool.commit_tmp(tmp, name, attrs),
+        Body::TmpGrouped(tmp) => spool.commit_tmp_grouped(tmp, name, attrs),
+        Body::Bytes(mut b) => spool.add_message(name, &mut b, attrs).map(|_| ()),
+    };
+    std::thread::scope(|s| match std::thread::Builder::new().spawn_scoped(s, remember) {
+        Ok(r) => {
+            let stored = store();
+            let _ = r.join();
+            stored
+        }
+        Err(_) => {
+            remember();
+            store()
+        }
+    })?;
     hand_over(spool, node, name)
 }
 
@@ -181,9 +196,9 @@ pub fn queue_tmp(spool: &Spool, tmp: PathBuf, sub: &Submission, origin: &Origin)
 }
 
 /// [`queue_tmp`] for a message already in a spool temp file (`Spool::tmp_path`), which it
-/// takes over, stored as `PREFIX-....eml`. `grouped` shares the syncs with concurrent callers
-/// (the SMTP listener) and then `tmp` need not be synced; otherwise it must be. Either way
-/// the message is durable when this returns.
+/// takes over, stored as `PREFIX-....eml`. `tmp` need not be synced. `grouped` shares the
+/// syncs with concurrent callers (the SMTP listener). Either way the message is durable when
+/// this returns.
 pub fn queue_file(
     spool: &Spool,
     tmp: PathBuf,
@@ -252,14 +267,14 @@ pub fn queue_file(
         } else {
             let t2 = spool.tmp_path();
             let at = content::trace_len(&head) as u64;
-            content::copy_inserting(&tmp, &t2, at, &extra, !grouped)?;
+            content::copy_inserting(&tmp, &t2, at, &extra, false)?;
             let _ = std::fs::remove_file(&tmp);
             t2
         };
         if let Some(id) = &info.message_id {
             attrs.message_id = id.clone();
         }
-        let final_tmp = sign_tmp(spool, final_tmp, &mut attrs, grouped);
+        let final_tmp = sign_tmp(spool, final_tmp, &mut attrs);
         attrs.env_from = Some(env_from);
         attrs.env_to = Some(rcpts.clone());
         attrs.recipients = rcpts.iter().cloned().map(Recipient::new).collect();
@@ -283,11 +298,11 @@ pub fn queue_file(
 
 /// Signs a message about to be queued (SPEC §12); a key that cannot be used leaves it to
 /// wait, flagged, rather than go out unsigned.
-fn sign_tmp(spool: &Spool, tmp: PathBuf, attrs: &mut MessageAttrs, grouped: bool) -> PathBuf {
+fn sign_tmp(spool: &Spool, tmp: PathBuf, attrs: &mut MessageAttrs) -> PathBuf {
     let signed = spool.tmp_path();
     let res = spool
         .load_node()
-        .and_then(|cfg| crate::mail::dkim::sign_file(&cfg, &tmp, &signed, &attrs.message_id, !grouped));
+        .and_then(|cfg| crate::mail::dkim::sign_file(&cfg, &tmp, &signed, &attrs.message_id, false));
     match res {
         Ok(true) => {
             let _ = std::fs::remove_file(&tmp);

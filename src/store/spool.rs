@@ -90,6 +90,8 @@ pub struct Spool {
     group: std::sync::OnceLock<crossbeam_channel::Sender<CommitReq>>,
     /// The sync shared by concurrent callers of [`Spool::sync_shared`].
     barrier: barrier::Barrier,
+    /// Files freed by the group commit and by taken markers, reused as log entries.
+    spares: spare::Spares,
 }
 
 /// An exclusive per-message lock (flock on the `.eml`, which NFS emulates with fcntl locks):
@@ -101,6 +103,7 @@ pub struct MessageLock {
 
 mod barrier;
 mod commit;
+mod spare;
 
 pub use crate::files::{Stamp, create_private, ensure_private_dir, open_read};
 use crate::files::{check_private, ensure_dir};
@@ -127,6 +130,7 @@ impl Spool {
             tmp_seq: AtomicU64::new(0),
             group: std::sync::OnceLock::new(),
             barrier: barrier::Barrier::default(),
+            spares: spare::Spares::default(),
         };
         spool.clean_tmp();
         Ok(spool)
@@ -339,15 +343,30 @@ impl Spool {
     /// message has no attribute file yet (a Draft with defaults).
     pub fn read_attrs(&self, name: &str) -> Result<Option<(MessageAttrs, Stamp)>> {
         let path = self.struct_path(name);
-        let mut f = match open_read(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let meta = f.metadata()?;
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        f.read_to_end(&mut bytes)?;
-        Ok(Some((Self::decode_attrs(&path, &bytes)?, Stamp::of(&meta))))
+        let mut tries = 0;
+        loop {
+            let mut f = match open_read(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let meta = f.metadata()?;
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            f.read_to_end(&mut bytes)?;
+            match Self::decode_attrs(&path, &bytes) {
+                Ok(a) => return Ok(Some((a, Stamp::of(&meta)))),
+                // The version opened was replaced meanwhile and its inode reused (a spare,
+                // see spool/spare.rs): read the current one.
+                Err(e) => {
+                    use std::os::unix::fs::MetadataExt;
+                    let moved = fs::symlink_metadata(&path).is_ok_and(|m| m.ino() != meta.ino());
+                    tries += 1;
+                    if !moved || tries >= 5 {
+                        return Err(e);
+                    }
+                }
+            }
+        }
     }
 
     pub fn attrs_stamp(&self, name: &str) -> Option<Stamp> {
@@ -384,6 +403,9 @@ impl Spool {
         let stamp = (|| -> io::Result<Stamp> {
             let mut f = create_private(&tmp)?;
             f.write_all(&bytes)?;
+            // Each caller syncs its own file, in parallel with the others: a file-system
+            // wide sync would also wait for every other writer's dirty data on that disk.
+            f.sync_all()?;
             Ok(Stamp::of(&f.metadata()?))
         })()
         .inspect_err(|_| {
@@ -393,6 +415,8 @@ impl Spool {
         let req = CommitReq {
             tmp: tmp.clone(),
             path: self.struct_path(name),
+            exchange: true,
+            synced: true,
             done,
         };
         if tx.send(req).is_err() {
@@ -410,9 +434,10 @@ impl Spool {
         self.group.get_or_init(|| {
             let (tx, rx) = crossbeam_channel::unbounded();
             let root = self.root.clone();
+            let spares = self.spares.clone();
             let spawned = std::thread::Builder::new()
                 .name("mailfs-commit".into())
-                .spawn(move || group_committer(root, rx));
+                .spawn(move || group_committer(root, rx, spares));
             if let Err(e) = spawned {
                 log::error!("cannot start the group-commit thread: {e}");
             }
@@ -447,12 +472,16 @@ impl Spool {
             .send(CommitReq {
                 tmp: attrs_tmp.clone(),
                 path: self.struct_path(name),
+                exchange: false,
+                synced: false,
                 done: done_a,
             })
             .and_then(|()| {
                 tx.send(CommitReq {
                     tmp: tmp.to_path_buf(),
                     path: self.eml_path(name),
+                    exchange: false,
+                    synced: false,
                     done: done_m,
                 })
             });
@@ -564,7 +593,7 @@ impl Spool {
         if let Ok(rd) = fs::read_dir(self.root.join(READY_DIR)) {
             for e in rd.flatten() {
                 if let Some(name) = e.file_name().to_str()
-                    && fs::remove_file(e.path()).is_ok()
+                    && self.take_marker(&e.path())
                 {
                     out.push(name.to_string());
                 }
@@ -592,21 +621,44 @@ impl Spool {
         }
     }
 
-    /// Moves a complete, synced file from `.tmp/` into the spool as message `name` with
-    /// `attrs`: attributes first, then the content renamed into place. On error the temp file
-    /// is removed and no message appears.
+    /// Moves a complete file from `.tmp/` (synced or not) into the spool as message `name`
+    /// with `attrs`: attributes first, then the content renamed into place, and one directory
+    /// sync for both. The content's fsync and the attribute file's run at once, so a
+    /// submitting process waits for the slower of the two rather than their sum. On error the
+    /// temp file is removed and no message appears.
     pub fn commit_tmp(&self, tmp: &Path, name: &str, attrs: &MessageAttrs) -> Result<()> {
         if !is_message_name(name) {
             let _ = fs::remove_file(tmp);
             return Err(Error::invalid("name", format!("{name:?} is not a message name")));
         }
+        let attrs_tmp = self.tmp_path();
         let res = (|| -> Result<()> {
-            self.write_attrs(name, attrs)?;
+            let bytes = Self::encode(attrs)?;
+            let write_attrs = || -> io::Result<()> {
+                let mut f = create_private(&attrs_tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()
+            };
+            let sync_content = || open_read(tmp).and_then(|f| f.sync_all());
+            std::thread::scope(|s| -> io::Result<()> {
+                match std::thread::Builder::new().spawn_scoped(s, sync_content) {
+                    Ok(content) => {
+                        let a = write_attrs();
+                        let c = content
+                            .join()
+                            .unwrap_or_else(|_| Err(io::Error::other("the fsync thread failed")));
+                        a.and(c)
+                    }
+                    Err(_) => write_attrs().and_then(|()| sync_content()),
+                }
+            })?;
+            fs::rename(&attrs_tmp, self.struct_path(name))?;
             fs::rename(tmp, self.eml_path(name))?;
             self.sync_root()?;
             Ok(())
         })();
         if res.is_err() {
+            let _ = fs::remove_file(&attrs_tmp);
             let _ = fs::remove_file(tmp);
         }
         res

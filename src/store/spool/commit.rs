@@ -1,22 +1,35 @@
-//! The group commit: many attribute files replaced at once, each atomically, one sync.
+//! The group commit: many attribute files replaced at once, each atomically, one directory
+//! sync for them all.
 
 use super::*;
 
-/// One attribute file to replace in the next group commit: already written (not synced) at
-/// `tmp` by the caller, so file creation happens in parallel in the callers.
+/// One file to replace in the next group commit: already written at `tmp` by the caller, so
+/// file creation (and, for `synced` requests, the fsync) happens in parallel in the callers.
 #[derive(Debug)]
 pub(super) struct CommitReq {
     pub(super) tmp: PathBuf,
     pub(super) path: PathBuf,
+    /// Replace `path` by exchanging it with `tmp` (see [`super::spare`]): the old version
+    /// stays at `tmp` and goes to the spare pool once the batch is durable. Only for
+    /// attribute files, whose readers read them whole at once.
+    pub(super) exchange: bool,
+    /// The caller has already fsynced `tmp` (in parallel with the other callers): no
+    /// file-system sync is needed for it.
+    pub(super) synced: bool,
     pub(super) done: crossbeam_channel::Sender<io::Result<()>>,
 }
 
-/// Replaces many files at once, each atomically, with one file-system sync for the batch:
-/// every temp file is written (by its caller), then `syncfs` makes them all durable, then each is renamed
-/// into place and the directory synced once. A file is never visible before its bytes are
-/// durable, and no caller is answered before its rename is. Batches form by themselves: the
-/// requests that arrive while one batch syncs make the next.
-pub(super) fn group_committer(root: PathBuf, rx: crossbeam_channel::Receiver<CommitReq>) {
+/// Replaces many files at once, each atomically, with one directory sync for the batch:
+/// every temp file is written (by its caller), made durable (by its caller's fsync, or one
+/// `syncfs` here for those not synced yet), then each is renamed into place and the directory
+/// synced once. A file is never visible before its bytes are durable, and no caller is
+/// answered before its rename is. Batches form by themselves: the requests that arrive while
+/// one batch syncs make the next.
+pub(super) fn group_committer(
+    root: PathBuf,
+    rx: crossbeam_channel::Receiver<CommitReq>,
+    spares: super::spare::Spares,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 1024 {
@@ -26,28 +39,19 @@ pub(super) fn group_committer(root: PathBuf, rx: crossbeam_channel::Receiver<Com
             }
         }
         let staged = batch;
-        let synced = File::open(&root).and_then(|d| {
-            // SAFETY: syncfs on a descriptor we own for the duration of the call.
-            if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-        let synced = synced.or_else(|_| {
-            // No syncfs here: one fsync per file, still one directory sync.
-            staged
-                .iter()
-                .try_for_each(|r| File::open(&r.tmp).and_then(|f| f.sync_all()))
-        });
+        let synced = if staged.iter().all(|r| r.synced) {
+            Ok(())
+        } else {
+            sync_all_of(&root, &staged)
+        };
         let mut renamed = Vec::with_capacity(staged.len());
         for r in staged {
             let res = synced
                 .as_ref()
                 .map_err(|e| io::Error::new(e.kind(), e.to_string()))
-                .and_then(|()| fs::rename(&r.tmp, &r.path));
+                .and_then(|()| replace(&r));
             match res {
-                Ok(()) => renamed.push(r),
+                Ok(kept) => renamed.push((r, kept)),
                 Err(e) => {
                     let _ = fs::remove_file(&r.tmp);
                     let _ = r.done.send(Err(e));
@@ -55,12 +59,51 @@ pub(super) fn group_committer(root: PathBuf, rx: crossbeam_channel::Receiver<Com
             }
         }
         let dir = File::open(&root).and_then(|d| d.sync_all());
-        for r in renamed {
+        for (r, kept) in renamed {
             let res = match &dir {
                 Ok(()) => Ok(()),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             };
+            // The old version may be rewritten only once its replacement is durable.
+            if kept {
+                if res.is_ok() {
+                    spares.put(r.tmp.clone());
+                } else {
+                    let _ = fs::remove_file(&r.tmp);
+                }
+            }
             let _ = r.done.send(res);
         }
     }
+}
+
+/// Puts one request's file in place; `true` when the old version was kept at `r.tmp`.
+fn replace(r: &CommitReq) -> io::Result<bool> {
+    if r.exchange {
+        match super::spare::exchange(&r.tmp, &r.path) {
+            Ok(()) => return Ok(true),
+            // No old version (a first write), or a file system without RENAME_EXCHANGE.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    fs::rename(&r.tmp, &r.path).map(|()| false)
+}
+
+/// Makes the temp files of a batch durable: one `syncfs`, or one fsync each where there is none.
+fn sync_all_of(root: &Path, staged: &[CommitReq]) -> io::Result<()> {
+    let synced = File::open(root).and_then(|d| {
+        // SAFETY: syncfs on a descriptor we own for the duration of the call.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    });
+    synced.or_else(|_| {
+        staged
+            .iter()
+            .try_for_each(|r| File::open(&r.tmp).and_then(|f| f.sync_all()))
+    })
 }

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Submission with one process per message, side by side on one machine: N messages (2 KB)
+# handed over one after another, each by its own process, timed from the first to the last exit:
+#   1. `mailfs sendmail -i RCPT < msg` as the spool's owner (straight into the spool: the
+#      message and its attributes durable, the senders told) while `mailfs serve` serves the
+#      spool and relays to smtp-sink on 127.0.0.1;
+#   2. Postfix's `/usr/sbin/sendmail -i RCPT < msg` (postdrop into the maildrop queue, fsynced)
+#      while Postfix runs and relays to the same kind of sink.
+# Each exits 0 only once its message is durable. The submission loop is the same shell loop
+# for both. Usage: benches/sendmail-vs-postfix.sh [N]   (root; apt-get install postfix; uses the
+# system Postfix instance and reconfigures it for loopback relaying, as MACHINE-NOTES describes)
+set -euo pipefail
+N=${1:-2000}
+cd "$(dirname "$0")/.."
+cargo build --release -q
+bin=$PWD/target/release/mailfs
+work=$(mktemp -d /tmp/mailfs-bench.XXXX); chmod 755 "$work"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+/usr/sbin/smtp-sink -u postfix -c "127.0.0.1:$port" 1000 > "$work/sink.log" 2>&1 &
+sink_pid=$!
+serve=""
+cleanup() {
+  [ -n "$serve" ] && kill "$serve" 2>/dev/null && wait "$serve" 2>/dev/null || true
+  kill "$sink_pid" 2>/dev/null || true
+  postfix stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+
+body=$(head -c 1800 /dev/zero | tr '\0' 'x' | fold -w 76)
+printf 'From: bench@example.com\nTo: u@d1.example\nSubject: submit\n\n%s\n' "$body" > "$work/msg"
+
+# ---- 1. mailfs sendmail, with mailfs serve running
+spool=$work/spool
+"$bin" serve "$spool" -o "port=$port,ratelimit_time=0,domlimit_time=0" 2> "$work/serve.log" &
+serve=$!
+sleep 0.5
+export MAILFS_SPOOL=$spool
+t0=$(now)
+for i in $(seq 1 "$N"); do
+  "$bin" sendmail -i "u$i@d$((i % 20)).example" < "$work/msg"
+done
+t1=$(now)
+unset MAILFS_SPOOL
+queued=$(ls "$spool" | grep -c '\.eml$')
+kill "$serve"; wait "$serve" 2>/dev/null || true; serve=""
+
+# ---- 2. Postfix's sendmail, with Postfix running
+postfix stop >/dev/null 2>&1 || true
+postconf -e "inet_interfaces = loopback-only" "inet_protocols = ipv4" \
+  "relayhost = [127.0.0.1]:$port" "default_transport = smtp" "relay_transport = relay" \
+  "maillog_file = /var/log/postfix.log" "smtp_tls_security_level = none" \
+  "mydestination = localhost" "myhostname = mailnode.test" "header_checks ="
+postsuper -d ALL >/dev/null 2>&1 || true
+postfix start >/dev/null 2>&1
+sleep 1
+t2=$(now)
+for i in $(seq 1 "$N"); do
+  /usr/sbin/sendmail -i -f bench@example.com "u$i@d$((i % 20)).example" < "$work/msg"
+done
+t3=$(now)
+postfix stop >/dev/null 2>&1 || true
+
+python3 - <<PY
+n = $N
+m, p = $t1 - $t0, $t3 - $t2
+print(f"machine: nproc={$(nproc)} load={open('/proc/loadavg').read().split()[0]}")
+print(f"submissions={n} (2 KB), one process each, sequential")
+print(f"mailfs sendmail  : {m:7.2f} s  {n/m:7.0f} msg/s  ({$queued} messages in the spool)")
+print(f"Postfix sendmail : {p:7.2f} s  {n/p:7.0f} msg/s")
+print(f"mailfs / Postfix = {p/m:.2f}x")
+PY
