@@ -1,15 +1,11 @@
-//! The lifecycle rules through the worker and the engine with an injected clock: retries,
+//! The lifecycle rules through the worker with an injected clock: retries,
 //! max_retries, queue_time, delay notices and expiry, time moved forward without sleeping.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use super::Engine;
 use super::clock::Clock;
 use super::expire_message;
 use super::tests::{T0, cfg, fix};
-use super::transport::{RcptOutcome, Transport};
-use crate::model::attrs::{NodeAttrs, NotifySet, RcptStatus, Status};
+use super::transport::RcptOutcome;
+use crate::model::attrs::{NodeAttrs, NotifySet, Status};
 
 fn temp() -> RcptOutcome {
     RcptOutcome::TempFail("451 4.7.1 greylisted".into())
@@ -157,78 +153,4 @@ fn a_pending_message_never_expires() {
     f.node.spool.write_attrs("m.eml", &a).unwrap();
     expire_message(&f.node, "m.eml", T0 + 1_000_000);
     assert_eq!(f.attrs("m.eml").status, Status::Pending);
-}
-
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The engine with the stub as every worker's transport and the fixture's clock.
-fn engine(f: &super::tests::Fix) -> Engine {
-    let stub = f.stub.clone();
-    let make: super::MakeTransport = Arc::new(move || Box::new(stub.clone()) as Box<dyn Transport + Send>);
-    let mut shared = super::Shared::with_clock(f.clock.clone());
-    shared.transport = Some(make);
-    Engine::start_with(f.node.clone(), shared)
-}
-
-#[test]
-fn the_engine_sends_a_ready_message_once_and_expires_it_by_the_clock() {
-    let f = fix();
-    f.node.set_attr("ratelimit_time", b"0").unwrap();
-    f.node.set_attr("domlimit_time", b"0").unwrap();
-    f.node.set_attr("expire_time", b"3600").unwrap();
-    f.queue("m.eml", &["a@x.org", "b@y.org"]);
-    let e = engine(&f);
-    wait_until("m.eml to be Sent", || {
-        f.node
-            .spool
-            .read_attrs("m.eml")
-            .ok()
-            .flatten()
-            .is_some_and(|(a, _)| a.status == Status::Sent)
-    });
-    // One job per domain, each sent once; made ready again, it stays sent.
-    let mut to: Vec<String> = f.stub.sent().iter().flat_map(|s| s.env.to.clone()).collect();
-    to.sort();
-    assert_eq!(to, ["a@x.org", "b@y.org"]);
-    f.node.notify_ready("m.eml");
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(f.stub.count(), 2);
-    assert_eq!(f.attrs("m.eml").expire_date, Some(T0 + 3600));
-    // The clock reaches the expire date: the scheduler removes it without anyone sleeping an hour.
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(f.node.spool.read_attrs("m.eml").unwrap().is_some());
-    f.clock.advance(3600);
-    wait_until("m.eml to expire", || {
-        f.node.spool.read_attrs("m.eml").ok().flatten().is_none()
-    });
-    e.stop();
-}
-
-#[test]
-fn the_engine_retries_a_deferred_recipient_at_its_next_try() {
-    let f = fix();
-    f.node.set_attr("ratelimit_time", b"0").unwrap();
-    f.node.set_attr("domlimit_time", b"0").unwrap();
-    f.node.set_attr("retry_time", b"1").unwrap();
-    f.stub.then_all(temp());
-    f.queue("m.eml", &["a@x.org"]);
-    // Queued before the engine starts: its first scan finds it (a Ready event as well
-    // would make a second, forced job of it).
-    let e = engine(&f);
-    wait_until("the first try", || f.attrs("m.eml").try_count == 1);
-    let a = f.attrs("m.eml");
-    assert_eq!(a.recipients[0].status, RcptStatus::TempFail);
-    assert_eq!(a.next_try_date, Some(T0 + 1));
-    // The timer runs on monotonic time; the attempt checks the clock's date, so the clock
-    // is moved to it and the retry goes.
-    f.clock.advance(1);
-    wait_until("the retry to succeed", || f.attrs("m.eml").status == Status::Sent);
-    assert_eq!(f.stub.count(), 2);
-    e.stop();
 }

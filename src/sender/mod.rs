@@ -48,6 +48,8 @@ mod worker;
 #[cfg(test)]
 mod clock_tests;
 #[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

@@ -30,7 +30,7 @@ pub enum Answer {
     Each(Vec<RcptOutcome>),
 }
 
-type Hook = Box<dyn FnMut(&Envelope) + Send>;
+type Hook = Arc<dyn Fn(&Envelope) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -75,9 +75,10 @@ impl StubTransport {
         self
     }
 
-    /// Runs `f` inside every transaction (after the gate, before the answer).
-    pub fn during(&self, f: impl FnMut(&Envelope) + Send + 'static) -> &Self {
-        self.state.lock().during = Some(Box::new(f));
+    /// Runs `f` inside every transaction (after the gate, before the answer), in whichever
+    /// worker takes it: transactions in parallel run it in parallel.
+    pub fn during(&self, f: impl Fn(&Envelope) + Send + Sync + 'static) -> &Self {
+        self.state.lock().during = Some(Arc::new(f));
         self
     }
 
@@ -136,11 +137,11 @@ impl Transport for StubTransport {
         gate();
         let at = std::time::Instant::now();
         self.state.lock().gates += 1;
-        // The hook runs unlocked: it may use the stub (count, script) itself.
-        let hook = self.state.lock().during.take();
-        if let Some(mut f) = hook {
+        // The hook runs unlocked: it may use the stub itself, and other workers' transactions
+        // go on meanwhile.
+        let hook = self.state.lock().during.clone();
+        if let Some(f) = hook {
             f(env);
-            self.state.lock().during.get_or_insert(f);
         }
         let bytes = match wire.read_all() {
             Ok(b) => b,

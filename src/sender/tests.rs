@@ -445,3 +445,48 @@ fn stopping_with_an_unrecorded_outcome_leaves_the_message_to_be_tried_again() {
     assert_eq!(f.shared.unrecorded.load(Ordering::SeqCst), 0);
     assert_eq!(f.node.spool.list_messages().unwrap(), vec!["m.eml"]);
 }
+
+#[test]
+fn nothing_that_should_be_signed_goes_out_unsigned() {
+    let f = fix();
+    let key = f.root().with_file_name("dkim.pem");
+    let mut c = cfg();
+    c.dkim.dkim_domain = Some("example.com".into());
+    c.dkim.dkim_selector = Some("s1".into());
+    c.dkim.dkim_key_file = Some(key.to_string_lossy().into_owned());
+    // Queued while the key could not be used: marked to be signed before it goes.
+    let mut a = f.queue("m.eml", &["a@x.org"]);
+    a.internal.insert(crate::mail::dkim::UNSIGNED.into(), "1".into());
+    f.node.spool.write_attrs("m.eml", &a).unwrap();
+    let r = f.job("m.eml", "x.org", true, &c);
+    assert!(
+        matches!(r, JobResult::Again(at) if at > Instant::now() + Duration::from_secs(20)),
+        "{r:?}"
+    );
+    assert_eq!(f.stub.count(), 0);
+    let a = f.attrs("m.eml");
+    assert!(a.internal.contains_key(crate::mail::dkim::UNSIGNED));
+    assert!(a.last_try_msg.contains("DKIM"), "{}", a.last_try_msg);
+    assert_eq!((a.status, a.try_count), (Status::Pending, 0));
+    // The key is there now: signed, then sent with its signature on top.
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    f.job("m.eml", "x.org", true, &c);
+    let sent = f.stub.sent();
+    assert_eq!(sent.len(), 1);
+    let w = String::from_utf8_lossy(&sent[0].wire);
+    let head = w.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(
+        head.contains("\r\nDKIM-Signature: v=1; a=ed25519-sha256; s=s1; d=example.com;"),
+        "{w:?}"
+    );
+    assert!(
+        !f.attrs("m.eml")
+            .internal
+            .contains_key(crate::mail::dkim::UNSIGNED)
+    );
+}
