@@ -18,12 +18,15 @@
 //! 2. `Shared::limiter` (a mutex): taken inside the gate (under 1) and by the scheduler's
 //!    dispatch (holding nothing); held only for the arithmetic, never across a sleep or I/O.
 //! 3. The group commit (`Spool::write_attrs_grouped`, under 1): a request on a channel to the
-//!    `mailfs-commit` thread, then a wait for its answer. That thread takes no lock, so a
-//!    worker waiting on it while holding 1 cannot close a cycle.
+//!    `mailfs-commit` thread, then a wait for its answer. That thread (and the journal, after
+//!    1 is released) takes only the spool's spare-file pool (`Spares`, a mutex held for one push or
+//!    pop: a leaf), so a worker waiting on it while holding 1 cannot close a cycle.
 //! 4. `Node::attrs` (a read-write lock) and `Node::events` (a mutex around the scheduler's
 //!    channel): leaves, taken and released inside one call; sending on the events channel
 //!    never blocks (unbounded), so notices queued after the lock is released (`dsn::notify`)
 //!    and the front ends cannot stall on the scheduler.
+//! 5. Inside a transport, under 1: the sendmail child's mutex (a leaf, held for a `try_wait`
+//!    or a `kill`); the stub's state (tests; never held while its hook runs).
 //!
 //! Channels: front ends -> scheduler (`Event`, unbounded), scheduler -> each worker
 //! (`ToWorker`, unbounded), workers -> scheduler (`Done`, unbounded). Nobody blocks on a send,
