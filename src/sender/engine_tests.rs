@@ -182,3 +182,33 @@ fn a_stopped_engine_starts_no_more_transactions() {
     f.node.notify_ready("m.eml");
     assert_eq!(f.node.spool.take_ready_markers(), vec!["m.eml"]);
 }
+
+#[test]
+fn a_panic_in_one_attempt_leaves_the_engine_sending_the_rest() {
+    let f = fix();
+    f.node.set_attr("ratelimit_time", b"0").unwrap();
+    f.node.set_attr("domlimit_time", b"0").unwrap();
+    f.node.set_attr("conn_limit", b"1").unwrap();
+    let panics = Arc::new(Mutex::new(0));
+    let p = panics.clone();
+    f.stub.during(move |env| {
+        if env.to.iter().any(|r| r == "boom@x.org") {
+            *p.lock() += 1;
+            panic!("a bug in a transport (on purpose)");
+        }
+    });
+    f.queue("boom.eml", &["boom@x.org"]);
+    let e = engine(&f);
+    wait_until("the panic", || *panics.lock() == 1);
+    // The only worker survives it (caught, the job retried later) and takes the next job.
+    f.queue("fine.eml", &["a@y.org"]);
+    f.node.notify_ready("fine.eml");
+    wait_until("fine.eml to be Sent", || {
+        f.attrs("fine.eml").status == Status::Sent
+    });
+    e.stop();
+    let a = f.attrs("boom.eml");
+    assert_eq!((a.status, a.try_count), (Status::Pending, 0));
+    assert_eq!(f.stub.sent().len(), 1);
+    assert_eq!(*panics.lock(), 1);
+}

@@ -137,7 +137,76 @@ impl Transport for SendmailTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::ToLf;
+    use super::*;
+
+    /// A sendmail stand-in: records its arguments and stdin, says `err` on stderr, exits `code`.
+    fn command(dir: &std::path::Path, code: i32, err: &str) -> SendmailTransport {
+        let script = dir.join("sendmail");
+        let body = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {d}/args\ncat > {d}/stdin\necho '{err}' >&2\nexit {code}\n",
+            d = dir.display()
+        );
+        std::fs::write(&script, body).unwrap();
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&script)
+            .status()
+            .unwrap();
+        SendmailTransport {
+            node: NodeAttrs {
+                sendmail_path: script.to_string_lossy().into_owned(),
+                ..NodeAttrs::default()
+            },
+        }
+    }
+
+    fn env() -> Envelope {
+        Envelope {
+            from: String::new(),
+            to: vec!["a@x.org".into(), "-b@y.org".into()],
+        }
+    }
+
+    const MSG: &[u8] = b"Subject: s\r\nBcc: hidden@z.org\r\nMessage-ID: <i@h>\r\nDate: Tue, 24 Nov 2026 01:00:00 +0000\r\n\r\nline\r\n.dot\r\n";
+
+    #[test]
+    fn the_command_gets_the_envelope_as_arguments_and_the_wire_form_with_local_line_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = command(dir.path(), 0, "");
+        let mut gates = 0;
+        let out = t.send(&env(), &Wire::from_bytes(MSG, "<i@h>"), &mut || gates += 1);
+        assert_eq!(gates, 1);
+        assert!(
+            out.iter().all(|o| matches!(o, RcptOutcome::Accepted(_))),
+            "{out:?}"
+        );
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        // The null sender as <>, and a recipient that looks like an option stays an operand.
+        assert_eq!(args, "-i\n-f\n<>\n--\na@x.org\n-b@y.org\n");
+        let stdin = std::fs::read(dir.path().join("stdin")).unwrap();
+        assert_eq!(
+            String::from_utf8(stdin).unwrap(),
+            "Subject: s\nMessage-ID: <i@h>\nDate: Tue, 24 Nov 2026 01:00:00 +0000\n\nline\n.dot\n"
+        );
+    }
+
+    #[test]
+    fn exit_75_is_temporary_and_other_codes_permanent_with_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let wire = Wire::from_bytes(MSG, "<i@h>");
+        let out = command(dir.path(), 75, "queue full").send(&env(), &wire, &mut || {});
+        assert_eq!(out[0], RcptOutcome::TempFail("exit 75: queue full".into()));
+        let out = command(dir.path(), 67, "no such user").send(&env(), &wire, &mut || {});
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1], RcptOutcome::PermFail("exit 67: no such user".into()));
+        let mut gone = command(dir.path(), 0, "");
+        gone.node.sendmail_path = dir.path().join("missing").to_string_lossy().into_owned();
+        let out = gone.send(&env(), &wire, &mut || {});
+        assert!(
+            matches!(&out[0], RcptOutcome::TempFail(m) if m.starts_with("cannot run")),
+            "{out:?}"
+        );
+    }
 
     #[test]
     fn crlf_becomes_lf_across_chunk_boundaries() {
