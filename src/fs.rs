@@ -32,6 +32,7 @@ mod dirs;
 mod files;
 pub mod fuse;
 mod handles;
+mod inodes;
 mod names;
 mod pagecache;
 mod passthrough;
@@ -39,6 +40,7 @@ mod ready;
 mod setattr;
 pub mod trees;
 mod undo;
+mod watch;
 mod weight;
 mod whole;
 mod xattr;
@@ -53,7 +55,7 @@ type Ids = (Option<u32>, Option<u32>);
 
 /// How many messages' attributes are kept: a spool of 100,000 messages must not hold them
 /// all (everything cached can be read again). Parsed trees are bounded in bytes (`trees`).
-const CACHE_CAP: usize = 16_384;
+const CACHE_CAP: usize = 4_096;
 
 /// Makes room in a cache that is full by dropping a quarter of it (any quarter: cheaper than
 /// tracking use, and a dropped entry is only read again).
@@ -94,39 +96,6 @@ pub enum Key {
 
 const PARTS_SUFFIX: &str = ".parts";
 
-#[derive(Default)]
-struct Inodes {
-    by_ino: HashMap<u64, Key>,
-    by_key: HashMap<Key, u64>,
-    next: u64,
-}
-
-impl Inodes {
-    fn ino(&mut self, key: Key) -> u64 {
-        if let Some(&i) = self.by_key.get(&key) {
-            return i;
-        }
-        self.next += 1;
-        let i = self.next;
-        self.by_ino.insert(i, key.clone());
-        self.by_key.insert(key, i);
-        i
-    }
-    fn forget_key(&mut self, key: &Key) {
-        if let Some(i) = self.by_key.remove(key) {
-            self.by_ino.remove(&i);
-        }
-    }
-    /// A rename keeps the inode (open handles and the kernel's dentry stay valid).
-    fn rename(&mut self, from: &Key, to: Key) {
-        self.forget_key(&to);
-        if let Some(i) = self.by_key.remove(from) {
-            self.by_ino.insert(i, to.clone());
-            self.by_key.insert(to, i);
-        }
-    }
-}
-
 struct CachedMessage {
     attrs: MessageAttrs,
     attrs_stamp: Option<Stamp>,
@@ -147,7 +116,7 @@ enum Handle {
         /// An existing message opened for writing: `file` is its copy, put in place at close.
         pending: Option<whole::Pending>,
     },
-    Dir(Vec<(u64, FileType, String)>),
+    Dir(dirs::Listing),
     /// A part being read: the message version and tree it was opened on.
     Part {
         file: File,
@@ -184,7 +153,7 @@ enum Handle {
 /// waited on, so it cannot close a cycle.
 pub struct MailFs {
     node: Arc<Node>,
-    inodes: Mutex<Inodes>,
+    inodes: Mutex<inodes::Inodes>,
     cache: Mutex<HashMap<String, CachedMessage>>,
     trees: TreeCache,
     handles: Mutex<HashMap<u64, Arc<Mutex<Handle>>>>,
@@ -208,6 +177,15 @@ pub struct MailFs {
 /// pushed to the kernel at once (`invalidate_message`); a change by another process (a
 /// message expired or cancelled elsewhere) shows within this time.
 pub const ATTR_TTL: Duration = Duration::from_secs(1);
+
+/// Starts pushing name changes made in the spool directory `root` by others to the kernel.
+pub fn watch_spool(root: &std::path::Path, notifier: fuser::Notifier) {
+    if let Err(e) = watch::start(root, notifier) {
+        log::warn!(
+            "cannot watch the spool directory ({e}): names changed by other processes show within {ATTR_TTL:?}"
+        );
+    }
+}
 
 fn to_time(secs: i64, nsec: i64) -> SystemTime {
     if secs >= 0 {
@@ -250,18 +228,12 @@ fn not_found(e: io::Error, what: &str) -> Error {
 
 impl MailFs {
     pub fn new(node: Arc<Node>) -> MailFs {
-        let mut inodes = Inodes {
-            next: ROOT,
-            ..Default::default()
-        };
-        inodes.by_ino.insert(ROOT, Key::Root);
-        inodes.by_key.insert(Key::Root, ROOT);
         // SAFETY: geteuid/getegid cannot fail.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let notifier: Arc<std::sync::OnceLock<fuser::Notifier>> = Arc::default();
         MailFs {
             node,
-            inodes: Mutex::new(inodes),
+            inodes: Mutex::new(inodes::Inodes::default()),
             cache: Mutex::new(HashMap::new()),
             trees: TreeCache::default(),
             handles: Mutex::new(HashMap::new()),
@@ -336,9 +308,7 @@ impl MailFs {
         }
         let inos: Vec<u64> = {
             let inodes = self.inodes.lock();
-            keys.iter()
-                .filter_map(|k| inodes.by_key.get(k).copied())
-                .collect()
+            keys.iter().filter_map(|k| inodes.get(k)).collect()
         };
         self.invalidate(&inos);
     }
@@ -346,14 +316,12 @@ impl MailFs {
     fn key(&self, ino: u64) -> Result<Key> {
         self.inodes
             .lock()
-            .by_ino
-            .get(&ino)
-            .cloned()
+            .key(ino)
             .ok_or_else(|| Error::NotFound(format!("inode {ino}")))
     }
 
     fn ino(&self, key: Key) -> u64 {
-        self.inodes.lock().ino(key)
+        self.inodes.lock().ino(&key)
     }
 
     fn classify(&self, parent: u64, name: &str) -> Result<Key> {
@@ -448,6 +416,28 @@ impl MailFs {
         Ok(entry.attrs.clone())
     }
 
+    /// What `stat` and the permission checks need of a message's attributes (owner, mode,
+    /// frozen), without copying them all. A message with no attribute file yet is a fresh
+    /// Draft: nothing is read or cached for it (`ls -l` of a big spool written by other
+    /// tools would otherwise build and cache full attributes for every message).
+    pub(super) fn message_shown(
+        &self,
+        name: &str,
+    ) -> Result<(Option<crate::model::attrs::Owner>, u16, bool)> {
+        let stamp = self.node.spool.attrs_stamp(name);
+        let Some(s) = stamp else {
+            return Ok((None, crate::model::attrs::DEFAULT_MESSAGE_MODE, false));
+        };
+        if let Some(c) = self.cache.lock().get(name)
+            && c.attrs_stamp == stamp
+            && s.is_settled()
+        {
+            return Ok((c.attrs.owner, c.attrs.mode, c.attrs.frozen()));
+        }
+        let a = self.message_attrs(name)?;
+        Ok((a.owner, a.mode, a.frozen()))
+    }
+
     fn store_attrs(&self, name: &str, attrs: &MessageAttrs) -> Result<()> {
         let stamp = self.node.spool.write_attrs(name, attrs)?;
         self.cache_put(name, attrs.clone(), stamp);
@@ -530,15 +520,13 @@ impl MailFs {
     }
 
     /// Our own change to a message's content: the parsed tree goes at once, whatever the stamp.
+    /// The kernel's attributes of the message go too: it keeps names in the root (and so no
+    /// LOOKUP refreshes them), and the change may not have come through it (a copy put in
+    /// place at close, a part written).
     fn content_changed(&self, name: &str) {
-        self.invalidate_message(name, false);
+        self.invalidate_message(name, true);
         self.trees.remove(name);
-        let ino = self
-            .inodes
-            .lock()
-            .by_key
-            .get(&Key::Message(name.to_string()))
-            .copied();
+        let ino = self.inodes.lock().get(&Key::Message(name.to_string()));
         if let Some(ino) = ino {
             self.pages.changed(ino);
         }

@@ -20,15 +20,15 @@ impl MailFs {
         Ok(match key {
             Key::Root => None,
             Key::Message(msg) | Key::Parts { msg, .. } | Key::Part { msg, .. } | Key::Staged { msg, .. } => {
-                let a = self.message_attrs(msg)?;
-                let owner = a.owner.unwrap_or(crate::model::attrs::Owner {
+                let (owner, mode, _) = self.message_shown(msg)?;
+                let owner = owner.unwrap_or(crate::model::attrs::Owner {
                     uid: self.uid,
                     gid: self.gid,
                 });
                 Some(Object {
                     uid: owner.uid,
                     gid: owner.gid,
-                    mode: a.mode,
+                    mode,
                 })
             }
             Key::Scratch(name) => {

@@ -19,12 +19,12 @@ impl MailFs {
     /// Owner and mode `stat` shows for a message and its parts; read-only unless `editable`
     /// and still a Draft.
     pub(super) fn shown_owner(&self, msg: &str, editable: bool) -> Result<(u32, u32, u16)> {
-        let a = self.message_attrs(msg)?;
-        let o = a.owner.unwrap_or(crate::model::attrs::Owner {
+        let (owner, mode, frozen) = self.message_shown(msg)?;
+        let o = owner.unwrap_or(crate::model::attrs::Owner {
             uid: self.uid,
             gid: self.gid,
         });
-        Ok((o.uid, o.gid, rules::shown_mode(a.mode, a.frozen() || !editable)))
+        Ok((o.uid, o.gid, rules::shown_mode(mode, frozen || !editable)))
     }
 
     pub(super) fn root_attr(&self) -> Result<FileAttr> {

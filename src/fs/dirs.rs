@@ -2,6 +2,12 @@
 
 use super::*;
 
+/// An entry copied out of a listing: its key (none for entries whose inode is fixed), name,
+/// and the fixed inode.
+type Listed = (Option<Key>, String, u64);
+/// The last message whose attributes were found: name, metadata, (uid, gid, mode).
+type Shown = (String, fs::Metadata, (u32, u32, u16));
+
 impl MailFs {
     // ----- directories ------------------------------------------------------------------
 
@@ -15,30 +21,16 @@ impl MailFs {
         names.sort_unstable();
         let mut scratch = self.node.spool.list_scratch()?;
         scratch.sort_unstable();
-        let mut entries = Vec::with_capacity(names.len() + scratch.len() + 2);
-        entries.push((ROOT, FileType::Directory, ".".to_string()));
-        entries.push((ROOT, FileType::Directory, "..".to_string()));
-        {
-            let mut inodes = self.inodes.lock();
-            for n in names {
-                let i = inodes.ino(Key::Message(n.clone()));
-                let p = inodes.ino(Key::Parts {
-                    msg: n.clone(),
-                    nest: Vec::new(),
-                });
-                let parts = format!("{n}{PARTS_SUFFIX}");
-                entries.push((i, FileType::RegularFile, n));
-                entries.push((p, FileType::Directory, parts));
-            }
-            for n in scratch {
-                if is_message_name(&n) {
-                    continue;
-                }
-                let i = inodes.ino(Key::Scratch(n.clone()));
-                entries.push((i, FileType::RegularFile, n));
-            }
-        }
-        Ok(self.new_handle(Handle::Dir(entries)))
+        // Inodes are given as entries are listed, not here: a listing read in part (or a
+        // plain `ls`) does not fill the table with every name of a big spool.
+        let messages: Vec<Box<str>> = names.into_iter().map(String::into_boxed_str).collect();
+        let scratch: Vec<Box<str>> = scratch
+            .into_iter()
+            .filter(|n| !is_message_name(n))
+            .map(String::into_boxed_str)
+            .collect();
+        self.inodes.lock().tick();
+        Ok(self.new_handle(Handle::Dir(Listing::Root { messages, scratch })))
     }
 
     pub(super) fn open_parts_dir(&self, ino: u64, msg: &str, nest: Vec<String>) -> Result<u64> {
@@ -71,14 +63,14 @@ impl MailFs {
         };
         let mut inodes = self.inodes.lock();
         for name in staged {
-            let i = inodes.ino(Key::Staged {
+            let i = inodes.ino(&Key::Staged {
                 msg: msg.to_string(),
                 name: name.clone(),
             });
             entries.push((i, FileType::RegularFile, name));
         }
         for e in sub.entries.iter().filter(|e| !hidden.contains(&e.name.as_str())) {
-            let i = inodes.ino(Key::Part {
+            let i = inodes.ino(&Key::Part {
                 msg: msg.to_string(),
                 nest: nest.clone(),
                 name: e.name.clone(),
@@ -87,7 +79,7 @@ impl MailFs {
             if e.nested.is_some() {
                 let mut inner = nest.clone();
                 inner.push(e.name.clone());
-                let d = inodes.ino(Key::Parts {
+                let d = inodes.ino(&Key::Parts {
                     msg: msg.to_string(),
                     nest: inner,
                 });
@@ -95,7 +87,7 @@ impl MailFs {
             }
         }
         drop(inodes);
-        Ok(self.new_handle(Handle::Dir(entries)))
+        Ok(self.new_handle(Handle::Dir(Listing::Entries(entries))))
     }
 
     /// Directory entries from `offset` on; `add` returns true when the reply buffer is full.
@@ -107,15 +99,117 @@ impl MailFs {
     ) -> Result<()> {
         let h = self.handle(fh)?;
         let h = h.lock();
-        let Handle::Dir(entries) = &*h else {
+        let Handle::Dir(listing) = &*h else {
             return Err(Error::NotDir("handle".into()));
         };
-        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
-            if add(*ino, i as u64 + 1, *kind, name) {
+        for i in offset as usize..listing.len() {
+            let (key, kind, name) = listing.entry(i);
+            let ino = match key {
+                Some(k) => self.inodes.lock().ino(&k),
+                None => listing.fixed_ino(i),
+            };
+            if add(ino, i as u64 + 1, kind, &name) {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Entries `from..from + n` of an open directory, copied out: attributes are found
+    /// without the handle's lock (a part's size looks at the other open handles).
+    fn window(&self, fh: u64, from: usize, n: usize) -> Result<(bool, Vec<Listed>)> {
+        let h = self.handle(fh)?;
+        let h = h.lock();
+        let Handle::Dir(listing) = &*h else {
+            return Err(Error::NotDir("handle".into()));
+        };
+        let out = (from..listing.len().min(from.saturating_add(n)))
+            .map(|i| {
+                let (key, _, name) = listing.entry(i);
+                (key, name.into_owned(), listing.fixed_ino(i))
+            })
+            .collect();
+        Ok((listing.is_root(), out))
+    }
+
+    /// READDIRPLUS: entries with their attributes, so `ls -l` needs no LOOKUP per name.
+    /// Each entry sent (but `.` and `..`) is a reference the kernel holds, as a lookup's.
+    /// `add` returns true when the reply buffer is full (the entry was not added).
+    pub fn readdirplus(
+        &self,
+        fh: u64,
+        offset: u64,
+        mut add: impl FnMut(u64, &str, &FileAttr) -> bool,
+    ) -> Result<()> {
+        const WINDOW: usize = 256;
+        // A message's attributes serve its `.parts` entry that follows it.
+        let mut last: Option<Shown> = None;
+        let mut i = offset as usize;
+        loop {
+            let (root, entries) = self.window(fh, i, WINDOW)?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            for (key, name, fixed) in entries {
+                i += 1;
+                let Some(attr) = self.plus_attr(root, key, fixed, &mut last) else {
+                    // Gone since the listing was made.
+                    continue;
+                };
+                // Counted before the reply leaves, so no FORGET can come first.
+                let mut inodes = self.inodes.lock();
+                if add(i as u64, &name, &attr) {
+                    return Ok(());
+                }
+                if name != "." && name != ".." {
+                    inodes.hold(attr.ino.0);
+                }
+            }
+        }
+    }
+
+    fn plus_attr(
+        &self,
+        root: bool,
+        key: Option<Key>,
+        fixed: u64,
+        last: &mut Option<Shown>,
+    ) -> Option<FileAttr> {
+        let Some(key) = key else {
+            return self.getattr(fixed).ok();
+        };
+        let ino = self.inodes.lock().ino(&key);
+        match &key {
+            Key::Message(n) | Key::Parts { msg: n, .. } if root => {
+                if last.as_ref().is_none_or(|(m, _, _)| m != n) {
+                    *last = self
+                        .message_meta(n)
+                        .and_then(|m| Ok((n.clone(), m, self.shown_owner(n, true)?)))
+                        .ok();
+                }
+                let (_, meta, (uid, gid, mode)) = last.as_ref()?;
+                Some(if matches!(key, Key::Message(_)) {
+                    attr_from_meta(ino, meta, FileType::RegularFile, *mode, *uid, *gid)
+                } else {
+                    let perm = rules::dir_mode(*mode);
+                    let mut a = attr_from_meta(ino, meta, FileType::Directory, perm, *uid, *gid);
+                    a.size = 0;
+                    a.blocks = 0;
+                    a
+                })
+            }
+            _ => self.key_attr(ino, &key).ok(),
+        }
+    }
+
+    /// The kernel took a reference to `ino` (a LOOKUP, CREATE, MKDIR or MKNOD reply).
+    pub fn hold(&self, ino: u64) {
+        self.inodes.lock().hold(ino);
+    }
+
+    /// The kernel dropped `n` references to `ino` (FORGET).
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.inodes.lock().release(ino, n);
     }
 
     /// The node holds only files: mkdir is refused, with EEXIST when the name is taken (a
@@ -137,5 +231,146 @@ impl MailFs {
                 _ => Err(Error::NotPermitted(format!("{name}: the node holds only files"))),
             },
         }
+    }
+}
+
+/// What an open directory lists: made at opendir, as `ls` expects one consistent listing.
+pub(super) enum Listing {
+    /// A parts directory (few entries), inodes given at open.
+    Entries(Vec<(u64, FileType, String)>),
+    /// The root: `.`, `..`, each message as `X.eml` and `X.eml.parts`, then scratch files.
+    Root {
+        messages: Vec<Box<str>>,
+        scratch: Vec<Box<str>>,
+    },
+}
+
+impl Listing {
+    fn len(&self) -> usize {
+        match self {
+            Listing::Entries(e) => e.len(),
+            Listing::Root { messages, scratch } => 2 + 2 * messages.len() + scratch.len(),
+        }
+    }
+
+    fn is_root(&self) -> bool {
+        matches!(self, Listing::Root { .. })
+    }
+
+    /// Entry `i`: its key (None for `.`/`..` and parts directories' entries, whose inodes are
+    /// fixed at open), kind and name.
+    fn entry(&self, i: usize) -> (Option<Key>, FileType, std::borrow::Cow<'_, str>) {
+        use std::borrow::Cow;
+        match self {
+            Listing::Entries(e) => {
+                let (_, kind, name) = &e[i];
+                (None, *kind, Cow::Borrowed(name.as_str()))
+            }
+            Listing::Root { messages, scratch } => match i {
+                0 => (None, FileType::Directory, Cow::Borrowed(".")),
+                1 => (None, FileType::Directory, Cow::Borrowed("..")),
+                i if i < 2 + 2 * messages.len() => {
+                    let n = &messages[(i - 2) / 2];
+                    if (i - 2) % 2 == 0 {
+                        (
+                            Some(Key::Message(n.to_string())),
+                            FileType::RegularFile,
+                            Cow::Borrowed(&**n),
+                        )
+                    } else {
+                        let key = Key::Parts {
+                            msg: n.to_string(),
+                            nest: Vec::new(),
+                        };
+                        (
+                            Some(key),
+                            FileType::Directory,
+                            Cow::Owned(format!("{n}{PARTS_SUFFIX}")),
+                        )
+                    }
+                }
+                i => {
+                    let n = &scratch[i - 2 - 2 * messages.len()];
+                    (
+                        Some(Key::Scratch(n.to_string())),
+                        FileType::RegularFile,
+                        Cow::Borrowed(&**n),
+                    )
+                }
+            },
+        }
+    }
+
+    fn fixed_ino(&self, i: usize) -> u64 {
+        match self {
+            Listing::Entries(e) => e[i].0,
+            Listing::Root { .. } => ROOT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::access::Caller;
+    use crate::store::node::Node;
+
+    const ME: Caller = Caller { uid: 0, gid: 0 };
+
+    /// READDIRPLUS of the root gives each message and its parts directory with the attributes
+    /// a lookup gives, counts each as held, and FORGET of all of them empties the table.
+    #[test]
+    fn a_listing_with_attributes_is_counted_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(&dir.path().join("spool"), &[]).unwrap();
+        for i in 0..300 {
+            let p = node.spool.eml_path(&format!("m{i:03}.eml"));
+            fs::write(p, format!("To: u{i}@example.org\n\nbody {i}\n")).unwrap();
+        }
+        let fs = MailFs::new(node);
+        let fh = fs.opendir(ME, ROOT).unwrap();
+        let mut got: Vec<(String, FileAttr)> = Vec::new();
+        let mut offset = 0;
+        loop {
+            let before = got.len();
+            // A small reply buffer: 50 entries per call, as the kernel asks in pages.
+            let mut room = 50;
+            fs.readdirplus(fh, offset, |next, name, attr| {
+                if room == 0 {
+                    return true;
+                }
+                room -= 1;
+                offset = next;
+                got.push((name.to_string(), *attr));
+                false
+            })
+            .unwrap();
+            if got.len() == before {
+                break;
+            }
+        }
+        fs.release(fh);
+        assert_eq!(
+            got.len(),
+            2 + 600,
+            "., .. and each message with its parts directory"
+        );
+        for (name, attr) in &got[2..] {
+            let looked = fs.lookup(ME, ROOT, name).unwrap();
+            assert_eq!(looked.ino, attr.ino, "{name}");
+            assert_eq!(
+                (looked.kind, looked.perm, looked.size, looked.uid, looked.mtime),
+                (attr.kind, attr.perm, attr.size, attr.uid, attr.mtime),
+                "{name}"
+            );
+        }
+        let held = fs.inodes.lock().len();
+        assert_eq!(held, 601, "the root and 600 names");
+        // The kernel forgets them all: one reference from the listing, one from the lookup.
+        for (_, attr) in &got[2..] {
+            fs.forget(attr.ino.0, 2);
+        }
+        fs.inodes.lock().sweep(u32::MAX);
+        assert_eq!(fs.inodes.lock().len(), 1, "only the root is left");
     }
 }

@@ -363,12 +363,7 @@ impl MailFs {
                 drop(h);
                 return self.discard_new_message(&name, &file, e.into());
             }
-            let ino = self
-                .inodes
-                .lock()
-                .by_key
-                .get(&Key::Message(name.clone()))
-                .copied();
+            let ino = self.inodes.lock().get(&Key::Message(name.clone()));
             self.invalidate(&ino.into_iter().collect::<Vec<_>>());
             if let Some(ino) = ino {
                 self.pages.changed(ino);

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::error::Error;
@@ -17,9 +17,22 @@ use crate::model::access::Caller;
 
 /// Attributes change underneath the kernel (senders, other processes): never cache them.
 const TTL: Duration = crate::fs::ATTR_TTL;
-/// Names are not cached: a message cancelled or expired by another process must be gone
-/// from lookups at once, not only from listings.
-const ENTRY_TTL: Duration = Duration::ZERO;
+/// Names in the root are cached as long as attributes: a listing (READDIRPLUS) then answers
+/// `ls -l` without a LOOKUP per name. Names mailfs removes or renames itself go from the
+/// kernel's cache at once (the VFS drops them); a change to the spool directory by another
+/// process is pushed when it happens (`fs::watch`), and this bounds it if the notice is lost.
+const ENTRY_TTL: Duration = crate::fs::ATTR_TTL;
+
+/// How long the kernel may keep a name in `parent`. Names in parts directories are never
+/// cached: whether a part exists follows the message's content (a part removed and made
+/// again shows only once written), which only a LOOKUP tells.
+fn entry_ttl(parent: u64) -> Duration {
+    if parent == crate::fs::ROOT {
+        ENTRY_TTL
+    } else {
+        Duration::ZERO
+    }
+}
 
 pub struct FuseAdapter {
     pub fs: MailFs,
@@ -58,6 +71,14 @@ fn time(t: Option<TimeOrNow>) -> Option<SystemTime> {
     })
 }
 
+impl FuseAdapter {
+    /// An entry reply: the kernel holds a reference to the inode from here on.
+    fn entry(&self, parent: u64, a: &fuser::FileAttr, reply: ReplyEntry) {
+        self.fs.hold(a.ino.0);
+        reply.entry_with_ttls(&TTL, &entry_ttl(parent), a, Generation(0));
+    }
+}
+
 fn reply_xattr(value: Vec<u8>, size: u32, reply: ReplyXattr) {
     if size == 0 {
         reply.size(value.len() as u32);
@@ -90,6 +111,12 @@ impl Filesystem for FuseAdapter {
                 Err(_) => log::info!("the kernel has no FUSE passthrough: reads go through mailfs"),
             }
         }
+        // Listings carry attributes when the lister goes on to stat the names (`ls -l`),
+        // as the kernel judges (AUTO): a plain `ls` keeps the cheaper READDIR.
+        let plus = fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO;
+        if let Err(e) = config.add_capabilities(plus) {
+            log::info!("the kernel lacks READDIRPLUS ({e:?}): `ls -l` looks up each name");
+        }
         Ok(())
     }
 
@@ -106,9 +133,14 @@ impl Filesystem for FuseAdapter {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match name_str(name).and_then(|n| self.fs.lookup(caller(req), parent.0, n)) {
-            Ok(a) => reply.entry_with_ttls(&TTL, &ENTRY_TTL, &a, Generation(0)),
+            Ok(a) => self.entry(parent.0, &a, reply),
             Err(e) => reply.error(errno("lookup", &e)),
         }
+    }
+
+    /// BATCH_FORGET comes here too (fuser's default splits it).
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -169,7 +201,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         match name_str(name).and_then(|n| self.fs.mkdir(caller(req), parent.0, n)) {
-            Ok(a) => reply.entry_with_ttls(&TTL, &ENTRY_TTL, &a, Generation(0)),
+            Ok(a) => self.entry(parent.0, &a, reply),
             Err(e) => reply.error(errno("mkdir", &e)),
         }
     }
@@ -185,7 +217,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         match name_str(name).and_then(|n| self.fs.mknod(caller(req), parent.0, n, mode)) {
-            Ok(a) => reply.entry_with_ttls(&TTL, &ENTRY_TTL, &a, Generation(0)),
+            Ok(a) => self.entry(parent.0, &a, reply),
             Err(e) => reply.error(errno("mknod", &e)),
         }
     }
@@ -371,6 +403,24 @@ impl Filesystem for FuseAdapter {
         }
     }
 
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let ttl = entry_ttl(ino.0);
+        let res = self.fs.readdirplus(fh.0, offset, |next, name, attr| {
+            reply.add(attr.ino, next, name, &ttl, attr, Generation(0))
+        });
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("readdirplus", &e)),
+        }
+    }
+
     fn releasedir(
         &self,
         _req: &Request,
@@ -456,8 +506,9 @@ impl Filesystem for FuseAdapter {
         match name_str(name).and_then(|n| self.fs.create(caller(req), parent.0, n, mode & !umask, flags)) {
             Ok((attr, fh)) => {
                 self.fs.created_plain(attr.ino.0, fh);
+                self.fs.hold(attr.ino.0);
                 reply.created(
-                    &ENTRY_TTL,
+                    &entry_ttl(parent.0),
                     &attr,
                     Generation(0),
                     FileHandle(fh),

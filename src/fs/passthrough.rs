@@ -210,25 +210,14 @@ impl MailFs {
             }
         };
         if let Some(ino) = retired {
-            let mut inodes = self.inodes.lock();
-            if let Some(key) = inodes.by_ino.get(&ino).cloned()
-                && inodes.by_key.get(&key) != Some(&ino)
-            {
-                inodes.by_ino.remove(&ino);
-            }
+            self.inodes.lock().drop_retired(ino);
         }
     }
 
     /// Gives the name of `ino` a new inode number: the old one stays known (its open handles
     /// still stat and release) until its last passthrough handle is closed.
     fn rekey(&self, ino: u64) {
-        let mut inodes = self.inodes.lock();
-        let Some(key) = inodes.by_ino.get(&ino).cloned() else {
-            return;
-        };
-        if inodes.by_key.get(&key) == Some(&ino) {
-            inodes.by_key.remove(&key);
-            let new = inodes.ino(key);
+        if let Some(new) = self.inodes.lock().rekey(ino) {
             log::debug!("inode {ino} has readers passing through; its name is inode {new} now");
         }
     }
