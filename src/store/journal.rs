@@ -106,3 +106,59 @@ fn set_xattr(f: &std::fs::File, path: &Path, name: &str, value: &[u8]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use crate::model::attrs::{MessageAttrs, NodeAttrs};
+    use crate::store::spool::Spool;
+
+    /// An entry written into a recycled inode (a replaced attribute file) holds exactly its
+    /// line and its attributes, nothing of the file it was before.
+    #[test]
+    fn an_entry_in_a_recycled_inode_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut a = MessageAttrs::new_draft();
+        a.last_try_msg = "x".repeat(2000);
+        spool.write_attrs_grouped("m.eml", &a).unwrap();
+        let old = std::fs::metadata(spool.struct_path("m.eml")).unwrap().ino();
+        a.hold = true;
+        spool.write_attrs_grouped("m.eml", &a).unwrap();
+        let node = NodeAttrs::default();
+        super::write(&spool, &node, "<id@x>", "m.eml attempt 1: ok\nsecond line");
+        let entries: Vec<_> = std::fs::read_dir(spool.default_log_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(entries.len(), 1);
+        let e = &entries[0];
+        assert_eq!(
+            std::fs::metadata(e).unwrap().ino(),
+            old,
+            "the replaced inode was reused"
+        );
+        let text = std::fs::read_to_string(e).unwrap();
+        assert!(
+            text.ends_with(" <id@x> m.eml attempt 1: ok second line\n"),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 1);
+        let info = xattr_of(e, &format!("user.{}", node.log_info_attr));
+        assert_eq!(info, "m.eml attempt 1: ok second line");
+        assert_eq!(xattr_of(e, &format!("user.{}", node.log_msgid_attr)), "<id@x>");
+        // The message's attributes are the new version, whole.
+        assert!(spool.read_attrs("m.eml").unwrap().unwrap().0.hold);
+    }
+
+    fn xattr_of(p: &std::path::Path, name: &str) -> String {
+        let out = std::process::Command::new("getfattr")
+            .args(["--only-values", "-n", name])
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "getfattr {name}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
