@@ -17,6 +17,7 @@ pub use crate::model::address::{parse_address_list, parse_single_address, valida
 pub use crate::model::lists::NotifySet;
 
 mod node;
+mod row;
 mod rows;
 pub mod table;
 pub mod values;

@@ -2,7 +2,7 @@
 //! them. A new node attribute is a field in `NodeAttrs` and one row here; the table's tests
 //! then check its default, its example, its refusals, the node file and `-o` for it.
 
-use super::table::{Check, Kind, NodeAttr, Who, read_only};
+use super::row::{Check, Kind, NodeAttr, Who, read_only};
 use super::values::{attr_name, fmt_seconds, join, optional_host, optional_path, optional_text, path};
 use super::{NotifySet, SendMethod, TlsMode};
 use crate::model::{lists, service_attrs as service};
