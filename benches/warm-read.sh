@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Warm and cold sequential reads of one SIZE_MB .eml: through the mount vs the same spool file
-# read directly, alternating (mount, plain mount, direct, mount, ...) ROUNDS times in one run,
+# read directly, in an order that rotates each round, ROUNDS times in one run,
 # so load from other processes hits all sides alike. "mount" is a root mount, whose reads pass
 # through to the spool file (FUSE passthrough); "plain" is a second mount of the same spool
 # with MAILFS_NO_PASSTHROUGH=1, where every read goes through mailfs (what a non-root mount
@@ -51,12 +51,16 @@ for mode in warm cold; do
   m=(); p=(); d=()
   [ "$mode" = warm ] && { rate "$mnt/big.eml" >/dev/null; rate "$plain/big.eml" >/dev/null; rate "$spool/big.eml" >/dev/null; }
   for i in $(seq "$ROUNDS"); do
-    [ "$mode" = cold ] && { sync; echo 3 > /proc/sys/vm/drop_caches; }
-    a=$(rate "$mnt/big.eml")
-    [ "$mode" = cold ] && { sync; echo 3 > /proc/sys/vm/drop_caches; }
-    c=$(rate "$plain/big.eml")
-    [ "$mode" = cold ] && { sync; echo 3 > /proc/sys/vm/drop_caches; }
-    b=$(rate "$spool/big.eml")
+    # The order rotates from round to round: whatever the first read after a drop pays
+    # falls on each side alike.
+    for k in 0 1 2; do
+      [ "$mode" = cold ] && { sync; echo 3 > /proc/sys/vm/drop_caches; }
+      case $(( (k + i) % 3 )) in
+        0) a=$(rate "$mnt/big.eml") ;;
+        1) c=$(rate "$plain/big.eml") ;;
+        2) b=$(rate "$spool/big.eml") ;;
+      esac
+    done
     echo "$mode round $i: mount $a MB/s, plain mount $c MB/s, direct $b MB/s"
     m+=("$a"); p+=("$c"); d+=("$b")
   done

@@ -211,10 +211,11 @@ fn attr_from_meta(ino: u64, meta: &fs::Metadata, kind: FileType, perm: u16, uid:
         gid,
         rdev: 0,
         flags: 0,
-        // The preferred I/O size: `cp`, `cat` and `dd`-less tools size their buffers by it, and
-        // each write(2) of a file opened without passthrough is one FUSE round trip of up to
-        // max_write (1 MiB, fuse.rs `init`); at 4 KiB cp wrote 128 KiB per round trip.
-        blksize: 1 << 20,
+        // The preferred I/O size, by which `cp` sizes its buffer (at least 128 KiB). A larger
+        // one (1 MiB, one FUSE round trip per write) made `cp` into the mount 2.7x slower
+        // here (benches/cp-write.sh): each 1 MiB chunk is copied three times (into the FUSE
+        // request, mailfs's buffer, the spool file's pages) and falls out of the CPU caches.
+        blksize: 4096,
     }
 }
 
