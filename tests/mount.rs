@@ -449,8 +449,9 @@ fn mounting_over_a_dead_mount_says_how_to_clear_it() {
     assert!(err.contains("fusermount3 -u"), "{err}");
 }
 
-/// Names are never cached by the kernel: a message another process removes (`mailfs cancel`)
-/// is gone from lookups at once, not only from listings.
+/// The kernel keeps names in the root for 1 s, but a message another process removes
+/// (`mailfs cancel`) is gone from lookups at once, not only from listings: the spool watch
+/// drops its names from the kernel's cache (tests/entries.rs times it).
 #[test]
 fn a_message_removed_by_another_process_is_gone_at_once() {
     let m = Mount::new(&[]);
