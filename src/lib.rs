@@ -26,11 +26,3 @@ pub mod mail;
 pub mod model;
 pub mod sender;
 pub mod store;
-
-// Old paths, kept while parallel branches move over to the rooms above.
-pub use app::{admin, cli};
-pub use fs::{fuse, trees};
-pub use mail::{compose, content, dkim, mime};
-pub use model::{access, address, attrs, lists, names, service_attrs};
-pub use sender::dsn;
-pub use store::{journal, manage, message, node, sent_ids, spool};

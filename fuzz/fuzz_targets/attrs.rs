@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailfs::attrs::{self, MessageAttrs, NodeAttrs};
+use mailfs::model::attrs::{self, MessageAttrs, NodeAttrs};
 
 fuzz_target!(|input: (u8, &[u8])| {
     let (which, value) = input;
@@ -18,7 +18,7 @@ fuzz_target!(|input: (u8, &[u8])| {
     }
     let key = msg_keys[which as usize % msg_keys.len()];
     let before = MessageAttrs::new_draft();
-    let _ = mailfs::message::set(&before, key, value);
+    let _ = mailfs::store::message::set(&before, key, value);
     let mut node = NodeAttrs::default();
     let nkey = node_keys[which as usize % node_keys.len()];
     let snapshot = format!("{node:?}");

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
-use mailfs::mime::{self, Tree};
+use mailfs::mail::mime::{self, Tree};
 
 fn check(tree: &Tree, file: &std::fs::File, depth: usize) {
     // The view recurses no deeper than MAX_DEPTH, whatever the input's nesting.

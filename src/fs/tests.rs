@@ -3,9 +3,9 @@
 //! `default_permissions`, dentry caching) stays in the mounted tests (`tests/*.rs`).
 
 use super::{MailFs, ROOT};
-use crate::access::Caller;
 use crate::error::Result;
-use crate::node::Node;
+use crate::model::access::Caller;
+use crate::store::node::Node;
 
 mod files;
 mod frozen;

@@ -40,6 +40,7 @@ pub mod dsn;
 pub mod lifecycle;
 pub mod limits;
 pub mod mx;
+pub mod reply;
 mod scheduler;
 pub mod sendmail;
 pub mod smtp;

@@ -21,8 +21,6 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Serialize, de::DeserializeOwned};
-
 use crate::error::{Error, Result};
 use crate::model::attrs::{MessageAttrs, MessageAttrsV1, NodeAttrs, NodeAttrsV1, StoredNodeAttrs};
 
@@ -103,6 +101,8 @@ pub struct MessageLock {
 
 mod barrier;
 mod commit;
+mod format;
+mod markers;
 mod spare;
 
 pub use crate::files::{Stamp, create_private, ensure_private_dir, open_read};
@@ -237,80 +237,6 @@ impl Spool {
     /// `syncfs` shared by the concurrent callers (see `barrier.rs`).
     pub fn sync_shared(&self) -> io::Result<()> {
         self.barrier.wait(|| barrier::syncfs(&self.root))
-    }
-
-    fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
-            .map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
-        out.extend_from_slice(&body);
-        Ok(out)
-    }
-
-    /// The format version and the encoded body of a stored structure.
-    fn versioned<'a>(path: &Path, bytes: &'a [u8]) -> Result<(u16, &'a [u8])> {
-        if bytes.len() < MAGIC.len() + 2 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(Error::Corrupt {
-                path: path.display().to_string(),
-                why: "not a mailfs attribute file".into(),
-            });
-        }
-        let version = u16::from_le_bytes([bytes[MAGIC.len()], bytes[MAGIC.len() + 1]]);
-        Ok((version, &bytes[MAGIC.len() + 2..]))
-    }
-
-    fn decode_body<T: DeserializeOwned>(path: &Path, body: &[u8]) -> Result<T> {
-        let (v, _) = bincode::serde::decode_from_slice(body, bincode::config::standard()).map_err(|e| {
-            Error::Corrupt {
-                path: path.display().to_string(),
-                why: e.to_string(),
-            }
-        })?;
-        Ok(v)
-    }
-
-    fn unsupported(path: &Path, version: u16) -> Error {
-        Error::Corrupt {
-            path: path.display().to_string(),
-            why: format!("format version {version} is not supported"),
-        }
-    }
-
-    fn decode_attrs(path: &Path, bytes: &[u8]) -> Result<MessageAttrs> {
-        match Self::versioned(path, bytes)? {
-            (FORMAT_VERSION, body) => Self::decode_body(path, body),
-            (1, body) => Ok(Self::decode_body::<MessageAttrsV1>(path, body)?.into()),
-            (v, _) => Err(Self::unsupported(path, v)),
-        }
-    }
-
-    fn decode_node(path: &Path, bytes: &[u8]) -> Result<NodeAttrs> {
-        let stored = match Self::versioned(path, bytes)? {
-            (FORMAT_VERSION, body) => Self::decode_body::<StoredNodeAttrs>(path, body)?,
-            (1, body) => Self::decode_body::<NodeAttrsV1>(path, body)?.to_stored(),
-            (v, _) => return Err(Self::unsupported(path, v)),
-        };
-        Ok(NodeAttrs::from_stored(&stored))
-    }
-
-    pub fn load_node(&self) -> Result<NodeAttrs> {
-        let path = self.root.join(NODE_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => Self::decode_node(&path, &bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(NodeAttrs::default()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub fn node_stamp(&self) -> Option<Stamp> {
-        fs::metadata(self.root.join(NODE_FILE))
-            .ok()
-            .map(|m| Stamp::of(&m))
-    }
-
-    pub fn save_node(&self, node: &NodeAttrs) -> Result<Stamp> {
-        self.write_atomic(&self.root.join(NODE_FILE), &Self::encode(&node.to_stored())?)
     }
 
     /// Names of all messages (`*.eml` in the spool root), unsorted.
@@ -528,78 +454,6 @@ impl Spool {
         }
         let _ = fs::remove_file(self.root.join(READY_DIR).join(name));
         Ok(())
-    }
-
-    /// Tries to take a message's lock without waiting: `Ok(None)` when another sender has it.
-    pub fn try_lock(&self, name: &str) -> Result<Option<MessageLock>> {
-        // Read-write because NFS emulates flock with fcntl locks, which need it for an
-        // exclusive lock; a file we may only read is still lockable locally.
-        let path = self.eml_path(name);
-        let opened = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => open_read(&path),
-            other => other,
-        };
-        let file = match opened {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NotFound(name.to_string()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // SAFETY: flock on a valid descriptor owned by `file`.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            Ok(Some(MessageLock { _file: file }))
-        } else {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                Ok(None)
-            } else {
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Tells the senders of every process on this spool that a message is ready (or due now).
-    pub fn mark_ready(&self, name: &str) -> Result<()> {
-        let p = self.root.join(READY_DIR).join(name);
-        // Never through a link: a planted `.ready/NAME -> victim` must not truncate or create
-        // the victim. An existing marker is left as it is.
-        match OpenOptions::new()
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&p)
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                log::warn!("{}: a symbolic link in the spool; removed", p.display());
-                let _ = fs::remove_file(&p);
-                Err(Error::Io(e))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Takes the ready markers left by other processes.
-    pub fn take_ready_markers(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Ok(rd) = fs::read_dir(self.root.join(READY_DIR)) {
-            for e in rd.flatten() {
-                if let Some(name) = e.file_name().to_str()
-                    && self.take_marker(&e.path())
-                {
-                    out.push(name.to_string());
-                }
-            }
-        }
-        out
     }
 
     /// Stores a complete new message from a reader, attributes first, then the content

@@ -2,7 +2,7 @@
 //! size limit holds on write, truncate and close (EFBIG, nothing changed), and a refused
 //! write leaves the message as it was before the writer.
 
-use crate::compose::COMPOSE_LIMIT;
+use crate::mail::compose::COMPOSE_LIMIT;
 
 use super::*;
 

@@ -1,0 +1,84 @@
+//! How the spool's structured files are encoded: a magic, a format version, then bincode
+//! (message attributes) or text pairs (the node file); format 1 is still read and upgraded.
+
+use std::path::Path;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::*;
+
+impl Spool {
+    pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+            .map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// The format version and the encoded body of a stored structure.
+    pub(super) fn versioned<'a>(path: &Path, bytes: &'a [u8]) -> Result<(u16, &'a [u8])> {
+        if bytes.len() < MAGIC.len() + 2 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(Error::Corrupt {
+                path: path.display().to_string(),
+                why: "not a mailfs attribute file".into(),
+            });
+        }
+        let version = u16::from_le_bytes([bytes[MAGIC.len()], bytes[MAGIC.len() + 1]]);
+        Ok((version, &bytes[MAGIC.len() + 2..]))
+    }
+
+    pub(super) fn decode_body<T: DeserializeOwned>(path: &Path, body: &[u8]) -> Result<T> {
+        let (v, _) = bincode::serde::decode_from_slice(body, bincode::config::standard()).map_err(|e| {
+            Error::Corrupt {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            }
+        })?;
+        Ok(v)
+    }
+
+    pub(super) fn unsupported(path: &Path, version: u16) -> Error {
+        Error::Corrupt {
+            path: path.display().to_string(),
+            why: format!("format version {version} is not supported"),
+        }
+    }
+
+    pub(super) fn decode_attrs(path: &Path, bytes: &[u8]) -> Result<MessageAttrs> {
+        match Self::versioned(path, bytes)? {
+            (FORMAT_VERSION, body) => Self::decode_body(path, body),
+            (1, body) => Ok(Self::decode_body::<MessageAttrsV1>(path, body)?.into()),
+            (v, _) => Err(Self::unsupported(path, v)),
+        }
+    }
+
+    pub(super) fn decode_node(path: &Path, bytes: &[u8]) -> Result<NodeAttrs> {
+        let stored = match Self::versioned(path, bytes)? {
+            (FORMAT_VERSION, body) => Self::decode_body::<StoredNodeAttrs>(path, body)?,
+            (1, body) => Self::decode_body::<NodeAttrsV1>(path, body)?.to_stored(),
+            (v, _) => return Err(Self::unsupported(path, v)),
+        };
+        Ok(NodeAttrs::from_stored(&stored))
+    }
+
+    pub fn load_node(&self) -> Result<NodeAttrs> {
+        let path = self.root.join(NODE_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Self::decode_node(&path, &bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(NodeAttrs::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn node_stamp(&self) -> Option<Stamp> {
+        fs::metadata(self.root.join(NODE_FILE))
+            .ok()
+            .map(|m| Stamp::of(&m))
+    }
+
+    pub fn save_node(&self, node: &NodeAttrs) -> Result<Stamp> {
+        self.write_atomic(&self.root.join(NODE_FILE), &Self::encode(&node.to_stored())?)
+    }
+}
