@@ -212,3 +212,25 @@ fn a_panic_in_one_attempt_leaves_the_engine_sending_the_rest() {
     assert_eq!(f.stub.sent().len(), 1);
     assert_eq!(*panics.lock(), 1);
 }
+
+#[test]
+fn a_hand_over_while_its_attempt_is_in_flight_makes_no_second_attempt() {
+    let f = fix();
+    f.node.set_attr("ratelimit_time", b"0").unwrap();
+    f.node.set_attr("domlimit_time", b"0").unwrap();
+    f.node.set_attr("retry_time", b"3600").unwrap();
+    f.stub.then_all(temp());
+    f.queue("m.eml", &["a@x.org"]);
+    // The message is announced again while its first attempt is in flight, as a hand-over
+    // racing the engine's first scan does at startup.
+    let node = f.node.clone();
+    f.stub.during(move |_| node.notify_ready("m.eml"));
+    let e = engine(&f);
+    wait_until("the first try", || f.attrs("m.eml").try_count == 1);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(f.stub.count(), 1, "deferred for an hour, yet tried again at once");
+    let a = f.attrs("m.eml");
+    assert_eq!(a.status, Status::Pending);
+    assert_eq!(a.next_try_date, Some(T0 + 3600));
+    e.stop();
+}

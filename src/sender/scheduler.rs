@@ -103,6 +103,12 @@ impl Scheduler {
             return;
         }
         let released = self.held.remove(name);
+        // Announced again while an attempt of it is in flight (a hand-over racing the first
+        // scan at startup): that attempt's outcome schedules what follows. A forced job here
+        // would try it again at once, whatever its retry time says.
+        if due_now && !released && self.inflight.contains(name) {
+            return;
+        }
         match attrs.status {
             Status::Pending if attrs.is_queued() => {
                 let at = if due_now {
