@@ -21,7 +21,7 @@ pub const MAX_HEAD: usize = 16 << 20;
 pub fn read_head(path: &Path) -> io::Result<Vec<u8>> {
     read_head_from(&mut BufReader::with_capacity(
         64 * 1024,
-        crate::store::spool::open_read(path)?,
+        crate::files::open_read(path)?,
     ))
 }
 
@@ -154,9 +154,9 @@ pub fn ensure_date_and_id(
 /// on any error `dst` is removed and `src` is untouched.
 pub fn copy_with_prefix(src: &Path, dst: &Path, prefix: &[u8], sync: bool) -> io::Result<()> {
     let res = (|| -> io::Result<()> {
-        let mut out = crate::store::spool::create_private(dst)?;
+        let mut out = crate::files::create_private(dst)?;
         out.write_all(prefix)?;
-        io::copy(&mut crate::store::spool::open_read(src)?, &mut out)?;
+        io::copy(&mut crate::files::open_read(src)?, &mut out)?;
         if sync { out.sync_all() } else { Ok(()) }
     })();
     if res.is_err() {
@@ -195,8 +195,8 @@ pub fn trace_len(head: &[u8]) -> usize {
 /// caller syncs in bulk. On any error `dst` is removed and `src` is untouched.
 pub fn copy_inserting(src: &Path, dst: &Path, at: u64, insert: &[u8], sync: bool) -> io::Result<()> {
     let res = (|| -> io::Result<()> {
-        let mut out = crate::store::spool::create_private(dst)?;
-        let mut input = crate::store::spool::open_read(src)?;
+        let mut out = crate::files::create_private(dst)?;
+        let mut input = crate::files::open_read(src)?;
         io::copy(&mut (&mut input).take(at), &mut out)?;
         out.write_all(insert)?;
         io::copy(&mut input, &mut out)?;

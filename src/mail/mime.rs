@@ -147,7 +147,7 @@ pub fn build(path: &Path) -> io::Result<Tree> {
 /// and the fuzzer drive the streaming path with small messages.
 #[doc(hidden)]
 pub fn build_with_run_limit(path: &Path, run_limit: u64) -> io::Result<Tree> {
-    let file = crate::store::spool::open_read(path)?;
+    let file = crate::files::open_read(path)?;
     let len = file.metadata()?.len();
     let sk = skeleton(FileRange::new(&file, 0, len), run_limit)?;
     Ok(build_from(&sk, Some(&file), len))

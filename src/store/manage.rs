@@ -1,7 +1,7 @@
 //! The queue commands' work on a spool, for one caller: `queue` (and its summary by domain),
 //! `flush`, `cancel`, `hold`, `release`. The same functions serve the commands run directly
 //! on the spool (root, the spool's owner) and the requests of other users arriving over the
-//! control socket ([`crate::control`]), so both follow the same rules: a [`Scope`] says whose
+//! control socket (the `control` room), so both follow the same rules: a [`Scope`] says whose
 //! messages the caller sees and may act on (SPEC §10).
 
 use std::collections::BTreeMap;
