@@ -181,7 +181,7 @@ pub fn deliver(spool_dir: &Path) -> Result<()> {
         let req = Request::Deliver { recipient, sender };
         return client::call(&sock, spool_dir, &req, Some(&mut io::stdin().lock())).map(|_| ());
     }
-    let spool = Spool::open(spool_dir).map_err(tempfail)?;
+    let spool = Spool::open_quick(spool_dir).map_err(tempfail)?;
     let tmp = read_to_tmp(&spool, &mut io::stdin().lock(), false).map_err(tempfail)?;
     deliver_tmp(
         &spool,

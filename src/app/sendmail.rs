@@ -68,7 +68,7 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
         };
         return client::call(&sock, &a.spool, &req, Some(&mut io::stdin().lock())).map(|_| ());
     }
-    let spool = Spool::open(&a.spool).map_err(tempfail)?;
+    let spool = Spool::open_quick(&a.spool).map_err(tempfail)?;
     let tmp = read_to_tmp(&spool, &mut io::stdin().lock(), !ignore_dots).map_err(tempfail)?;
     queue_tmp(&spool, tmp, &sub, &Origin::this_user())
         .map(|_| ())

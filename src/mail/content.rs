@@ -208,9 +208,48 @@ pub fn copy_inserting(src: &Path, dst: &Path, at: u64, insert: &[u8], sync: bool
     res
 }
 
+/// Puts `insert` at byte `at` of `path` by rewriting the file in place when what follows `at`
+/// is at most `limit` bytes, else leaves it untouched and returns false. For a short message
+/// this saves [`copy_inserting`]'s second file, created and unlinked for each submission. An
+/// error may leave the file half-rewritten: only for a temp file its caller drops on error.
+pub fn insert_in_place(path: &Path, at: u64, insert: &[u8], limit: u64) -> io::Result<bool> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let Some(tail) = len.checked_sub(at).filter(|t| *t <= limit) else {
+        return Ok(false);
+    };
+    let mut out = Vec::with_capacity(insert.len() + tail as usize);
+    out.extend_from_slice(insert);
+    out.resize(insert.len() + tail as usize, 0);
+    f.read_exact_at(&mut out[insert.len()..], at)?;
+    f.write_all_at(&out, at)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inserting_in_place_gives_what_the_copy_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let msg = b"Received: from a\nSubject: s\n\nbody\n";
+        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+        std::fs::write(&a, msg).unwrap();
+        std::fs::write(&c, msg).unwrap();
+        copy_inserting(&a, &b, 17, b"Date: d\n", false).unwrap();
+        assert!(insert_in_place(&a, 17, b"Date: d\n", 1024).unwrap());
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert_eq!(&std::fs::read(&a).unwrap()[..25], b"Received: from a\nDate: d\n");
+        // Too long a tail: the caller copies instead, and the file is untouched.
+        assert!(!insert_in_place(&c, 17, b"Date: d\n", 4).unwrap());
+        assert_eq!(std::fs::read(&c).unwrap(), msg);
+    }
 
     #[test]
     fn header_info_gives_envelope_defaults() {

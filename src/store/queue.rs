@@ -195,6 +195,10 @@ pub fn queue_tmp(spool: &Spool, tmp: PathBuf, sub: &Submission, origin: &Origin)
     queue_file(spool, tmp, sub, origin, "sendmail", false)
 }
 
+/// Up to this many bytes after the trace fields, missing header fields are inserted by
+/// rewriting the temp file in memory rather than copying it to a second file.
+const INSERT_IN_PLACE_MAX: u64 = 1 << 20;
+
 /// [`queue_tmp`] for a message already in a spool temp file (`Spool::tmp_path`), which it
 /// takes over, stored as `PREFIX-....eml`. `tmp` need not be synced. `grouped` shares the
 /// syncs with concurrent callers (the SMTP listener). Either way the message is durable when
@@ -265,11 +269,15 @@ pub fn queue_file(
         let final_tmp = if extra.is_empty() {
             tmp.clone()
         } else {
-            let t2 = spool.tmp_path();
             let at = content::trace_len(&head) as u64;
-            content::copy_inserting(&tmp, &t2, at, &extra, false)?;
-            let _ = std::fs::remove_file(&tmp);
-            t2
+            if content::insert_in_place(&tmp, at, &extra, INSERT_IN_PLACE_MAX)? {
+                tmp.clone()
+            } else {
+                let t2 = spool.tmp_path();
+                content::copy_inserting(&tmp, &t2, at, &extra, false)?;
+                let _ = std::fs::remove_file(&tmp);
+                t2
+            }
         };
         if let Some(id) = &info.message_id {
             attrs.message_id = id.clone();

@@ -115,6 +115,15 @@ impl Spool {
     /// looked at (root's `mailfs queue` on a user's spool) but not served
     /// ([`Spool::check_servable`]).
     pub fn open(dir: &Path) -> Result<Spool> {
+        let spool = Self::open_quick(dir)?;
+        spool.clean_tmp();
+        Ok(spool)
+    }
+
+    /// [`Spool::open`] without the sweep of `.tmp/`, for a command that writes one message and
+    /// exits (`sendmail`, `deliver`): reading the whole directory costs more than its
+    /// submission, and the long-lived processes (mount, serve) sweep it when they start.
+    pub fn open_quick(dir: &Path) -> Result<Spool> {
         if fs::symlink_metadata(dir).is_err() {
             ensure_private_dir(dir)?;
         }
@@ -132,7 +141,6 @@ impl Spool {
             barrier: barrier::Barrier::default(),
             spares: spare::Spares::default(),
         };
-        spool.clean_tmp();
         Ok(spool)
     }
 
