@@ -141,7 +141,9 @@ impl MailFs {
         offset: u64,
         mut add: impl FnMut(u64, &str, &FileAttr) -> bool,
     ) -> Result<()> {
-        const WINDOW: usize = 256;
+        // About one reply's worth (a 32 KiB reply holds ~180 entries): each request copies
+        // its window out, and a larger one copied 256 names to send fewer.
+        const WINDOW: usize = 64;
         // A message's attributes serve its `.parts` entry that follows it.
         let mut last: Option<Shown> = None;
         let mut i = offset as usize;
@@ -285,7 +287,7 @@ impl Listing {
                         (
                             Some(key),
                             FileType::Directory,
-                            Cow::Owned(format!("{n}{PARTS_SUFFIX}")),
+                            Cow::Owned([&**n, PARTS_SUFFIX].concat()),
                         )
                     }
                 }
