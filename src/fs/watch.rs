@@ -19,18 +19,7 @@ use fuser::{INodeNo, Notifier};
 use inotify::{EventMask, Inotify, WatchMask};
 
 use super::{PARTS_SUFFIX, ROOT};
-use crate::store::spool::is_message_name;
-
-/// The message whose kernel entries a change to `file` (a name in the spool directory)
-/// makes stale: its `.eml`, or the attribute file `X.struct` of `X.eml`.
-pub(super) fn message_of(file: &str) -> Option<String> {
-    if is_message_name(file) {
-        return Some(file.to_string());
-    }
-    let stem = file.strip_suffix(".struct")?;
-    let msg = format!("{stem}.eml");
-    is_message_name(&msg).then_some(msg)
-}
+use crate::store::spool::message_of_entry as message_of;
 
 /// Starts the watch on `root` (the spool directory); entries go stale through `notifier`.
 pub fn start(root: &Path, notifier: Notifier) -> std::io::Result<()> {
@@ -82,18 +71,5 @@ fn run(mut ino: Inotify, notifier: Notifier) {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_message_or_its_attribute_file_names_the_message() {
-        assert_eq!(message_of("a.eml").as_deref(), Some("a.eml"));
-        assert_eq!(message_of("a.struct").as_deref(), Some("a.eml"));
-        assert_eq!(message_of("a.txt"), None);
-        assert_eq!(message_of(".tmp"), None);
     }
 }

@@ -58,6 +58,18 @@ fn crash_point(step: &str, path: &Path) {
     }
 }
 
+/// The message an entry of the spool directory belongs to: the `.eml` itself, or `X.struct`,
+/// the attribute file of `X.eml`. Lets the mount's watch of the spool directory say which
+/// message changed without knowing how the spool names its files.
+pub fn message_of_entry(file: &str) -> Option<String> {
+    if is_message_name(file) {
+        return Some(file.to_string());
+    }
+    let stem = file.strip_suffix(".struct")?;
+    let msg = format!("{stem}.eml");
+    is_message_name(&msg).then_some(msg)
+}
+
 /// Is this a name a message can have in the mount root?
 pub fn is_message_name(name: &str) -> bool {
     name.len() > 4

@@ -166,3 +166,11 @@ fn names() {
     assert!(!is_message_name("a.txt"));
     assert!(!is_message_name(&format!("{}.eml", "x".repeat(250))));
 }
+
+#[test]
+fn a_message_or_its_attribute_file_names_the_message() {
+    assert_eq!(message_of_entry("a.eml").as_deref(), Some("a.eml"));
+    assert_eq!(message_of_entry("a.struct").as_deref(), Some("a.eml"));
+    assert_eq!(message_of_entry("a.txt"), None);
+    assert_eq!(message_of_entry(".tmp"), None);
+}
