@@ -24,6 +24,12 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
     }
 }
 
+/// Transactions as fast as the engine goes: no gap between sends, nor between sends to a domain.
+fn no_rate_limits(f: &super::tests::Fix) {
+    f.node.set_attr("ratelimit_time", b"0").unwrap();
+    f.node.set_attr("domlimit_time", b"0").unwrap();
+}
+
 /// The engine with the stub as every worker's transport and the fixture's clock.
 fn engine(f: &super::tests::Fix) -> Engine {
     let stub = f.stub.clone();
@@ -36,8 +42,7 @@ fn engine(f: &super::tests::Fix) -> Engine {
 #[test]
 fn the_engine_sends_a_ready_message_once_and_expires_it_by_the_clock() {
     let f = fix();
-    f.node.set_attr("ratelimit_time", b"0").unwrap();
-    f.node.set_attr("domlimit_time", b"0").unwrap();
+    no_rate_limits(&f);
     f.node.set_attr("expire_time", b"3600").unwrap();
     f.queue("m.eml", &["a@x.org", "b@y.org"]);
     let e = engine(&f);
@@ -70,8 +75,7 @@ fn the_engine_sends_a_ready_message_once_and_expires_it_by_the_clock() {
 #[test]
 fn the_engine_retries_a_deferred_recipient_at_its_next_try() {
     let f = fix();
-    f.node.set_attr("ratelimit_time", b"0").unwrap();
-    f.node.set_attr("domlimit_time", b"0").unwrap();
+    no_rate_limits(&f);
     f.node.set_attr("retry_time", b"1").unwrap();
     f.stub.then_all(temp());
     f.queue("m.eml", &["a@x.org"]);
@@ -166,8 +170,7 @@ fn the_engine_spaces_transactions_by_ratelimit_time() {
 #[test]
 fn a_stopped_engine_starts_no_more_transactions() {
     let f = fix();
-    f.node.set_attr("ratelimit_time", b"0").unwrap();
-    f.node.set_attr("domlimit_time", b"0").unwrap();
+    no_rate_limits(&f);
     f.node.set_attr("retry_time", b"1").unwrap();
     f.stub.then_all(temp());
     f.queue("m.eml", &["a@x.org"]);
@@ -186,8 +189,7 @@ fn a_stopped_engine_starts_no_more_transactions() {
 #[test]
 fn a_panic_in_one_attempt_leaves_the_engine_sending_the_rest() {
     let f = fix();
-    f.node.set_attr("ratelimit_time", b"0").unwrap();
-    f.node.set_attr("domlimit_time", b"0").unwrap();
+    no_rate_limits(&f);
     f.node.set_attr("conn_limit", b"1").unwrap();
     let panics = Arc::new(Mutex::new(0));
     let p = panics.clone();
@@ -216,8 +218,7 @@ fn a_panic_in_one_attempt_leaves_the_engine_sending_the_rest() {
 #[test]
 fn a_hand_over_while_its_attempt_is_in_flight_makes_no_second_attempt() {
     let f = fix();
-    f.node.set_attr("ratelimit_time", b"0").unwrap();
-    f.node.set_attr("domlimit_time", b"0").unwrap();
+    no_rate_limits(&f);
     f.node.set_attr("retry_time", b"3600").unwrap();
     f.stub.then_all(temp());
     f.queue("m.eml", &["a@x.org"]);
