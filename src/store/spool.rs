@@ -288,29 +288,43 @@ impl Spool {
     /// The attributes of a message with the stamp of the file they came from; `None` when the
     /// message has no attribute file yet (a Draft with defaults).
     pub fn read_attrs(&self, name: &str) -> Result<Option<(MessageAttrs, Stamp)>> {
-        let path = self.struct_path(name);
+        Self::read_attrs_at(&self.struct_path(name), || {})
+    }
+
+    /// Reads the attribute file at `path`, as it is now. A version replaced by the group
+    /// commit lives on as a spare inode and is overwritten as a log entry (spool/spare.rs), so
+    /// what was read from an inode that has left `path` by the end of the read may mix two
+    /// files, and may even decode: it is read again from the path. An inode still at `path`
+    /// after the read was never a spare meanwhile (a spare never returns), so its bytes are
+    /// one version. `after_open` lets a test act between the open and the read.
+    fn read_attrs_at(path: &Path, mut after_open: impl FnMut()) -> Result<Option<(MessageAttrs, Stamp)>> {
+        use std::os::unix::fs::MetadataExt;
         let mut tries = 0;
         loop {
-            let mut f = match open_read(&path) {
+            let mut f = match open_read(path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
             let meta = f.metadata()?;
+            after_open();
             let mut bytes = Vec::with_capacity(meta.len() as usize);
             f.read_to_end(&mut bytes)?;
-            match Self::decode_attrs(&path, &bytes) {
-                Ok(a) => return Ok(Some((a, Stamp::of(&meta)))),
-                // The version opened was replaced meanwhile and its inode reused (a spare,
-                // see spool/spare.rs): read the current one.
-                Err(e) => {
-                    use std::os::unix::fs::MetadataExt;
-                    let moved = fs::symlink_metadata(&path).is_ok_and(|m| m.ino() != meta.ino());
-                    tries += 1;
-                    if !moved || tries >= 5 {
-                        return Err(e);
-                    }
-                }
+            let decoded = Self::decode_attrs(path, &bytes);
+            let moved = match fs::symlink_metadata(path) {
+                Ok(m) => m.ino() != meta.ino(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            if !moved {
+                return decoded.map(|a| Some((a, Stamp::of(&meta))));
+            }
+            tries += 1;
+            if tries >= 5 {
+                return Err(Error::Io(io::Error::other(format!(
+                    "{}: replaced five times while being read; try again",
+                    path.display()
+                ))));
             }
         }
     }

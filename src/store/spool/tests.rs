@@ -174,3 +174,30 @@ fn a_message_or_its_attribute_file_names_the_message() {
     assert_eq!(message_of_entry("a.txt"), None);
     assert_eq!(message_of_entry(".tmp"), None);
 }
+
+#[test]
+fn an_attribute_file_recycled_while_being_read_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let mut a = MessageAttrs::new_draft();
+    a.last_try_msg = "first".into();
+    spool.write_attrs_grouped("m.eml", &a).unwrap();
+    let path = spool.struct_path("m.eml");
+    let mut once = true;
+    let got = Spool::read_attrs_at(&path, || {
+        if !std::mem::take(&mut once) {
+            return;
+        }
+        // Between the reader's open and its read: the version it opened is replaced and its
+        // inode recycled with bytes that decode as attributes too.
+        let mut now = a.clone();
+        now.last_try_msg = "current".into();
+        spool.write_attrs_grouped("m.eml", &now).unwrap();
+        let mut other = a.clone();
+        other.last_try_msg = "recycled".into();
+        let (_spare, _f) = spool.reuse_spare(&Spool::encode(&other).unwrap()).unwrap();
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(got.0.last_try_msg, "current");
+}
