@@ -11,9 +11,9 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::{Canonicalization, DkimSigner};
+use mail_auth::dkim::{Canonicalization, DkimSigner, Signature};
 use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rsa::traits::PublicKeyParts;
 use rustls_pki_types::PrivateKeyDer;
@@ -123,6 +123,22 @@ fn in_domain(from: &str, domain: &str) -> bool {
     d == domain || d.ends_with(&format!(".{domain}"))
 }
 
+/// One signer for either kind of key: relaxed/relaxed over [`SIGNED_HEADERS`].
+fn sign_with<T: SigningKey>(
+    key: T,
+    domain: &str,
+    selector: &str,
+    wire: &[u8],
+) -> mail_auth::Result<Signature> {
+    DkimSigner::from_key(key)
+        .domain(domain)
+        .selector(selector)
+        .headers(SIGNED_HEADERS.iter().copied())
+        .header_canonicalization(Canonicalization::Relaxed)
+        .body_canonicalization(Canonicalization::Relaxed)
+        .sign(wire)
+}
+
 /// The DKIM-Signature field (ending in CRLF) for a message's wire form, or `None` when the
 /// node does not sign it (DKIM not configured, or From outside dkim_domain).
 pub fn signature_for(attrs: &NodeAttrs, wire: &[u8]) -> Result<Option<String>> {
@@ -141,23 +157,10 @@ pub fn signature_for(attrs: &NodeAttrs, wire: &[u8]) -> Result<Option<String>> {
     let key = load_key(path)?;
     let sign_err = |e: mail_auth::Error| Error::invalid("dkim_key_file", format!("signing failed: {e}"));
     let sig = match key {
-        Key::Rsa(k, _) => DkimSigner::from_key(k)
-            .domain(domain)
-            .selector(selector)
-            .headers(SIGNED_HEADERS.iter().copied())
-            .header_canonicalization(Canonicalization::Relaxed)
-            .body_canonicalization(Canonicalization::Relaxed)
-            .sign(wire)
-            .map_err(sign_err)?,
-        Key::Ed25519(k) => DkimSigner::from_key(k)
-            .domain(domain)
-            .selector(selector)
-            .headers(SIGNED_HEADERS.iter().copied())
-            .header_canonicalization(Canonicalization::Relaxed)
-            .body_canonicalization(Canonicalization::Relaxed)
-            .sign(wire)
-            .map_err(sign_err)?,
-    };
+        Key::Rsa(k, _) => sign_with(k, domain, selector, wire),
+        Key::Ed25519(k) => sign_with(k, domain, selector, wire),
+    }
+    .map_err(sign_err)?;
     Ok(Some(sig.to_header()))
 }
 
