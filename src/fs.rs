@@ -133,9 +133,10 @@ enum Handle {
 /// LOCK ORDER (a lock may be taken while holding only those above it; keep it true, and
 /// extend `fs/tests/locks.rs` when a path takes two):
 ///
-/// 0. a message's `readying` turn (`ready.rs`): held through one `is_ready` hand-over, taken
-///    before `ns` and never while holding it or any lock below; the spool's shared sync is
-///    waited on holding this turn only.
+/// 0. a message's `readying` turn (`ready.rs`): held through one `is_ready` hand-over, and
+///    by a rename for the message names it moves (several in name order); taken before `ns`
+///    and never while holding it or any lock below; the spool's shared sync is waited on
+///    holding this turn only.
 /// 1. `ns`: namespace and attribute mutations (create, unlink, rename, setattr, setxattr, a
 ///    close that puts content in place). Taken before any handle's lock, never while holding
 ///    one: a close lets go of its handle first (`flush_part`, `discard_new_message`).

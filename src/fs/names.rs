@@ -76,6 +76,17 @@ impl MailFs {
         if from == to {
             return Ok(());
         }
+        // A message between the two steps of its `is_ready` (ready.rs) keeps its name until the
+        // hand-over ends: renamed meanwhile, its Message-ID would stay recorded as sent with no
+        // message holding it, and the renamed Draft would be refused as a duplicate (EALREADY).
+        let messages: Vec<&str> = [&from, &to]
+            .into_iter()
+            .filter_map(|k| match k {
+                Key::Message(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect();
+        let _turns = self.readying.enter_all(&messages);
         match (&from, &to) {
             (Key::Part { .. } | Key::Staged { .. }, _) | (_, Key::Part { .. } | Key::Staged { .. }) => {
                 self.authorize_ino(caller, parent, Need::Write)?;

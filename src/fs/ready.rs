@@ -27,13 +27,22 @@ pub(super) struct Readying {
     cv: Condvar,
 }
 
-struct Turn<'a> {
+pub(super) struct Turn<'a> {
     r: &'a Readying,
     name: String,
 }
 
 impl Readying {
-    fn enter(&self, name: &str) -> Turn<'_> {
+    /// The turns of several names, taken in one order so that two callers cannot each hold
+    /// one the other waits for.
+    pub(super) fn enter_all<'a>(&'a self, names: &[&str]) -> Vec<Turn<'a>> {
+        let mut names = names.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().map(|n| self.enter(n)).collect()
+    }
+
+    pub(super) fn enter(&self, name: &str) -> Turn<'_> {
         let mut names = self.names.lock();
         while names.contains(name) {
             self.cv.wait(&mut names);

@@ -190,3 +190,26 @@ fn a_writer_of_a_message_renamed_away_never_writes_over_what_took_its_place() {
     );
     assert_eq!(h.eml("m.eml"), fresh);
 }
+
+#[test]
+fn a_rename_waits_for_an_is_ready_between_its_steps() {
+    let h = Harness::new();
+    h.write_new(ALICE, "x.eml", PLAIN);
+    // An is_ready of x.eml in flight: its turn is held between its two steps.
+    let turn = h.fs.readying.enter("x.eml");
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fs = &h.fs;
+        s.spawn(move || {
+            let r = fs.rename(ALICE, (ROOT, "x.eml"), (ROOT, "y.eml"), false);
+            tx.send(r.is_ok()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(),
+            "the rename went through while x.eml was being made ready"
+        );
+        drop(turn);
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap());
+    });
+    assert!(h.exists("y.eml") && !h.exists("x.eml"));
+}
