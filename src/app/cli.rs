@@ -240,6 +240,22 @@ pub fn parse_mount_opts(list: &[String]) -> Result<MountOpts> {
     Ok(o)
 }
 
+/// `mailfs sendmail ARGS` (main.rs puts the subcommand in for the binary linked as
+/// `sendmail`) parsed by clap from sendmail's own options only: building the whole command
+/// line first (every subcommand, and the help texts drawn from the attribute table) is a
+/// measurable share of a one-message process. `None` for any other command and for whatever
+/// this parse does not accept (`--help`, a bad option): [`parse`] then answers exactly as it
+/// always did.
+pub fn parse_sendmail(args: &[OsString]) -> Option<SendmailArgs> {
+    use clap::{Args, FromArgMatches};
+    if args.get(1).map(OsString::as_os_str) != Some("sendmail".as_ref()) {
+        return None;
+    }
+    let cmd = SendmailArgs::augment_args(clap::Command::new("sendmail"));
+    let m = cmd.try_get_matches_from(&args[1..]).ok()?;
+    SendmailArgs::from_arg_matches(&m).ok()
+}
+
 /// Parses argv; help and version print and exit 0, anything else wrong is a usage error (64).
 pub fn parse(args: Vec<OsString>) -> std::result::Result<Cli, i32> {
     use clap::{CommandFactory, FromArgMatches};

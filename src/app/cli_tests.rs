@@ -54,3 +54,64 @@ fn help_shows_every_row_from_the_table() {
         assert!(top.contains(&item), "mailfs --help lacks {item}");
     }
 }
+
+/// sendmail's own parse (the fast path of a one-message process) reads every argument list
+/// as the whole command line does, and gives way to it for help and errors.
+#[test]
+fn sendmail_alone_parses_as_the_whole_command_line() {
+    use super::cli::{Cmd, parse, parse_sendmail};
+    let argv = |a: &[&str]| -> Vec<std::ffi::OsString> { a.iter().map(Into::into).collect() };
+    let lines: &[&[&str]] = &[
+        &["mailfs", "sendmail", "a@example.org"],
+        &[
+            "mailfs",
+            "sendmail",
+            "-i",
+            "-f",
+            "me@example.org",
+            "a@example.org,b@example.org",
+        ],
+        &[
+            "sendmail",
+            "sendmail",
+            "-t",
+            "-oi",
+            "-oem",
+            "-F",
+            "Me",
+            "-r",
+            "x@y.example",
+            "--",
+            "c@d.example",
+        ],
+        &[
+            "mailfs",
+            "sendmail",
+            "--spool",
+            "/tmp/s",
+            "-bm",
+            "-N",
+            "never",
+            "-v",
+            "-B8BITMIME",
+            "e@f.example",
+        ],
+        &["mailfs", "sendmail", "-t"],
+    ];
+    for line in lines {
+        let fast = parse_sendmail(&argv(line)).unwrap_or_else(|| panic!("{line:?}"));
+        let Ok(Cmd::Sendmail(full)) = parse(argv(line)).map(|c| c.command) else {
+            panic!("{line:?}")
+        };
+        assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{line:?}");
+    }
+    for line in [
+        &["mailfs", "sendmail", "--help"][..],
+        &["mailfs", "sendmail", "-h"],
+        &["mailfs", "sendmail", "--bogus", "a@example.org"],
+        &["mailfs", "queue", "/tmp/s"],
+        &["mailfs"],
+    ] {
+        assert!(parse_sendmail(&argv(line)).is_none(), "{line:?}");
+    }
+}

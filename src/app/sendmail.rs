@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::app::admin::{Route, route, tempfail};
 use crate::control::{Request, client};
 use crate::error::Result;
-use crate::store::queue::{Origin, Submission, queue_tmp, read_to_tmp, recipients};
+use crate::store::queue::{Origin, Submission, queue_incoming, read_message, recipients};
 use crate::store::spool::Spool;
 
 #[derive(clap::Args, Debug)]
@@ -69,8 +69,8 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
         return client::call(&sock, &a.spool, &req, Some(&mut io::stdin().lock())).map(|_| ());
     }
     let spool = Spool::open_quick(&a.spool).map_err(tempfail)?;
-    let tmp = read_to_tmp(&spool, &mut io::stdin().lock(), !ignore_dots).map_err(tempfail)?;
-    queue_tmp(&spool, tmp, &sub, &Origin::this_user())
+    let msg = read_message(&spool, &mut io::stdin().lock(), !ignore_dots).map_err(tempfail)?;
+    queue_incoming(&spool, msg, &sub, &Origin::this_user())
         .map(|_| ())
         .map_err(tempfail)
 }

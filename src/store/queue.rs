@@ -15,6 +15,9 @@ use crate::model::attrs::{
 use crate::store::node::Node;
 use crate::store::spool::Spool;
 
+mod incoming;
+pub use incoming::{Incoming, queue_incoming, read_message};
+
 /// Reads a message into a temp file in the spool; when `stop_at_dot`, a line with a single
 /// dot ends it (sendmail without `-i`). Returns the temp path. Not synced: committing it
 /// (`Spool::commit_tmp`) makes it durable, and when headers must be added it is copied
@@ -212,96 +215,127 @@ pub fn queue_file(
     grouped: bool,
 ) -> Result<String> {
     let result = (|| -> Result<String> {
-        let mut rcpts = recipients(&sub.recipients)?;
-        let from_arg = match &sub.env_from {
-            Some(f) if f.is_empty() || f == "<>" => Some(String::new()),
-            Some(f) => Some(validate_address("-f", f)?),
-            None => None,
-        };
         let head = content::read_head(&tmp)?;
-        let info = HeaderInfo::parse(&head);
-        if info.cut && (sub.recipients_from_headers || from_arg.is_none()) {
-            return Err(Error::invalid(
-                "message",
-                format!(
-                    "the header block is longer than {} MiB, so its addresses cannot all be \
-                     read: give the recipients as arguments and -f",
-                    content::MAX_HEAD >> 20
-                ),
-            ));
-        }
-        if sub.recipients_from_headers {
-            let mut seen: std::collections::HashSet<String> = rcpts.iter().cloned().collect();
-            for r in &info.recipients {
-                if seen.insert(r.clone()) {
-                    rcpts.push(r.clone());
-                }
-            }
-        }
-        if rcpts.is_empty() {
-            return Err(Error::Usage(
-                "no recipients (give them as arguments or use -t)".into(),
-            ));
-        }
-        let user = &origin.login;
-        let env_from = match from_arg {
-            Some(f) => f,
-            None => info
-                .from
-                .clone()
-                .unwrap_or_else(|| format!("{user}@{}", hostname())),
-        };
-        // A missing From header is made from the envelope sender and -F.
-        let mut attrs = MessageAttrs::new_draft();
-        let eol = content::line_end(&head);
-        let mut extra = Vec::new();
-        if info.from.is_none() && !env_from.is_empty() {
-            let from_line = match &sub.full_name {
-                Some(n) => format!(
-                    "From: \"{}\" <{env_from}>{eol}",
-                    n.replace(['"', '\\', '\r', '\n'], "")
-                ),
-                None => format!("From: {env_from}{eol}"),
-            };
-            extra.extend_from_slice(from_line.as_bytes());
-        }
-        extra.extend_from_slice(&content::missing_headers(&info, &attrs.message_id, eol));
-        let final_tmp = if extra.is_empty() {
+        let p = prepare(&head, sub, origin)?;
+        let in_place =
+            p.extra.is_empty() || content::insert_in_place(&tmp, p.at, &p.extra, INSERT_IN_PLACE_MAX)?;
+        let final_tmp = if in_place {
             tmp.clone()
         } else {
-            let at = content::trace_len(&head) as u64;
-            if content::insert_in_place(&tmp, at, &extra, INSERT_IN_PLACE_MAX)? {
-                tmp.clone()
-            } else {
-                let t2 = spool.tmp_path();
-                content::copy_inserting(&tmp, &t2, at, &extra, false)?;
-                let _ = std::fs::remove_file(&tmp);
-                t2
-            }
+            let t2 = spool.tmp_path();
+            content::copy_inserting(&tmp, &t2, p.at, &p.extra, false)?;
+            let _ = std::fs::remove_file(&tmp);
+            t2
         };
-        if let Some(id) = &info.message_id {
-            attrs.message_id = id.clone();
-        }
-        let final_tmp = sign_tmp(spool, final_tmp, &mut attrs);
-        attrs.env_from = Some(env_from);
-        attrs.env_to = Some(rcpts.clone());
-        attrs.recipients = rcpts.iter().cloned().map(Recipient::new).collect();
-        attrs.status = Status::Pending;
-        attrs.is_ready = true;
-        attrs.owner = origin.owner;
-        let name = spool.unique_name(prefix);
-        let body = if grouped {
-            Body::TmpGrouped(&final_tmp)
-        } else {
-            Body::Tmp(&final_tmp)
-        };
-        enqueue(spool, None, &name, body, &attrs)?;
-        Ok(name)
+        store_prepared(spool, final_tmp, p.attrs, prefix, grouped)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// What queueing a message adds to it: its attributes (Pending, ready, the envelope
+/// resolved) and the header fields it lacks, inserted at byte `at` (after the trace fields).
+struct Prepared {
+    attrs: MessageAttrs,
+    extra: Vec<u8>,
+    at: u64,
+}
+
+/// Resolves and checks the envelope of a message whose header block is `head`, and says
+/// which fields (From, Date, Message-ID) it lacks.
+fn prepare(head: &[u8], sub: &Submission, origin: &Origin) -> Result<Prepared> {
+    let mut rcpts = recipients(&sub.recipients)?;
+    let from_arg = match &sub.env_from {
+        Some(f) if f.is_empty() || f == "<>" => Some(String::new()),
+        Some(f) => Some(validate_address("-f", f)?),
+        None => None,
+    };
+    let info = HeaderInfo::parse(head);
+    if info.cut && (sub.recipients_from_headers || from_arg.is_none()) {
+        return Err(Error::invalid(
+            "message",
+            format!(
+                "the header block is longer than {} MiB, so its addresses cannot all be \
+                 read: give the recipients as arguments and -f",
+                content::MAX_HEAD >> 20
+            ),
+        ));
+    }
+    if sub.recipients_from_headers {
+        let mut seen: std::collections::HashSet<String> = rcpts.iter().cloned().collect();
+        for r in &info.recipients {
+            if seen.insert(r.clone()) {
+                rcpts.push(r.clone());
+            }
+        }
+    }
+    if rcpts.is_empty() {
+        return Err(Error::Usage(
+            "no recipients (give them as arguments or use -t)".into(),
+        ));
+    }
+    let user = &origin.login;
+    let env_from = match from_arg {
+        Some(f) => f,
+        None => info
+            .from
+            .clone()
+            .unwrap_or_else(|| format!("{user}@{}", hostname())),
+    };
+    // A missing From header is made from the envelope sender and -F.
+    let mut attrs = MessageAttrs::new_draft();
+    let eol = content::line_end(head);
+    let mut extra = Vec::new();
+    if info.from.is_none() && !env_from.is_empty() {
+        let from_line = match &sub.full_name {
+            Some(n) => format!(
+                "From: \"{}\" <{env_from}>{eol}",
+                n.replace(['"', '\\', '\r', '\n'], "")
+            ),
+            None => format!("From: {env_from}{eol}"),
+        };
+        extra.extend_from_slice(from_line.as_bytes());
+    }
+    extra.extend_from_slice(&content::missing_headers(&info, &attrs.message_id, eol));
+    if let Some(id) = &info.message_id {
+        attrs.message_id = id.clone();
+    }
+    attrs.env_from = Some(env_from);
+    attrs.env_to = Some(rcpts.clone());
+    attrs.recipients = rcpts.into_iter().map(Recipient::new).collect();
+    attrs.status = Status::Pending;
+    attrs.is_ready = true;
+    attrs.owner = origin.owner;
+    Ok(Prepared {
+        attrs,
+        extra,
+        at: content::trace_len(head) as u64,
+    })
+}
+
+/// The end of [`queue_file`] and [`queue_incoming`]: the complete content in `tmp` is signed,
+/// named and stored with `attrs` through [`enqueue`].
+fn store_prepared(
+    spool: &Spool,
+    tmp: PathBuf,
+    mut attrs: MessageAttrs,
+    prefix: &str,
+    grouped: bool,
+) -> Result<String> {
+    let final_tmp = sign_tmp(spool, tmp, &mut attrs);
+    let name = spool.unique_name(prefix);
+    let body = if grouped {
+        Body::TmpGrouped(&final_tmp)
+    } else {
+        Body::Tmp(&final_tmp)
+    };
+    let res = enqueue(spool, None, &name, body, &attrs);
+    if res.is_err() {
+        let _ = std::fs::remove_file(&final_tmp);
+    }
+    res.map(|()| name)
 }
 
 /// Signs a message about to be queued (SPEC §12); a key that cannot be used leaves it to
@@ -369,18 +403,18 @@ pub fn this_user() -> Owner {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::attrs::Status;
 
-    fn spool() -> (tempfile::TempDir, Spool) {
+    pub(crate) fn spool() -> (tempfile::TempDir, Spool) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("spool");
         let spool = Spool::open(&root).unwrap();
         (dir, spool)
     }
 
-    fn sub(rcpts: &[&str]) -> Submission {
+    pub(crate) fn sub(rcpts: &[&str]) -> Submission {
         Submission {
             env_from: None,
             recipients: rcpts.iter().map(|r| r.to_string()).collect(),
@@ -388,7 +422,7 @@ mod tests {
         }
     }
 
-    fn origin() -> Origin {
+    pub(crate) fn origin() -> Origin {
         Origin {
             owner: Some(Owner { uid: 1000, gid: 1000 }),
             login: "alice".into(),
