@@ -1,8 +1,9 @@
 //! `setfattr -n user.is_ready -v 1` on a message, with concurrent callers sharing their syncs
 //! (issue 17: 2,000 Drafts made ready from 4 writers at once must go faster than from one).
 //!
-//! A hand-over is prepared under the namespace lock (checks, the Message-ID recorded, the new
-//! content and attributes written to temp files: [`message::stage_ready`]), made durable by
+//! A hand-over is prepared without the namespace lock, from the versions of the message seen
+//! under it (checks, the Message-ID recorded, the new content and attributes written to temp
+//! files, spare inodes when there are: [`message::stage_ready`]), made durable by
 //! the spool's shared sync with the lock released, then renamed into place under the lock
 //! again, and synced once more before the caller is answered. So every `is_ready` is durable
 //! when it returns, nothing is visible before its bytes are durable, and callers that arrive
@@ -12,6 +13,7 @@
 //! and the hand-over is made at once under the lock, as [`message::make_ready`] does.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -62,26 +64,63 @@ impl Drop for Turn<'_> {
     }
 }
 
+/// Counts an open under way (see [`MailFs::content_unread`]).
+pub(super) struct Opening<'a>(&'a AtomicUsize);
+
+impl<'a> Opening<'a> {
+    pub(super) fn new(count: &'a AtomicUsize) -> Opening<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Opening(count)
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl MailFs {
+    /// Whether nothing opened through the mount can still be reading the version of `n`'s
+    /// content just replaced (asked after the replacement, so that version can be recycled in
+    /// place). An open under way may have opened it before the rename and not yet recorded its
+    /// handle: any open under way answers no, as does any part reader (its tree does not say
+    /// which message it came from).
+    pub(super) fn content_unread(&self, n: &str) -> bool {
+        if self.opening.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        handles.iter().all(|h| match &*h.lock() {
+            super::Handle::File { key, .. } => *key != super::Key::Message(n.to_string()),
+            super::Handle::Part { .. } => false,
+            super::Handle::PartWrite(w) => w.msg != n,
+            super::Handle::Dir(_) => true,
+        })
+    }
+
     /// `user.is_ready=1` on the message `n`, called without the namespace lock (see the top).
     pub(super) fn make_ready_shared(&self, n: &str) -> Result<()> {
         let _turn = self.readying.enter(n);
-        let mut staged = {
+        let (attrs, seen) = {
             let _ns = self.ns.lock();
             let attrs = self.message_attrs(n)?;
             if !matches!(message::set(&attrs, "is_ready", b"1")?, Change::MakeReady) {
                 return Ok(());
             }
             self.consume_went_out(n)?;
-            let attrs = self.message_attrs(n)?;
-            message::stage_ready(&self.node, n, &attrs)?
+            let seen = message::Seen::now(&self.node.spool, n)?;
+            (self.message_attrs(n)?, seen)
         };
+        // Prepared without the namespace lock, so that concurrent callers prepare in parallel:
+        // it is put in place only over the versions seen here.
+        let mut staged = message::stage_ready(&self.node, n, &attrs, seen)?;
         let spool = &self.node.spool;
         let durable = spool.sync_shared();
         {
             let _ns = self.ns.lock();
             let put = match durable {
-                Ok(()) => staged.put(spool, n)?,
+                Ok(()) => staged.put(spool, n, || self.content_unread(n))?,
                 Err(e) => {
                     log::warn!("{n}: shared sync failed ({e}); made ready on its own");
                     None

@@ -12,6 +12,7 @@ mod frozen;
 mod locks;
 mod modes;
 mod parts;
+mod ready;
 mod rename;
 mod writer;
 mod xattrs;

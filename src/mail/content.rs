@@ -153,16 +153,19 @@ pub fn ensure_date_and_id(
 /// Writes `prefix` then the content of `src` into the new file `dst`, durably when `sync`;
 /// on any error `dst` is removed and `src` is untouched.
 pub fn copy_with_prefix(src: &Path, dst: &Path, prefix: &[u8], sync: bool) -> io::Result<()> {
-    let res = (|| -> io::Result<()> {
-        let mut out = crate::files::create_private(dst)?;
-        out.write_all(prefix)?;
-        io::copy(&mut crate::files::open_read(src)?, &mut out)?;
-        if sync { out.sync_all() } else { Ok(()) }
-    })();
+    let res =
+        crate::files::create_private(dst).and_then(|mut out| write_with_prefix(src, &mut out, prefix, sync));
     if res.is_err() {
         let _ = std::fs::remove_file(dst);
     }
     res
+}
+
+/// [`copy_with_prefix`] into a file the caller opened (and removes on error).
+pub fn write_with_prefix(src: &Path, out: &mut std::fs::File, prefix: &[u8], sync: bool) -> io::Result<()> {
+    out.write_all(prefix)?;
+    io::copy(&mut crate::files::open_read(src)?, out)?;
+    if sync { out.sync_all() } else { Ok(()) }
 }
 
 /// The length of the trace fields (`Received:`, `Return-Path:`, with their continuation

@@ -378,8 +378,12 @@ pub fn make_ready_as(
 ) -> Result<(MessageAttrs, Stamp)> {
     let spool = &node.spool;
     let eml = spool.eml_path(name);
-    let c = check_ready(node, name, attrs, own_id)?;
-    crate::store::sent_ids::remember(spool, &c.id)?;
+    let c = {
+        let _ids = spool.ids.lock();
+        let c = check_ready(node, name, attrs, own_id)?;
+        crate::store::sent_ids::remember(spool, &c.id)?;
+        c
+    };
     content::ensure_date_and_id(&eml, &spool.tmp_path(), &c.head, &c.info, &attrs.message_id)?;
     let mut next = ready_attrs(attrs, c);
     if let Err(e) = crate::store::signing::sign_in_place(spool, &node.attrs(), name, &next.message_id) {
@@ -390,10 +394,31 @@ pub fn make_ready_as(
     Ok((next, stamp))
 }
 
+/// A replaced content larger than this is unlinked rather than kept as a spare: spares sit in
+/// `.tmp/` until reused, holding their blocks.
+const RECYCLED_CONTENT_MAX: u64 = 64 * 1024;
+
 /// A hand-over prepared by [`stage_ready`]: the new content and attributes written to temp
 /// files (not yet synced), the Message-ID recorded as sent (not yet synced). The caller makes
 /// them durable with the spool's shared sync, then [`Staged::put`]s them in place, so
 /// concurrent `is_ready` callers share their syncs. Dropped unput, the temp files go.
+/// The versions of a message a hand-over is prepared from (see [`stage_ready`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    attrs: Option<Stamp>,
+    eml: Stamp,
+}
+
+impl Seen {
+    /// The versions in the spool now: take it before reading the attributes.
+    pub fn now(spool: &Spool, name: &str) -> Result<Seen> {
+        Ok(Seen {
+            attrs: spool.attrs_stamp(name),
+            eml: Stamp::of(&std::fs::metadata(spool.eml_path(name))?),
+        })
+    }
+}
+
 pub struct Staged {
     pub next: MessageAttrs,
     pub id: String,
@@ -408,13 +433,23 @@ pub struct Staged {
 
 /// Prepares the hand-over of the Draft `name` (see [`Staged`]); the same checks and result
 /// as [`make_ready`], which does it all at once.
-pub fn stage_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<Staged> {
+///
+/// Needs no lock of the caller's: `seen` are the versions of the message's attributes and
+/// content that `attrs` was read from (taken before reading them), and [`Staged::put`] puts
+/// the result in place only over those.
+pub fn stage_ready(node: &Node, name: &str, attrs: &MessageAttrs, seen: Seen) -> Result<Staged> {
     let spool = &node.spool;
     let eml = spool.eml_path(name);
-    let prev_attrs = spool.attrs_stamp(name);
-    let eml_stamp = Stamp::of(&std::fs::metadata(&eml)?);
-    let c = check_ready(node, name, attrs, None)?;
-    crate::store::sent_ids::remember_unsynced(spool, &c.id)?;
+    let Seen {
+        attrs: prev_attrs,
+        eml: eml_stamp,
+    } = seen;
+    let c = {
+        let _ids = spool.ids.lock();
+        let c = check_ready(node, name, attrs, None)?;
+        crate::store::sent_ids::remember_unsynced(spool, &c.id)?;
+        c
+    };
     let id = c.id.clone();
     let mut staged = Staged {
         next: MessageAttrs::new_draft(),
@@ -427,9 +462,12 @@ pub fn stage_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<Stag
     };
     let extra = content::missing_headers(&c.info, &attrs.message_id, content::line_end(&c.head));
     if !extra.is_empty() {
-        let tmp = spool.tmp_path();
-        content::copy_with_prefix(&eml, &tmp, &extra, false)?;
+        let (tmp, mut out) = spool.fresh_file()?;
+        // Owned by `staged` from here: removed if anything below fails.
         staged.content = Some(tmp);
+        content::write_with_prefix(&eml, &mut out, &extra, false)?;
+        let written = std::io::Seek::stream_position(&mut out)?;
+        out.set_len(written)?;
     }
     let mut next = ready_attrs(attrs, c);
     let src = staged.content.clone().unwrap_or_else(|| eml.clone());
@@ -458,18 +496,25 @@ impl Staged {
     /// attributes are still the versions they were prepared from; returns the new attributes'
     /// stamp, or `None` (nothing changed) when either moved meanwhile. The renames are not
     /// synced: the caller syncs before answering.
-    pub fn put(&mut self, spool: &Spool, name: &str) -> Result<Option<Stamp>> {
+    ///
+    /// The versions replaced are kept as spare inodes rather than unlinked (spool/spare.rs:
+    /// freeing two inodes per hand-over made every later file creation on this disk walk past
+    /// them): always the attribute file, and the content when it is small and `unread` says,
+    /// once the new version is in place, that nothing can still be reading the old one (a
+    /// spare is rewritten in place).
+    pub fn put(&mut self, spool: &Spool, name: &str, unread: impl FnOnce() -> bool) -> Result<Option<Stamp>> {
         let eml = spool.eml_path(name);
         let current = std::fs::metadata(&eml).ok().map(|m| Stamp::of(&m));
         if current != Some(self.eml) || spool.attrs_stamp(name) != self.prev_attrs {
             return Ok(None);
         }
         if let Some(tmp) = &self.content {
-            std::fs::rename(tmp, &eml)?;
+            let small = self.eml.size <= RECYCLED_CONTENT_MAX;
+            spool.replace_keeping(tmp, &eml, || small && unread())?;
             self.content = None;
         }
         if let Some(tmp) = &self.attrs_tmp {
-            std::fs::rename(tmp, spool.struct_path(name))?;
+            spool.replace_keeping(tmp, &spool.struct_path(name), || true)?;
             self.attrs_tmp = None;
         }
         Ok(Some(self.attrs_stamp))

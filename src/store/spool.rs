@@ -102,6 +102,9 @@ pub struct Spool {
     barrier: barrier::Barrier,
     /// Files freed by the group commit and by taken markers, reused as log entries.
     spares: spare::Spares,
+    /// Held from the check that a Message-ID was never sent to its record as sent, so that two
+    /// hand-overs of one Message-ID in this process cannot both pass the check.
+    pub ids: parking_lot::Mutex<()>,
 }
 
 /// An exclusive per-message lock (flock on the `.eml`, which NFS emulates with fcntl locks):
@@ -152,6 +155,7 @@ impl Spool {
             group: std::sync::OnceLock::new(),
             barrier: barrier::Barrier::default(),
             spares: spare::Spares::default(),
+            ids: parking_lot::Mutex::new(()),
         };
         Ok(spool)
     }
@@ -340,9 +344,19 @@ impl Spool {
 
     /// Writes `attrs` to a new temp file, not synced, for the caller to make durable and rename
     /// over the message's attribute file itself; returns it with the stamp it will have.
+    /// A spare inode is used when there is one (spool/spare.rs).
     pub fn stage_attrs(&self, attrs: &MessageAttrs) -> Result<(PathBuf, Stamp)> {
-        let tmp = self.tmp_path();
         let bytes = Self::encode(attrs)?;
+        if let Some((tmp, f)) = self.reuse_spare(&bytes) {
+            return match f.metadata() {
+                Ok(m) => Ok((tmp, Stamp::of(&m))),
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    Err(e.into())
+                }
+            };
+        }
+        let tmp = self.tmp_path();
         let stamp = (|| -> io::Result<Stamp> {
             let mut f = create_private(&tmp)?;
             f.write_all(&bytes)?;

@@ -9,14 +9,16 @@
 //! walk was half of all CPU time. Recycling freed inodes keeps the hot path free of unlinks,
 //! so creations stay cheap.
 //!
-//! A recycled attribute file only ever becomes a log entry, never another attribute file: a
-//! reader that opened the old version just before it was replaced may see it rewritten, but
-//! what it reads then fails to decode and [`super::Spool::read_attrs`] reads again from the
-//! path (which no longer leads to that inode).
+//! A spare becomes a log entry, or the new version of a message's attributes or content made
+//! by `is_ready` ([`super::Spool::fresh_file`]). A reader that opened an attribute file just
+//! before it was replaced may see its inode rewritten with other bytes, even bytes that
+//! decode: [`super::Spool::read_attrs`] reads again whenever the inode it read has left the
+//! path by the end of the read. A message's content only becomes a spare when nothing has it
+//! open through the mount and it is small (the caller decides: [`super::Spool::replace_keeping`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -82,6 +84,20 @@ impl super::Spool {
     /// old content is overwritten in place and then cut to length, not truncated first: a
     /// small file keeps its data block instead of freeing it and allocating another.
     pub fn reuse_spare(&self, bytes: &[u8]) -> Option<(PathBuf, File)> {
+        while let Some((path, mut f)) = self.take_fit_spare() {
+            if f.write_all(bytes)
+                .and_then(|()| f.set_len(bytes.len() as u64))
+                .is_ok()
+            {
+                return Some((path, f));
+            }
+            let _ = fs::remove_file(&path);
+        }
+        None
+    }
+
+    /// A spare fit for reuse, open for writing at its start, old bytes still in it.
+    fn take_fit_spare(&self) -> Option<(PathBuf, File)> {
         // SAFETY: geteuid cannot fail.
         let me = unsafe { libc::geteuid() };
         while let Some(path) = self.spares.take() {
@@ -89,25 +105,59 @@ impl super::Spool {
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                 .open(&path);
-            let Ok(mut f) = opened else {
+            let Ok(f) = opened else {
                 let _ = fs::remove_file(&path);
                 continue;
             };
-            // Only a plain private file of ours with no other name: anything else (a file
-            // someone linked elsewhere meanwhile, another user's marker) is left alone.
-            let fit = f
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.uid() == me && m.nlink() == 1 && m.mode() & 0o077 == 0);
-            if fit
-                && f.write_all(bytes)
-                    .and_then(|()| f.set_len(bytes.len() as u64))
-                    .is_ok()
-            {
+            // Only a plain file of ours with no other name: anything else (a file someone linked
+            // elsewhere meanwhile, another user's marker) is left alone. A replaced message
+            // written straight into the spool may carry group/other bits: made private first.
+            let fit = f.metadata().is_ok_and(|m| {
+                m.is_file()
+                    && m.uid() == me
+                    && m.nlink() == 1
+                    && (m.mode() & 0o077 == 0 || f.set_permissions(fs::Permissions::from_mode(0o600)).is_ok())
+            });
+            if fit {
                 return Some((path, f));
             }
             let _ = fs::remove_file(&path);
         }
         None
+    }
+
+    /// A private file in `.tmp/` to write a new version into from its start: a spare when there
+    /// is one, so that no inode is allocated, else a new file. A spare still holds its old
+    /// bytes (cutting it to nothing first waits for their writeback): the caller cuts the
+    /// file to what it wrote.
+    pub fn fresh_file(&self) -> io::Result<(PathBuf, File)> {
+        if let Some(spare) = self.take_fit_spare() {
+            return Ok(spare);
+        }
+        let path = self.tmp_path();
+        let f = crate::files::create_private(&path)?;
+        Ok((path, f))
+    }
+
+    /// Renames `tmp` over `path`, keeping the version it replaces as a spare rather than
+    /// unlinking it (so no inode is freed) when `keep_old`, asked once the new version is in
+    /// place, says so. A plain rename when `path` does not exist yet or the exchange is
+    /// refused (nothing moved then).
+    pub fn replace_keeping(
+        &self,
+        tmp: &Path,
+        path: &Path,
+        keep_old: impl FnOnce() -> bool,
+    ) -> io::Result<()> {
+        if exchange(tmp, path).is_err() {
+            return fs::rename(tmp, path);
+        }
+        if keep_old() {
+            self.spares.put(tmp.to_path_buf());
+        } else {
+            let _ = fs::remove_file(tmp);
+        }
+        Ok(())
     }
 
     /// Takes a ready marker out of `.ready/` into the spare pool: `false` when it was gone.
