@@ -8,7 +8,7 @@
 set -euo pipefail
 SIZE_MB=${1:-512}; ROUNDS=${2:-5}
 cd "$(dirname "$0")/.."
-cargo build --release -q
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q
 bins=("$PWD/target/release/mailfs")
 [ -n "${OTHER_BIN:-}" ] && bins+=("$OTHER_BIN")
 work=$(mktemp -d /tmp/mailfs-cp.XXXX)

@@ -214,11 +214,25 @@ fn attr_from_meta(ino: u64, meta: &fs::Metadata, kind: FileType, perm: u16, uid:
         gid,
         rdev: 0,
         flags: 0,
-        // The preferred I/O size, by which `cp` sizes its buffer (at least 128 KiB). A larger
-        // one (1 MiB, one FUSE round trip per write) made `cp` into the mount 2.7x slower
-        // here (benches/cp-write.sh): each 1 MiB chunk is copied three times (into the FUSE
-        // request, mailfs's buffer, the spool file's pages) and falls out of the CPU caches.
+        // The preferred I/O size, by which `cp` sizes its buffer (at least 128 KiB). Files
+        // written through the page cache keep 4 KiB (128 KiB writes): 1 MiB ones were 2.7x
+        // slower there, each chunk copied into the FUSE page cache too. Messages say 1 MiB
+        // (`message_attr`): their writers bypass that cache (FOPEN_DIRECT_IO).
         blksize: 4096,
+    }
+}
+
+/// The preferred I/O size a message shows: a writer of a message (a new one, or the copy that
+/// replaces one) is opened with FOPEN_DIRECT_IO, so each `write` of `cp` goes to mailfs as one
+/// request straight from the writer's buffer, and 1 MiB ones take an eighth of the round trips
+/// of 128 KiB (issue 17, benches/cp-write.sh).
+pub(crate) const MESSAGE_BLKSIZE: u32 = 1 << 20;
+
+/// `attr_from_meta` for a message's `.eml`.
+fn message_attr(ino: u64, meta: &fs::Metadata, perm: u16, uid: u32, gid: u32) -> FileAttr {
+    FileAttr {
+        blksize: MESSAGE_BLKSIZE,
+        ..attr_from_meta(ino, meta, FileType::RegularFile, perm, uid, gid)
     }
 }
 

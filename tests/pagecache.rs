@@ -144,3 +144,53 @@ print('ok')
     assert_eq!(m.ok("cat p.eml"), m.ok("cat p.eml"));
     assert!(m.ok("cat p.eml").contains("Message-ID:"));
 }
+
+/// Issue 17, `cp` into the mount: a message shows a 1 MiB preferred I/O size, so `cp` writes
+/// it in 1 MiB requests, and a new message's writer bypasses the kernel's page cache
+/// (FOPEN_DIRECT_IO; mailfs writes each request into the spool file in 128 KiB pieces). A
+/// reader that cached the first bytes while the message was being written sees every byte
+/// the writer added, through `read` and `mmap`, and so does the spool file; cp of a file that
+/// is not a multiple of any of these sizes arrives whole.
+#[test]
+fn a_new_message_written_in_large_requests_is_seen_whole() {
+    let m = Mount::new(&[]);
+    let script = r#"
+import mmap, os
+data = b''.join(b'%07d\n' % i for i in range(400000))[:3 * 1048576 + 300007]
+fd = os.open('big.eml', os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+assert os.fstat(fd).st_blksize == 1048576, os.fstat(fd).st_blksize
+assert os.write(fd, data[:100]) == 100
+r = open('big.eml', 'rb')
+assert r.read() == data[:100]
+off = 100
+for n in (300001, 1048576, 1048576, 1048576, 1048576):
+    off += os.write(fd, data[off:off + n])
+assert off == len(data), off
+r.seek(0)
+assert r.read() == data, 'a reader open during the writes missed bytes'
+os.close(fd)
+r.seek(0)
+assert r.read() == data
+r.close()
+with open('big.eml', 'rb') as f:
+    assert f.read() == data
+    assert mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)[:] == data
+assert os.stat('big.eml').st_blksize == 1048576
+print('ok')
+"#;
+    let script = script.replace('\'', "'\\''");
+    assert_eq!(m.ok(&format!("python3 -c '{script}'")).trim(), "ok");
+    let want: Vec<u8> = (0..400000)
+        .flat_map(|i| format!("{i:07}\n").into_bytes())
+        .take(3 * 1048576 + 300007)
+        .collect();
+    assert_eq!(std::fs::read(m.spool.join("big.eml")).expect("spool file"), want);
+    // cp into a new message: 1 MiB writes and a short last one.
+    let src = m.tmp.path().join("src.bin");
+    std::fs::write(&src, &want[..2 * 1048576 + 12345]).expect("write source");
+    m.ok(&format!("cp '{}' copy.eml", src.display()));
+    assert_eq!(
+        std::fs::read(m.spool.join("copy.eml")).expect("spool file"),
+        want[..2 * 1048576 + 12345]
+    );
+}

@@ -53,7 +53,7 @@ impl MailFs {
             Key::Message(name) => {
                 let meta = self.message_meta(name)?;
                 let (uid, gid, mode) = self.shown_owner(name, true)?;
-                Ok(attr_from_meta(ino, &meta, FileType::RegularFile, mode, uid, gid))
+                Ok(message_attr(ino, &meta, mode, uid, gid))
             }
             Key::Scratch(name) | Key::Staged { name, .. } => {
                 let path = self.backing(key).ok_or_else(|| Error::NotFound(name.clone()))?;

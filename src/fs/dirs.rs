@@ -191,7 +191,7 @@ impl MailFs {
                 }
                 let (_, meta, (uid, gid, mode)) = last.as_ref()?;
                 Some(if matches!(key, Key::Message(_)) {
-                    attr_from_meta(ino, meta, FileType::RegularFile, *mode, *uid, *gid)
+                    message_attr(ino, meta, *mode, *uid, *gid)
                 } else {
                     let perm = rules::dir_mode(*mode);
                     let mut a = attr_from_meta(ino, meta, FileType::Directory, perm, *uid, *gid);

@@ -2,6 +2,26 @@
 
 use super::*;
 
+/// The most one `pwrite` into a spool file carries. A writer's requests are up to 1 MiB
+/// (`MESSAGE_BLKSIZE`), but a 1 MiB `pwrite` lets the spool's filesystem fill the file with
+/// large page-cache folios, and on a VM whose free memory goes back to the host those come
+/// from blocks the host must fault in again page by page: `cp` of 512 MB after 3 s idle took
+/// 1.5 s with 1 MiB pwrites, 0.9 s with 256 KiB, 0.45 s with 128 KiB or 64 KiB (the direct
+/// copy 0.38 s; its in-kernel copy moves 64 KiB at a time). Eight syscalls per MiB cost
+/// nothing measurable.
+const WRITE_PIECE: usize = 128 << 10;
+
+/// `write_all_at` in pieces of at most [`WRITE_PIECE`]; stops at the first error (the caller
+/// records it, so the file is never taken as whole).
+fn write_in_pieces(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    let mut at = offset;
+    for piece in data.chunks(WRITE_PIECE) {
+        file.write_all_at(piece, at)?;
+        at += piece.len() as u64;
+    }
+    Ok(())
+}
+
 impl MailFs {
     /// What an open or create with these flags needs of an existing file.
     fn need(flags: i32) -> Need {
@@ -306,7 +326,7 @@ impl MailFs {
         {
             self.content_changed(name);
         }
-        if let Err(e) = file.write_all_at(data, offset) {
+        if let Err(e) = write_in_pieces(file, data, offset) {
             *failed = Some(e.raw_os_error().unwrap_or(libc::EIO));
             return Err(e.into());
         }

@@ -111,6 +111,15 @@ impl Filesystem for FuseAdapter {
                 Err(_) => log::info!("the kernel has no FUSE passthrough: reads go through mailfs"),
             }
         }
+        // No file here ever has a set-user/group-ID bit or a security.capability (modes are
+        // masked to 0o777, only user.* attributes exist), so there is never a privilege to
+        // kill on write; saying the server handles it (HANDLE_KILLPRIV_V2) stops the kernel
+        // asking GETXATTR security.capability before every WRITE (one round trip each).
+        if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2) {
+            log::info!(
+                "the kernel lacks HANDLE_KILLPRIV_V2 ({e:?}): each write asks for security.capability"
+            );
+        }
         // Listings carry attributes when the lister goes on to stat the names (`ls -l`),
         // as the kernel judges (AUTO): a plain `ls` keeps the cheaper READDIR.
         let plus = fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO;
@@ -507,13 +516,12 @@ impl Filesystem for FuseAdapter {
             Ok((attr, fh)) => {
                 self.fs.created_plain(attr.ino.0, fh);
                 self.fs.hold(attr.ino.0);
-                reply.created(
-                    &entry_ttl(parent.0),
-                    &attr,
-                    Generation(0),
-                    FileHandle(fh),
-                    FopenFlags::empty(),
-                )
+                let direct = if self.fs.writes_new_message(fh) {
+                    FopenFlags::FOPEN_DIRECT_IO
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.created(&entry_ttl(parent.0), &attr, Generation(0), FileHandle(fh), direct)
             }
             Err(e) => reply.error(errno("create", &e)),
         }

@@ -190,6 +190,22 @@ impl MailFs {
         self.handle(fh)
             .is_ok_and(|h| matches!(&*h.lock(), Handle::File { pending: Some(_), .. }))
     }
+
+    /// Whether `fh` is the handle `create` made a new message with: its writes, like a
+    /// copy's, skip the kernel's page cache (FOPEN_DIRECT_IO), so each one reaches mailfs
+    /// straight from the writer's buffer (one copy fewer) and is checked here as before.
+    pub fn writes_new_message(&self, fh: u64) -> bool {
+        self.handle(fh).is_ok_and(|h| {
+            matches!(
+                &*h.lock(),
+                Handle::File {
+                    key: Key::Message(_),
+                    created: true,
+                    ..
+                }
+            )
+        })
+    }
 }
 
 impl MailFs {
