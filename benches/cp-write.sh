@@ -4,6 +4,10 @@
 # one run; prints each pair, the medians and the ratio mount/direct. The source is read from
 # the page cache (read once before), so both sides time the copy and the write-out.
 # OTHER_BIN=path/to/another/mailfs adds that build's mount to each round (before/after).
+# A third reference, `cat SRC > DST` on the spool's disk, shows what a copy through user space
+# costs there (cp between two files of one ext4 uses copy_file_range: one copy in the kernel,
+# where anything that passes the bytes through a process, as FUSE must, makes two); the ratio
+# quoted is always mount/direct. NO_BUILD=1 skips the cargo build.
 # Usage: benches/cp-write.sh [SIZE_MB=512] [ROUNDS=5]   (root, fuse3)
 set -euo pipefail
 SIZE_MB=${1:-512}; ROUNDS=${2:-5}
@@ -27,12 +31,16 @@ trap 'stop; rm -rf "$work"' EXIT
   head -c $((SIZE_MB * 1024 * 1024 / 4 * 3)) /dev/urandom | base64 -w 76; } > "$work/src.eml"
 size=$(stat -c %s "$work/src.eml")
 cat "$work/src.eml" > /dev/null
-# MB/s of `cp SRC DST && sync`.
+# MB/s of `cp SRC DST && sync` (or, with a third argument `cat`, `cat SRC > DST && sync`).
 rate() { python3 - "$size" "$@" <<'PY'
 import subprocess, sys, time
 size = int(sys.argv[1])
 t = time.perf_counter()
-subprocess.run(["timeout", "300", "cp", sys.argv[2], sys.argv[3]], check=True)
+if len(sys.argv) > 4:
+    with open(sys.argv[3], "wb") as out:
+        subprocess.run(["timeout", "300", "cat", sys.argv[2]], stdout=out, check=True)
+else:
+    subprocess.run(["timeout", "300", "cp", sys.argv[2], sys.argv[3]], check=True)
 subprocess.run(["sync"], check=True)
 print(int(size / (time.perf_counter() - t) / 1e6))
 PY
@@ -49,6 +57,11 @@ one() {
     sync
     a=$(rate "$work/src.eml" "$direct/big$i.eml")
     rm "$direct/big$i.eml"
+  elif [ "$b" = c ]; then
+    sync
+    a=$(rate "$work/src.eml" "$direct/cat$i.eml" cat)
+    cmp "$work/src.eml" "$direct/cat$i.eml"
+    rm "$direct/cat$i.eml"
   else
     RUST_LOG=info "${bins[$b]}" mount "$spool" "$mnt" -f -o ratelimit_time=0 2>>"$work/mount.log" &
     pid=$!
@@ -62,7 +75,7 @@ one() {
   fi
   echo "$a"
 }
-sides=("${!bins[@]}" d)
+sides=("${!bins[@]}" d c)
 for i in $(seq "$ROUNDS"); do
   line="round $i:"
   n=${#sides[@]}
@@ -70,12 +83,20 @@ for i in $(seq "$ROUNDS"); do
     b=${sides[$(( (k + i) % n ))]}
     a=$(one "$b" "$i")
     res[$b]="${res[$b]:-} $a"
-    if [ "$b" = d ]; then line="$line direct $a MB/s,"; else line="$line mount[$b] $a MB/s,"; fi
+    case $b in
+      d) line="$line direct $a MB/s," ;;
+      c) line="$line cat $a MB/s," ;;
+      *) line="$line mount[$b] $a MB/s," ;;
+    esac
   done
   echo "$line"
 done
 # shellcheck disable=SC2086
 dm=$(median ${res[d]})
+# shellcheck disable=SC2086
+cm=$(median ${res[c]})
+echo "median: cat > on the spool's disk $cm MB/s, $(python3 -c "print(f'{$cm/$dm:.2f}')")x direct"
+
 for b in "${!bins[@]}"; do
   # shellcheck disable=SC2086
   m=$(median ${res[$b]})
