@@ -18,7 +18,16 @@ CONN=8
 cd "$(dirname "$0")/.."
 cargo build --release -q
 bin=$PWD/target/release/mailfs
-work=$(mktemp -d /tmp/mailfs-bench.XXXX); chmod 755 "$work"
+# Where the spool goes: BENCH_DIR, by default /var/spool/mailfs-bench (beside Postfix's queue (/var/spool/postfix)),
+# not /tmp: on ext4 without a journal, creating an inode walks past every inode of its block
+# group freed in the last minutes, and /tmp's group is where every test run on the machine
+# creates and deletes its temp dirs. Marked top of hierarchy (chattr +T) so that each run's
+# spool gets a block group of its own (see benches/sendmail-vs-postfix.sh). BENCH_DIR=/tmp
+# measures the old way.
+base=${BENCH_DIR:-/var/spool/mailfs-bench}
+mkdir -p "$base"
+[ -n "${BENCH_DIR:-}" ] || chattr +T "$base" 2>/dev/null || true
+work=$(mktemp -d "$base/mailfs-bench.XXXX"); chmod 755 "$work"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sink_pid=""
 start_sink() {

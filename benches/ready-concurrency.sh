@@ -15,7 +15,16 @@ cd "$(dirname "$0")/.."
 cargo build --release -q
 bins=("$PWD/target/release/mailfs")
 [ -n "${OTHER_BIN:-}" ] && bins+=("$OTHER_BIN")
-work=$(mktemp -d /tmp/mailfs-ready.XXXX)
+# Where the spool goes: BENCH_DIR, by default /var/spool/mailfs-bench (where a mail spool lives),
+# not /tmp: on ext4 without a journal, creating an inode walks past every inode of its block
+# group freed in the last minutes, and /tmp's group is where every test run on the machine
+# creates and deletes its temp dirs. Marked top of hierarchy (chattr +T) so that each run's
+# spool gets a block group of its own (see benches/sendmail-vs-postfix.sh). BENCH_DIR=/tmp
+# measures the old way.
+base=${BENCH_DIR:-/var/spool/mailfs-bench}
+mkdir -p "$base"
+[ -n "${BENCH_DIR:-}" ] || chattr +T "$base" 2>/dev/null || true
+work=$(mktemp -d "$base/mailfs-ready.XXXX")
 mnt=$work/mnt
 mkdir -p "$mnt"
 pid=
