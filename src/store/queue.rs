@@ -143,23 +143,30 @@ pub fn enqueue(
             log::warn!("{name}: cannot record its Message-ID as sent: {e}");
         }
     };
-    let store = || match body {
-        Body::Tmp(tmp) => spool.commit_tmp(tmp, name, attrs),
-        Body::TmpGrouped(tmp) => spool.commit_tmp_grouped(tmp, name, attrs),
-        Body::Bytes(mut b) => spool.add_message(name, &mut b, attrs).map(|_| ()),
-    };
-    std::thread::scope(|s| match std::thread::Builder::new().spawn_scoped(s, remember) {
-        Ok(r) => {
-            let stored = store();
-            let _ = r.join();
-            stored
+    match body {
+        // On the thread that syncs the content, after that sync: one thread, not two, for a
+        // process that queues one message and exits.
+        Body::Tmp(tmp) => spool.commit_tmp_with(tmp, name, attrs, remember)?,
+        Body::TmpGrouped(tmp) => beside(&remember, || spool.commit_tmp_grouped(tmp, name, attrs))?,
+        Body::Bytes(mut b) => beside(&remember, || spool.add_message(name, &mut b, attrs).map(|_| ()))?,
+    }
+    hand_over(spool, node, name)
+}
+
+/// Runs `side` on a thread of its own while `main` runs on this one (both, one after the
+/// other, when no thread can be started).
+fn beside<T>(side: &(impl Fn() + Sync), main: impl FnOnce() -> T) -> T {
+    std::thread::scope(|s| match std::thread::Builder::new().spawn_scoped(s, side) {
+        Ok(h) => {
+            let r = main();
+            let _ = h.join();
+            r
         }
         Err(_) => {
-            remember();
-            store()
+            side();
+            main()
         }
-    })?;
-    hand_over(spool, node, name)
+    })
 }
 
 /// Tells the senders a message is ready, durably stored: the senders of this process by an

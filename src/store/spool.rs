@@ -118,6 +118,7 @@ mod barrier;
 mod commit;
 mod format;
 mod markers;
+mod place;
 mod spare;
 
 pub use crate::files::{Stamp, create_private, ensure_private_dir, open_read};
@@ -521,49 +522,6 @@ impl Spool {
                 Err(e.into())
             }
         }
-    }
-
-    /// Moves a complete file from `.tmp/` (synced or not) into the spool as message `name`
-    /// with `attrs`: attributes first, then the content renamed into place, and one directory
-    /// sync for both. The content's fsync and the attribute file's run at once, so a
-    /// submitting process waits for the slower of the two rather than their sum. On error the
-    /// temp file is removed and no message appears.
-    pub fn commit_tmp(&self, tmp: &Path, name: &str, attrs: &MessageAttrs) -> Result<()> {
-        if !is_message_name(name) {
-            let _ = fs::remove_file(tmp);
-            return Err(Error::invalid("name", format!("{name:?} is not a message name")));
-        }
-        let attrs_tmp = self.tmp_path();
-        let res = (|| -> Result<()> {
-            let bytes = Self::encode(attrs)?;
-            let write_attrs = || -> io::Result<()> {
-                let mut f = create_private(&attrs_tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()
-            };
-            let sync_content = || open_read(tmp).and_then(|f| f.sync_all());
-            std::thread::scope(|s| -> io::Result<()> {
-                match std::thread::Builder::new().spawn_scoped(s, sync_content) {
-                    Ok(content) => {
-                        let a = write_attrs();
-                        let c = content
-                            .join()
-                            .unwrap_or_else(|_| Err(io::Error::other("the fsync thread failed")));
-                        a.and(c)
-                    }
-                    Err(_) => write_attrs().and_then(|()| sync_content()),
-                }
-            })?;
-            fs::rename(&attrs_tmp, self.struct_path(name))?;
-            fs::rename(tmp, self.eml_path(name))?;
-            self.sync_root()?;
-            Ok(())
-        })();
-        if res.is_err() {
-            let _ = fs::remove_file(&attrs_tmp);
-            let _ = fs::remove_file(tmp);
-        }
-        res
     }
 
     /// A new unique message name, for messages that arrive without one.

@@ -1,0 +1,122 @@
+//! A new message put in place from `.tmp/`: its content and attribute file made durable side
+//! by side, renamed into the spool root (attributes first), one directory sync for both.
+
+use super::*;
+
+impl Spool {
+    /// Moves a complete file from `.tmp/` (synced or not) into the spool as message `name`
+    /// with `attrs`: attributes first, then the content renamed into place, and one directory
+    /// sync for both. The content's fsync and the attribute file's run at once, so a
+    /// submitting process waits for the slower of the two rather than their sum. On error the
+    /// temp file is removed and no message appears.
+    pub fn commit_tmp(&self, tmp: &Path, name: &str, attrs: &MessageAttrs) -> Result<()> {
+        self.commit_tmp_with(tmp, name, attrs, || {})
+    }
+
+    /// [`Spool::commit_tmp`], running `side` (another durable write the caller needs, such as
+    /// the Message-ID record) on the thread that syncs the content, once that sync is done:
+    /// it then overlaps the directory sync, and a one-message process starts one thread, not
+    /// two. `side` runs exactly once, whatever happens to the message, and before this returns.
+    pub fn commit_tmp_with(
+        &self,
+        tmp: &Path,
+        name: &str,
+        attrs: &MessageAttrs,
+        side: impl FnOnce() + Send,
+    ) -> Result<()> {
+        if !is_message_name(name) {
+            let _ = fs::remove_file(tmp);
+            side();
+            return Err(Error::invalid("name", format!("{name:?} is not a message name")));
+        }
+        let attrs_tmp = self.tmp_path();
+        // Taken by the helper thread, or by this one when no thread can be started.
+        let side = parking_lot::Mutex::new(Some(side));
+        let run_side = || {
+            if let Some(f) = side.lock().take() {
+                f();
+            }
+        };
+        let res = (|| -> Result<()> {
+            let bytes = Self::encode(attrs)?;
+            let write_attrs = || -> io::Result<()> {
+                let mut f = create_private(&attrs_tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()
+            };
+            let sync_content = || open_read(tmp).and_then(|f| f.sync_all());
+            let place = || -> io::Result<()> {
+                fs::rename(&attrs_tmp, self.struct_path(name))?;
+                fs::rename(tmp, self.eml_path(name))?;
+                self.sync_root()
+            };
+            let (synced_tx, synced) = crossbeam_channel::bounded(1);
+            std::thread::scope(|s| -> io::Result<()> {
+                let helper = std::thread::Builder::new().spawn_scoped(s, || {
+                    let _ = synced_tx.send(sync_content());
+                    run_side();
+                });
+                match helper {
+                    Ok(helper) => {
+                        let a = write_attrs();
+                        let c = synced
+                            .recv()
+                            .unwrap_or_else(|_| Err(io::Error::other("the fsync thread failed")));
+                        let placed = a.and(c).and_then(|()| place());
+                        let _ = helper.join();
+                        placed
+                    }
+                    Err(_) => write_attrs().and_then(|()| sync_content()).and_then(|()| place()),
+                }
+            })?;
+            Ok(())
+        })();
+        run_side();
+        if res.is_err() {
+            let _ = fs::remove_file(&attrs_tmp);
+            let _ = fs::remove_file(tmp);
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// The side job (sendmail's Message-ID record) runs once, whether the message is placed,
+    /// refused for its name, or fails on its content; a failure leaves no message behind.
+    #[test]
+    fn the_side_job_runs_once_whatever_happens() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let attrs = MessageAttrs::new_draft();
+        let runs = AtomicUsize::new(0);
+        let side = || {
+            runs.fetch_add(1, Ordering::SeqCst);
+        };
+        let tmp = spool.tmp_path();
+        fs::write(&tmp, b"Subject: x\n\nbody\n").unwrap();
+        spool.commit_tmp_with(&tmp, "m.eml", &attrs, side).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            fs::read(spool.eml_path("m.eml")).unwrap(),
+            b"Subject: x\n\nbody\n"
+        );
+        assert_eq!(spool.read_attrs("m.eml").unwrap().unwrap().0, attrs);
+        assert!(!tmp.exists());
+
+        let tmp = spool.tmp_path();
+        fs::write(&tmp, b"x").unwrap();
+        assert!(spool.commit_tmp_with(&tmp, "../x", &attrs, side).is_err());
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert!(!tmp.exists());
+
+        let missing = spool.tmp_path();
+        assert!(spool.commit_tmp_with(&missing, "n.eml", &attrs, side).is_err());
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        assert!(!spool.eml_path("n.eml").exists() && spool.read_attrs("n.eml").unwrap().is_none());
+        assert_eq!(fs::read_dir(dir.path().join(".tmp")).unwrap().count(), 0);
+    }
+}
