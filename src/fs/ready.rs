@@ -146,8 +146,11 @@ impl MailFs {
         }
         if let Err(e) = spool.sync_shared() {
             log::warn!("{n}: shared sync failed ({e}); syncing the spool directory");
-            spool.sync_root()?;
+            let synced = spool.sync_root();
+            staged.retire(spool, synced.is_ok());
+            synced?;
         }
+        staged.retire(spool, true);
         crate::store::queue::hand_over(spool, Some(&self.node), n)
     }
 

@@ -425,6 +425,8 @@ pub struct Staged {
     /// The content with Date/Message-ID added and signed; `None`: the content stays as it is.
     content: Option<std::path::PathBuf>,
     attrs_tmp: Option<std::path::PathBuf>,
+    /// The versions `put` replaced, kept in `.tmp/` until the renames are durable.
+    kept: Vec<std::path::PathBuf>,
     attrs_stamp: Stamp,
     /// The versions it was prepared from: put in place only over these.
     eml: Stamp,
@@ -456,6 +458,7 @@ pub fn stage_ready(node: &Node, name: &str, attrs: &MessageAttrs, seen: Seen) ->
         id,
         content: None,
         attrs_tmp: None,
+        kept: Vec::new(),
         attrs_stamp: Stamp::default(),
         eml: eml_stamp,
         prev_attrs,
@@ -508,22 +511,41 @@ impl Staged {
         if current != Some(self.eml) || spool.attrs_stamp(name) != self.prev_attrs {
             return Ok(None);
         }
-        if let Some(tmp) = &self.content {
+        if let Some(tmp) = self.content.take() {
             let small = self.eml.size <= RECYCLED_CONTENT_MAX;
-            spool.replace_keeping(tmp, &eml, || small && unread())?;
-            self.content = None;
+            match spool.replace_keeping(&tmp, &eml, || small && unread()) {
+                Ok(kept) => self.kept.extend(kept),
+                Err(e) => {
+                    self.content = Some(tmp);
+                    return Err(e.into());
+                }
+            }
         }
-        if let Some(tmp) = &self.attrs_tmp {
-            spool.replace_keeping(tmp, &spool.struct_path(name), || true)?;
-            self.attrs_tmp = None;
+        if let Some(tmp) = self.attrs_tmp.take() {
+            match spool.replace_keeping(&tmp, &spool.struct_path(name), || true) {
+                Ok(kept) => self.kept.extend(kept),
+                Err(e) => {
+                    self.attrs_tmp = Some(tmp);
+                    return Err(e.into());
+                }
+            }
         }
         Ok(Some(self.attrs_stamp))
+    }
+
+    /// After [`Self::put`]: the replaced versions become spares once the renames are
+    /// `durable` (see `Spool::retire`).
+    pub fn retire(&mut self, spool: &Spool, durable: bool) {
+        for kept in self.kept.drain(..) {
+            spool.retire(kept, durable);
+        }
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        for p in [self.content.take(), self.attrs_tmp.take()].into_iter().flatten() {
+        let left = [self.content.take(), self.attrs_tmp.take()].into_iter().flatten();
+        for p in left.chain(self.kept.drain(..)) {
             let _ = std::fs::remove_file(p);
         }
     }
