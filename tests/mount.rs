@@ -351,6 +351,58 @@ fn fusermount_unmount_exits_zero() {
     assert!(!is_mounted(&m.mnt));
 }
 
+/// `fusermount3 -u` as soon as the mount shows, which may be before mailfs has read the
+/// kernel's first request: still a clean stop (it exited 73, "cannot mount", when the
+/// unmount won that race). The mount table is watched without pausing so the unmount comes
+/// as early as a script's can.
+#[test]
+fn fusermount_right_after_the_mount_exits_zero() {
+    for round in 0..20 {
+        let tmp = tempfile::tempdir().unwrap();
+        let (spool, mnt) = (tmp.path().join("spool"), tmp.path().join("mnt"));
+        std::fs::create_dir_all(&mnt).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("mount")
+            .arg(&spool)
+            .arg(&mnt)
+            .arg("-f")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        while !is_mounted(&mnt) && t.elapsed() < std::time::Duration::from_secs(20) {
+            std::hint::spin_loop();
+        }
+        let _ = Command::new("timeout")
+            .args(["10", "fusermount3", "-u"])
+            .arg(&mnt)
+            .status();
+        let t = std::time::Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if t.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        if is_mounted(&mnt) {
+            let _ = Command::new("timeout")
+                .args(["10", "umount", "-l"])
+                .arg(&mnt)
+                .status();
+        }
+        assert_eq!(status.code(), Some(0), "round {round}: {err}");
+    }
+}
+
 #[test]
 fn detached_mount_returns_when_live() {
     let tmp = tempfile::tempdir().unwrap();

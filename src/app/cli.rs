@@ -382,12 +382,21 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
         fs,
         unmounter: unmount_slot.clone(),
     };
-    let mut session = fuser::Session::new(adapter, mountpoint, &config).map_err(|e| {
-        Error::Io(std::io::Error::new(
-            e.kind(),
-            format!("cannot mount {}: {e}", mountpoint.display()),
-        ))
-    })?;
+    let mut session = match fuser::Session::new(adapter, mountpoint, &config) {
+        Ok(s) => s,
+        // `fusermount3 -u` right after the mount, before the kernel's first request was
+        // read: the user stopped it, as after any other unmount.
+        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => {
+            log::info!("{} was unmounted before it was ready: {e}", mountpoint.display());
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot mount {}: {e}", mountpoint.display()),
+            )));
+        }
+    };
     let _ = notifier.set(session.notifier());
     crate::fs::watch_spool(node.spool.root(), session.notifier());
     log::info!(
