@@ -101,7 +101,8 @@ q() { find /var/spool/postfix/maildrop /var/spool/postfix/incoming /var/spool/po
 t2=$(now)
 postsuper -H ALL >/dev/null 2>&1
 postqueue -f
-sleep 0.2
+# No pause before polling: a message is always in one of these directories until delivered
+# (a fixed 0.2 s pause here once added 10-13 % to Postfix's time).
 while [ "$(q)" -gt 0 ]; do sleep 0.05; done
 t3=$(now)
 postfix stop >/dev/null 2>&1
