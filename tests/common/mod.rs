@@ -105,6 +105,15 @@ impl Mount {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The mount shows before mailfs has answered the kernel's first request (INIT): a
+        // stat of the root waits for that answer, so what INIT does (its log lines, the
+        // options it sets) is done when this returns.
+        let live = Command::new("timeout")
+            .args(["20", "stat", "-c", "%i"])
+            .arg(&self.mnt)
+            .output()
+            .expect("stat");
+        assert!(live.status.success(), "mount not live: {}", self.log());
     }
 
     pub fn log(&self) -> String {
