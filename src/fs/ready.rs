@@ -91,11 +91,13 @@ impl MailFs {
             return false;
         }
         let handles: Vec<_> = self.handles.lock().values().cloned().collect();
-        handles.iter().all(|h| match &*h.lock() {
-            super::Handle::File { key, .. } => *key != super::Key::Message(n.to_string()),
-            super::Handle::Part { .. } => false,
-            super::Handle::PartWrite(w) => w.msg != n,
-            super::Handle::Dir(_) => true,
+        // A handle busy in a request is not waited for (this runs under `ns`): it may be
+        // reading, so the answer is no.
+        handles.iter().all(|h| match h.try_lock().as_deref() {
+            Some(super::Handle::File { key, .. }) => *key != super::Key::Message(n.to_string()),
+            Some(super::Handle::Part { .. }) | None => false,
+            Some(super::Handle::PartWrite(w)) => w.msg != n,
+            Some(super::Handle::Dir(_)) => true,
         })
     }
 
