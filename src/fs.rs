@@ -174,8 +174,6 @@ pub struct MailFs {
     readying: ready::Readying,
     /// Reads of messages passed through to their spool files (`passthrough.rs`).
     through: passthrough::Passthrough,
-    /// Opens under way: between opening a spool file and recording its handle (`ready.rs`).
-    opening: std::sync::atomic::AtomicUsize,
 }
 
 /// How long the kernel may keep attributes and names: every change mailfs makes itself is
@@ -266,7 +264,6 @@ impl MailFs {
             pages: pagecache::PageCache::new(notifier.clone()),
             readying: ready::Readying::default(),
             through: passthrough::Passthrough::default(),
-            opening: std::sync::atomic::AtomicUsize::new(0),
             notifier,
         }
     }

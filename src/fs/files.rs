@@ -70,7 +70,6 @@ impl MailFs {
     }
 
     pub fn open(&self, caller: Caller, ino: u64, flags: i32) -> Result<u64> {
-        let _opening = ready::Opening::new(&self.opening);
         let key = self.key(ino)?;
         if flags & libc::O_ACCMODE != libc::O_WRONLY {
             self.authorize(caller, &key, Need::Read)?;

@@ -3,7 +3,7 @@
 //!
 //! A hand-over is prepared without the namespace lock, from the versions of the message seen
 //! under it (checks, the Message-ID recorded, the new content and attributes written to temp
-//! files, spare inodes when there are: [`message::stage_ready`]), made durable by
+//! files, into spare inodes when the spool has some: [`message::stage_ready`]), made durable by
 //! the spool's shared sync with the lock released, then renamed into place under the lock
 //! again, and synced once more before the caller is answered. So every `is_ready` is durable
 //! when it returns, nothing is visible before its bytes are durable, and callers that arrive
@@ -13,7 +13,6 @@
 //! and the hand-over is made at once under the lock, as [`message::make_ready`] does.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -64,43 +63,7 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// Counts an open under way (see [`MailFs::content_unread`]).
-pub(super) struct Opening<'a>(&'a AtomicUsize);
-
-impl<'a> Opening<'a> {
-    pub(super) fn new(count: &'a AtomicUsize) -> Opening<'a> {
-        count.fetch_add(1, Ordering::SeqCst);
-        Opening(count)
-    }
-}
-
-impl Drop for Opening<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 impl MailFs {
-    /// Whether nothing opened through the mount can still be reading the version of `n`'s
-    /// content just replaced (asked after the replacement, so that version can be recycled in
-    /// place). An open under way may have opened it before the rename and not yet recorded its
-    /// handle: any open under way answers no, as does any part reader (its tree does not say
-    /// which message it came from).
-    pub(super) fn content_unread(&self, n: &str) -> bool {
-        if self.opening.load(Ordering::SeqCst) != 0 {
-            return false;
-        }
-        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
-        // A handle busy in a request is not waited for (this runs under `ns`): it may be
-        // reading, so the answer is no.
-        handles.iter().all(|h| match h.try_lock().as_deref() {
-            Some(super::Handle::File { key, .. }) => *key != super::Key::Message(n.to_string()),
-            Some(super::Handle::Part { .. }) | None => false,
-            Some(super::Handle::PartWrite(w)) => w.msg != n,
-            Some(super::Handle::Dir(_)) => true,
-        })
-    }
-
     /// `user.is_ready=1` on the message `n`, called without the namespace lock (see the top).
     pub(super) fn make_ready_shared(&self, n: &str) -> Result<()> {
         let _turn = self.readying.enter(n);
@@ -122,7 +85,7 @@ impl MailFs {
         {
             let _ns = self.ns.lock();
             let put = match durable {
-                Ok(()) => staged.put(spool, n, || self.content_unread(n))?,
+                Ok(()) => staged.put(spool, n)?,
                 Err(e) => {
                     log::warn!("{n}: shared sync failed ({e}); made ready on its own");
                     None
@@ -148,11 +111,8 @@ impl MailFs {
         }
         if let Err(e) = spool.sync_shared() {
             log::warn!("{n}: shared sync failed ({e}); syncing the spool directory");
-            let synced = spool.sync_root();
-            staged.retire(spool, synced.is_ok());
-            synced?;
+            spool.sync_root()?;
         }
-        staged.retire(spool, true);
         crate::store::queue::hand_over(spool, Some(&self.node), n)
     }
 

@@ -394,10 +394,6 @@ pub fn make_ready_as(
     Ok((next, stamp))
 }
 
-/// A replaced content larger than this is unlinked rather than kept as a spare: spares sit in
-/// `.tmp/` until reused, holding their blocks.
-const RECYCLED_CONTENT_MAX: u64 = 64 * 1024;
-
 /// A hand-over prepared by [`stage_ready`]: the new content and attributes written to temp
 /// files (not yet synced), the Message-ID recorded as sent (not yet synced). The caller makes
 /// them durable with the spool's shared sync, then [`Staged::put`]s them in place, so
@@ -425,8 +421,6 @@ pub struct Staged {
     /// The content with Date/Message-ID added and signed; `None`: the content stays as it is.
     content: Option<std::path::PathBuf>,
     attrs_tmp: Option<std::path::PathBuf>,
-    /// The versions `put` replaced, kept in `.tmp/` until the renames are durable.
-    kept: Vec<std::path::PathBuf>,
     attrs_stamp: Stamp,
     /// The versions it was prepared from: put in place only over these.
     eml: Stamp,
@@ -458,7 +452,6 @@ pub fn stage_ready(node: &Node, name: &str, attrs: &MessageAttrs, seen: Seen) ->
         id,
         content: None,
         attrs_tmp: None,
-        kept: Vec::new(),
         attrs_stamp: Stamp::default(),
         eml: eml_stamp,
         prev_attrs,
@@ -499,53 +492,27 @@ impl Staged {
     /// attributes are still the versions they were prepared from; returns the new attributes'
     /// stamp, or `None` (nothing changed) when either moved meanwhile. The renames are not
     /// synced: the caller syncs before answering.
-    ///
-    /// The versions replaced are kept as spare inodes rather than unlinked (spool/spare.rs:
-    /// freeing two inodes per hand-over made every later file creation on this disk walk past
-    /// them): always the attribute file, and the content when it is small and `unread` says,
-    /// once the new version is in place, that nothing can still be reading the old one (a
-    /// spare is rewritten in place).
-    pub fn put(&mut self, spool: &Spool, name: &str, unread: impl FnOnce() -> bool) -> Result<Option<Stamp>> {
+    pub fn put(&mut self, spool: &Spool, name: &str) -> Result<Option<Stamp>> {
         let eml = spool.eml_path(name);
         let current = std::fs::metadata(&eml).ok().map(|m| Stamp::of(&m));
         if current != Some(self.eml) || spool.attrs_stamp(name) != self.prev_attrs {
             return Ok(None);
         }
-        if let Some(tmp) = self.content.take() {
-            let small = self.eml.size <= RECYCLED_CONTENT_MAX;
-            match spool.replace_keeping(&tmp, &eml, || small && unread()) {
-                Ok(kept) => self.kept.extend(kept),
-                Err(e) => {
-                    self.content = Some(tmp);
-                    return Err(e.into());
-                }
-            }
+        if let Some(tmp) = &self.content {
+            std::fs::rename(tmp, &eml)?;
+            self.content = None;
         }
-        if let Some(tmp) = self.attrs_tmp.take() {
-            match spool.replace_keeping(&tmp, &spool.struct_path(name), || true) {
-                Ok(kept) => self.kept.extend(kept),
-                Err(e) => {
-                    self.attrs_tmp = Some(tmp);
-                    return Err(e.into());
-                }
-            }
+        if let Some(tmp) = &self.attrs_tmp {
+            std::fs::rename(tmp, spool.struct_path(name))?;
+            self.attrs_tmp = None;
         }
         Ok(Some(self.attrs_stamp))
-    }
-
-    /// After [`Self::put`]: the replaced versions become spares once the renames are
-    /// `durable` (see `Spool::retire`).
-    pub fn retire(&mut self, spool: &Spool, durable: bool) {
-        for kept in self.kept.drain(..) {
-            spool.retire(kept, durable);
-        }
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        let left = [self.content.take(), self.attrs_tmp.take()].into_iter().flatten();
-        for p in left.chain(self.kept.drain(..)) {
+        for p in [self.content.take(), self.attrs_tmp.take()].into_iter().flatten() {
             let _ = std::fs::remove_file(p);
         }
     }

@@ -1,14 +1,9 @@
 //! `is_ready` prepared outside the namespace lock (fs/ready.rs): concurrent hand-overs of one
-//! Message-ID, and no inode freed (the versions it replaces become spares, store/spool/
-//! spare.rs, except a content something still has open through the mount).
+//! Message-ID, readers across a hand-over, and nothing left in `.tmp/`.
 
 use std::os::unix::fs::MetadataExt;
 
 use super::*;
-
-fn ino_of(p: &std::path::Path) -> u64 {
-    std::fs::metadata(p).expect("spool file").ino()
-}
 
 /// Inode numbers of the files in the spool's `.tmp/` (where spares wait).
 fn spare_inos(h: &Harness) -> Vec<u64> {
@@ -25,27 +20,19 @@ fn spare_inos(h: &Harness) -> Vec<u64> {
         .collect()
 }
 
+/// What `is_ready` replaces is unlinked, not kept: a spool whose messages are only made
+/// ready (no sender consuming spares as log entries) keeps an empty `.tmp/`.
 #[test]
-fn is_ready_keeps_the_replaced_content_and_attributes_as_spares() {
+fn is_ready_leaves_nothing_in_tmp() {
     let h = Harness::new();
-    let ino = h.write_new(ALICE, "r.eml", PLAIN);
-    // An attribute file first, as a held or edited Draft has.
-    h.fs.setxattr(ALICE, ino, "user.note", b"x").unwrap();
-    let spool = &h.fs.node.spool;
-    let (eml, attrs) = (
-        ino_of(&spool.eml_path("r.eml")),
-        ino_of(&spool.struct_path("r.eml")),
-    );
-    h.make_ready(ALICE, "r.eml");
-    assert_ne!(
-        ino_of(&spool.eml_path("r.eml")),
-        eml,
-        "Date and Message-ID were added"
-    );
-    let spares = spare_inos(&h);
-    assert!(spares.contains(&eml), "old content kept: {spares:?} {eml}");
-    assert!(spares.contains(&attrs), "old attributes kept");
-    assert!(String::from_utf8_lossy(&h.eml("r.eml")).contains("Message-ID:"));
+    for i in 0..3 {
+        let name = format!("r{i}.eml");
+        let ino = h.write_new(ALICE, &name, PLAIN);
+        h.fs.setxattr(ALICE, ino, "user.note", b"x").unwrap();
+        h.make_ready(ALICE, &name);
+        assert!(String::from_utf8_lossy(&h.eml(&name)).contains("Message-ID:"));
+    }
+    assert_eq!(spare_inos(&h), Vec::<u64>::new(), "left in .tmp/");
 }
 
 #[test]

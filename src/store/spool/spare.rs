@@ -10,11 +10,13 @@
 //! so creations stay cheap.
 //!
 //! A spare becomes a log entry, or the new version of a message's attributes or content made
-//! by `is_ready` ([`super::Spool::fresh_file`]). A reader that opened an attribute file just
-//! before it was replaced may see its inode rewritten with other bytes, even bytes that
-//! decode: [`super::Spool::read_attrs`] reads again whenever the inode it read has left the
-//! path by the end of the read. A message's content only becomes a spare when nothing has it
-//! open through the mount and it is small (the caller decides: [`super::Spool::replace_keeping`]).
+//! by `is_ready` ([`super::Spool::fresh_file`], [`super::Spool::reuse_spare`]): the spool's
+//! `.tmp/` then empties as the senders work, rather than filling. A reader that opened an
+//! attribute file just before it was replaced may see its inode rewritten with other bytes,
+//! even bytes that decode: [`super::Spool::read_attrs`] reads again whenever the inode it read
+//! has left the path by the end of the read. A message's content never becomes a spare (its
+//! readers hold it open across a replacement), and `is_ready` unlinks the versions it
+//! replaces: kept as spares they stayed in `.tmp/` wherever no sender used them up.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -139,38 +141,6 @@ impl super::Spool {
         Ok((path, f))
     }
 
-    /// Renames `tmp` over `path`, keeping the version it replaces at `tmp` rather than
-    /// unlinking it (so no inode is freed) when `keep_old`, asked once the new version is in
-    /// place, says so: then returns `tmp`, for [`Self::retire`] once the rename is durable.
-    /// A plain rename when `path` does not exist yet or the exchange is refused (nothing
-    /// moved then).
-    pub fn replace_keeping(
-        &self,
-        tmp: &Path,
-        path: &Path,
-        keep_old: impl FnOnce() -> bool,
-    ) -> io::Result<Option<PathBuf>> {
-        if exchange(tmp, path).is_err() {
-            return fs::rename(tmp, path).map(|()| None);
-        }
-        if keep_old() {
-            return Ok(Some(tmp.to_path_buf()));
-        }
-        let _ = fs::remove_file(tmp);
-        Ok(None)
-    }
-
-    /// An old version kept by [`Self::replace_keeping`] joins the spare pool once the rename
-    /// that replaced it is `durable`: a spare is rewritten in place, and before that a power
-    /// cut could bring back the old name pointing at the rewritten inode. Unlinked otherwise.
-    pub fn retire(&self, kept: PathBuf, durable: bool) {
-        if durable {
-            self.spares.put(kept);
-        } else {
-            let _ = fs::remove_file(kept);
-        }
-    }
-
     /// Takes a ready marker out of `.ready/` into the spare pool: `false` when it was gone.
     pub(super) fn take_marker(&self, marker: &Path) -> bool {
         let spare = self.tmp_path();
@@ -214,29 +184,6 @@ mod tests {
         assert_eq!(std::fs::metadata(&old).unwrap().ino(), first);
         assert_eq!(std::fs::read(&old).unwrap(), b"e");
         assert!(spool.reuse_spare(b"e").is_none());
-    }
-
-    #[test]
-    fn a_replaced_version_is_reused_only_once_retired_as_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path()).unwrap();
-        let path = spool.eml_path("m.eml");
-        std::fs::write(&path, b"old").unwrap();
-        let old = std::fs::metadata(&path).unwrap().ino();
-        let (tmp, mut f) = spool.fresh_file().unwrap();
-        std::io::Write::write_all(&mut f, b"new").unwrap();
-        let kept = spool.replace_keeping(&tmp, &path, || true).unwrap().unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"new");
-        // Not durable yet: a power cut could bring the old name back to that inode.
-        assert!(spool.reuse_spare(b"x").is_none());
-        assert_eq!(std::fs::read(&kept).unwrap(), b"old");
-        spool.retire(kept, true);
-        let (_, f) = spool.reuse_spare(b"x").unwrap();
-        assert_eq!(f.metadata().unwrap().ino(), old);
-        // A version not to keep (a reader may have it open) is unlinked, not kept.
-        let (tmp, _) = spool.fresh_file().unwrap();
-        assert!(spool.replace_keeping(&tmp, &path, || false).unwrap().is_none());
-        assert!(!tmp.exists());
     }
 
     #[test]
