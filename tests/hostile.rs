@@ -444,6 +444,34 @@ fn overwriting_a_draft_on_a_full_spool_keeps_it_whole() {
     m.stop();
 }
 
+/// `is_ready` on a full spool failed (ENOSPC) after recording the Draft's Message-ID as sent,
+/// so once space was freed the same Draft was refused as already sent (EALREADY) for good.
+/// The Message-ID is recorded only once the hand-over's files are written: the retry works.
+#[test]
+fn is_ready_on_a_full_spool_can_be_tried_again() {
+    let port = format!("port={}", common::smtp::free_port());
+    let mut m = Mount::new(&[&port, "retry_time=3600"]);
+    // The Message-ID record exists and has room in its last block before the disk fills.
+    m.ok("printf 'From: a@example.com\\nTo: b@example.org\\n\\nfirst\\n' > first.eml && setfattr -n user.is_ready -v 1 first.eml");
+    let body = "x".repeat(75);
+    let mut draft = String::from("From: a@example.com\nTo: b@example.org\nSubject: big\n\n");
+    while draft.len() < 3 << 20 {
+        draft.push_str(&body);
+        draft.push('\n');
+    }
+    std::fs::write(m.path("big.eml"), &draft).expect("write");
+    let _small = SmallSpool::over(&mut m, 16);
+    // Fill what is left (head fails once the disk is full; the filler stays).
+    let _ = m.sh(&format!("head -c 64M /dev/zero > '{}/filler'", m.spool.display()));
+    let err = m.fails("setfattr -n user.is_ready -v 1 big.eml");
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(m.attr("big.eml", "status"), "Draft");
+    std::fs::remove_file(m.spool.join("filler")).expect("rm filler");
+    m.ok("setfattr -n user.is_ready -v 1 big.eml");
+    assert_eq!(m.attr("big.eml", "status"), "Pending");
+    m.stop();
+}
+
 /// The copy-and-rename writer keeps what overwriting a Draft did: `cp` over, `cat >`, `>>` and
 /// `sed -i` change it, its attributes stay, its own reads see its writes, and another reader
 /// sees the old content until the writer closes.

@@ -324,19 +324,8 @@ fn check_ready(node: &Node, name: &str, attrs: &MessageAttrs, own_id: Option<&st
             ));
         }
     };
-    // A copy (`cp -a sent.eml copy.eml`) or a restore of a message that already went out
-    // keeps its Message-ID: sending it again would be a duplicate (issue 12).
     let id = message_id(attrs, &info);
-    if own_id != Some(id.as_str()) && crate::store::sent_ids::contains(spool, &id)? {
-        let e = Error::AlreadySent(format!(
-            "{name}: {id} was already sent from this node (or restored as sent); to send it \
-             again on purpose give it a new Message-ID: setfattr -x user.header.message-id \
-             {name}.parts"
-        ));
-        log::warn!("{e}");
-        journal::write(spool, &node.attrs(), &id, &format!("{name} not made ready: {e}"));
-        return Err(e);
-    }
+    never_sent(node, name, &id, own_id)?;
     Ok(Checked {
         head,
         info,
@@ -344,6 +333,25 @@ fn check_ready(node: &Node, name: &str, attrs: &MessageAttrs, own_id: Option<&st
         to,
         id,
     })
+}
+
+/// Refuses (EALREADY, logged and journaled) a Message-ID recorded as sent, unless it is
+/// `own_id`, one this hand-over recorded itself. A copy (`cp -a sent.eml copy.eml`) or a
+/// restore of a message that already went out keeps its Message-ID: sending it again would be
+/// a duplicate (issue 12).
+fn never_sent(node: &Node, name: &str, id: &str, own_id: Option<&str>) -> Result<()> {
+    let spool = &node.spool;
+    if own_id != Some(id) && crate::store::sent_ids::contains(spool, id)? {
+        let e = Error::AlreadySent(format!(
+            "{name}: {id} was already sent from this node (or restored as sent); to send it \
+             again on purpose give it a new Message-ID: setfattr -x user.header.message-id \
+             {name}.parts"
+        ));
+        log::warn!("{e}");
+        journal::write(spool, &node.attrs(), id, &format!("{name} not made ready: {e}"));
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// The attributes of the message once handed over (before DKIM).
@@ -378,16 +386,19 @@ pub fn make_ready_as(
 ) -> Result<(MessageAttrs, Stamp)> {
     let spool = &node.spool;
     let eml = spool.eml_path(name);
-    let c = {
-        let _ids = spool.ids.lock();
-        let c = check_ready(node, name, attrs, own_id)?;
-        crate::store::sent_ids::remember(spool, &c.id)?;
-        c
-    };
+    let c = check_ready(node, name, attrs, own_id)?;
     content::ensure_date_and_id(&eml, &spool.tmp_path(), &c.head, &c.info, &attrs.message_id)?;
+    let id = c.id.clone();
     let mut next = ready_attrs(attrs, c);
     if let Err(e) = crate::store::signing::sign_in_place(spool, &node.attrs(), name, &next.message_id) {
         crate::mail::dkim::mark_unsigned(&mut next, &e);
+    }
+    // Recorded as sent only now, when what could fail on the way (a full disk) has not: a
+    // Draft left as it was must not have its Message-ID refused as sent at the next try.
+    {
+        let _ids = spool.ids.lock();
+        never_sent(node, name, &id, own_id)?;
+        crate::store::sent_ids::remember(spool, &id)?;
     }
     let stamp = spool.write_attrs(name, &next)?;
     crate::store::queue::hand_over(spool, Some(node), name)?;
@@ -440,12 +451,7 @@ pub fn stage_ready(node: &Node, name: &str, attrs: &MessageAttrs, seen: Seen) ->
         attrs: prev_attrs,
         eml: eml_stamp,
     } = seen;
-    let c = {
-        let _ids = spool.ids.lock();
-        let c = check_ready(node, name, attrs, None)?;
-        crate::store::sent_ids::remember_unsynced(spool, &c.id)?;
-        c
-    };
+    let c = check_ready(node, name, attrs, None)?;
     let id = c.id.clone();
     let mut staged = Staged {
         next: MessageAttrs::new_draft(),
@@ -484,6 +490,14 @@ pub fn stage_ready(node: &Node, name: &str, attrs: &MessageAttrs, seen: Seen) ->
     staged.attrs_tmp = Some(tmp);
     staged.attrs_stamp = stamp;
     staged.next = next;
+    // Recorded as sent last, once nothing on the way failed (a full disk leaves the Draft
+    // ready to try again), and checked again with the record: a hand-over of the same
+    // Message-ID may have been recorded since `check_ready`.
+    {
+        let _ids = spool.ids.lock();
+        never_sent(node, name, &staged.id, None)?;
+        crate::store::sent_ids::remember_unsynced(spool, &staged.id)?;
+    }
     Ok(staged)
 }
 
