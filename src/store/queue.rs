@@ -4,7 +4,7 @@
 //! Date and Message-ID added when missing, the message DKIM-signed, stored atomically and
 //! handed to whichever senders serve the spool.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -27,22 +27,7 @@ pub fn read_to_tmp(spool: &Spool, input: &mut dyn Read, stop_at_dot: bool) -> Re
     let res = (|| -> io::Result<()> {
         let mut f = crate::store::spool::create_private(&tmp)?;
         let mut r = io::BufReader::with_capacity(256 * 1024, input);
-        if stop_at_dot {
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                if r.read_until(b'\n', &mut line)? == 0 {
-                    break;
-                }
-                if line == b".\n" || line == b".\r\n" {
-                    break;
-                }
-                f.write_all(&line)?;
-            }
-        } else {
-            io::copy(&mut r, &mut f)?;
-        }
-        Ok(())
+        incoming::copy_message(&mut r, &mut f, stop_at_dot, None).map(drop)
     })();
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);

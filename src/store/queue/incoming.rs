@@ -52,7 +52,7 @@ pub fn read_message(spool: &Spool, input: &mut dyn Read, stop_at_dot: bool) -> R
 /// Copies the message from `r` to `out` up to its end (a dot line when `stop_at_dot`, else
 /// end of input): `Ok(true)` once it ended; `Ok(false)` as soon as more than `limit` bytes
 /// were copied, with `r` positioned right after them.
-fn copy_message(
+pub(super) fn copy_message(
     r: &mut impl BufRead,
     out: &mut impl Write,
     stop_at_dot: bool,
