@@ -107,9 +107,11 @@ pub enum Body<'a> {
 }
 
 /// Where every new message enters the queue, whichever way it came (sendmail direct or over
-/// the socket, the listener, notices): `attrs` must say Pending and ready. The Message-ID is
-/// recorded as sent (a copy made through the mount is then refused), the message and its
-/// attributes are stored durably under `name`, then the senders are told ([`hand_over`]).
+/// the socket, the listener, notices): `attrs` must say Pending and ready. The message and its
+/// attributes are stored durably under `name`, its Message-ID is recorded as sent (a copy made
+/// through the mount is then refused), then the senders are told ([`hand_over`]). The record
+/// follows the storing: a message that could not be stored (a full disk) is not recorded, so
+/// it can be submitted again once there is room.
 pub fn enqueue(
     spool: &Spool,
     node: Option<&Node>,
@@ -121,37 +123,25 @@ pub fn enqueue(
         attrs.is_queued(),
         "enqueue of a message that is not Pending and ready"
     );
-    // The record's sync runs while the message's own are under way (a submitting process
-    // waits for one round of syncs, not two).
     let remember = || {
         if let Err(e) = crate::store::sent_ids::remember(spool, &attrs.message_id) {
             log::warn!("{name}: cannot record its Message-ID as sent: {e}");
         }
     };
     match body {
-        // On the thread that syncs the content, after that sync: one thread, not two, for a
-        // process that queues one message and exits.
+        // On the thread that synced the content, while the directory sync runs: a submitting
+        // process waits for one round of syncs, not two.
         Body::Tmp(tmp) => spool.commit_tmp_with(tmp, name, attrs, remember)?,
-        Body::TmpGrouped(tmp) => beside(&remember, || spool.commit_tmp_grouped(tmp, name, attrs))?,
-        Body::Bytes(mut b) => beside(&remember, || spool.add_message(name, &mut b, attrs).map(|_| ()))?,
+        Body::TmpGrouped(tmp) => {
+            spool.commit_tmp_grouped(tmp, name, attrs)?;
+            remember();
+        }
+        Body::Bytes(mut b) => {
+            spool.add_message(name, &mut b, attrs)?;
+            remember();
+        }
     }
     hand_over(spool, node, name)
-}
-
-/// Runs `side` on a thread of its own while `main` runs on this one (both, one after the
-/// other, when no thread can be started).
-fn beside<T>(side: &(impl Fn() + Sync), main: impl FnOnce() -> T) -> T {
-    std::thread::scope(|s| match std::thread::Builder::new().spawn_scoped(s, side) {
-        Ok(h) => {
-            let r = main();
-            let _ = h.join();
-            r
-        }
-        Err(_) => {
-            side();
-            main()
-        }
-    })
 }
 
 /// Tells the senders a message is ready, durably stored: the senders of this process by an
@@ -439,6 +429,43 @@ pub(crate) mod tests {
         // The senders of another process learn of it by its marker; its id counts as sent.
         assert_eq!(spool.take_ready_markers(), vec![name.clone()]);
         assert!(crate::store::sent_ids::contains(&spool, &a.message_id).unwrap());
+    }
+
+    /// A message that could not be stored (here its attribute file cannot be put in place;
+    /// on a full disk, its content or attributes cannot be written) was still recorded as
+    /// sent, so the same message made ready through the mount later was refused (EALREADY)
+    /// for good. Whichever way it comes, only a stored message is recorded.
+    #[test]
+    fn a_message_that_could_not_be_stored_is_not_recorded_as_sent() {
+        let (_d, spool) = spool();
+        let mut attrs = MessageAttrs::new_draft();
+        attrs.status = crate::model::attrs::Status::Pending;
+        attrs.is_ready = true;
+        for (i, kind) in ["tmp", "grouped", "bytes"].into_iter().enumerate() {
+            let name = format!("m{i}.eml");
+            attrs.message_id = format!("<unstored-{i}@example.com>");
+            std::fs::create_dir(spool.struct_path(&name)).unwrap();
+            let tmp = spool.tmp_path();
+            std::fs::write(&tmp, b"Subject: x\n\nbody\n").unwrap();
+            let body = match kind {
+                "tmp" => Body::Tmp(&tmp),
+                "grouped" => Body::TmpGrouped(&tmp),
+                _ => Body::Bytes(b"Subject: x\n\nbody\n"),
+            };
+            assert!(enqueue(&spool, None, &name, body, &attrs).is_err(), "{kind}");
+            assert!(
+                !crate::store::sent_ids::contains(&spool, &attrs.message_id).unwrap(),
+                "{kind}: recorded as sent but not stored"
+            );
+            std::fs::remove_dir(spool.struct_path(&name)).unwrap();
+            let tmp = spool.tmp_path();
+            std::fs::write(&tmp, b"Subject: x\n\nbody\n").unwrap();
+            enqueue(&spool, None, &name, Body::Tmp(&tmp), &attrs).unwrap();
+            assert!(
+                crate::store::sent_ids::contains(&spool, &attrs.message_id).unwrap(),
+                "{kind}"
+            );
+        }
     }
 
     #[test]

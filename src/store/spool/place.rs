@@ -14,9 +14,10 @@ impl Spool {
     }
 
     /// [`Spool::commit_tmp`], running `side` (another durable write the caller needs, such as
-    /// the Message-ID record) on the thread that syncs the content, once that sync is done:
-    /// it then overlaps the directory sync, and a one-message process starts one thread, not
-    /// two. `side` runs exactly once, whatever happens to the message, and before this returns.
+    /// the Message-ID record) on the thread that synced the content, once the message is in
+    /// place: it then overlaps the directory sync, and a one-message process starts one
+    /// thread, not two. `side` runs only for a message put in place (before this returns): a
+    /// message that could not be stored (a full disk) must not be recorded as gone out.
     pub fn commit_tmp_with(
         &self,
         tmp: &Path,
@@ -26,17 +27,9 @@ impl Spool {
     ) -> Result<()> {
         if !is_message_name(name) {
             let _ = fs::remove_file(tmp);
-            side();
             return Err(Error::invalid("name", format!("{name:?} is not a message name")));
         }
         let attrs_tmp = self.tmp_path();
-        // Taken by the helper thread, or by this one when no thread can be started.
-        let side = parking_lot::Mutex::new(Some(side));
-        let run_side = || {
-            if let Some(f) = side.lock().take() {
-                f();
-            }
-        };
         let res = (|| -> Result<()> {
             let bytes = Self::encode(attrs)?;
             let write_attrs = || -> io::Result<()> {
@@ -45,16 +38,21 @@ impl Spool {
                 f.sync_all()
             };
             let sync_content = || open_read(tmp).and_then(|f| f.sync_all());
-            let place = || -> io::Result<()> {
+            let rename = || -> io::Result<()> {
                 fs::rename(&attrs_tmp, self.struct_path(name))?;
-                fs::rename(tmp, self.eml_path(name))?;
-                self.sync_root()
+                fs::rename(tmp, self.eml_path(name))
             };
             let (synced_tx, synced) = crossbeam_channel::bounded(1);
+            let (placed_tx, placed) = crossbeam_channel::bounded::<bool>(1);
+            let side = parking_lot::Mutex::new(Some(side));
             std::thread::scope(|s| -> io::Result<()> {
                 let helper = std::thread::Builder::new().spawn_scoped(s, || {
                     let _ = synced_tx.send(sync_content());
-                    run_side();
+                    if placed.recv() == Ok(true)
+                        && let Some(f) = side.lock().take()
+                    {
+                        f();
+                    }
                 });
                 match helper {
                     Ok(helper) => {
@@ -62,16 +60,25 @@ impl Spool {
                         let c = synced
                             .recv()
                             .unwrap_or_else(|_| Err(io::Error::other("the fsync thread failed")));
-                        let placed = a.and(c).and_then(|()| place());
+                        let renamed = a.and(c).and_then(|()| rename());
+                        let _ = placed_tx.send(renamed.is_ok());
+                        let done = renamed.and_then(|()| self.sync_root());
                         let _ = helper.join();
-                        placed
+                        done
                     }
-                    Err(_) => write_attrs().and_then(|()| sync_content()).and_then(|()| place()),
+                    Err(_) => {
+                        write_attrs()
+                            .and_then(|()| sync_content())
+                            .and_then(|()| rename())?;
+                        if let Some(f) = side.lock().take() {
+                            f();
+                        }
+                        self.sync_root()
+                    }
                 }
             })?;
             Ok(())
         })();
-        run_side();
         if res.is_err() {
             let _ = fs::remove_file(&attrs_tmp);
             let _ = fs::remove_file(tmp);
@@ -85,10 +92,11 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    /// The side job (sendmail's Message-ID record) runs once, whether the message is placed,
-    /// refused for its name, or fails on its content; a failure leaves no message behind.
+    /// The side job (sendmail's Message-ID record) runs once for a message put in place, and
+    /// not at all for one refused for its name, whose content is missing, or whose attribute
+    /// file cannot be put in place; a failure leaves no message behind.
     #[test]
-    fn the_side_job_runs_once_whatever_happens() {
+    fn the_side_job_runs_only_for_a_message_put_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         let attrs = MessageAttrs::new_draft();
@@ -110,13 +118,23 @@ mod tests {
         let tmp = spool.tmp_path();
         fs::write(&tmp, b"x").unwrap();
         assert!(spool.commit_tmp_with(&tmp, "../x", &attrs, side).is_err());
-        assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert!(!tmp.exists());
 
         let missing = spool.tmp_path();
         assert!(spool.commit_tmp_with(&missing, "n.eml", &attrs, side).is_err());
-        assert_eq!(runs.load(Ordering::SeqCst), 3);
         assert!(!spool.eml_path("n.eml").exists() && spool.read_attrs("n.eml").unwrap().is_none());
+
+        // Both files written and synced, but the attribute file cannot be renamed into place.
+        fs::create_dir(spool.struct_path("d.eml")).unwrap();
+        let tmp = spool.tmp_path();
+        fs::write(&tmp, b"Subject: y\n\nbody\n").unwrap();
+        assert!(spool.commit_tmp_with(&tmp, "d.eml", &attrs, side).is_err());
+        assert!(!spool.eml_path("d.eml").exists());
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "the side job ran for a message not stored"
+        );
         assert_eq!(fs::read_dir(dir.path().join(".tmp")).unwrap().count(), 0);
     }
 }
