@@ -109,10 +109,7 @@ impl MailFs {
             };
             self.after_ready(n, next, stamp);
         }
-        if let Err(e) = spool.sync_shared() {
-            log::warn!("{n}: shared sync failed ({e}); syncing the spool directory");
-            spool.sync_root()?;
-        }
+        spool.sync_root_shared()?;
         crate::store::queue::hand_over(spool, Some(&self.node), n)
     }
 

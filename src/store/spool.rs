@@ -100,6 +100,8 @@ pub struct Spool {
     group: std::sync::OnceLock<crossbeam_channel::Sender<CommitReq>>,
     /// The sync shared by concurrent callers of [`Spool::sync_shared`].
     barrier: barrier::Barrier,
+    /// Shares the spool directory's fsync the same way (see [`Spool::sync_root_shared`]).
+    dir_barrier: barrier::Barrier,
     /// Files freed by the group commit and by taken markers, reused as log entries.
     spares: spare::Spares,
     /// Held from the check that a Message-ID was never sent to its record as sent, so that two
@@ -155,6 +157,7 @@ impl Spool {
             tmp_seq: AtomicU64::new(0),
             group: std::sync::OnceLock::new(),
             barrier: barrier::Barrier::default(),
+            dir_barrier: barrier::Barrier::default(),
             spares: spare::Spares::default(),
             ids: parking_lot::Mutex::new(()),
         };
@@ -262,6 +265,14 @@ impl Spool {
     /// `syncfs` shared by the concurrent callers (see `barrier.rs`).
     pub fn sync_shared(&self) -> io::Result<()> {
         self.barrier.wait(|| barrier::syncfs(&self.root))
+    }
+
+    /// Makes the renames into the spool directory made so far durable with one fsync of the
+    /// directory shared by the concurrent callers: files already durable before they were
+    /// renamed need no more than that, and a directory fsync runs in the caller, where a
+    /// `syncfs` hands the writeback to the kernel's flusher threads and waits for them.
+    pub fn sync_root_shared(&self) -> io::Result<()> {
+        self.dir_barrier.wait(|| self.sync_root())
     }
 
     /// Names of all messages (`*.eml` in the spool root), unsorted.
