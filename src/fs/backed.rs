@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 
-use super::{Key, MailFs};
+use super::{Handle, Key, MailFs};
 use crate::error::{Error, Result};
 use crate::mail::compose;
 use crate::mail::content::{self, HeaderInfo};
@@ -274,6 +274,29 @@ impl MailFs {
         if ready && let Err(e) = self.set_message_attr(msg, "is_ready", b"1") {
             log::warn!("{msg}: user.is_ready=1 from the renamed file refused: {e}");
         }
+    }
+
+    /// Whether a restore tool is at work on message `n` (the caller holds `ns`): `tar --xattrs`
+    /// makes the file empty (mknod) and sets its attributes before writing it, `cp -a` sets
+    /// them through the descriptor it wrote the bytes with, before closing it. A message at
+    /// rest, neither empty nor open for writing, is not being restored: a `setfattr` on it is
+    /// a user's, and a refused one must change nothing.
+    pub(super) fn being_restored(&self, n: &str) -> bool {
+        if fs::metadata(self.node.spool.eml_path(n)).is_ok_and(|m| m.len() == 0) {
+            return true;
+        }
+        let key = Key::Message(n.to_string());
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        handles.iter().any(|h| match &*h.lock() {
+            Handle::File {
+                key: k,
+                created,
+                written,
+                pending,
+                ..
+            } => *k == key && (*created || *written || pending.is_some()),
+            _ => false,
+        })
     }
 
     /// A restore said this Draft went out from the node it came from: its Message-ID joins

@@ -39,8 +39,10 @@ impl MailFs {
 
     /// `setfattr -n user.KEY` on a message (the caller holds `ns`). A mailfs-only attribute
     /// set to the value it shows changes nothing, so a restore of a Draft's attributes goes
-    /// through clean; one that says the message went out where it came from is refused
-    /// (EPERM) and keeps it from being sent again here.
+    /// through clean; any other value is refused (EPERM). While the message is being restored
+    /// (see [`MailFs::being_restored`]), a value that says it went out where it came from also
+    /// keeps it from being sent again here; a refused `setfattr` on a message at rest changes
+    /// nothing at all.
     pub(super) fn set_message_attr(&self, n: &str, k: &str, value: &[u8]) -> Result<()> {
         let attrs = self.message_attrs(n)?;
         if crate::model::attrs::MAILFS_ATTRS.contains(&k) {
@@ -48,7 +50,7 @@ impl MailFs {
             if message::get(n, &attrs, &info, k).is_ok_and(|v| v == value) {
                 return Ok(());
             }
-            if message::says_went_out(k, value) {
+            if message::says_went_out(k, value) && self.being_restored(n) {
                 self.note_went_out(n, k, value);
             }
             if k == "message_id" && self.adopt_message_id(n, &attrs, value)? {

@@ -118,6 +118,80 @@ fn bad_message_attribute_values_are_einval_and_change_nothing() {
     );
 }
 
+/// A `setfattr` of a mailfs attribute with a value saying the message went out (probing
+/// EPERM by hand) was refused but still marked the Draft as gone out: its `is_ready=1` then
+/// failed with EALREADY for good. Refused on a message at rest, it changes nothing; while a
+/// restore tool writes the message (`cp -a`: the descriptor still open; `tar --xattrs`: an
+/// empty file made by mknod) the hint still keeps a restored Sent message from going out.
+#[test]
+fn a_refused_set_on_a_message_at_rest_changes_nothing() {
+    let h = Harness::new();
+    let ino = h.write_new(ALICE, "m.eml", PLAIN);
+    for (name, value) in [
+        ("user.status", &b"Sent"[..]),
+        ("user.try_count", b"3"),
+        ("user.first_try_date", b"2026-11-23T12:00:00Z"),
+        ("user.last_try_status", b"Fail"),
+    ] {
+        assert_eq!(
+            errno(h.fs.setxattr(ALICE, ino, name, value)),
+            libc::EPERM,
+            "{name}"
+        );
+    }
+    assert_eq!(h.getx(ALICE, ino, "user.status").unwrap(), "Draft");
+    h.make_ready(ALICE, "m.eml");
+    assert_eq!(h.getx(ALICE, ino, "user.status").unwrap(), "Pending");
+
+    // cp -a: bytes written, then the attributes through the open descriptor.
+    let (attr, fh) =
+        h.fs.create(
+            ALICE,
+            ROOT,
+            "c.eml",
+            0o644,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        )
+        .unwrap();
+    let other = PLAIN
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| [&PLAIN[..i], b"\nMessage-ID: <restored@example.com>", &PLAIN[i..]].concat())
+        .unwrap();
+    h.fs.write(fh, 0, &other).unwrap();
+    let c = attr.ino.0;
+    assert_eq!(
+        errno(h.fs.setxattr(ALICE, c, "user.status", b"Sent")),
+        libc::EPERM
+    );
+    assert_eq!(
+        errno(h.fs.setxattr(ALICE, c, "user.is_ready", b"1")),
+        libc::EALREADY
+    );
+    h.fs.flush(fh).unwrap();
+    h.fs.release(fh);
+    assert_eq!(h.getx(ALICE, c, "user.status").unwrap(), "Draft");
+
+    // tar --xattrs: mknod, the attributes, then the bytes.
+    let t =
+        h.fs.mknod(ALICE, ROOT, "t.eml", libc::S_IFREG | 0o644)
+            .unwrap()
+            .ino
+            .0;
+    assert_eq!(
+        errno(h.fs.setxattr(ALICE, t, "user.status", b"Sent")),
+        libc::EPERM
+    );
+    let fh = h.fs.open(ALICE, t, libc::O_WRONLY).unwrap();
+    h.fs.write(fh, 0, PLAIN).unwrap();
+    h.fs.flush(fh).unwrap();
+    h.fs.release(fh);
+    assert_eq!(
+        errno(h.fs.setxattr(ALICE, t, "user.is_ready", b"1")),
+        libc::EALREADY
+    );
+}
+
 #[test]
 fn node_attributes_are_the_node_owners_and_refuse_bad_values() {
     let h = Harness::new();
