@@ -273,15 +273,45 @@ pub fn parse(args: Vec<OsString>) -> std::result::Result<Cli, i32> {
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(c) => Ok(c),
-        Err(e) => {
-            let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 64,
-                _ => 64,
-            };
-            let _ = e.print();
-            Err(code)
-        }
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                let _ = e.print();
+                Err(0)
+            }
+            clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                eprintln!(
+                    "mailfs: a command is required; usage: mailfs <COMMAND> (mailfs --help lists them)"
+                );
+                Err(64)
+            }
+            _ => {
+                eprintln!("mailfs: {}", usage_line(&e.render().to_string()));
+                Err(64)
+            }
+        },
+    }
+}
+
+/// A usage error as one line (SPEC §1: one clear line on stderr): clap's message with its
+/// lists run together, then the usage it shows.
+pub(super) fn usage_line(rendered: &str) -> String {
+    let usage = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(str::trim);
+    let what: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage: "))
+        .collect();
+    let what = what.join(" ");
+    let what = what
+        .strip_prefix("error: ")
+        .unwrap_or(&what)
+        .trim_end_matches(':');
+    match usage {
+        Some(u) => format!("{what}; usage: {u}"),
+        None => what.to_string(),
     }
 }
 

@@ -115,3 +115,32 @@ fn sendmail_alone_parses_as_the_whole_command_line() {
         assert!(parse_sendmail(&argv(line)).is_none(), "{line:?}");
     }
 }
+
+/// SPEC §1: a usage error is one clear line on stderr. clap's own message ran over five to
+/// seven lines (the error, its list, the usage, a hint), and over thirty for no command.
+#[test]
+fn usage_errors_are_one_line() {
+    use super::cli::{Cli, usage_line};
+    use clap::CommandFactory;
+    let argv = |l: &str| -> Vec<std::ffi::OsString> { l.split(' ').map(Into::into).collect() };
+    for line in [
+        "mailfs mount",
+        "mailfs mount a b c",
+        "mailfs queue --bogus x",
+        "mailfs sendmail -Z",
+        "mailfs frob",
+        "mailfs hold",
+    ] {
+        let e = Cli::command().try_get_matches_from(argv(line)).expect_err(line);
+        let one = usage_line(&e.render().to_string());
+        assert!(!one.contains('\n') && !one.is_empty(), "{line}: {one:?}");
+        assert!(one.contains("; usage: mailfs "), "{line}: {one}");
+    }
+    let e = Cli::command()
+        .try_get_matches_from(argv("mailfs mount"))
+        .expect_err("mount");
+    assert_eq!(
+        usage_line(&e.render().to_string()),
+        "the following required arguments were not provided: <SPOOL_DIR> <MOUNTPOINT>; usage: mailfs mount <SPOOL_DIR> <MOUNTPOINT>"
+    );
+}
