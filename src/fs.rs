@@ -151,9 +151,9 @@ enum Handle {
 ///    them held that takes another lock of this list.
 ///
 /// Outside these, the spool's per-message `flock` is only ever tried (`try_lock`), never
-/// waited on, so it cannot close a cycle; and the store's `Spool::ids` lock (a Message-ID's
-/// check and record as sent) is a leaf below everything here: taken with or without `ns`,
-/// it never waits on a lock of this list.
+/// waited on, so it cannot close a cycle; the Message-ID record's `flock` (sent_ids.rs) is a
+/// leaf below everything here: taken with or without `ns`, it never waits on a lock of this
+/// list.
 pub struct MailFs {
     node: Arc<Node>,
     inodes: Mutex<inodes::Inodes>,

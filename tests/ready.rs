@@ -32,7 +32,8 @@ fn drafts(m: &Mount) {
 fn is_ready_from_four_writers_hands_each_message_over_exactly_once_and_durably() {
     let mut m = Mount::new(&[]);
     drafts(&m);
-    // Two Drafts with one Message-ID (a copy): only one may go.
+    // Two Drafts a user wrote with one Message-ID (a template copied twice): two messages,
+    // each goes once.
     for name in ["dup1.eml", "dup2.eml"] {
         std::fs::write(
             m.path(name),
@@ -73,15 +74,15 @@ fn is_ready_from_four_writers_hands_each_message_over_exactly_once_and_durably()
             Ok(()) => *ok.entry(n.clone()).or_default() += 1,
             // Already ready (frozen), as one call after the other would find it.
             Err(e) if n.starts_with('m') => assert_eq!(*e, libc::EACCES, "{n}"),
-            // Or the copy of a message already handed over.
-            Err(e) => assert!(*e == libc::EACCES || *e == libc::EALREADY, "{n}: errno {e}"),
+            Err(e) => assert_eq!(*e, libc::EACCES, "{n}"),
         }
     }
     for i in 0..N {
         assert_eq!(ok.get(&format!("m{i}.eml")), Some(&1), "m{i}.eml made ready once");
     }
-    let dups = ok.get("dup1.eml").unwrap_or(&0) + ok.get("dup2.eml").unwrap_or(&0);
-    assert_eq!(dups, 1, "exactly one of two copies goes: {ok:?}");
+    for d in ["dup1.eml", "dup2.eml"] {
+        assert_eq!(ok.get(d), Some(&1), "{d} made ready once: {ok:?}");
+    }
 
     // What the callers were answered is on disk: a kill -9 right after changes nothing.
     m.crash();
@@ -115,6 +116,5 @@ fn is_ready_from_four_writers_hands_each_message_over_exactly_once_and_durably()
         .iter()
         .filter(|n| m.attr(&m.path(n).to_string_lossy(), "status") == "Pending")
         .count();
-    assert_eq!(pending, 1);
-    assert_eq!(sent_ids.lines().filter(|l| *l == "same@example.com").count(), 1);
+    assert_eq!(pending, 2);
 }

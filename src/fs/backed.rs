@@ -23,8 +23,7 @@ use crate::mail::content::{self, HeaderInfo};
 use crate::model::attrs::{MAILFS_ATTRS, MessageAttrs};
 use crate::store::message;
 
-/// `MessageAttrs::internal` flag: a restore said this Draft went out from its first node.
-const WENT_OUT: &str = "went_out";
+use crate::store::message::{WENT_OUT, WENT_OUT_ID};
 
 /// Staged files by (message, name): temp files in `.tmp/`, gone at unmount like any temp file.
 #[derive(Default)]
@@ -299,10 +298,10 @@ impl MailFs {
         })
     }
 
-    /// A restore said this Draft went out from the node it came from: its Message-ID joins
-    /// the record of sent ones, so `is_ready=1` is refused (EALREADY) and logged. tar sets
-    /// attributes before the bytes arrive, so the Draft also keeps a flag that records the
-    /// Message-ID its content has when it is first made ready ([`Self::consume_went_out`]).
+    /// A restore said this Draft went out from the node it came from: it keeps a flag, and
+    /// `is_ready=1` is refused (EALREADY, logged) for as long as it has the Message-ID its
+    /// content has when it is first made ready ([`Self::consume_went_out`]; tar sets
+    /// attributes before the bytes arrive).
     pub(super) fn note_went_out(&self, msg: &str, key: &str, value: &[u8]) {
         let Ok(mut attrs) = self.message_attrs(msg) else {
             return;
@@ -350,19 +349,20 @@ impl MailFs {
         Ok(true)
     }
 
-    /// At `is_ready=1` of a Draft flagged by [`Self::note_went_out`] with content: its
-    /// Message-ID is recorded as sent (so the hand-over is refused) and the flag goes, so
-    /// that a new Message-ID lets it be sent on purpose.
+    /// At `is_ready=1` of a Draft flagged by [`Self::note_went_out`] with content: the
+    /// Message-ID it has now is the one that went out. The hand-over is then refused while it
+    /// keeps that Message-ID ([`message::make_ready`]); a new one lets it be sent on purpose.
     pub(super) fn consume_went_out(&self, msg: &str) -> Result<()> {
         let mut attrs = self.message_attrs(msg)?;
         if !attrs.internal.contains_key(WENT_OUT)
+            || attrs.internal.contains_key(WENT_OUT_ID)
             || fs::metadata(self.node.spool.eml_path(msg)).map_or(true, |m| m.len() == 0)
         {
             return Ok(());
         }
         let id = message::message_id(&attrs, &self.header_info(msg)?);
         crate::store::sent_ids::remember(&self.node.spool, &id)?;
-        attrs.internal.remove(WENT_OUT);
+        attrs.internal.insert(WENT_OUT_ID.into(), id);
         self.store_attrs(msg, &attrs)
     }
 }

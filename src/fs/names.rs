@@ -77,8 +77,8 @@ impl MailFs {
             return Ok(());
         }
         // A message between the two steps of its `is_ready` (ready.rs) keeps its name until the
-        // hand-over ends: renamed meanwhile, its Message-ID would stay recorded as sent with no
-        // message holding it, and the renamed Draft would be refused as a duplicate (EALREADY).
+        // hand-over ends: renamed meanwhile, the hand-over prepared under the old name would
+        // find its versions gone and answer an error for a message that only moved.
         let messages: Vec<&str> = [&from, &to]
             .into_iter()
             .filter_map(|k| match k {

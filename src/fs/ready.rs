@@ -94,15 +94,13 @@ impl MailFs {
             let (next, stamp) = match put {
                 Some(stamp) => (staged.next.clone(), stamp),
                 None => {
-                    // Changed meanwhile: hand over what is there now, all at once (this
-                    // hand-over's own Message-ID is not a duplicate of itself).
-                    let id = staged.id.clone();
+                    // Changed meanwhile: hand over what is there now, all at once.
                     drop(staged);
                     let attrs = self.message_attrs(n)?;
                     if !matches!(message::set(&attrs, "is_ready", b"1")?, Change::MakeReady) {
                         return Ok(());
                     }
-                    let (next, stamp) = message::make_ready_as(&self.node, n, &attrs, Some(&id))?;
+                    let (next, stamp) = message::make_ready(&self.node, n, &attrs)?;
                     self.after_ready(n, next, stamp);
                     return Ok(());
                 }

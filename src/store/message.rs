@@ -161,6 +161,13 @@ pub fn set(attrs: &MessageAttrs, key: &str, value: &[u8]) -> Result<Change> {
     Ok(Change::Store(Box::new(next)))
 }
 
+/// `MessageAttrs::internal` flag: a restore said this Draft went out from the node it came
+/// from (the attribute that said so).
+pub const WENT_OUT: &str = "went_out";
+/// With [`WENT_OUT`]: the Message-ID the Draft had when it was first made ready after the
+/// restore, the one that went out. Refused while it keeps it; a new one sends it on purpose.
+pub const WENT_OUT_ID: &str = "went_out_id";
+
 /// Whether a mailfs-only attribute set with this value (by `tar --xattrs`, `cp -a`, `rsync -X`
 /// restoring a backup) says that the message went to the senders on the node it came from.
 pub fn says_went_out(key: &str, value: &[u8]) -> bool {
@@ -266,9 +273,9 @@ struct Checked {
 }
 
 /// Checks that the Draft `name` can be handed over: resolves and validates the envelope and
-/// refuses a Message-ID already sent (unless it is `own_id`, recorded by this same hand-over).
-/// A refusal is logged and journaled (EINVAL, EALREADY for the caller).
-fn check_ready(node: &Node, name: &str, attrs: &MessageAttrs, own_id: Option<&str>) -> Result<Checked> {
+/// refuses a restored copy of a message that went out (see [`not_gone_out`]). A refusal is
+/// logged and journaled (EINVAL, EALREADY for the caller).
+fn check_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<Checked> {
     let spool = &node.spool;
     let eml = spool.eml_path(name);
     let head = content::read_head(&eml)?;
@@ -325,7 +332,7 @@ fn check_ready(node: &Node, name: &str, attrs: &MessageAttrs, own_id: Option<&st
         }
     };
     let id = message_id(attrs, &info);
-    never_sent(node, name, &id, own_id)?;
+    not_gone_out(node, name, attrs, &id)?;
     Ok(Checked {
         head,
         info,
@@ -335,23 +342,27 @@ fn check_ready(node: &Node, name: &str, attrs: &MessageAttrs, own_id: Option<&st
     })
 }
 
-/// Refuses (EALREADY, logged and journaled) a Message-ID recorded as sent, unless it is
-/// `own_id`, one this hand-over recorded itself. A copy (`cp -a sent.eml copy.eml`) or a
-/// restore of a message that already went out keeps its Message-ID: sending it again would be
-/// a duplicate (issue 12).
-fn never_sent(node: &Node, name: &str, id: &str, own_id: Option<&str>) -> Result<()> {
-    let spool = &node.spool;
-    if own_id != Some(id) && crate::store::sent_ids::contains(spool, id)? {
-        let e = Error::AlreadySent(format!(
-            "{name}: {id} was already sent from this node (or restored as sent); to send it \
-             again on purpose give it a new Message-ID: setfattr -x user.header.message-id \
-             {name}.parts"
-        ));
-        log::warn!("{e}");
-        journal::write(spool, &node.attrs(), id, &format!("{name} not made ready: {e}"));
-        return Err(e);
+/// Refuses (EALREADY, logged and journaled) a Draft that a restore or a copy with attributes
+/// (`cp -a sent.eml copy.eml`, `tar --xattrs`, `rsync -X`) says went out, for as long as it has
+/// the Message-ID that went out: sending it again would be a duplicate (issue 12). Only that
+/// evidence counts: two Drafts a user wrote with one Message-ID (a template copied twice) are
+/// two messages, and each goes when made ready.
+fn not_gone_out(node: &Node, name: &str, attrs: &MessageAttrs, id: &str) -> Result<()> {
+    let Some(hint) = attrs.internal.get(WENT_OUT) else {
+        return Ok(());
+    };
+    if attrs.internal.get(WENT_OUT_ID).is_some_and(|went| went != id) {
+        return Ok(());
     }
-    Ok(())
+    let spool = &node.spool;
+    let e = Error::AlreadySent(format!(
+        "{name}: {id} was already sent from this node (or restored as sent: {hint}); to send \
+         it again on purpose give it a new Message-ID: setfattr -x user.header.message-id \
+         {name}.parts"
+    ));
+    log::warn!("{e}");
+    journal::write(spool, &node.attrs(), id, &format!("{name} not made ready: {e}"));
+    Err(e)
 }
 
 /// The attributes of the message once handed over (before DKIM).
@@ -365,6 +376,8 @@ fn ready_attrs(attrs: &MessageAttrs, c: Checked) -> MessageAttrs {
     next.env_to = Some(c.to);
     next.is_ready = true;
     next.status = Status::Pending;
+    next.internal.remove(WENT_OUT);
+    next.internal.remove(WENT_OUT_ID);
     next.next_try_date = None;
     next
 }
@@ -374,32 +387,17 @@ fn ready_attrs(attrs: &MessageAttrs, c: Checked) -> MessageAttrs {
 /// envelope nothing changes and the reason is logged (EINVAL for the caller).
 /// Returns the new attributes with the stamp of the file they were written to.
 pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(MessageAttrs, Stamp)> {
-    make_ready_as(node, name, attrs, None)
-}
-
-/// [`make_ready`], where `own_id` is a Message-ID this hand-over already recorded as sent.
-pub fn make_ready_as(
-    node: &Node,
-    name: &str,
-    attrs: &MessageAttrs,
-    own_id: Option<&str>,
-) -> Result<(MessageAttrs, Stamp)> {
     let spool = &node.spool;
     let eml = spool.eml_path(name);
-    let c = check_ready(node, name, attrs, own_id)?;
+    let c = check_ready(node, name, attrs)?;
     content::ensure_date_and_id(&eml, &spool.tmp_path(), &c.head, &c.info, &attrs.message_id)?;
     let id = c.id.clone();
     let mut next = ready_attrs(attrs, c);
     if let Err(e) = crate::store::signing::sign_in_place(spool, &node.attrs(), name, &next.message_id) {
         crate::mail::dkim::mark_unsigned(&mut next, &e);
     }
-    // Recorded as sent only now, when what could fail on the way (a full disk) has not: a
-    // Draft left as it was must not have its Message-ID refused as sent at the next try.
-    {
-        let _ids = spool.ids.lock();
-        never_sent(node, name, &id, own_id)?;
-        crate::store::sent_ids::remember(spool, &id)?;
-    }
+    // Recorded as sent only now, when what could fail on the way (a full disk) has not.
+    crate::store::sent_ids::remember(spool, &id)?;
     let stamp = spool.write_attrs(name, &next)?;
     crate::store::queue::hand_over(spool, Some(node), name)?;
     Ok((next, stamp))
@@ -451,7 +449,7 @@ pub fn stage_ready(node: &Node, name: &str, attrs: &MessageAttrs, seen: Seen) ->
         attrs: prev_attrs,
         eml: eml_stamp,
     } = seen;
-    let c = check_ready(node, name, attrs, None)?;
+    let c = check_ready(node, name, attrs)?;
     let id = c.id.clone();
     let mut staged = Staged {
         next: MessageAttrs::new_draft(),
@@ -490,14 +488,8 @@ pub fn stage_ready(node: &Node, name: &str, attrs: &MessageAttrs, seen: Seen) ->
     staged.attrs_tmp = Some(tmp);
     staged.attrs_stamp = stamp;
     staged.next = next;
-    // Recorded as sent last, once nothing on the way failed (a full disk leaves the Draft
-    // ready to try again), and checked again with the record: a hand-over of the same
-    // Message-ID may have been recorded since `check_ready`.
-    {
-        let _ids = spool.ids.lock();
-        never_sent(node, name, &staged.id, None)?;
-        crate::store::sent_ids::remember_unsynced(spool, &staged.id)?;
-    }
+    // Recorded as sent last, once nothing on the way failed.
+    crate::store::sent_ids::remember_unsynced(spool, &staged.id)?;
     Ok(staged)
 }
 

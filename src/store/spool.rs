@@ -104,9 +104,6 @@ pub struct Spool {
     dir_barrier: barrier::Barrier,
     /// Files freed by the group commit and by taken markers, reused as log entries.
     spares: spare::Spares,
-    /// Held from the check that a Message-ID was never sent to its record as sent, so that two
-    /// hand-overs of one Message-ID in this process cannot both pass the check.
-    pub ids: parking_lot::Mutex<()>,
 }
 
 /// An exclusive per-message lock (flock on the `.eml`, which NFS emulates with fcntl locks):
@@ -159,7 +156,6 @@ impl Spool {
             barrier: barrier::Barrier::default(),
             dir_barrier: barrier::Barrier::default(),
             spares: spare::Spares::default(),
-            ids: parking_lot::Mutex::new(()),
         };
         Ok(spool)
     }
