@@ -66,7 +66,15 @@ impl Spool {
     pub fn load_node(&self) -> Result<NodeAttrs> {
         let path = self.root.join(NODE_FILE);
         match fs::read(&path) {
-            Ok(bytes) => Self::decode_node(&path, &bytes),
+            // The node file is the node's configuration: one that cannot be read is a
+            // configuration error (EX_CONFIG, 78), not bad input data.
+            Ok(bytes) => Self::decode_node(&path, &bytes).map_err(|e| match e {
+                Error::Corrupt { path, why } => Error::Config(format!(
+                    "the stored node attributes {path} cannot be read ({why}): restore the file \
+                     or remove it to start from the defaults"
+                )),
+                other => other,
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(NodeAttrs::default()),
             Err(e) => Err(e.into()),
         }

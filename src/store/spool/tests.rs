@@ -17,6 +17,18 @@ fn attrs_round_trip_and_corruption_is_detected() {
     assert!(spool.read_attrs("none.eml").unwrap().is_none());
 }
 
+/// A stored node file that cannot be read is a configuration error (SPEC §1: 78, as README
+/// says), not bad data (65, what `mailfs mount` exited with).
+#[test]
+fn an_unreadable_node_file_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    std::fs::write(dir.path().join(NODE_FILE), b"garbage").unwrap();
+    let e = spool.load_node().unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    assert_eq!(e.exit_code(), 78);
+}
+
 #[test]
 fn node_defaults_when_missing() {
     let dir = tempfile::tempdir().unwrap();
