@@ -164,12 +164,22 @@ pub fn check_recipients(args: &[String]) -> Result<()> {
 
 /// Recipients as given on a command line (each argument may hold several, comma-separated),
 /// validated.
+/// A bare local name (`root`, as cron and mail(1) give it) is qualified with this host's name,
+/// as Postfix's sendmail qualifies it with `$myorigin`; the sender's default is made the same
+/// way.
 pub fn recipients(args: &[String]) -> Result<Vec<String>> {
     args.iter()
         .flat_map(|r| r.split(','))
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| validate_address("recipient", p))
+        .map(|p| {
+            let local = !p.contains('@') && !p.starts_with('-') && !p.contains(['<', '>', ' ']);
+            if local {
+                validate_address("recipient", &format!("{p}@{}", hostname()))
+            } else {
+                validate_address("recipient", p)
+            }
+        })
         .collect()
 }
 
@@ -465,6 +475,25 @@ pub(crate) mod tests {
                 crate::store::sent_ids::contains(&spool, &attrs.message_id).unwrap(),
                 "{kind}"
             );
+        }
+    }
+
+    /// cron runs `sendmail -FCronDaemon -i -B8BITMIME -oem root`, mail(1) `sendmail root`: a
+    /// bare local name was refused (65, "Missing domain"). It is qualified with the host name.
+    #[test]
+    fn a_bare_local_recipient_is_qualified_with_the_host_name() {
+        let host = crate::model::attrs::hostname();
+        let got = recipients(&["root".into(), "www-data,b@example.org".into()]).unwrap();
+        assert_eq!(
+            got,
+            [
+                format!("root@{host}"),
+                format!("www-data@{host}"),
+                "b@example.org".into()
+            ]
+        );
+        for bad in ["-oQ/tmp", "ro ot", "root\nx", "<root>"] {
+            assert!(recipients(&[bad.into()]).is_err(), "{bad}");
         }
     }
 
