@@ -226,3 +226,25 @@ fn called_as_sendmail_it_queues_from_stdin() {
     assert_eq!(m["status"], "Pending", "{q}");
     assert!(q.contains("ops@example.org"), "{q}");
 }
+
+/// `mailfs queue --json | head` printed "mailfs: Broken pipe (os error 32)" and exited 73:
+/// the reader going away is not an error of mailfs's, for the table or the JSON.
+#[test]
+fn queue_into_a_closed_pipe_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    ok(&format!(
+        "for i in $(seq 400); do printf 'From: a@example.com\\nSubject: %s\\n\\nx\\n' $i | \
+         \"$MAILFS_BIN\" sendmail --spool '{0}' b@example.org || exit 1; done",
+        spool.display()
+    ));
+    for flag in ["--json", ""] {
+        let out = ok(&format!(
+            "\"$MAILFS_BIN\" queue '{0}' {flag} 2>'{1}' | head -c 10 >/dev/null; \
+             echo \"${{PIPESTATUS[0]}}\"; cat '{1}'",
+            spool.display(),
+            dir.path().join("err").display()
+        ));
+        assert_eq!(out, "0\n", "queue {flag}: exit code and stderr");
+    }
+}

@@ -359,7 +359,7 @@ fn mount(spool_dir: &Path, mountpoint: &Path, options: &[String], foreground: bo
         // A dead FUSE mount (its server was killed) answers ENOTCONN: say how to clear it.
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
             let mp = mountpoint.display();
-            return Err(Error::Busy(format!(
+            return Err(Error::Unavailable(format!(
                 "mount point {mp} is a dead mount; clear it with fusermount3 -u {mp}"
             )));
         }

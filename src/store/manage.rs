@@ -139,7 +139,7 @@ pub fn print_rows(rows: &[Row], json: bool) -> Result<()> {
     let out = io::stdout();
     let mut out = out.lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, rows).map_err(|e| Error::Io(io::Error::other(e)))?;
+        serde_json::to_writer_pretty(&mut out, rows).map_err(|e| Error::Io(io::Error::from(e)))?;
         writeln!(out)?;
         return Ok(());
     }
@@ -245,7 +245,7 @@ pub fn print_shape(rows: &[Row], json: bool) -> Result<()> {
     let out = io::stdout();
     let mut out = out.lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &shape).map_err(|e| Error::Io(io::Error::other(e)))?;
+        serde_json::to_writer_pretty(&mut out, &shape).map_err(|e| Error::Io(io::Error::from(e)))?;
         writeln!(out)?;
         return Ok(());
     }
