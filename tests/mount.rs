@@ -499,6 +499,9 @@ fn mounting_over_a_dead_mount_says_how_to_clear_it() {
     assert_eq!(o.status.code(), Some(75));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("fusermount3 -u"), "{err}");
+    // One sentence: it was suffixed with EBUSY's "is being sent right now".
+    assert!(!err.contains("being sent"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// The kernel keeps names in the root for 1 s, but a message another process removes
