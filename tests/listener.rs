@@ -347,6 +347,24 @@ fn ten_refused_commands_disconnect_the_client() {
     assert_eq!(n, 0, "connection closed after the 421");
 }
 
+/// A client idle past handshake_time was disconnected without a word; it is now told why
+/// (421 4.4.2, RFC 5321 4.5.3.2, as Postfix's smtpd says it) before the close.
+#[test]
+fn an_idle_client_is_told_421_before_the_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (_m, port) = node(sink.port, &["handshake_time=1"]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    s.write_all(b"EHLO client.test\r\n").unwrap();
+    read_replies(&mut s, 1);
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.starts_with("421 4.4.2 "), "{rest:?}");
+}
+
 /// A private CA and a certificate for 127.0.0.1 it signed; returns (ca, cert, key).
 fn make_certs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let ssl = |args: &[&str]| {

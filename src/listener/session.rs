@@ -176,7 +176,10 @@ impl Session {
     }
 
     /// Reads more input after what is still unread; `false` at end of input.
-    pub(super) async fn fill<S: AsyncRead + Unpin>(&mut self, io: &mut S) -> std::io::Result<bool> {
+    pub(super) async fn fill<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+    ) -> std::io::Result<bool> {
         self.inbuf.drain(..self.start);
         self.start = 0;
         let have = self.inbuf.len();
@@ -190,6 +193,9 @@ impl Session {
             }
             Err(_) => {
                 self.inbuf.truncate(have);
+                // Told why before the close (RFC 5321 4.5.3.2), as Postfix's smtpd does.
+                let line = format!("421 4.4.2 {} Error: timeout exceeded\r\n", self.attrs.helo());
+                let _ = tokio::time::timeout(Duration::from_secs(5), io.write_all(line.as_bytes())).await;
                 return Err(io_err("client timed out"));
             }
         };
