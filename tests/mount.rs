@@ -474,6 +474,17 @@ fn usage_errors_have_sysexits_codes() {
     assert_eq!(o.status.code(), Some(66));
     let o = run(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(64));
+    // A path that is a file, not a spool: said so (66), not "nothing serves it" (75).
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let o = run(&["queue", file.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(66),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a spool directory"));
     let o = run(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(!is_mounted(&mnt));

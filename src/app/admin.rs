@@ -15,6 +15,12 @@ use crate::store::queue::{Origin, deliver_tmp, read_to_tmp, this_user};
 use crate::store::spool::Spool;
 
 fn open_existing(spool_dir: &Path) -> Result<Spool> {
+    if spool_dir.exists() && !spool_dir.is_dir() {
+        return Err(Error::NotFound(format!(
+            "{} is not a spool directory",
+            spool_dir.display()
+        )));
+    }
     if !spool_dir.is_dir() {
         return Err(Error::NotFound(format!(
             "spool {} does not exist",
@@ -48,6 +54,11 @@ pub fn route(spool_dir: &Path) -> Route {
         } else {
             Route::Direct
         };
+    }
+    // Not a spool at all: opening it says so (78), where asking a server would wrongly say
+    // that nothing serves it (75).
+    if std::fs::metadata(spool_dir).is_ok_and(|m| !m.is_dir()) {
+        return Route::Direct;
     }
     // SAFETY: faccessat reads the NUL-terminated path; no memory is written.
     let ok = unsafe {
