@@ -42,7 +42,7 @@ pub struct SendmailArgs {
     pub envid: Option<String>,
     #[arg(short = 'v', hide = true)]
     pub verbose: bool,
-    /// Recipients.
+    /// Recipients; a bare local name (root) becomes NAME@HOSTNAME, as Postfix qualifies it
     #[arg(value_name = "RCPT")]
     pub recipients: Vec<String>,
 }
