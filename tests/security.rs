@@ -304,3 +304,31 @@ fn writable_spool_or_log_dir_is_refused() {
     // A fresh spool is created private.
     assert_eq!(std::fs::metadata(&m.spool).unwrap().mode() & 0o777, 0o700);
 }
+
+/// Root restoring a node with `rsync -a` into a fresh node made every message root's: rsync
+/// makes `X.eml.parts/` first (which makes the message, as root's), its chown of that
+/// directory was refused (exit 23), and the message's owner was lost — its owner could no
+/// longer read it. A chown of the parts directory is now a chown of the message (root's
+/// alone), and a scratch file renamed onto a new message gives it the scratch file's owner.
+#[test]
+fn root_rsync_restore_keeps_each_message_owner() {
+    let a = shared(&[]);
+    nobody_ok(
+        &a,
+        "printf 'From: n@example.com\\nTo: x@example.org\\nSubject: mine\\n\\nbody\\n' > n.eml",
+    );
+    let bk = a.tmp.path().join("bk");
+    a.ok(&format!("rsync -a ./ '{}/'", bk.display()));
+    let b = shared(&[]);
+    let o = b.sh(&format!("rsync -a '{}/' ./", bk.display()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(b.ok("stat -c %U n.eml n.eml.parts"), "nobody\nnobody\n");
+    assert!(nobody_ok(&b, "cat n.eml").contains("Subject: mine"));
+    // One message alone (no parts directory first): the temp file's owner.
+    let c = shared(&[]);
+    let o = c.sh(&format!("rsync -a '{}/n.eml' ./", bk.display()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(c.ok("stat -c %U n.eml"), "nobody\n");
+    // Another user still cannot give a message away.
+    nobody_refused(&c, "chown root n.eml.parts", "Operation not permitted");
+}

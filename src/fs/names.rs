@@ -224,7 +224,17 @@ impl MailFs {
                 // carried into it (rsync -X, cp --preserve=xattr then mv).
                 let held = backed::read_all(&src)?;
                 if !dst_exists {
-                    self.init_new_message(b, caller)?;
+                    // The new message is the scratch file's owner's: the caller's, or whoever
+                    // root gave it to (`rsync -a` as root chowns its temp file, then renames
+                    // it: the restored message keeps the owner it had).
+                    let owner = match fs::symlink_metadata(&src) {
+                        Ok(m) if self.uid == 0 => Caller {
+                            uid: m.uid(),
+                            gid: m.gid(),
+                        },
+                        _ => caller,
+                    };
+                    self.init_new_message(b, owner)?;
                 }
                 fs::rename(&src, &dst)?;
                 let _ = spool.sync_root();

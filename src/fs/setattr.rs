@@ -36,6 +36,17 @@ impl MailFs {
             self.setattr(caller, msg_ino, Some(m & 0o666), (None, None), None, None, None)?;
             return self.setattr(caller, ino, None, owner, size, atime, mtime);
         }
+        // So is a chown (root's alone, checked above): `rsync -a` as root makes `X.eml.parts/`
+        // (which makes the message) and chowns it before the message's bytes arrive, and the
+        // restored message must keep its owner.
+        if let Key::Parts { msg, nest } | Key::Part { msg, nest, .. } = &key
+            && nest.is_empty()
+            && (owner.0.is_some() || owner.1.is_some())
+        {
+            let msg_ino = self.ino(Key::Message(msg.clone()));
+            self.setattr(caller, msg_ino, None, owner, None, None, None)?;
+            return self.setattr(caller, ino, None, (None, None), size, atime, mtime);
+        }
         let path = match &key {
             Key::Root => {
                 if mode.is_some() || owner.0.is_some() || owner.1.is_some() {
