@@ -85,9 +85,23 @@ fn attrs_of(spool: &Spool, name: &str) -> Result<MessageAttrs> {
     })
 }
 
-/// The caller's messages, sorted by name.
+/// Whether a queued message waits only on `hold_domains` (SPEC §3: "as if held"): every
+/// recipient still open is in one of them.
+fn held_by_domain(a: &MessageAttrs, hold_domains: &[String]) -> bool {
+    let mut open = a.recipients.iter().filter(|r| r.status.is_open()).peekable();
+    a.is_queued()
+        && open.peek().is_some()
+        && open.all(|r| {
+            let d = domain_of(&r.address);
+            hold_domains.iter().any(|h| h.eq_ignore_ascii_case(d))
+        })
+}
+
+/// The caller's messages, sorted by name. A message held by `user.hold` or waiting only on
+/// `hold_domains` shows as held.
 pub fn rows(spool: &Spool, scope: Scope) -> Result<Vec<Row>> {
     let owner = node_owner(spool)?;
+    let hold_domains = spool.load_node().map(|n| n.hold_domains).unwrap_or_default();
     let mut names = spool.list_messages()?;
     names.sort_unstable();
     let now = now_secs();
@@ -110,7 +124,7 @@ pub fn rows(spool: &Spool, scope: Scope) -> Result<Vec<Row>> {
         rows.push(Row {
             name,
             status: a.status.as_str().into(),
-            held: a.hold,
+            held: a.hold || held_by_domain(&a, &hold_domains),
             owner: Some(a.owner.map_or(owner, |o| o.uid)),
             size: meta.as_ref().map_or(0, |m| m.len()),
             tries: a.try_count,
@@ -289,6 +303,7 @@ fn own(spool: &Spool, scope: Scope, node_owner: u32, name: &str) -> Result<Messa
 /// Makes every deferred message of the caller due now (held ones stay held). Returns how many.
 pub fn flush(spool: &Spool, scope: Scope, notify: &dyn Fn(&str)) -> Result<usize> {
     let owner = node_owner(spool)?;
+    let hold_domains = spool.load_node().map(|n| n.hold_domains).unwrap_or_default();
     let mut n = 0;
     for name in spool.list_messages()? {
         let Ok(Some(_lock)) = spool.try_lock(&name) else {
@@ -297,7 +312,7 @@ pub fn flush(spool: &Spool, scope: Scope, notify: &dyn Fn(&str)) -> Result<usize
         let Ok(Some((mut a, _))) = spool.read_attrs(&name) else {
             continue;
         };
-        if a.is_sendable() && scope.covers(&a, owner) {
+        if a.is_sendable() && scope.covers(&a, owner) && !held_by_domain(&a, &hold_domains) {
             a.next_try_date = None;
             spool.write_attrs(&name, &a)?;
             notify(&name);
@@ -433,6 +448,32 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// A message to a domain in hold_domains waits "as if held" (SPEC §3): `mailfs queue`
+    /// showed it Pending (0 held) and `mailfs flush` counted it as made due.
+    #[test]
+    fn hold_domains_show_as_held_and_flush_leaves_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut node = spool.load_node().unwrap();
+        node.hold_domains = vec!["held.example".into()];
+        spool.save_node(&node).unwrap();
+        for (name, to) in [("a.eml", "x@held.example"), ("b.eml", "y@free.example")] {
+            let mut a = MessageAttrs::new_draft();
+            a.status = Status::Pending;
+            a.is_ready = true;
+            a.recipients = vec![crate::model::attrs::Recipient::new(to.into())];
+            std::fs::write(spool.eml_path(name), b"Subject: x\n\nx\n").unwrap();
+            spool.write_attrs(name, &a).unwrap();
+        }
+        let held: Vec<(String, bool)> = rows(&spool, Scope::All)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.name, r.held))
+            .collect();
+        assert_eq!(held, [("a.eml".to_string(), true), ("b.eml".to_string(), false)]);
+        assert_eq!(flush(&spool, Scope::All, &|_| {}).unwrap(), 1);
     }
 
     #[test]
