@@ -1,6 +1,9 @@
 //! The Message-IDs this node has handed to its senders, or that a restored copy says went out
-//! from the node it was backed up on: `cp -a sent.eml copy.eml`, or a restore carrying
-//! `user.is_ready=1`, must never send the same message a second time (issue 12).
+//! from the node it was backed up on. A restore carrying `user.is_ready=1` must never send the
+//! same message a second time (issue 12): `rsync -X`'s temp file with a recorded Message-ID is
+//! refused at once (fs/backed.rs). A Draft made ready is refused only on the evidence its own
+//! attributes carried in (store/message.rs `not_gone_out`), not for sharing a Message-ID with
+//! one recorded here: two Drafts a user wrote with one Message-ID are two messages.
 //!
 //! One line per Message-ID in `SPOOL/mailfs.sent-ids`, appended under an exclusive `flock`
 //! (several processes may serve one spool). The file is bounded: past [`CAP`] lines it is
