@@ -449,7 +449,8 @@ fn overwriting_a_draft_on_a_full_spool_keeps_it_whole() {
 /// The Message-ID is recorded only once the hand-over's files are written: the retry works.
 #[test]
 fn is_ready_on_a_full_spool_can_be_tried_again() {
-    let port = format!("port={}", common::smtp::free_port());
+    let dead = common::smtp::dead_port();
+    let port = format!("port={}", dead.port);
     let mut m = Mount::new(&[&port, "retry_time=3600"]);
     // The Message-ID record exists and has room in its last block before the disk fills.
     m.ok("printf 'From: a@example.com\\nTo: b@example.org\\n\\nfirst\\n' > first.eml && setfattr -n user.is_ready -v 1 first.eml");

@@ -571,8 +571,8 @@ fn twenty_concurrent_clients_all_get_through() {
 #[test]
 fn kill_9_after_a_burst_of_250s_loses_nothing() {
     // Nothing listens at the relay port: every message stays queued.
-    let dead = free_port();
-    let (mut m, port) = node(dead, &["retry_time=3600"]);
+    let dead = common::smtp::dead_port();
+    let (mut m, port) = node(dead.port, &["retry_time=3600"]);
     let out = python_ok(&format!(
         "import smtplib, threading\n\
          names = []\n\
@@ -615,8 +615,8 @@ fn kill_9_after_a_burst_of_250s_loses_nothing() {
 
 #[test]
 fn changing_listen_live_rebinds_and_empty_stops() {
-    let dead = free_port();
-    let (m, port) = node(dead, &[]);
+    let dead = common::smtp::dead_port();
+    let (m, port) = node(dead.port, &[]);
     assert_eq!(m.attr(".", "listen"), format!("127.0.0.1:{port}"));
     let other = free_port();
     m.ok(&format!("setfattr -n user.listen -v 127.0.0.1:{other} ."));

@@ -277,7 +277,8 @@ fn editing_tools_keep_attributes() {
 
 #[test]
 fn spool_files_and_persistence_across_remount() {
-    let port = format!("port={}", common::smtp::free_port());
+    let dead = common::smtp::dead_port();
+    let port = format!("port={}", dead.port);
     let mut m = Mount::new(&[&port, "retry_time=3600"]);
     m.ok("printf 'From: a@example.com\\nTo: b@example.org\\n\\nbody\\n' > p.eml");
     m.ok("setfattr -n user.env_to -v 'x@example.org y@example.net' p.eml && setfattr -n user.tag -v blue p.eml");
@@ -325,7 +326,8 @@ fn a_thousand_messages_list_and_read_back() {
 
 #[test]
 fn deleting_a_ready_message_cancels_it() {
-    let port = format!("port={}", common::smtp::free_port());
+    let dead = common::smtp::dead_port();
+    let port = format!("port={}", dead.port);
     let m = Mount::new(&[&port, "retry_time=3600"]);
     m.ok("printf 'From: a@example.com\\nTo: b@example.org\\n\\nx\\n' > c.eml && setfattr -n user.is_ready -v 1 c.eml");
     wait_for("the first try", std::time::Duration::from_secs(10), || {

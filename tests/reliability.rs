@@ -255,8 +255,11 @@ fn sendmail_queue_flush_cancel_and_deliver() {
     );
     assert!(o.status.success());
     // Point the node at a port nobody listens on: the messages are deferred.
-    let dead = common::smtp::free_port();
-    let opts = format!("port={dead},ratelimit_time=0,domlimit_time=0,retry_time=3600,handshake_time=2");
+    let dead = common::smtp::dead_port();
+    let opts = format!(
+        "port={},ratelimit_time=0,domlimit_time=0,retry_time=3600,handshake_time=2",
+        dead.port
+    );
     let mut serve = Spawned::mailfs(["serve", s, "-o", &opts]);
     wait_for("deferrals", Duration::from_secs(20), || {
         let q = run(&["queue", s, "--json"], "");

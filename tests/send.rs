@@ -188,7 +188,8 @@ fn permanent_and_temporary_faults() {
 #[test]
 fn connection_faults_are_temporary() {
     // Nothing listens: connection refused.
-    let port = format!("port={}", common::smtp::free_port());
+    let dead = common::smtp::dead_port();
+    let port = format!("port={}", dead.port);
     let m = Mount::new(&[&port, "ratelimit_time=0", "domlimit_time=0", "handshake_time=1"]);
     first_try(&m, "a.eml");
     assert_eq!(m.attr("a.eml", "status"), "Pending");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::smtp::{Script, Scripted, free_port};
+use common::smtp::{Script, Scripted};
 use common::*;
 use mail_parser::MimeHeaders;
 use std::net::TcpListener;
@@ -200,7 +200,8 @@ fn relays_fail_over_within_one_attempt() {
         ..Script::default()
     });
     let good = Scripted::start(Script::default());
-    let refused = free_port();
+    let refused_guard = common::smtp::dead_port();
+    let refused = refused_guard.port;
     let mut o = fast(good.port);
     // A list inside -o: `\,` between entries, as libfuse reads options.
     o.push(format!(

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::smtp::{Sink, free_port};
+use common::smtp::Sink;
 use common::*;
 
 const NOBODY: u32 = 65534;
@@ -226,8 +226,11 @@ fn serve_holds_and_releases_for_the_messages_owner() {
     let spool = tmp.path().join("spool");
     let s = spool.to_str().unwrap();
     // A relay that refuses connections: messages stay deferred for an hour.
-    let dead = free_port();
-    let opts = format!("port={dead},ratelimit_time=0,domlimit_time=0,retry_time=3600,handshake_time=2");
+    let dead = common::smtp::dead_port();
+    let opts = format!(
+        "port={},ratelimit_time=0,domlimit_time=0,retry_time=3600,handshake_time=2",
+        dead.port
+    );
     let mut serve = Spawned::mailfs(["serve", s, "-o", &opts]);
     wait_socket(&spool);
     lock_down(tmp.path(), &spool);
@@ -318,8 +321,8 @@ fn serve_holds_and_releases_for_the_messages_owner() {
 
 #[test]
 fn the_hold_attribute_through_the_mount() {
-    let dead = free_port();
-    let p = format!("port={dead}");
+    let dead = common::smtp::dead_port();
+    let p = format!("port={}", dead.port);
     let m = Mount::new(&[&p, "retry_time=3600", "handshake_time=2"]);
     std::fs::write(
         m.path("h.eml"),

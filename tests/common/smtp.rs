@@ -18,6 +18,43 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port that refuses connections for as long as this lives: bound, never listening,
+/// so no other test's server can be given it. A port from [`free_port`] is free only until
+/// someone binds it: two tests running at once were given the same one, and the test that
+/// wanted "connection refused" had its message delivered by the other's server.
+pub struct DeadPort {
+    fd: libc::c_int,
+    pub port: u16,
+}
+
+pub fn dead_port() -> DeadPort {
+    // SAFETY: plain socket calls on a descriptor this function owns; the address structs are
+    // initialised and sized as the calls expect.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket");
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, (&raw const addr).cast(), len), 0, "bind");
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut got_len = len;
+        assert_eq!(libc::getsockname(fd, (&raw mut got).cast(), &mut got_len), 0);
+        DeadPort {
+            fd,
+            port: u16::from_be(got.sin_port),
+        }
+    }
+}
+
+impl Drop for DeadPort {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is this guard's own.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
 /// Postfix's smtp-sink, dumping every message it accepts into `dir` (one file per message).
 pub struct Sink {
     pub port: u16,
