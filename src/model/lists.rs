@@ -190,6 +190,14 @@ impl NotifySet {
     }
 }
 
+/// Whether a recipient's domain, as written, is one of `hold_domains` (kept lower-cased,
+/// without a trailing dot): domain names compare without regard to case, so `a@Y.ORG` waits
+/// with `y.org`. The one test the senders and `mailfs queue`/`flush` share.
+pub fn holds(hold_domains: &[String], domain: &str) -> bool {
+    let d = domain.trim_end_matches('.');
+    hold_domains.iter().any(|h| h.eq_ignore_ascii_case(d))
+}
+
 /// `hold_domains`: domain names, lower-cased.
 pub fn domains(name: &str, s: &str) -> Result<Vec<String>> {
     entries(s)

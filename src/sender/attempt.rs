@@ -87,7 +87,7 @@ pub fn run_job(
     if attrs.hold {
         return JobResult::Held;
     }
-    if cfg.hold_domains.contains(&job.domain) {
+    if crate::model::lists::holds(&cfg.hold_domains, &job.domain) {
         // The scheduler keeps it queued until the domain is released.
         return JobResult::Again(Instant::now());
     }

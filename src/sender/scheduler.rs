@@ -220,7 +220,7 @@ impl Scheduler {
                 }
                 if self.inflight.contains(&job.name)
                     || skipped_domains.contains(&job.domain)
-                    || cfg.hold_domains.contains(&job.domain)
+                    || crate::model::lists::holds(&cfg.hold_domains, &job.domain)
                 {
                     continue;
                 }

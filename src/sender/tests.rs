@@ -324,6 +324,9 @@ fn a_held_message_or_domain_is_not_sent() {
         ..cfg()
     };
     assert!(matches!(f.job("d.eml", "y.org", true, &c), JobResult::Again(_)));
+    // Domain names compare without regard to case: `a@Y.Org` waits with `y.org` too.
+    f.queue("u.eml", &["a@Y.Org"]);
+    assert!(matches!(f.job("u.eml", "Y.Org", true, &c), JobResult::Again(_)));
     assert_eq!(f.stub.count(), 0);
     assert_eq!(f.attrs("d.eml").try_count, 0);
 }

@@ -91,10 +91,7 @@ fn held_by_domain(a: &MessageAttrs, hold_domains: &[String]) -> bool {
     let mut open = a.recipients.iter().filter(|r| r.status.is_open()).peekable();
     a.is_queued()
         && open.peek().is_some()
-        && open.all(|r| {
-            let d = domain_of(&r.address);
-            hold_domains.iter().any(|h| h.eq_ignore_ascii_case(d))
-        })
+        && open.all(|r| crate::model::lists::holds(hold_domains, domain_of(&r.address)))
 }
 
 /// The caller's messages, sorted by name. A message held by `user.hold` or waiting only on
