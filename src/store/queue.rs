@@ -108,8 +108,9 @@ pub enum Body<'a> {
 
 /// Where every new message enters the queue, whichever way it came (sendmail direct or over
 /// the socket, the listener, notices): `attrs` must say Pending and ready. The message and its
-/// attributes are stored durably under `name`, its Message-ID is recorded as sent (a copy made
-/// through the mount is then refused), then the senders are told ([`hand_over`]). The record
+/// attributes are stored durably under `name`, its Message-ID is recorded as sent (an
+/// `rsync -X` restore of it is then refused, sent_ids.rs), then the senders are told
+/// ([`hand_over`]). The record
 /// follows the storing: a message that could not be stored (a full disk) is not recorded, so
 /// it can be submitted again once there is room.
 pub fn enqueue(
@@ -163,8 +164,7 @@ pub fn check_recipients(args: &[String]) -> Result<()> {
 }
 
 /// Recipients as given on a command line (each argument may hold several, comma-separated),
-/// validated.
-/// A bare local name (`root`, as cron and mail(1) give it) is qualified with this host's name,
+/// validated. A bare local name (`root`, as cron and mail(1) give it) is qualified with this host's name,
 /// as Postfix's sendmail qualifies it with `$myorigin`; the sender's default is made the same
 /// way.
 pub fn recipients(args: &[String]) -> Result<Vec<String>> {
