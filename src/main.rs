@@ -37,13 +37,6 @@ fn main() {
 
 fn exit_with(res: mailfs::error::Result<()>) {
     if let Err(e) = res {
-        // The reader went away (`mailfs queue | head`): what it wanted it has, as with any
-        // filter; no error line.
-        if let mailfs::error::Error::Io(io) = &e
-            && io.kind() == std::io::ErrorKind::BrokenPipe
-        {
-            std::process::exit(0);
-        }
         eprintln!("mailfs: {e}");
         std::process::exit(e.exit_code());
     }

@@ -147,10 +147,22 @@ pub fn rows(spool: &Spool, scope: Scope) -> Result<Vec<Row>> {
 
 /// The `mailq`-style table (or JSON). A held message shows status `Held`.
 pub fn print_rows(rows: &[Row], json: bool) -> Result<()> {
-    let out = io::stdout();
-    let mut out = out.lock();
+    reader_gone_is_done(write_rows(&mut io::stdout().lock(), rows, json))
+}
+
+/// Standard output closed by its reader (`mailfs queue | head`): it has what it wanted, as with
+/// any filter; not an error. Only for what goes to standard output: a broken pipe anywhere
+/// else (the control socket while a message is streamed) stays an error.
+fn reader_gone_is_done(r: io::Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(Error::Io),
+    }
+}
+
+fn write_rows(out: &mut impl Write, rows: &[Row], json: bool) -> io::Result<()> {
     if json {
-        serde_json::to_writer_pretty(&mut out, rows).map_err(|e| Error::Io(io::Error::from(e)))?;
+        serde_json::to_writer_pretty(&mut *out, rows).map_err(io::Error::from)?;
         writeln!(out)?;
         return Ok(());
     }
@@ -252,11 +264,13 @@ pub fn shape(rows: &[Row]) -> Vec<DomainShape> {
 }
 
 pub fn print_shape(rows: &[Row], json: bool) -> Result<()> {
+    reader_gone_is_done(write_shape(&mut io::stdout().lock(), rows, json))
+}
+
+fn write_shape(out: &mut impl Write, rows: &[Row], json: bool) -> io::Result<()> {
     let shape = shape(rows);
-    let out = io::stdout();
-    let mut out = out.lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &shape).map_err(|e| Error::Io(io::Error::from(e)))?;
+        serde_json::to_writer_pretty(&mut *out, &shape).map_err(io::Error::from)?;
         writeln!(out)?;
         return Ok(());
     }
