@@ -316,7 +316,7 @@ fn a_full_spool_disk_stops_transactions_and_sends_nothing_twice() {
     }
     let log = m.log();
     assert!(
-        log.contains("cannot record the outcome"),
+        log.contains("no new transaction starts until it is written"),
         "the disk never filled: {log}"
     );
     m.stop();

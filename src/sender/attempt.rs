@@ -14,25 +14,30 @@ use crate::sender::dsn::Kind;
 use crate::store::journal;
 use crate::store::node::Node;
 
-/// Writes the outcome; while it cannot be written (a full or failing spool), keeps trying
-/// and holds every worker back from starting a transaction. `false` only when the engine
-/// stops with the outcome still unwritten.
-fn record(node: &Node, name: &str, attrs: &MessageAttrs, shared: &Shared) -> bool {
+/// Runs `write` until it succeeds; while it fails (a full or failing spool), keeps trying and
+/// holds every worker back from starting a transaction, so a full disk costs at most one
+/// possible duplicate per connection, as a crash does, and no attempt goes unrecorded.
+/// `false` only when the engine stops with `what` still unwritten.
+fn until_written<E: std::fmt::Display>(
+    shared: &Shared,
+    what: &str,
+    mut write: impl FnMut() -> Result<(), E>,
+) -> bool {
     let mut blocked = false;
     let mut pause = Duration::from_millis(100);
     let ok = loop {
-        match node.spool.write_attrs_grouped(name, attrs) {
-            Ok(_) => break true,
+        match write() {
+            Ok(()) => break true,
             Err(e) => {
                 if !blocked {
                     blocked = true;
                     shared.unrecorded.fetch_add(1, Ordering::SeqCst);
                     log::error!(
-                        "{name}: cannot record the outcome ({e}); no new transaction starts until it is recorded"
+                        "{what}: cannot write it ({e}); no new transaction starts until it is written"
                     );
                 }
                 if shared.stopping.load(Ordering::SeqCst) {
-                    log::error!("{name}: stopping with the outcome unrecorded: it will be sent again");
+                    log::error!("{what}: stopping with it unwritten");
                     break false;
                 }
                 std::thread::sleep(pause);
@@ -43,10 +48,25 @@ fn record(node: &Node, name: &str, attrs: &MessageAttrs, shared: &Shared) -> boo
     if blocked {
         shared.unrecorded.fetch_sub(1, Ordering::SeqCst);
         if ok {
-            log::info!("{name}: outcome recorded; transactions resume");
+            log::info!("{what}: written; transactions resume");
         }
     }
     ok
+}
+
+/// Writes the outcome (see [`until_written`]).
+fn record(node: &Node, name: &str, attrs: &MessageAttrs, shared: &Shared) -> bool {
+    until_written(shared, &format!("{name}: the outcome"), || {
+        node.spool.write_attrs_grouped(name, attrs).map(|_| ())
+    })
+}
+
+/// Writes a log entry (SPEC §8); a full disk holds transactions back as for the outcome
+/// (see [`until_written`]), other failures only reach the process log.
+fn log_entry(node: &Node, cfg: &NodeAttrs, message_id: &str, text: &str, shared: &Shared) {
+    until_written(shared, &format!("log entry \"{text}\""), || {
+        journal::write(&node.spool, cfg, message_id, text)
+    });
 }
 
 /// One attempt of one job, from lock to durable outcome.
@@ -183,11 +203,12 @@ pub fn run_job(
             format!("{a} {s} ({})", o.reply())
         })
         .collect();
-    journal::write(
-        spool,
+    log_entry(
+        node,
         cfg,
         &message_id,
         &format!("{name} attempt {}: {}", attrs.try_count, summary.join("; ")),
+        shared,
     );
     match attrs.status {
         Status::Sent | Status::Error => {
@@ -202,11 +223,12 @@ pub fn run_job(
             } else {
                 attrs.last_try_msg.clone()
             };
-            journal::write(
-                spool,
+            log_entry(
+                node,
                 cfg,
                 &message_id,
                 &format!("{name} {}: {detail}", attrs.status.as_str()),
+                shared,
             );
             if attrs.status == Status::Error {
                 crate::sender::dsn::notify(node, cfg, Kind::Failure, name, &attrs, &message_id);

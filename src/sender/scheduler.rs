@@ -344,6 +344,9 @@ impl Scheduler {
                 for name in self.node.spool.take_ready_markers() {
                     self.load(&name, true);
                 }
+                if self.slots.iter().all(|s| !s.busy) {
+                    self.node.spool.drop_spares();
+                }
             }
         }
         self.shutdown();

@@ -10,20 +10,31 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::attrs::{NodeAttrs, fmt_date, now_secs};
-use crate::store::spool::{Spool, now_nanos};
+use crate::store::spool::{Spool, Want, now_nanos};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Writes one log entry. Logging must never stop mail, so failures only go to the process log.
-pub fn write(spool: &Spool, node: &NodeAttrs, message_id: &str, text: &str) {
+/// Writes one log entry. Logging must never stop mail, so failures only go to the process log,
+/// except a full disk, which is also returned: the senders then wait for space (no entry is
+/// left half-written, and none is dropped for an attempt they made).
+pub fn write(spool: &Spool, node: &NodeAttrs, message_id: &str, text: &str) -> std::io::Result<()> {
     let dir = node
         .log_dir
         .as_ref()
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| spool.default_log_dir());
-    if let Err(e) = write_in(spool, &dir, node, message_id, text) {
-        log::warn!("cannot write log entry in {}: {e}", dir.display());
+    match write_in(spool, &dir, node, message_id, text) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            log::warn!("cannot write log entry in {}: {e}", dir.display());
+            if is_full(&e) { Err(e) } else { Ok(()) }
+        }
     }
+}
+
+/// A full disk or an exhausted quota.
+pub fn is_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
 fn write_in(
@@ -47,23 +58,33 @@ fn write_in(
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let line = format!("{date} {message_id} {clean}\n");
-    let attrs = |f: &std::fs::File, at: &Path| {
+    // An entry without its attributes for want of space is no entry; a file system without
+    // user xattrs still gets the line.
+    let attrs = |f: &std::fs::File, at: &Path| -> std::io::Result<()> {
         for (attr, value) in [
             (&node.log_date_attr, date.as_str()),
             (&node.log_msgid_attr, message_id),
             (&node.log_info_attr, clean.as_str()),
         ] {
-            set_xattr(f, at, &format!("user.{attr}"), value.as_bytes());
+            match set_xattr(f, &format!("user.{attr}"), value.as_bytes()) {
+                Err(e) if is_full(&e) => return Err(e),
+                Err(e) => log::debug!("setxattr user.{attr} on {}: {e}", at.display()),
+                Ok(()) => {}
+            }
         }
+        Ok(())
     };
     // A spare inode of the spool filled and renamed into place costs no inode allocation
     // (see store/spool/spare.rs) and the entry appears whole; a new file when there is none
     // or the log dir is on another file system.
     let spare = same_fs(spool.root(), dir)
-        .then(|| spool.reuse_spare(line.as_bytes()))
+        .then(|| spool.reuse_spare(line.as_bytes(), Want::Empty))
         .flatten();
     if let Some((spare, f)) = spare {
-        attrs(&f, &spare);
+        if let Err(e) = attrs(&f, &spare) {
+            let _ = std::fs::remove_file(&spare);
+            return Err(e);
+        }
         match std::fs::rename(&spare, &path) {
             Ok(()) => {
                 log::info!("{message_id} {clean}");
@@ -75,8 +96,10 @@ fn write_in(
         }
     }
     let mut f = crate::store::spool::create_private(&path)?;
-    f.write_all(line.as_bytes())?;
-    attrs(&f, &path);
+    if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| attrs(&f, &path)) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
     log::info!("{message_id} {clean}");
     Ok(())
 }
@@ -91,19 +114,15 @@ fn same_fs(a: &Path, b: &Path) -> bool {
 }
 
 /// Sets an attribute through the open entry (no path lookup: this runs for every attempt).
-fn set_xattr(f: &std::fs::File, path: &Path, name: &str, value: &[u8]) {
-    let Ok(n) = CString::new(name) else {
-        return;
-    };
+fn set_xattr(f: &std::fs::File, name: &str, value: &[u8]) -> std::io::Result<()> {
+    let n = CString::new(name).map_err(std::io::Error::other)?;
     // SAFETY: the descriptor is open for the call, the name is NUL-terminated and the value
     // pointer/length describe `value`.
     let rc = unsafe { libc::fsetxattr(f.as_raw_fd(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if rc != 0 {
-        log::debug!(
-            "setxattr {name} on {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        );
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -111,23 +130,23 @@ fn set_xattr(f: &std::fs::File, path: &Path, name: &str, value: &[u8]) {
 mod tests {
     use std::os::unix::fs::MetadataExt;
 
-    use crate::model::attrs::{MessageAttrs, NodeAttrs};
+    use crate::model::attrs::NodeAttrs;
     use crate::store::spool::Spool;
 
-    /// An entry written into a recycled inode (a replaced attribute file) holds exactly its
-    /// line and its attributes, nothing of the file it was before.
+    /// An entry written into a recycled inode (a taken ready marker, here one holding bytes)
+    /// holds exactly its line and its attributes, nothing of the file it was before.
     #[test]
     fn an_entry_in_a_recycled_inode_is_whole() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        let mut a = MessageAttrs::new_draft();
-        a.last_try_msg = "x".repeat(2000);
-        spool.write_attrs_grouped("m.eml", &a).unwrap();
-        let old = std::fs::metadata(spool.struct_path("m.eml")).unwrap().ino();
-        a.hold = true;
-        spool.write_attrs_grouped("m.eml", &a).unwrap();
+        std::fs::write(spool.eml_path("m.eml"), b"x").unwrap();
+        spool.mark_ready("m.eml").unwrap();
+        let marker = dir.path().join(".ready").join("m.eml");
+        std::fs::write(&marker, "x".repeat(2000)).unwrap();
+        let old = std::fs::metadata(&marker).unwrap().ino();
+        assert_eq!(spool.take_ready_markers(), vec!["m.eml".to_string()]);
         let node = NodeAttrs::default();
-        super::write(&spool, &node, "<id@x>", "m.eml attempt 1: ok\nsecond line");
+        super::write(&spool, &node, "<id@x>", "m.eml attempt 1: ok\nsecond line").unwrap();
         let entries: Vec<_> = std::fs::read_dir(spool.default_log_dir())
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -137,7 +156,7 @@ mod tests {
         assert_eq!(
             std::fs::metadata(e).unwrap().ino(),
             old,
-            "the replaced inode was reused"
+            "the taken marker was reused"
         );
         let text = std::fs::read_to_string(e).unwrap();
         assert!(
@@ -148,8 +167,6 @@ mod tests {
         let info = xattr_of(e, &format!("user.{}", node.log_info_attr));
         assert_eq!(info, "m.eml attempt 1: ok second line");
         assert_eq!(xattr_of(e, &format!("user.{}", node.log_msgid_attr)), "<id@x>");
-        // The message's attributes are the new version, whole.
-        assert!(spool.read_attrs("m.eml").unwrap().unwrap().0.hold);
     }
 
     fn xattr_of(p: &std::path::Path, name: &str) -> String {

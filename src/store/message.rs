@@ -283,7 +283,8 @@ fn check_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<Checked>
     let refuse = |why: String| {
         let e = Error::invalid("is_ready", format!("{name}: {why}"));
         log::warn!("{e}");
-        journal::write(
+        // A full disk is already in the process log; the refusal stands either way.
+        let _ = journal::write(
             spool,
             &node.attrs(),
             &message_id(attrs, &info),
@@ -361,7 +362,7 @@ fn not_gone_out(node: &Node, name: &str, attrs: &MessageAttrs, id: &str) -> Resu
          {name}.parts"
     ));
     log::warn!("{e}");
-    journal::write(spool, &node.attrs(), id, &format!("{name} not made ready: {e}"));
+    let _ = journal::write(spool, &node.attrs(), id, &format!("{name} not made ready: {e}"));
     Err(e)
 }
 

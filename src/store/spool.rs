@@ -119,6 +119,7 @@ mod format;
 mod markers;
 mod place;
 mod spare;
+pub use spare::Want;
 
 pub use crate::files::{Stamp, create_private, ensure_private_dir, open_read};
 use crate::files::{check_private, ensure_dir};
@@ -355,7 +356,7 @@ impl Spool {
     /// A spare inode is used when there is one (spool/spare.rs).
     pub fn stage_attrs(&self, attrs: &MessageAttrs) -> Result<(PathBuf, Stamp)> {
         let bytes = Self::encode(attrs)?;
-        if let Some((tmp, f)) = self.reuse_spare(&bytes) {
+        if let Some((tmp, f)) = self.reuse_spare(&bytes, Want::Any) {
             return match f.metadata() {
                 Ok(m) => Ok((tmp, Stamp::of(&m))),
                 Err(e) => {
@@ -380,11 +381,21 @@ impl Spool {
     /// concurrent callers (the sender threads recording outcomes) share one sync.
     pub fn write_attrs_grouped(&self, name: &str, attrs: &MessageAttrs) -> Result<Stamp> {
         let tx = self.committer();
-        let tmp = self.tmp_path();
         let bytes = Self::encode(attrs)?;
+        let reused = self.reuse_spare(&bytes, Want::Sized);
+        let tmp = match &reused {
+            Some((p, _)) => p.clone(),
+            None => self.tmp_path(),
+        };
         let stamp = (|| -> io::Result<Stamp> {
-            let mut f = create_private(&tmp)?;
-            f.write_all(&bytes)?;
+            let f = match reused {
+                Some((_, f)) => f,
+                None => {
+                    let mut f = create_private(&tmp)?;
+                    f.write_all(&bytes)?;
+                    f
+                }
+            };
             // Each caller syncs its own file, in parallel with the others: a file-system
             // wide sync would also wait for every other writer's dirty data on that disk.
             f.sync_all()?;

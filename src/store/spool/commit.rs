@@ -67,7 +67,7 @@ pub(super) fn group_committer(
             // The old version may be rewritten only once its replacement is durable.
             if kept {
                 if res.is_ok() {
-                    spares.put(r.tmp.clone());
+                    spares.put(r.tmp.clone(), true);
                 } else {
                     let _ = fs::remove_file(&r.tmp);
                 }

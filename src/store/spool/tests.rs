@@ -207,7 +207,9 @@ fn an_attribute_file_recycled_while_being_read_is_read_again() {
         spool.write_attrs_grouped("m.eml", &now).unwrap();
         let mut other = a.clone();
         other.last_try_msg = "recycled".into();
-        let (_spare, _f) = spool.reuse_spare(&Spool::encode(&other).unwrap()).unwrap();
+        let (_spare, _f) = spool
+            .reuse_spare(&Spool::encode(&other).unwrap(), super::Want::Sized)
+            .unwrap();
     })
     .unwrap()
     .unwrap();
