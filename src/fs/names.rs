@@ -27,7 +27,7 @@ impl MailFs {
                 if lock.is_none() {
                     return Err(Error::Busy(n.clone()));
                 }
-                self.node.spool.delete_message(n)?;
+                crate::store::manage::remove_message(&self.node.spool, &self.node.attrs(), n)?;
                 self.forget_message(n);
             }
             Key::Scratch(n) => {

@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::attrs::{MessageAttrs, Status, domain_of, fmt_date, now_secs};
+use crate::model::attrs::{MessageAttrs, NodeAttrs, Status, domain_of, fmt_date, now_secs};
 use crate::store::message;
 use crate::store::spool::{Spool, is_message_name};
 
@@ -339,16 +339,46 @@ pub type Outcomes = Vec<(String, Result<()>)>;
 /// Removes the caller's messages (EBUSY while one is being sent).
 pub fn cancel(spool: &Spool, scope: Scope, names: &[String]) -> Result<Outcomes> {
     let owner = node_owner(spool)?;
+    let node = spool.load_node().unwrap_or_default();
     Ok(names
         .iter()
         .map(|name| {
             let res = own(spool, scope, owner, name).and_then(|_| match spool.try_lock(name)? {
-                Some(_lock) => spool.delete_message(name),
+                Some(_lock) => remove_message(spool, &node, name),
                 None => Err(Error::Busy(name.clone())),
             });
             (name.clone(), res)
         })
         .collect())
+}
+
+/// Removes a message whose lock the caller holds (`mailfs cancel`, `rm` on the mount). A
+/// message that was queued to go ends there: like any final outcome it gets a log entry
+/// (SPEC §8), naming the recipients it never reached. A Draft's removal is no outcome.
+pub fn remove_message(spool: &Spool, node: &NodeAttrs, name: &str) -> Result<()> {
+    let queued = spool
+        .read_attrs(name)
+        .ok()
+        .flatten()
+        .map(|(a, _)| a)
+        .filter(MessageAttrs::is_queued);
+    spool.delete_message(name)?;
+    if let Some(a) = queued {
+        let open: Vec<&str> = a
+            .recipients
+            .iter()
+            .filter(|r| r.status.is_open())
+            .map(|r| r.address.as_str())
+            .collect();
+        // A full disk is in the process log; the message is gone either way.
+        let _ = crate::store::journal::write(
+            spool,
+            node,
+            &a.message_id,
+            &format!("{name} cancelled: not sent to {}", open.join(", ")),
+        );
+    }
+    Ok(())
 }
 
 /// Holds (`hold`) or releases the named messages and, with `domain`, every Pending message
@@ -459,6 +489,38 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// Audit F4: cancelling a queued message wrote no log entry, so the log's last word on it
+    /// was "deferred". A queued message's removal is its final outcome (SPEC §8); a Draft's
+    /// is not.
+    #[test]
+    fn cancelling_a_queued_message_logs_it_and_a_draft_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        for (name, ready) in [("q.eml", true), ("d.eml", false)] {
+            let mut a = MessageAttrs::new_draft();
+            if ready {
+                a.status = Status::Pending;
+                a.is_ready = true;
+            }
+            a.message_id = format!("<{name}@example.com>");
+            a.recipients = vec![crate::model::attrs::Recipient::new("x@example.org".into())];
+            std::fs::write(spool.eml_path(name), b"Subject: x\n\nx\n").unwrap();
+            spool.write_attrs(name, &a).unwrap();
+        }
+        let out = cancel(&spool, Scope::All, &["q.eml".into(), "d.eml".into()]).unwrap();
+        assert!(out.iter().all(|(_, r)| r.is_ok()), "{out:?}");
+        assert!(spool.list_messages().unwrap().is_empty());
+        let lines: Vec<String> = std::fs::read_dir(spool.default_log_dir())
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].ends_with(" <q.eml@example.com> q.eml cancelled: not sent to x@example.org\n"),
+            "{lines:?}"
+        );
     }
 
     /// A message to a domain in hold_domains waits "as if held" (SPEC §3): `mailfs queue`
