@@ -3,7 +3,7 @@
 //! then check its default, its example, its refusals, the node file and `-o` for it.
 
 use super::row::{Check, Kind, NodeAttr, Who, read_only};
-use super::values::{attr_name, fmt_seconds, join, optional_host, optional_path, optional_text, path};
+use super::values::{fmt_seconds, join, log_attr_name, optional_host, optional_path, optional_text, path};
 use super::{NotifySet, SendMethod, TlsMode};
 use crate::model::{lists, service_attrs as service};
 
@@ -116,7 +116,7 @@ pub const ROWS: &[NodeAttr] = &[
         help: "the name of a log entry's date attribute",
         get: |a, _| Some(a.log_date_attr.clone()),
         set: |a, r, v| {
-            a.log_date_attr = attr_name(r.name, v)?;
+            a.log_date_attr = log_attr_name(r.name, v, [&a.log_msgid_attr, &a.log_info_attr])?;
             Ok(())
         },
     },
@@ -130,7 +130,7 @@ pub const ROWS: &[NodeAttr] = &[
         help: "the name of a log entry's Message-ID attribute",
         get: |a, _| Some(a.log_msgid_attr.clone()),
         set: |a, r, v| {
-            a.log_msgid_attr = attr_name(r.name, v)?;
+            a.log_msgid_attr = log_attr_name(r.name, v, [&a.log_date_attr, &a.log_info_attr])?;
             Ok(())
         },
     },
@@ -144,7 +144,7 @@ pub const ROWS: &[NodeAttr] = &[
         help: "the name of a log entry's info attribute",
         get: |a, _| Some(a.log_info_attr.clone()),
         set: |a, r, v| {
-            a.log_info_attr = attr_name(r.name, v)?;
+            a.log_info_attr = log_attr_name(r.name, v, [&a.log_date_attr, &a.log_msgid_attr])?;
             Ok(())
         },
     },

@@ -53,6 +53,10 @@ fn node_bad_values_are_einval_and_change_nothing() {
         ("tls", "ssl"),
         ("handshake_time", "0"),
         ("nosuch", "1"),
+        // Audit F8: one name for two of a log entry's attributes lost one of its values.
+        ("log_info_attr", "date"),
+        ("log_date_attr", "msgid"),
+        ("log_msgid_attr", "info"),
     ] {
         let e = n.set(k, v.as_bytes()).unwrap_err();
         assert_eq!(e.errno(), libc::EINVAL, "{k}={v}");

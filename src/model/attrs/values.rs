@@ -101,6 +101,19 @@ pub fn attr_name(name: &str, value: &[u8]) -> Result<String> {
     Ok(s)
 }
 
+/// A log entry attribute's name ([`attr_name`]) that the entry's other two do not use: two
+/// of them under one name would leave the entry without one of its three values (SPEC §8).
+pub fn log_attr_name(name: &str, value: &[u8], others: [&String; 2]) -> Result<String> {
+    let s = attr_name(name, value)?;
+    if others.iter().any(|o| **o == s) {
+        return Err(Error::invalid(
+            name,
+            format!("{s:?} already names another of a log entry's attributes"),
+        ));
+    }
+    Ok(s)
+}
+
 /// One of `choices`, exactly (no trimming: `smtp ` is a typo, not `smtp`); its index.
 pub fn choice(name: &str, value: &[u8], choices: &[&str]) -> Result<usize> {
     choices
