@@ -88,7 +88,10 @@ fn touch_makes_the_template() {
     let c = m.ok("cat new.eml");
     assert!(c.contains("Message-ID: <"), "{c}");
     assert!(c.contains("User-Agent: mailfs/"), "{c}");
-    assert!(c.contains("Subject: \r\n"), "{c}");
+    assert!(c.contains("\nSubject: \n"), "{c}");
+    // LF line ends (audit F12): a shell edit anchored with $ matches.
+    m.ok("sed -i 's/^Subject: $/Subject: Hi/' new.eml");
+    assert!(m.ok("cat new.eml").contains("\nSubject: Hi\n"));
     assert!(c.contains("Date: "), "{c}");
     assert!(c.contains("MIME-Version: 1.0"), "{c}");
     assert_eq!(m.attr("new.eml", "status"), "Draft");

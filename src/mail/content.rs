@@ -101,7 +101,7 @@ pub fn rfc2822_now() -> String {
 /// The content of `touch new.eml` (SPEC §5).
 pub fn template(message_id: &str) -> Vec<u8> {
     format!(
-        "Message-ID: {message_id}\r\nUser-Agent: mailfs/{}\r\nSubject: \r\nDate: {}\r\nMIME-Version: 1.0\r\n\r\n",
+        "Message-ID: {message_id}\nUser-Agent: mailfs/{}\nSubject: \nDate: {}\nMIME-Version: 1.0\n\n",
         env!("CARGO_PKG_VERSION"),
         rfc2822_now()
     )
