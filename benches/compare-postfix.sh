@@ -63,7 +63,9 @@ t0=$(now)
 "$bin" serve "$spool" -o "port=$port,ratelimit_time=0,domlimit_time=0,conn_limit=$CONN,domconn_limit=$CONN" \
   2> "$work/serve.log" & serve=$!
 # Two log entries per message (the attempt, then the outcome, written after Sent is durable).
-while [ "$(ls "$spool/log" 2>/dev/null | wc -l)" -lt $((2 * N)) ]; do sleep 0.05; done
+# `ls -f` (unsorted, with . and ..): sorting 6,000 names 20 times a second took ~3 % of the
+# machine from the run it polls; Postfix's side polls with find, which does not sort either.
+while [ "$(ls -f "$spool/log" 2>/dev/null | wc -l)" -lt $((2 * N + 2)) ]; do sleep 0.05; done
 t1=$(now)
 rss_serve=$(awk '/VmHWM/ {print $2}' /proc/$serve/status)
 kill $serve; wait $serve 2>/dev/null || true
