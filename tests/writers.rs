@@ -93,6 +93,7 @@ assert seen == b'From: a@example.com\nTo: b@example.org\nSubject: whole\n\nfirst
     )
     .expect("head");
     std::fs::write(m.tmp.path().join("tail"), "Subject: sh\n\nshell body\n").expect("tail");
+    std::fs::write(m.tmp.path().join("late"), "Subject: late\n\nlate body\n").expect("late");
     let out = m.ok(&format!(
         "exec 3> done.eml; cat '{0}/head' >&3; cat done.eml; echo ---; cat '{0}/tail' >&3; \
          cat done.eml; echo ---; exec 3>&-; cat done.eml; \
@@ -104,6 +105,21 @@ assert seen == b'From: a@example.com\nTo: b@example.org\nSubject: whole\n\nfirst
         "From: a@example.com\nTo: b@example.org\nSubject: whole\n\nfirst half, second half\n---\n\
          From: a@example.com\nTo: b@example.org\nSubject: whole\n\nfirst half, second half\n---\n\
          From: a@example.com\nTo: b@example.org\nSubject: sh\n\nshell body\nb@example.org"
+    );
+
+    // The shell closes its descriptor before its child writes: the bytes go in at the last
+    // close (RELEASE, which the kernel sends in the background, so it is waited for).
+    m.ok(&format!(
+        "exec 3> done.eml; (sleep 0.3; cat '{0}/head' '{0}/late' >&3) & exec 3>&-; wait",
+        m.tmp.path().display()
+    ));
+    wait_for(
+        "the child's bytes in place at the last close",
+        std::time::Duration::from_secs(5),
+        || {
+            std::fs::read_to_string(m.path("done.eml"))
+                .is_ok_and(|s| s == "From: a@example.com\nTo: b@example.org\nSubject: late\n\nlate body\n")
+        },
     );
     m.stop();
 }
