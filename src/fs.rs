@@ -34,6 +34,7 @@ pub mod fuse;
 mod handles;
 mod inodes;
 mod names;
+mod opener;
 mod pagecache;
 mod passthrough;
 mod ready;

@@ -256,7 +256,8 @@ impl MailFs {
             )));
         }
         let (attr, fh) = self.create(caller, parent, name, mode, libc::O_WRONLY | libc::O_EXCL)?;
-        self.release(fh);
+        // Made, not written: a part's writer composes nothing (its bytes come by a later open).
+        self.release_handle(fh, false);
         Ok(attr)
     }
 
@@ -333,7 +334,9 @@ impl MailFs {
         Ok(data.len() as u32)
     }
 
-    /// On close: a new message closed without writes becomes the template of SPEC §5.
+    /// On the writer's close (a FLUSH from another process than the opener never gets here:
+    /// `opener.rs`): a copy or a part written goes in; a new message closed without writes
+    /// becomes the template of SPEC §5.
     pub fn flush(&self, fh: u64) -> Result<()> {
         let handle = self.handle(fh)?;
         if self.put_whole(&handle, false)? {
@@ -412,12 +415,22 @@ impl MailFs {
         Ok(())
     }
 
+    /// The last close of all: what a writer wrote and its opener's close did not put in place
+    /// (the opener closed before a child that wrote, or never flushed) goes in now.
     pub fn release(&self, fh: u64) {
+        self.release_handle(fh, true);
+    }
+
+    /// Lets go of `fh`; `publish`: as at a last close, else whatever it holds is dropped.
+    fn release_handle(&self, fh: u64, publish: bool) {
         let handle = self.handles.lock().remove(&fh);
-        if let Some(handle) = handle
-            && let Err(e) = self.put_whole(&handle, true)
-        {
-            log::warn!("release: {e}");
+        if let Some(handle) = handle.filter(|_| publish) {
+            if let Err(e) = self.put_whole(&handle, true) {
+                log::warn!("release: {e}");
+            }
+            if let Err(e) = self.release_part(&handle) {
+                log::warn!("release: {e}");
+            }
         }
         self.pages.released(fh);
         self.through_released(fh);

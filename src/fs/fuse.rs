@@ -298,6 +298,7 @@ impl Filesystem for FuseAdapter {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.open(caller(req), ino.0, flags.0) {
             Ok(fh) => {
+                self.fs.opened_by(fh, req.pid());
                 let mut keep = if self.fs.keeps_cache(fh) {
                     FopenFlags::FOPEN_KEEP_CACHE
                 } else {
@@ -360,15 +361,9 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
-        match self.fs.flush(fh.0) {
+    fn flush(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        // Only the opener's close puts a writer's bytes in place (src/fs/opener.rs).
+        match self.fs.flush_by(fh.0, req.pid()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("flush", &e)),
         }
@@ -514,6 +509,7 @@ impl Filesystem for FuseAdapter {
     ) {
         match name_str(name).and_then(|n| self.fs.create(caller(req), parent.0, n, mode & !umask, flags)) {
             Ok((attr, fh)) => {
+                self.fs.opened_by(fh, req.pid());
                 self.fs.created_plain(attr.ino.0, fh);
                 self.fs.hold(attr.ino.0);
                 let direct = if self.fs.writes_new_message(fh) {

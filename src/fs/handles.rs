@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use parking_lot::Mutex;
 
+use super::opener::Opener;
 use super::{Handle, MailFs, Stamp, not_found};
 use crate::error::{Error, Result};
 use crate::mail::compose::{self, Edit};
@@ -37,6 +38,8 @@ pub(super) struct PartWriter {
     /// closes a dup of the descriptor, so a rebuild can come before the bytes do); put back
     /// if a later write is refused.
     backup: Option<PathBuf>,
+    /// The process whose close composes the bytes (`opener.rs`); `None`: any close.
+    pub(super) opener: Option<Opener>,
 }
 
 /// A refused write: the error for the caller, and the message as it was before the writer,
@@ -74,6 +77,7 @@ impl PartWriter {
             dirty,
             refused: false,
             backup: None,
+            opener: None,
         };
         if let Some(bytes) = seed {
             w.tmp.write_all_at(bytes, 0)?;
@@ -138,6 +142,12 @@ impl PartWriter {
         self.tmp.set_len(size)?;
         self.dirty = true;
         Ok(())
+    }
+
+    /// Bytes (or a truncate) written and not composed yet, by a writer not refused: what a
+    /// RELEASE still has to compose when the opener's close did not.
+    pub(super) fn unsent(&self) -> bool {
+        self.dirty && !self.refused
     }
 
     /// Marks the writer refused (its caller may no longer change the message).
@@ -262,6 +272,15 @@ impl MailFs {
         let _ns = self.ns.lock();
         self.put_part(&msg, &name, bytes)?;
         Ok(true)
+    }
+
+    /// At RELEASE: bytes the opener's close did not compose (a child wrote after it, or no
+    /// close of the opener came) go in now, as that close would have put them.
+    pub(super) fn release_part(&self, handle: &Mutex<Handle>) -> Result<()> {
+        if matches!(&*handle.lock(), Handle::PartWrite(w) if w.unsent()) {
+            self.flush_part(handle)?;
+        }
+        Ok(())
     }
 
     /// `truncate` on a part: cut the bytes being written if a writer has it open (a shell's

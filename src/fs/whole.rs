@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use parking_lot::Mutex;
 
+use super::opener::Opener;
 use super::{Handle, Key, MailFs, access};
 use crate::error::{Error, Result};
 use crate::model::access::Caller;
@@ -46,6 +47,8 @@ pub(super) struct Pending {
     /// Opened with O_TRUNC: put in place at release even with no write (`: > X.eml`). A
     /// flush with no write yet changes nothing, since a shell's `> X.eml` closes a dup first.
     pub(super) truncated: bool,
+    /// The process whose close puts the copy in place (`opener.rs`); `None`: any close.
+    pub(super) opener: Option<Opener>,
 }
 
 impl MailFs {
@@ -88,6 +91,7 @@ impl MailFs {
             orig,
             caller,
             truncated: truncate,
+            opener: None,
         };
         Ok((file, pending))
     }

@@ -105,8 +105,9 @@ fn a_shell_redirect_into_a_part_works_and_stat_follows_the_writer() {
     assert_eq!(h.fs.read(fh, 0, 100).unwrap(), b"text\nmore\n");
     h.fs.write(fh, 10, b"end\n").unwrap();
     h.fs.release(fh);
-    // release without flush changes nothing (the kernel always flushes first).
-    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"text\nmore\n");
+    // The last close puts in what no close of the opener did (as for a copy of the whole
+    // message): a child may write after its parent closed (audit F15).
+    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"text\nmore\nend\n");
 }
 
 #[test]
@@ -212,4 +213,59 @@ fn the_close_holds_the_limit_however_the_bytes_grew() {
         0,
         "the temp file and the backup go with the writer"
     );
+}
+
+/// Audit F15: a FLUSH from a process other than the opener (a child closing the descriptor
+/// it inherited) puts nothing in place; the opener's close does, and so does RELEASE when
+/// the opener's close came before the last bytes.
+#[test]
+fn only_the_openers_close_or_the_last_one_puts_a_writers_bytes_in() {
+    let h = Harness::new();
+    let m = h.write_new(ALICE, "m.eml", PLAIN);
+    let me = std::process::id();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
+    let other = child.id();
+
+    // A copy of the whole message.
+    let fh = h.fs.open(ALICE, m, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    h.fs.opened_by(fh, me);
+    h.fs.write(fh, 0, b"Subject: half").unwrap();
+    h.fs.flush_by(fh, other).unwrap();
+    assert_eq!(h.eml("m.eml"), PLAIN, "a child's close put the copy in place");
+    h.fs.write(fh, 13, b" and whole\n\nbody\n").unwrap();
+    h.fs.flush_by(fh, me).unwrap();
+    assert_eq!(h.eml("m.eml"), b"Subject: half and whole\n\nbody\n");
+    h.fs.release(fh);
+
+    // The opener closed before the last bytes came: RELEASE puts them in.
+    let fh = h.fs.open(ALICE, m, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    h.fs.opened_by(fh, me);
+    h.fs.flush_by(fh, me).unwrap();
+    h.fs.write(fh, 0, PLAIN).unwrap();
+    h.fs.flush_by(fh, other).unwrap();
+    assert_eq!(h.eml("m.eml"), b"Subject: half and whole\n\nbody\n");
+    h.fs.release(fh);
+    assert_eq!(h.eml("m.eml"), PLAIN);
+
+    // A part: the same.
+    let b = body(&h);
+    let fh = h.fs.open(ALICE, b, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    h.fs.opened_by(fh, me);
+    h.fs.write(fh, 0, b"new half").unwrap();
+    h.fs.flush_by(fh, other).unwrap();
+    assert_eq!(h.eml("m.eml"), PLAIN, "a child's close composed the part");
+    h.fs.flush_by(fh, me).unwrap();
+    h.fs.write(fh, 8, b" and the rest\n").unwrap();
+    h.fs.flush_by(fh, other).unwrap();
+    assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"new half");
+    h.fs.release(fh);
+    assert_eq!(
+        h.part(ALICE, "m.eml", "Body.txt").unwrap(),
+        b"new half and the rest\n"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
