@@ -409,10 +409,7 @@ mod tests {
         let i = HeaderInfo::parse(b"Message-ID:\nMessage-ID: <d1@x>\nMessage-ID: <d2@x>\n\n");
         assert_eq!(i.message_id.as_deref(), Some("<d1@x>"));
         let i = HeaderInfo::parse(b"Subject: s\n\n");
-        assert_eq!(
-            missing_headers(&i, "<new@h>", "\n").starts_with(b"Message-ID: <new@h>\nDate: "),
-            true
-        );
+        assert!(missing_headers(&i, "<new@h>", "\n").starts_with(b"Message-ID: <new@h>\nDate: "));
     }
 
     #[test]
