@@ -4,10 +4,12 @@
 //!
 //! Only the header block is ever read here, so a 1 GB message costs a few kilobytes.
 
+use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::ops::Range;
 use std::path::Path;
 
-use mail_parser::MessageParser;
+use mail_parser::{HeaderName, MessageParser};
 
 use crate::error::Result;
 use crate::model::attrs::validate_address;
@@ -46,7 +48,11 @@ pub(crate) fn read_head_from(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
 /// The header fields that drive the envelope and the queue.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct HeaderInfo {
+    /// The first Message-ID field that holds an id (`None`: no such field, or only empty ones).
     pub message_id: Option<String>,
+    /// A Message-ID field is present, with any value (even empty or not an id): none is added.
+    pub has_message_id: bool,
+    /// A Date field is present, with any value (even empty or not a date): none is added.
     pub has_date: bool,
     pub from: Option<String>,
     /// To, Cc and Bcc addresses that pass validation, in order, without duplicates.
@@ -57,26 +63,100 @@ pub struct HeaderInfo {
     pub cut: bool,
 }
 
+/// `head` as mail-parser must see it: a field that ends the bytes without a line end (a
+/// header-only message without a final newline) gets one, since mail-parser reads such a
+/// last field as empty, which would drop its recipients. The added byte is past the end of
+/// `head`, so the offsets of the fields before it are those of `head`.
+pub fn terminated(head: &[u8]) -> Cow<'_, [u8]> {
+    match head.last() {
+        Some(b'\n') | None => Cow::Borrowed(head),
+        Some(_) => {
+            let mut h = Vec::with_capacity(head.len() + 1);
+            h.extend_from_slice(head);
+            h.push(b'\n');
+            Cow::Owned(h)
+        }
+    }
+}
+
+/// Whether a field is removed from what is sent (SPEC §7): Bcc, and Resent-Bcc as Postfix
+/// removes it. The name is the one mail-parser gives the field when the envelope is read, so
+/// a field read as Bcc for `env_to` (also the obsolete `Bcc :`, RFC 5322 §4.5.3) is the field
+/// removed on the wire.
+pub fn is_hidden(name: &HeaderName) -> bool {
+    matches!(name, HeaderName::Bcc | HeaderName::ResentBcc)
+}
+
 impl HeaderInfo {
     pub fn parse(head: &[u8]) -> HeaderInfo {
+        Self::parse_fields(head, None)
+    }
+
+    /// [`HeaderInfo::parse`], also giving the byte ranges of `head` that hold the fields
+    /// [`is_hidden`] names (from the start of the field's line to the end of its last
+    /// folded line), in order.
+    pub fn parse_with_hidden(head: &[u8]) -> (HeaderInfo, Vec<Range<usize>>) {
+        let mut hidden = Vec::new();
+        let info = Self::parse_fields(head, Some(&mut hidden));
+        (info, hidden)
+    }
+
+    fn parse_fields(head: &[u8], mut hidden: Option<&mut Vec<Range<usize>>>) -> HeaderInfo {
         let mut info = HeaderInfo {
             cut: head.len() >= MAX_HEAD && !(head.ends_with(b"\n\n") || head.ends_with(b"\n\r\n")),
             ..HeaderInfo::default()
         };
-        let Some(msg) = MessageParser::default().parse_headers(head) else {
+        let bytes = terminated(head);
+        let Some(msg) = MessageParser::default().parse_headers(&bytes[..]) else {
             return info;
         };
-        info.message_id = msg.message_id().map(|id| format!("<{id}>"));
-        info.has_date = msg.date().is_some();
+        // A set, not a scan of the list: a To of 100,000 addresses must not be quadratic.
+        let mut seen = std::collections::HashSet::new();
+        let mut to = Vec::new();
+        let mut cc = Vec::new();
+        let mut bcc = Vec::new();
+        for h in msg.headers() {
+            match &h.name {
+                HeaderName::MessageId => {
+                    info.has_message_id = true;
+                    if info.message_id.is_none() {
+                        info.message_id = h
+                            .value
+                            .as_text()
+                            .filter(|id| !id.is_empty())
+                            .map(|id| format!("<{id}>"));
+                    }
+                }
+                HeaderName::Date => info.has_date = true,
+                HeaderName::To => to.push(&h.value),
+                HeaderName::Cc => cc.push(&h.value),
+                HeaderName::Bcc => bcc.push(&h.value),
+                _ => {}
+            }
+            if is_hidden(&h.name)
+                && let Some(ranges) = hidden.as_deref_mut()
+            {
+                let field = (h.offset_field as usize).min(head.len());
+                // mail-parser skips white space before a name: the line goes from its start.
+                let start = head[..field]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                ranges.push(start..(h.offset_end as usize).min(head.len()));
+            }
+        }
         if let Some(addr) = msg.from().and_then(|a| a.first()).and_then(|a| a.address()) {
             match validate_address("From", addr) {
                 Ok(a) => info.from = Some(a),
                 Err(_) => info.invalid.push(addr.to_string()),
             }
         }
-        // A set, not a scan of the list: a To of 100,000 addresses must not be quadratic.
-        let mut seen = std::collections::HashSet::new();
-        for list in [msg.to(), msg.cc(), msg.bcc()].into_iter().flatten() {
+        // To, then Cc, then Bcc; every field of each name (SPEC §4: a second To field is as
+        // much a recipient list as the first), each in the order written.
+        for value in to.into_iter().chain(cc).chain(bcc) {
+            let Some(list) = value.as_address() else {
+                continue;
+            };
             for a in list.iter() {
                 if let Some(addr) = a.address() {
                     match validate_address("To", addr) {
@@ -108,10 +188,13 @@ pub fn template(message_id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Header lines to prepend so the content has a Date and a Message-ID.
+/// Header lines to prepend so the content has a Date and a Message-ID: each only when no
+/// field of that name is there, whatever its value (RFC 5322 §3.6 allows one of each). The one
+/// rule for the hand-over (`is_ready`, sendmail) and for the wire, so a message never gets a
+/// second one from either.
 pub fn missing_headers(info: &HeaderInfo, message_id: &str, eol: &str) -> Vec<u8> {
     let mut extra = Vec::new();
-    if info.message_id.is_none() {
+    if !info.has_message_id {
         extra.extend_from_slice(format!("Message-ID: {message_id}{eol}").as_bytes());
     }
     if !info.has_date {
@@ -270,6 +353,63 @@ mod tests {
         );
         assert_eq!(i.message_id.as_deref(), Some("<x@y>"));
         assert!(!i.has_date);
+    }
+
+    /// audit-6 F1: every To, Cc and Bcc field counts, not only the last of each name.
+    #[test]
+    fn repeated_recipient_fields_all_count() {
+        let head = b"From: a@example.com\nTo: b@example.org\nTo: t2@example.org\nCc: c1@example.net\nBcc: h1@example.net\nCc: c2@example.net\nBcc: h2@example.net, b@example.org\n\n";
+        assert_eq!(
+            HeaderInfo::parse(head).recipients,
+            vec![
+                "b@example.org",
+                "t2@example.org",
+                "c1@example.net",
+                "c2@example.net",
+                "h1@example.net",
+                "h2@example.net"
+            ]
+        );
+    }
+
+    /// audit-6 F5: a field that ends the file without a line end is read like any other.
+    #[test]
+    fn a_last_field_without_a_line_end_is_read() {
+        let i = HeaderInfo::parse(b"From: a@example.com\nTo: b@example.org\nCc: eofcc@example.org");
+        assert_eq!(i.recipients, vec!["b@example.org", "eofcc@example.org"]);
+        let i = HeaderInfo::parse(b"To: b@example.org\r\nFrom: eoffrom@example.com");
+        assert_eq!(i.from.as_deref(), Some("eoffrom@example.com"));
+        let i = HeaderInfo::parse(b"Subject: x\nMessage-ID: <eof@example.com>");
+        assert_eq!(i.message_id.as_deref(), Some("<eof@example.com>"));
+        assert_eq!(&*terminated(b"To: x@y"), b"To: x@y\n");
+        assert!(matches!(terminated(b"To: x@y\n"), Cow::Borrowed(_)));
+    }
+
+    /// audit-6 F9: a Date or Message-ID field that is there, empty or not understood, is not
+    /// added again (the rule the hand-over and the wire share).
+    #[test]
+    fn a_present_date_or_message_id_is_not_added_again() {
+        for head in [
+            &b"Date: yesterday\nMessage-ID: not an id at all\n\n"[..],
+            b"date:\nmessage-id:\n\n",
+            b"Date :\tx\nMessage-ID :\n\n",
+            b"Subject: s\nDate:\nMessage-ID:",
+        ] {
+            let i = HeaderInfo::parse(head);
+            assert!(
+                i.has_date && i.has_message_id,
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+            assert!(missing_headers(&i, "<new@h>", "\n").is_empty());
+        }
+        // An empty field gives no id: user.message_id falls back to the one mailfs keeps.
+        assert_eq!(HeaderInfo::parse(b"Message-ID:\n\n").message_id, None);
+        // The first field with an id is the message's.
+        let i = HeaderInfo::parse(b"Message-ID:\nMessage-ID: <d1@x>\nMessage-ID: <d2@x>\n\n");
+        assert_eq!(i.message_id.as_deref(), Some("<d1@x>"));
+        let i = HeaderInfo::parse(b"Subject: s\n\n");
+        assert!(missing_headers(&i, "<new@h>", "\n").starts_with(b"Message-ID: <new@h>\nDate: "));
     }
 
     #[test]

@@ -348,11 +348,14 @@ fn header_fields(raw: &[u8], part: &MessagePart) -> Vec<HeaderField> {
         .iter()
         .filter_map(|h| {
             let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
-            let decoded = match MessageStream::new(bytes).parse_unstructured() {
-                // Kept to what an attribute can show: a tree in the cache stays small.
-                HeaderValue::Text(t) => truncate(t.trim(), MAX_HEADER_VALUE).to_string(),
-                _ => String::new(),
-            };
+            // A field that ends the message without a line end is read like any other
+            // (mail-parser reads it as empty): the envelope's rule, `content::terminated`.
+            let decoded =
+                match MessageStream::new(&crate::mail::content::terminated(bytes)).parse_unstructured() {
+                    // Kept to what an attribute can show: a tree in the cache stays small.
+                    HeaderValue::Text(t) => truncate(t.trim(), MAX_HEADER_VALUE).to_string(),
+                    _ => String::new(),
+                };
             let raw = String::from_utf8_lossy(bytes)
                 .split(['\r', '\n'])
                 .filter(|l| !l.is_empty())

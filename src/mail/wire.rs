@@ -55,29 +55,20 @@ impl CrlfNormalizer {
     }
 }
 
-/// Rewrites a header block for the wire: drops Bcc (with its folded lines) and adds missing
-/// Date/Message-ID; line ends become CRLF.
+/// Rewrites a header block for the wire: drops the fields [`is_hidden`](super::content::is_hidden)
+/// names (Bcc, Resent-Bcc, with their folded lines: the fields read as Bcc for `env_to`, by
+/// the same parse) and adds missing Date/Message-ID by the hand-over's rule
+/// ([`missing_headers`]); line ends become CRLF.
 pub fn wire_head(head: &[u8], message_id: &str) -> Vec<u8> {
-    let info = HeaderInfo::parse(head);
+    let (info, hidden) = HeaderInfo::parse_with_hidden(head);
     let mut kept = missing_headers(&info, message_id, "\r\n");
-    let mut in_bcc = false;
     let mut pos = 0;
-    while pos < head.len() {
-        let end = head[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| pos + i + 1)
-            .unwrap_or(head.len());
-        let line = &head[pos..end];
-        pos = end;
-        let continuation = matches!(line.first(), Some(b' ') | Some(b'\t'));
-        if !continuation {
-            in_bcc = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
-        }
-        if !in_bcc {
-            kept.extend_from_slice(line);
-        }
+    for r in hidden {
+        // In order and apart (one per field); `max` keeps a malformed overlap harmless.
+        kept.extend_from_slice(&head[pos..r.start.max(pos)]);
+        pos = pos.max(r.end);
     }
+    kept.extend_from_slice(&head[pos..]);
     let mut out = Vec::with_capacity(kept.len() + 16);
     let mut n = CrlfNormalizer::default();
     n.push(&kept, &mut out);
@@ -269,6 +260,46 @@ mod tests {
         assert!(w.contains("Date: "));
         assert!(w.contains("To: b@y.org\r\n"));
         assert!(w.ends_with("\r\n\r\n"));
+    }
+
+    /// audit-6 F2: what is read as Bcc for env_to is what the wire removes: the obsolete
+    /// `Bcc :` / `Bcc\t:` too, and Resent-Bcc; fields that only look alike are kept.
+    #[test]
+    fn every_field_read_as_bcc_is_removed() {
+        let head = b" Bcc: lead@x.net\nFrom: a@x.org\nBcc : obs@x.net\nBcc\t: tab@x.net,\n\tfold@x.net\nbcc:low@x.net\nResent-Bcc: rb@x.net\nBccx: keep1\nX-Bcc: keep2\nTo: b@y.org\nBCC: last@x.net";
+        let info = HeaderInfo::parse(head);
+        for hidden in [
+            "lead@x.net",
+            "obs@x.net",
+            "tab@x.net",
+            "fold@x.net",
+            "low@x.net",
+            "last@x.net",
+        ] {
+            assert!(
+                info.recipients.iter().any(|r| r == hidden),
+                "{hidden} is a recipient"
+            );
+        }
+        let w = String::from_utf8(wire_head(head, "<id@h>")).unwrap();
+        for hidden in ["x.net", "Bcc :", "Bcc\t:", "Resent-Bcc"] {
+            assert!(!w.contains(hidden), "{hidden} on the wire: {w:?}");
+        }
+        assert!(
+            w.contains("\r\nFrom: a@x.org\r\nBccx: keep1\r\nX-Bcc: keep2\r\nTo: b@y.org\r\n"),
+            "{w:?}"
+        );
+        assert!(w.starts_with("Message-ID: <id@h>\r\nDate: "), "{w:?}");
+    }
+
+    /// audit-6 F9: a Date or Message-ID field that is there (empty, or not understood) is not
+    /// added again on the wire; audit-6 F5: a last field without a line end is kept as is.
+    #[test]
+    fn a_present_date_or_message_id_is_not_added_on_the_wire() {
+        let head = b"Subject: s\nDate: yesterday\nMessage-ID:\nCc: eof@x.org";
+        let w = String::from_utf8(wire_head(head, "<id@h>")).unwrap();
+        assert_eq!(w, "Subject: s\r\nDate: yesterday\r\nMessage-ID:\r\nCc: eof@x.org");
+        assert_eq!(w.matches("Date:").count(), 1);
     }
 
     #[test]

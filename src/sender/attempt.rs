@@ -9,7 +9,7 @@ use super::transport::{Envelope, RcptOutcome, Transport, all};
 use super::{JobKey, JobResult, Shared, apply_outcomes};
 use crate::error::Error;
 use crate::mail::wire::Wire;
-use crate::model::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, domain_of};
+use crate::model::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, domain_key};
 use crate::sender::dsn::Kind;
 use crate::store::journal;
 use crate::store::node::Node;
@@ -122,7 +122,7 @@ pub fn run_job(
         .recipients
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.status.is_open() && domain_of(&r.address) == job.domain)
+        .filter(|(_, r)| r.status.is_open() && domain_key(&r.address) == job.domain)
         .map(|(i, _)| i)
         .collect();
     if idx.is_empty() {
@@ -240,7 +240,7 @@ pub fn run_job(
             if attrs
                 .recipients
                 .iter()
-                .any(|r| r.status.is_open() && domain_of(&r.address) == job.domain)
+                .any(|r| r.status.is_open() && domain_key(&r.address) == job.domain)
             {
                 // The timer keeps the schedule's fractions of a second; the spool keeps
                 // whole seconds for a restart.

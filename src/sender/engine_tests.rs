@@ -72,6 +72,38 @@ fn the_engine_sends_a_ready_message_once_and_expires_it_by_the_clock() {
     e.stop();
 }
 
+/// audit-6 F17: a domain written in several cases is one domain: one job, one transaction
+/// (one set of per-domain limits), its addresses sent as written.
+#[test]
+fn a_domain_in_any_case_is_one_job() {
+    let f = fix();
+    no_rate_limits(&f);
+    f.queue(
+        "m.eml",
+        &["b@example.org", "B@Example.org", "x2@EXAMPLE.ORG", "c@y.org"],
+    );
+    let e = engine(&f);
+    wait_until("m.eml to be Sent", || {
+        f.node
+            .spool
+            .read_attrs("m.eml")
+            .ok()
+            .flatten()
+            .is_some_and(|(a, _)| a.status == Status::Sent)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let mut sent: Vec<Vec<String>> = f.stub.sent().into_iter().map(|s| s.env.to).collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            vec!["b@example.org", "B@Example.org", "x2@EXAMPLE.ORG"],
+            vec!["c@y.org"]
+        ]
+    );
+    e.stop();
+}
+
 #[test]
 fn the_engine_retries_a_deferred_recipient_at_its_next_try() {
     let f = fix();

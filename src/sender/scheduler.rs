@@ -116,18 +116,19 @@ impl Scheduler {
                 } else {
                     self.instant_of(attrs.next_try_date)
                 };
-                let mut domains: Vec<&str> = attrs
+                // One job per domain whatever the case it is written in (domain_key).
+                let mut domains: Vec<String> = attrs
                     .recipients
                     .iter()
                     .filter(|r| r.status.is_open())
-                    .map(|r| r.domain())
+                    .map(|r| crate::model::attrs::domain_key(&r.address))
                     .collect();
                 domains.sort_unstable();
                 domains.dedup();
                 for d in domains {
                     let job = JobKey {
                         name: name.to_string(),
-                        domain: d.to_string(),
+                        domain: d,
                     };
                     if due_now || released {
                         self.force.insert(job.clone());
@@ -368,7 +369,7 @@ impl Scheduler {
         let jobs: Vec<JobKey> = self
             .queued
             .keys()
-            .filter(|j| released.contains(&j.domain))
+            .filter(|j| crate::model::lists::holds(&released, &j.domain))
             .cloned()
             .collect();
         for j in jobs {

@@ -13,7 +13,7 @@ use super::client::{Fail, Session, Settings, Target};
 use super::mx::Resolver;
 use super::transport::{Envelope, RcptOutcome, Transport, all};
 use crate::mail::wire::{WHOLE_READ_LIMIT, Wire};
-use crate::model::attrs::{NodeAttrs, SendMethod, TlsMode, domain_of};
+use crate::model::attrs::{NodeAttrs, SendMethod, TlsMode, domain_key};
 
 /// What a session was opened with; a change of any of it means a new session.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,8 +204,10 @@ impl SmtpTransport {
 
 impl Transport for SmtpTransport {
     fn send(&mut self, env: &Envelope, wire: &Wire, gate: &mut dyn FnMut()) -> Vec<RcptOutcome> {
-        let domain = env.to.first().map(|r| domain_of(r)).unwrap_or_default();
-        if let Err(o) = self.connect(domain) {
+        // The job's domain (its recipients share it but for case): one connection key and
+        // one MX lookup per domain however it is written.
+        let domain = env.to.first().map(|r| domain_key(r)).unwrap_or_default();
+        if let Err(o) = self.connect(&domain) {
             return all(env, o);
         }
         if wire.size() > WHOLE_READ_LIMIT

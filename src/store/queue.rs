@@ -511,6 +511,32 @@ pub(crate) mod tests {
         assert_eq!(to, ["a@example.org", "b@example.org", "c@example.org"]);
     }
 
+    /// audit-6 F1/F5/F9 through `sendmail -t`: every To/Cc/Bcc field counts, the last field
+    /// without a line end too, and a Date/Message-ID field that is there (not understood,
+    /// empty) gets no second one.
+    #[test]
+    fn sendmail_t_reads_every_recipient_field_and_adds_no_second_date() {
+        let (_d, spool) = spool();
+        let mut s = sub(&[]);
+        s.recipients_from_headers = true;
+        let msg = b"From: a@example.com\nTo: b@example.org\nTo: t2@example.org\nDate: yesterday\nMessage-ID:\nBcc: h1@example.net\nBcc: h2@example.net\nCc: eof@example.org";
+        let mut body: &[u8] = msg;
+        let name = queue_message_as(&spool, &mut body, &s, &origin()).unwrap();
+        let (a, _) = spool.read_attrs(&name).unwrap().unwrap();
+        let to: Vec<&str> = a.recipients.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            to,
+            [
+                "b@example.org",
+                "t2@example.org",
+                "eof@example.org",
+                "h1@example.net",
+                "h2@example.net"
+            ]
+        );
+        assert_eq!(std::fs::read(spool.eml_path(&name)).unwrap(), msg.to_vec());
+    }
+
     #[test]
     fn a_refused_submission_leaves_nothing() {
         let (_d, spool) = spool();

@@ -26,6 +26,34 @@ fn is_ready_makes_it_pending_and_adds_date_and_message_id() {
     );
 }
 
+/// audit-6 F9: a Date or Message-ID field that is there, empty or not understood, gets no
+/// second one at is_ready nor a third on the wire (the one rule both steps share); audit-6
+/// F1/F5: every To/Cc/Bcc field makes env_to, the last one without a line end too.
+#[test]
+fn is_ready_and_the_wire_add_no_second_date_or_message_id() {
+    let h = Harness::new();
+    let msg = b"From: a@example.com\nTo: b@example.org\nTo: t2@example.org\nDate: yesterday\nMessage-ID:\nSubject: s\nBcc: h1@example.net\nBcc: h2@example.net";
+    let ino = h.write_new(ALICE, "d.eml", msg);
+    assert_eq!(
+        h.getx(ALICE, ino, "user.env_to").unwrap(),
+        "b@example.org, t2@example.org, h1@example.net, h2@example.net"
+    );
+    // An empty Message-ID field holds no id: the one mailfs keeps for the message shows.
+    let id = h.getx(ALICE, ino, "user.message_id").unwrap();
+    assert!(id.starts_with('<') && id.ends_with('>'), "{id}");
+    h.make_ready(ALICE, "d.eml");
+    assert_eq!(h.eml("d.eml"), msg.to_vec(), "nothing added at is_ready");
+    let wire = crate::mail::wire::Wire::open(&h.fs.node.spool.eml_path("d.eml"), &id)
+        .unwrap()
+        .read_all()
+        .unwrap();
+    let wire = String::from_utf8(wire).unwrap();
+    assert_eq!(
+        wire,
+        "From: a@example.com\r\nTo: b@example.org\r\nTo: t2@example.org\r\nDate: yesterday\r\nMessage-ID:\r\nSubject: s\r\n"
+    );
+}
+
 #[test]
 fn is_ready_without_a_valid_envelope_is_einval_and_stays_a_draft() {
     let h = Harness::new();

@@ -160,6 +160,22 @@ mod corpus_tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// audit-6 F5: a header field that ends the message without a line end shows its value
+    /// in `user.header.*` like any other field.
+    #[test]
+    fn a_last_field_without_a_line_end_is_shown() {
+        for msg in [
+            &b"From: a@example.com\nTo: b@example.org\nCc: eofcc@example.org"[..],
+            b"From: a@example.com\r\nTo: b@example.org\r\nCc: eofcc@example.org",
+        ] {
+            let attrs = build_bytes(msg).header_attrs();
+            let cc = attrs.iter().find(|(k, _)| k == "cc").map(|(_, v)| v.as_str());
+            assert_eq!(cc, Some("eofcc@example.org"), "{attrs:?}");
+            let to = attrs.iter().find(|(k, _)| k == "to").map(|(_, v)| v.as_str());
+            assert_eq!(to, Some("b@example.org"));
+        }
+    }
+
     /// An attached message read from memory is its own bytes, not the enclosing message's.
     #[test]
     fn an_attached_message_in_memory_is_its_own_bytes() {

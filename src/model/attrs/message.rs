@@ -87,8 +87,18 @@ impl Recipient {
     }
 }
 
+/// The domain of an address as written (after the last `@`).
 pub fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+}
+
+/// The recipient domain an address is grouped by: one delivery job, one transaction and one
+/// set of per-domain limits for `b@example.org` and `B@Example.ORG` alike, since domain
+/// names are compared without regard to case (RFC 5321 §2.4). The addresses themselves are
+/// sent as written. The scheduler makes jobs by it and the attempt picks a job's recipients by
+/// it, so both always agree.
+pub fn domain_key(address: &str) -> String {
+    domain_of(address).to_ascii_lowercase()
 }
 
 /// Message attributes, stored in `X.struct` beside `X.eml`.
