@@ -498,3 +498,48 @@ fn a_held_message_waits_and_goes_at_once_when_released() {
     wait_status(&m, "b.eml", "Sent", 10);
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 }
+
+/// Audit F14: non-ASCII addresses went out raw in RCPT TO to a server without SMTPUTF8. A
+/// domain goes out as its A-labels (the same domain, for any server); a non-ASCII local part
+/// goes only to a server offering SMTPUTF8, with that parameter on MAIL FROM, and fails for
+/// good (Error, with the reason) at one that does not.
+#[test]
+fn international_addresses_go_out_as_a_labels_or_with_smtputf8() {
+    let plain = Scripted::start(Script::default());
+    let m = mount(&fast(plain.port));
+    ready(
+        &m,
+        "i.eml",
+        "From: a@example.com\nTo: b@ex\u{e4}mple.org, jos\u{e9}@example.net\nSubject: idn\n\nx\n",
+    );
+    wait_status(&m, "i.eml", "Error", 20);
+    let rcpts: Vec<String> = plain.txns().into_iter().flat_map(|t| t.rcpts).collect();
+    assert_eq!(rcpts, ["b@xn--exmple-cua.org"], "{rcpts:?}");
+    assert!(plain.txns().iter().all(|t| !t.mail_cmd.contains("SMTPUTF8")));
+    let log: Vec<String> = std::fs::read_dir(m.spool.join("log"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("jos\u{e9}@example.net refused (553 5.6.7") && l.contains("SMTPUTF8")),
+        "{log:?}"
+    );
+    drop(m);
+
+    let utf8 = Scripted::start(Script {
+        ehlo: "250-scripted\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING".into(),
+        ..Script::default()
+    });
+    let m = mount(&fast(utf8.port));
+    ready(
+        &m,
+        "u.eml",
+        "From: a@example.com\nTo: jos\u{e9}@example.net\nSubject: idn\n\nx\n",
+    );
+    wait_status(&m, "u.eml", "Sent", 20);
+    let t = utf8.txns();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].rcpts, ["jos\u{e9}@example.net"]);
+    assert!(t[0].mail_cmd.ends_with(" SMTPUTF8"), "{}", t[0].mail_cmd);
+}

@@ -14,7 +14,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use rustls::ClientConfig;
 use smtp_proto::response::parser::ResponseReceiver;
-use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_PIPELINING, EXT_START_TLS, EhloResponse};
+use smtp_proto::{
+    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -391,23 +393,53 @@ impl Session {
         } else {
             ""
         };
-        let mail = format!("MAIL FROM:<{}>{body}\r\n", env.from);
-        let rcpts: Vec<String> = env.to.iter().map(|r| format!("RCPT TO:<{r}>\r\n")).collect();
-        let mut out: Vec<Option<RcptOutcome>> = vec![None; env.to.len()];
+        // An address the server cannot be given (a local part that is not ASCII, without
+        // SMTPUTF8) fails for good here rather than going out raw.
+        let utf8_ok = self.caps & EXT_SMTP_UTF8 != 0;
+        let needs_utf8 = |a: &str| {
+            format!(
+                "553 5.6.7 {} does not offer SMTPUTF8, which the address {a} needs",
+                self.target
+            )
+        };
+        let from = WireAddr::of(&env.from);
+        if from.smtputf8 && !utf8_ok {
+            return Ok(all(RcptOutcome::PermFail(needs_utf8(&env.from))));
+        }
+        let to: Vec<WireAddr> = env.to.iter().map(|a| WireAddr::of(a)).collect();
+        let mut out: Vec<Option<RcptOutcome>> = env
+            .to
+            .iter()
+            .zip(&to)
+            .map(|(a, w)| (w.smtputf8 && !utf8_ok).then(|| RcptOutcome::PermFail(needs_utf8(a))))
+            .collect();
+        if out.iter().all(Option::is_some) {
+            return Ok(out.into_iter().flatten().collect());
+        }
+        let utf8 = from.smtputf8 || to.iter().any(|w| w.smtputf8);
+        let param = if utf8 { " SMTPUTF8" } else { "" };
+        let mail = format!("MAIL FROM:<{}>{body}{param}\r\n", from.text);
+        // Each RCPT with the index of its recipient in the envelope.
+        let rcpts: Vec<(usize, String)> = to
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| out[*i].is_none())
+            .map(|(i, w)| (i, format!("RCPT TO:<{}>\r\n", w.text)))
+            .collect();
         let data_reply;
         if self.caps & EXT_PIPELINING != 0 {
             // MAIL, every RCPT and DATA in one write, then their replies in order.
             let mut batch = mail.into_bytes();
-            for r in &rcpts {
+            for (_, r) in &rcpts {
                 batch.extend_from_slice(r.as_bytes());
             }
             batch.extend_from_slice(b"DATA\r\n");
             self.write(st, &batch).await.map_err(lost)?;
             let m = self.read_reply(st, "the MAIL FROM reply").await.map_err(lost)?;
-            for (i, _) in rcpts.iter().enumerate() {
+            for (i, _) in &rcpts {
                 let r = self.read_reply(st, "the RCPT TO reply").await.map_err(lost)?;
                 if !r.positive() {
-                    out[i] = Some(classify(r.code, r.text()));
+                    out[*i] = Some(classify(r.code, r.text()));
                 }
             }
             let d = self.read_reply(st, "the DATA reply").await.map_err(lost)?;
@@ -433,13 +465,13 @@ impl Session {
                 self.reset().await.map_err(lost)?;
                 return Ok(all(classify(m.code, m.text())));
             }
-            for (i, r) in rcpts.iter().enumerate() {
+            for (i, r) in &rcpts {
                 let r = self
                     .command(st, r.as_bytes(), "the RCPT TO reply")
                     .await
                     .map_err(lost)?;
                 if !r.positive() {
-                    out[i] = Some(classify(r.code, r.text()));
+                    out[*i] = Some(classify(r.code, r.text()));
                 }
             }
             if out.iter().all(Option::is_some) {
@@ -521,5 +553,54 @@ impl Session {
         let _ = self
             .command(Stage::Transaction, b"QUIT\r\n", "the QUIT reply")
             .await;
+    }
+}
+
+/// An address as MAIL FROM and RCPT TO carry it: an internationalised domain as its A-labels
+/// (RFC 5890), which every server takes and which is the same domain; `smtputf8` when what is
+/// left is not ASCII (the local part), which only a server offering SMTPUTF8 (RFC 6531) may be
+/// given, with that parameter on MAIL FROM.
+struct WireAddr {
+    text: String,
+    smtputf8: bool,
+}
+
+impl WireAddr {
+    fn of(addr: &str) -> WireAddr {
+        if addr.is_ascii() {
+            return WireAddr {
+                text: addr.to_string(),
+                smtputf8: false,
+            };
+        }
+        let text = match addr.rsplit_once('@') {
+            Some((local, domain)) if !domain.is_ascii() => match idna::domain_to_ascii(domain) {
+                Ok(a) => format!("{local}@{a}"),
+                Err(_) => addr.to_string(),
+            },
+            _ => addr.to_string(),
+        };
+        WireAddr {
+            smtputf8: !text.is_ascii(),
+            text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod wire_addr_tests {
+    use super::WireAddr;
+
+    #[test]
+    fn domains_go_out_as_a_labels_and_only_a_non_ascii_local_part_needs_smtputf8() {
+        let w = WireAddr::of("b@exämple.org");
+        assert_eq!((w.text.as_str(), w.smtputf8), ("b@xn--exmple-cua.org", false));
+        let w = WireAddr::of("josé@example.org");
+        assert_eq!((w.text.as_str(), w.smtputf8), ("josé@example.org", true));
+        let w = WireAddr::of("josé@exämple.org");
+        assert_eq!((w.text.as_str(), w.smtputf8), ("josé@xn--exmple-cua.org", true));
+        let w = WireAddr::of("a@example.org");
+        assert_eq!((w.text.as_str(), w.smtputf8), ("a@example.org", false));
+        assert!(!WireAddr::of("").smtputf8);
     }
 }

@@ -128,6 +128,8 @@ impl Drop for Sink {
 pub struct Txn {
     pub conn: usize,
     pub from: String,
+    /// The MAIL FROM command as received (with its parameters).
+    pub mail_cmd: String,
     pub rcpts: Vec<String>,
     pub accepted: Vec<String>,
     pub data: Option<String>,
@@ -364,6 +366,7 @@ fn session(id: usize, stream: TcpStream, p: &Peer) -> std::io::Result<()> {
                 max_in_txn.fetch_max(n, Ordering::SeqCst);
                 cur = Some(Txn {
                     conn: id,
+                    mail_cmd: cmd.clone(),
                     from: cmd[10..]
                         .split_whitespace()
                         .next()
