@@ -5,12 +5,11 @@
 use std::borrow::Cow;
 use std::fs::File;
 
-use mail_builder::MessageBuilder;
-use mail_builder::headers::HeaderType;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
-use mail_builder::headers::raw::Raw;
+use mail_builder::headers::date::Date;
 use mail_builder::headers::text::Text;
+use mail_builder::headers::{Header, HeaderType};
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_parser::{HeaderValue, MessageParser};
 
@@ -81,9 +80,21 @@ pub enum Edit {
 }
 
 enum Value {
-    Raw(String),
+    /// A field the edit does not touch: its bytes as written (name, value, folding, line
+    /// end), copied as they are. They need not be UTF-8.
+    Kept(Vec<u8>),
     Text(String),
     Addresses(Vec<(Option<String>, String)>),
+}
+
+/// What a part holds in the rebuilt message.
+enum Content {
+    /// A part the edit does not touch: the MIME part as written (its header fields, the blank
+    /// line, its encoded body), copied byte for byte, so its bytes, charset, transfer
+    /// encoding, file name and disposition stay as sent.
+    Kept(Vec<u8>),
+    /// Bytes a user wrote (or a renamed part's, as the view shows them): encoded afresh.
+    New(Vec<u8>),
 }
 
 struct Part {
@@ -91,19 +102,71 @@ struct Part {
     content_type: String,
     content_id: Option<String>,
     inline: bool,
-    bytes: Vec<u8>,
+    content: Content,
 }
 
 /// A Draft as its parts: what the view shows, in a form mail-builder can write again.
 struct Draft {
     headers: Vec<(String, Value)>,
-    text: Option<String>,
-    html: Option<String>,
+    text: Option<Content>,
+    html: Option<Content>,
     parts: Vec<Part>,
 }
 
-fn utf8(name: &str, bytes: Vec<u8>) -> Result<String> {
-    String::from_utf8(bytes).map_err(|_| Error::invalid(name, "a body must be UTF-8 text"))
+fn utf8(name: &str, bytes: &[u8]) -> Result<()> {
+    std::str::from_utf8(bytes)
+        .map(drop)
+        .map_err(|_| Error::invalid(name, "a body must be UTF-8 text"))
+}
+
+/// `start..end` of `file`.
+fn read_span(file: &File, (start, end): (u64, u64)) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; end.saturating_sub(start) as usize];
+    file.read_exact_at(&mut buf, start)?;
+    Ok(buf)
+}
+
+/// Ends `field` with a line end if the message did not (a field that ends the file).
+fn with_line_end(mut field: Vec<u8>) -> Vec<u8> {
+    if !field.ends_with(b"\n") {
+        field.extend_from_slice(b"\r\n");
+    }
+    field
+}
+
+/// The MIME part `span` of `file` as written. A part whose header block is the message's
+/// own keeps only its `Content-*` fields (the others are the message's, written above it).
+fn kept_part(file: &File, span: &mime::Span) -> Result<Vec<u8>> {
+    let head = read_span(file, span.head)?;
+    let mut out = if span.message_head {
+        let mut out = Vec::new();
+        let mut typed = false;
+        if let Some(m) = MessageParser::default().parse_headers(&head[..]) {
+            for h in m.parts.first().map(|p| &p.headers[..]).unwrap_or_default() {
+                let name = h.name.as_str().to_ascii_lowercase();
+                if name.starts_with("content-") {
+                    typed |= name == "content-type";
+                    let field = head
+                        .get(h.offset_field as usize..h.offset_end as usize)
+                        .unwrap_or_default();
+                    out.extend(with_line_end(field.to_vec()));
+                }
+            }
+        }
+        if !typed {
+            // What a message without the field is (RFC 2045 §5.2; no charset is claimed),
+            // said outright now that it is one part among others: some readers (Python's
+            // `email`) pass over a part without header fields.
+            out.extend_from_slice(b"Content-Type: text/plain\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    } else {
+        head
+    };
+    out.extend(read_span(file, span.body)?);
+    Ok(out)
 }
 
 /// A part name a user may create: what `mime::sanitize` would keep as it is.
@@ -173,15 +236,25 @@ fn header_value(name: &str, value: &[u8]) -> Result<Value> {
 }
 
 impl Draft {
-    fn from_tree(tree: &Tree, file: &File) -> Result<Draft> {
+    /// The Draft `tree` (built from `file`): untouched parts and fields as written, except
+    /// the part `view_of` (one being renamed), which takes the bytes its file shows.
+    fn from_tree(tree: &Tree, file: &File, view_of: Option<&str>) -> Result<Draft> {
         check_whole(tree)?;
         check_size(tree, 0)?;
         let headers = tree
             .headers
             .iter()
             .filter(|h| !is_structural(&h.name))
-            .map(|h| (h.name.clone(), Value::Raw(h.raw.clone())))
-            .collect();
+            .map(|h| {
+                let bytes = match h.span {
+                    Some(span) => with_line_end(read_span(file, span)?),
+                    // Not from a file (no such tree is composed in): the field as the view
+                    // holds it.
+                    None => format!("{}: {}\r\n", h.name, h.raw).into_bytes(),
+                };
+                Ok((h.name.clone(), Value::Kept(bytes)))
+            })
+            .collect::<Result<_>>()?;
         let mut d = Draft {
             headers,
             text: None,
@@ -189,41 +262,50 @@ impl Draft {
             parts: Vec::new(),
         };
         for e in &tree.entries {
-            let bytes = e.data.read_all(file)?;
+            let content = match &e.span {
+                Some(span) if view_of != Some(e.name.as_str()) => Content::Kept(kept_part(file, span)?),
+                _ => Content::New(e.data.read_all(file)?),
+            };
             match (e.name.as_str(), e.info.role) {
-                (TEXT_BODY, Role::TextBody) => d.text = Some(String::from_utf8_lossy(&bytes).into_owned()),
-                (HTML_BODY, Role::HtmlBody) => d.html = Some(String::from_utf8_lossy(&bytes).into_owned()),
+                (TEXT_BODY, Role::TextBody) => d.text = Some(content),
+                (HTML_BODY, Role::HtmlBody) => d.html = Some(content),
                 _ => d.parts.push(Part {
                     name: e.name.clone(),
                     content_type: e.info.content_type.clone(),
                     content_id: e.info.content_id.clone(),
                     inline: e.info.role == Role::Inline,
-                    bytes,
+                    content,
                 }),
             }
         }
         Ok(d)
     }
 
-    fn take_part(&mut self, name: &str) -> Option<Vec<u8>> {
+    fn take_part(&mut self, name: &str) -> Option<Content> {
         match name {
-            TEXT_BODY => self.text.take().map(String::into_bytes),
-            HTML_BODY => self.html.take().map(String::into_bytes),
+            TEXT_BODY => self.text.take(),
+            HTML_BODY => self.html.take(),
             _ => {
                 let i = self.parts.iter().position(|p| p.name == name)?;
-                Some(self.parts.remove(i).bytes)
+                Some(self.parts.remove(i).content)
             }
         }
     }
 
     fn set_part(&mut self, name: String, bytes: Vec<u8>) -> Result<()> {
         match name.as_str() {
-            TEXT_BODY => self.text = Some(utf8(&name, bytes)?),
-            HTML_BODY => self.html = Some(utf8(&name, bytes)?),
+            TEXT_BODY => {
+                utf8(&name, &bytes)?;
+                self.text = Some(Content::New(bytes));
+            }
+            HTML_BODY => {
+                utf8(&name, &bytes)?;
+                self.html = Some(Content::New(bytes));
+            }
             _ => {
                 check_part_name(&name)?;
                 if let Some(p) = self.parts.iter_mut().find(|p| p.name == name) {
-                    p.bytes = bytes;
+                    p.content = Content::New(bytes);
                 } else {
                     let content_type = mime_guess::from_path(&name).first_or_octet_stream().to_string();
                     self.parts.push(Part {
@@ -231,7 +313,7 @@ impl Draft {
                         content_type,
                         content_id: None,
                         inline: false,
-                        bytes,
+                        content: Content::New(bytes),
                     });
                 }
             }
@@ -249,8 +331,10 @@ impl Draft {
                 if to != TEXT_BODY && to != HTML_BODY {
                     check_part_name(&to)?;
                 }
-                let bytes = self.take_part(&from).ok_or(Error::NotFound(from))?;
-                // A renamed attachment keeps its type and Content-ID when it stays one.
+                // `from_tree` read the renamed part as its file shows it.
+                let bytes = match self.take_part(&from).ok_or(Error::NotFound(from))? {
+                    Content::New(b) | Content::Kept(b) => b,
+                };
                 self.take_part(&to);
                 self.set_part(to, bytes)?;
             }
@@ -286,34 +370,54 @@ impl Draft {
     }
 
     fn build(self) -> Result<Vec<u8>> {
-        let mut b = MessageBuilder::new();
-        for (name, v) in self.headers {
+        // The header is written field by field: untouched fields as their bytes, which need not
+        // be UTF-8 (mail-builder holds header values as text), the others by mail-builder.
+        let mut crlf: Vec<u8> = Vec::new();
+        let mut has_date = false;
+        for (name, v) in &self.headers {
+            has_date |= name.eq_ignore_ascii_case("date");
             let hv: HeaderType = match v {
-                Value::Raw(r) => Raw::new(r).into(),
-                Value::Text(t) => Text::new(t).into(),
+                Value::Kept(bytes) => {
+                    crlf.extend_from_slice(bytes);
+                    continue;
+                }
+                Value::Text(t) => Text::new(t.as_str()).into(),
                 Value::Addresses(list) => Address::new_list(
-                    list.into_iter()
-                        .map(|(n, a)| Address::new_address(n, a))
+                    list.iter()
+                        .map(|(n, a)| Address::new_address(n.as_deref(), a.as_str()))
                         .collect(),
                 )
                 .into(),
             };
-            b = b.header(canonical(&name), hv);
+            let name = canonical(name);
+            crlf.extend_from_slice(name.as_bytes());
+            crlf.extend_from_slice(b": ");
+            hv.write_header(&mut crlf, name.len() + 2);
         }
+        if !has_date {
+            crlf.extend_from_slice(b"Date: ");
+            HeaderType::from(Date::now()).write_header(&mut crlf, 6);
+        }
+        crlf.extend_from_slice(b"MIME-Version: 1.0\r\n");
         let text = self
             .text
-            .map(|t| MimePart::new("text/plain", BodyPart::Text(Cow::Owned(t))));
+            .as_ref()
+            .map(|t| body_part("text/plain", t))
+            .transpose()?;
         let (inline, attached): (Vec<Part>, Vec<Part>) = self.parts.into_iter().partition(|p| p.inline);
-        let html = self.html.map(|h| {
-            let html = MimePart::new("text/html", BodyPart::Text(Cow::Owned(h)));
-            if inline.is_empty() {
-                html
-            } else {
+        let html = match self
+            .html
+            .as_ref()
+            .map(|h| body_part("text/html", h))
+            .transpose()?
+        {
+            Some(html) if !inline.is_empty() => {
                 let mut related = vec![html];
                 related.extend(inline.iter().map(part));
-                MimePart::new("multipart/related", related)
+                Some(MimePart::new("multipart/related", related))
             }
-        });
+            html => html,
+        };
         let has_html = html.is_some();
         let body = match (text, html) {
             (Some(t), Some(h)) => Some(MimePart::new("multipart/alternative", vec![t, h])),
@@ -336,11 +440,11 @@ impl Draft {
                 }
             }
         };
-        let crlf = b.body(root).write_to_vec().map_err(Error::Io)?;
+        root.write_part(&mut crlf);
         // Stored with LF line ends, like any file written in the shell, so a body reads back
         // exactly as it was written; the senders put CRLF on the wire (SPEC §7). Every CR
         // mail-builder leaves in its output belongs to a line end (QP writes a lone CR as =0D,
-        // binary goes as base64).
+        // binary goes as base64); a part kept as written keeps its lone CRs.
         let mut out = Vec::with_capacity(crlf.len());
         let mut it = crlf.iter().peekable();
         while let Some(&b) = it.next() {
@@ -353,11 +457,38 @@ impl Draft {
     }
 }
 
+/// A body (`Body.txt`, `Body.html`): kept as written, or UTF-8 text encoded afresh.
+fn body_part<'a>(content_type: &'a str, c: &'a Content) -> Result<MimePart<'a>> {
+    Ok(match c {
+        Content::Kept(raw) => MimePart::raw(BodyPart::Binary(Cow::Borrowed(raw))),
+        Content::New(bytes) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| Error::invalid(content_type, "a body must be UTF-8 text"))?;
+            MimePart::new(content_type, BodyPart::Text(Cow::Borrowed(text)))
+        }
+    })
+}
+
+/// The Content-Type of new bytes for a part whose name gives `content_type`. Text that is
+/// not UTF-8 is sent as application/octet-stream: its charset is unknown, and a text type
+/// without one means US-ASCII (RFC 2046 §4.1.2), which a reader would show (or convert)
+/// wrongly; as octet-stream its bytes go base64-encoded and come back exactly.
+fn new_content_type<'a>(content_type: &'a str, bytes: &[u8]) -> ContentType<'a> {
+    if content_type.starts_with("text/") && std::str::from_utf8(bytes).is_err() {
+        return ContentType::new("application/octet-stream");
+    }
+    ContentType::new(content_type)
+}
+
 fn part(p: &Part) -> MimePart<'_> {
+    let bytes = match &p.content {
+        Content::Kept(raw) => return MimePart::raw(BodyPart::Binary(Cow::Borrowed(raw))),
+        Content::New(bytes) => bytes,
+    };
     let disposition = if p.inline { "inline" } else { "attachment" };
     let mut m = MimePart::new(
-        ContentType::new(p.content_type.as_str()),
-        BodyPart::Binary(Cow::Borrowed(&p.bytes)),
+        new_content_type(&p.content_type, bytes),
+        BodyPart::Binary(Cow::Borrowed(bytes)),
     )
     .header(
         "Content-Disposition",
@@ -383,15 +514,113 @@ fn canonical(name: &str) -> String {
 /// Message-ID field gets `message_id` (the one `user.message_id` already shows), so the
 /// rebuild does not invent another.
 pub fn rebuild(tree: &Tree, file: &File, edit: Edit, message_id: &str) -> Result<Vec<u8>> {
-    let mut d = Draft::from_tree(tree, file)?;
+    let view_of = match &edit {
+        Edit::RenamePart { from, .. } => Some(from.as_str()),
+        _ => None,
+    };
+    let mut d = Draft::from_tree(tree, file, view_of)?;
     d.apply(edit)?;
     if !d
         .headers
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("message-id"))
     {
-        d.headers
-            .push(("Message-ID".into(), Value::Raw(message_id.to_string())));
+        d.headers.push((
+            "Message-ID".into(),
+            Value::Kept(format!("Message-ID: {message_id}\r\n").into_bytes()),
+        ));
     }
     d.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `msg` stored in a file, its tree built as the mount builds it, then `edit` applied.
+    fn compose(msg: &[u8], edit: Edit) -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("d.eml");
+        std::fs::write(&path, msg).expect("write the draft");
+        let tree = mime::build(&path).expect("tree");
+        let file = File::open(&path).expect("open the draft");
+        rebuild(&tree, &file, edit, "<m@example.com>").expect("rebuild")
+    }
+
+    fn subject(v: &str) -> Edit {
+        Edit::SetHeader {
+            name: "Subject".into(),
+            value: v.as_bytes().to_vec(),
+        }
+    }
+
+    fn set(name: &str, bytes: &[u8]) -> Edit {
+        Edit::SetPart {
+            name: name.into(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    /// The bytes the parts view shows for `name` in `msg`.
+    fn view(msg: &[u8], name: &str) -> Vec<u8> {
+        let tree = mime::build_bytes(msg);
+        match tree.entry(name).map(|e| &e.data) {
+            Some(mime::Data::Memory(b)) => b.to_vec(),
+            other => panic!("{name}: {other:?} in {}", String::from_utf8_lossy(msg)),
+        }
+    }
+
+    fn has(msg: &[u8], what: &[u8]) -> bool {
+        msg.windows(what.len()).any(|w| w == what)
+    }
+
+    const DRAFT: &[u8] = b"From: a@example.com\nTo: b@example.org\nSubject: d\n\nhi\n";
+
+    #[test]
+    fn a_text_named_file_that_is_not_utf8_is_attached_with_its_bytes() {
+        // audit-6 F10: these came back with every invalid byte replaced by U+FFFD.
+        let latin1 = b"caf\xe9 latin1\n";
+        let blob = b"bin\x00\xff\xfe\x80data\n";
+        let html = b"<p>caf\xe9</p>\n";
+        let d = compose(DRAFT, set("notes.txt", latin1));
+        let d = compose(&d, set("blob.txt", blob));
+        let d = compose(&d, set("l1.html", html));
+        let d = compose(&d, subject("again"));
+        assert_eq!(view(&d, "notes.txt"), latin1);
+        assert_eq!(view(&d, "blob.txt"), blob);
+        assert_eq!(view(&d, "l1.html"), html);
+        let octets = d.windows(24).filter(|w| w == b"application/octet-stream").count();
+        assert_eq!(octets, 3, "no text type (and so no charset) is claimed for them");
+        assert!(has(&d, b"Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"notes.txt\""));
+    }
+
+    #[test]
+    fn untouched_8bit_bodies_and_header_fields_keep_their_bytes() {
+        // audit-6 F10b: an edit of the Subject rewrote these with U+FFFD.
+        let d = compose(
+            b"From: a@example.com\nTo: b@example.org\nSubject: rawlatin\n\ncaf\xe9 cr\xe8me\n",
+            subject("rawlatin2"),
+        );
+        assert!(
+            d.ends_with(b"\n\ncaf\xe9 cr\xe8me\n"),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        assert!(has(&d, b"Subject: rawlatin2\n"));
+        let d = compose(
+            b"From: a@example.com\nTo: b@example.org\nSubject: caf\xe9 raw\nX-Note: na\xefve\n \
+              folded\n\nbody\n",
+            Edit::SetHeader {
+                name: "To".into(),
+                value: b"c@example.org".to_vec(),
+            },
+        );
+        assert!(
+            has(&d, b"\nSubject: caf\xe9 raw\nX-Note: na\xefve\n folded\n"),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        assert!(has(&d, b"\nTo: <c@example.org>\n") || has(&d, b"\nTo: c@example.org\n"));
+        assert!(d.ends_with(b"\n\nbody\n"));
+    }
 }
