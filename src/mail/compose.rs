@@ -472,12 +472,17 @@ fn body_part<'a>(content_type: &'a str, c: &'a Content) -> Result<MimePart<'a>> 
 /// The Content-Type of new bytes for a part whose name gives `content_type`. Text that is
 /// not UTF-8 is sent as application/octet-stream: its charset is unknown, and a text type
 /// without one means US-ASCII (RFC 2046 §4.1.2), which a reader would show (or convert)
-/// wrongly; as octet-stream its bytes go base64-encoded and come back exactly.
+/// wrongly; as octet-stream its bytes go base64-encoded and come back exactly. UTF-8 text
+/// that is not ASCII says so (charset=utf-8).
 fn new_content_type<'a>(content_type: &'a str, bytes: &[u8]) -> ContentType<'a> {
-    if content_type.starts_with("text/") && std::str::from_utf8(bytes).is_err() {
-        return ContentType::new("application/octet-stream");
+    if !content_type.starts_with("text/") {
+        return ContentType::new(content_type);
     }
-    ContentType::new(content_type)
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s.is_ascii() => ContentType::new(content_type),
+        Ok(_) => ContentType::new(content_type).attribute("charset", "utf-8"),
+        Err(_) => ContentType::new("application/octet-stream"),
+    }
 }
 
 fn part(p: &Part) -> MimePart<'_> {
@@ -622,5 +627,45 @@ mod tests {
         );
         assert!(has(&d, b"\nTo: <c@example.org>\n") || has(&d, b"\nTo: c@example.org\n"));
         assert!(d.ends_with(b"\n\nbody\n"));
+    }
+
+    const L1A: &[u8] = b"From: a@example.com\nTo: b@example.org\nSubject: l1att\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain; charset=utf-8\n\nbody\n\
+--B\nContent-Type: text/plain; charset=iso-8859-1\nContent-Disposition: attachment; filename=\"notes.txt\"\n\
+Content-Transfer-Encoding: quoted-printable\n\ncaf=E9\n--B\nContent-Type: text/plain; charset=utf-16\n\
+Content-Disposition: attachment; filename=\"jp.txt\"\nContent-Transfer-Encoding: base64\n\n//4hMA==\n--B--\n";
+
+    #[test]
+    fn untouched_text_attachments_keep_their_bytes_and_charset() {
+        // audit-6 F11: they were converted to UTF-8 and lost their charset parameter.
+        let d = compose(L1A, subject("l1att2"));
+        let latin1 = b"\nContent-Type: text/plain; charset=iso-8859-1\nContent-Disposition: attachment; \
+filename=\"notes.txt\"\nContent-Transfer-Encoding: quoted-printable\n\ncaf=E9\n--";
+        assert!(has(&d, latin1), "{}", String::from_utf8_lossy(&d));
+        let utf16 = b"\nContent-Type: text/plain; charset=utf-16\nContent-Disposition: attachment; \
+filename=\"jp.txt\"\nContent-Transfer-Encoding: base64\n\n//4hMA==\n--";
+        assert!(has(&d, utf16), "{}", String::from_utf8_lossy(&d));
+        // And after a part is removed too.
+        let d = compose(&d, Edit::RemovePart("jp.txt".into()));
+        assert!(has(&d, latin1));
+        assert_eq!(
+            view(&d, "notes.txt"),
+            "café".as_bytes(),
+            "the last line end is the boundary's"
+        );
+    }
+
+    #[test]
+    fn a_utf8_text_file_copied_in_says_charset_utf8_when_not_ascii() {
+        // audit-6 F11: a non-ASCII UTF-8 text attachment was sent without a charset (US-ASCII).
+        let d = compose(DRAFT, set("u8notes.txt", "grüße utf8\n".as_bytes()));
+        let d = compose(&d, set("plain.txt", b"ascii only\n"));
+        assert!(has(&d, b"Content-Type: text/plain; charset=\"utf-8\"\nContent-Disposition: attachment; filename=\"u8notes.txt\""),
+            "{}", String::from_utf8_lossy(&d));
+        assert!(has(
+            &d,
+            b"Content-Type: text/plain\nContent-Disposition: attachment; filename=\"plain.txt\""
+        ));
+        assert_eq!(view(&d, "u8notes.txt"), "grüße utf8\n".as_bytes());
     }
 }
