@@ -499,6 +499,11 @@ fn part(p: &Part) -> MimePart<'_> {
         "Content-Disposition",
         ContentType::new(disposition).attribute("filename", p.name.as_str()),
     );
+    if p.content_type == "message/rfc822" {
+        // RFC 2046 §5.2.1: a message/rfc822 body is 7bit, 8bit or binary, never base64 or
+        // quoted-printable. It is lines of text, so 8bit when it has 8-bit bytes.
+        m = m.transfer_encoding(if bytes.is_ascii() { "7bit" } else { "8bit" });
+    }
     if let Some(cid) = &p.content_id {
         m = m.cid(cid.as_str());
     }
@@ -667,5 +672,44 @@ filename=\"jp.txt\"\nContent-Transfer-Encoding: base64\n\n//4hMA==\n--";
             b"Content-Type: text/plain\nContent-Disposition: attachment; filename=\"plain.txt\""
         ));
         assert_eq!(view(&d, "u8notes.txt"), "grüße utf8\n".as_bytes());
+    }
+
+    const FWD: &[u8] = b"From: x@example.com\nTo: y@example.org\nSubject: fwd\n\nforwarded body\n";
+
+    /// The subject of the attached message `name` as a standard parser reads `msg`.
+    fn attached_subject(msg: &[u8], name: &str) -> Option<String> {
+        let m = MessageParser::default().parse(msg)?;
+        let part = m
+            .attachments()
+            .find(|p| mail_parser::MimeHeaders::attachment_name(*p) == Some(name))?;
+        match &part.body {
+            mail_parser::PartType::Message(inner) => inner.subject().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn attached_messages_are_sent_7bit_or_8bit_never_base64() {
+        // audit-6 F6: RFC 2046 §5.2.1 allows only 7bit, 8bit or binary for message/rfc822.
+        let d = compose(DRAFT, set("attached.eml", FWD));
+        assert!(
+            has(
+                &d,
+                b"filename=\"attached.eml\"\nContent-Transfer-Encoding: 7bit\n\nFrom: x@example.com\n"
+            ),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        let eight = "From: x@example.com\nSubject: grüße\n\ncafé\n".as_bytes();
+        let d = compose(&d, set("eight.eml", eight));
+        assert!(has(
+            &d,
+            b"filename=\"eight.eml\"\nContent-Transfer-Encoding: 8bit\n"
+        ));
+        // An attached message the edit does not touch stays as it was.
+        let d = compose(&d, subject("again"));
+        assert!(!has(&d, b"base64"), "{}", String::from_utf8_lossy(&d));
+        assert_eq!(attached_subject(&d, "attached.eml").as_deref(), Some("fwd"));
+        assert_eq!(view(&d, "eight.eml"), eight);
     }
 }
