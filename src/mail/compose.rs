@@ -16,6 +16,7 @@ use mail_parser::{HeaderValue, MessageParser};
 use crate::error::{Error, Result};
 use crate::mail::mime::{self, Role, Tree};
 use crate::model::attrs::validate_address;
+use crate::model::names::MAX_MESSAGE_NAME;
 
 pub const TEXT_BODY: &str = "Body.txt";
 
@@ -169,8 +170,15 @@ fn kept_part(file: &File, span: &mime::Span) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A part name a user may create: what `mime::sanitize` would keep as it is.
+/// A part name a user may create: what `mime::sanitize` would keep as it is, and for an
+/// attached message (`*.eml`), short enough for its `NAME.parts` directory (ENAMETOOLONG).
 pub fn check_part_name(name: &str) -> Result<()> {
+    if is_message_name(name) && name.len() > MAX_MESSAGE_NAME {
+        return Err(Error::NameTooLong(format!(
+            "{name}: an attached message's name is at most {MAX_MESSAGE_NAME} bytes, so that \
+             its .parts directory fits in a file name"
+        )));
+    }
     if mime::sanitize(name).as_deref() != Some(name) || name.ends_with(".parts") || name == mime::RAW_NAME {
         return Err(Error::invalid(
             "part name",
@@ -307,7 +315,7 @@ impl Draft {
                 if let Some(p) = self.parts.iter_mut().find(|p| p.name == name) {
                     p.content = Content::New(bytes);
                 } else {
-                    let content_type = mime_guess::from_path(&name).first_or_octet_stream().to_string();
+                    let content_type = guess_type(&name);
                     self.parts.push(Part {
                         name,
                         content_type,
@@ -455,6 +463,15 @@ impl Draft {
         }
         Ok(out)
     }
+}
+
+/// The content type of a new part named `name`.
+fn guess_type(name: &str) -> String {
+    mime_guess::from_path(name).first_or_octet_stream().to_string()
+}
+
+fn is_message_name(name: &str) -> bool {
+    guess_type(name) == "message/rfc822"
 }
 
 /// A body (`Body.txt`, `Body.html`): kept as written, or UTF-8 text encoded afresh.
@@ -711,5 +728,16 @@ filename=\"jp.txt\"\nContent-Transfer-Encoding: base64\n\n//4hMA==\n--";
         assert!(!has(&d, b"base64"), "{}", String::from_utf8_lossy(&d));
         assert_eq!(attached_subject(&d, "attached.eml").as_deref(), Some("fwd"));
         assert_eq!(view(&d, "eight.eml"), eight);
+    }
+
+    #[test]
+    fn an_attached_message_name_leaves_room_for_its_parts_directory() {
+        // audit-6 F16: the view would cut such a name, so the part would not be where written.
+        let long = format!("{}.eml", "é".repeat(123));
+        assert_eq!(long.len(), 250);
+        let e = check_part_name(&long).unwrap_err();
+        assert_eq!(e.errno(), libc::ENAMETOOLONG);
+        check_part_name(&format!("{}.eml", "b".repeat(245))).expect("249 bytes is a name");
+        check_part_name(&format!("{}.pdf", "b".repeat(251))).expect("255 bytes for other parts");
     }
 }
