@@ -740,4 +740,59 @@ filename=\"jp.txt\"\nContent-Transfer-Encoding: base64\n\n//4hMA==\n--";
         check_part_name(&format!("{}.eml", "b".repeat(245))).expect("249 bytes is a name");
         check_part_name(&format!("{}.pdf", "b".repeat(251))).expect("255 bytes for other parts");
     }
+
+    const TREE: &str = "From: a@example.com\nTo: b@example.org\nSubject: tree\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"OUT\"\n\n--OUT\n\
+Content-Type: text/plain; charset=utf-8; format=flowed\nContent-Language: fr\n\nsoft \nbreak\n--OUT\n\
+Content-Type: application/pdf\nContent-Transfer-Encoding: base64\n\nJVBERi0=\n--OUT\n\
+Content-Type: text/plain\n\nsecond unnamed text\n--OUT\n\
+Content-Type: application/octet-stream; name=\"Body.txt\"\n\
+Content-Disposition: attachment; filename=\"Body.txt\"\n\nattachment called Body.txt\n--OUT\n\
+Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"..\"\n\ndotdot\n--OUT\n\
+Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a/b.txt\"\n\nslash\n--OUT\n\
+Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"a.pdf\"\n\none\n--OUT\n\
+Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"a.pdf\"\n\ntwo\n--OUT\n\
+Content-Type: image/png\nContent-ID: <logo@x>\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--OUT\n\
+Content-Type: message/rfc822\nContent-Disposition: attachment; filename=\"fwd.eml\"\n\n\
+From: inner@example.com\nSubject: inner\n\ninner text\n--OUT\n\
+Content-Type: message/rfc822\n\nFrom: noname@example.com\nSubject: unnamed\n\nunnamed msg body\n--OUT--\n";
+
+    #[test]
+    fn untouched_parts_keep_their_names_dispositions_and_parameters() {
+        // audit-6 F7: a Subject edit renamed parts to their view names ("Body (2).txt",
+        // "a (2).pdf", "a_b.txt", "part-8.bin"), gave unnamed parts invented file names and
+        // dispositions, and dropped format=flowed and Content-Language.
+        let d = compose(TREE.as_bytes(), subject("tree2"));
+        let out = String::from_utf8_lossy(&d);
+        let body = TREE.split("\n\n").skip(1).collect::<Vec<_>>().join("\n\n");
+        let parts: Vec<&str> = body.split("--OUT\n").skip(1).collect();
+        assert_eq!(parts.len(), 11);
+        for p in parts {
+            let p = p.trim_end_matches("--OUT--\n");
+            let p = p.strip_suffix('\n').unwrap_or(p);
+            assert!(out.contains(&format!("\n{p}\n--")), "{p:?} not in\n{out}");
+        }
+        for invented in ["part-", "(2)", "a_b.txt", "filename=\"Body.txt\"\n\n\n"] {
+            assert!(!out.contains(invented), "{invented} in\n{out}");
+        }
+        assert_eq!(out.matches("filename=").count(), 6, "no name invented");
+        // A message of one part keeps its parameters and Content-* fields too, also once it
+        // becomes the body of several parts.
+        let one = "From: a@example.com\nSubject: ff\nMIME-Version: 1.0\n\
+                   Content-Type: text/plain; charset=utf-8; format=flowed\nContent-Language: fr\n\n\
+                   soft \nbreak\n";
+        let fields = "Content-Type: text/plain; charset=utf-8; format=flowed\nContent-Language: fr\n\n";
+        let d = compose(one.as_bytes(), subject("x"));
+        assert!(
+            has(&d, format!("{fields}soft \nbreak\n").as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        let d = compose(&d, set("data.bin", b"\x00\x01"));
+        assert!(
+            has(&d, format!("\n{fields}soft \nbreak\n\n--").as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+    }
 }
