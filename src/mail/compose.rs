@@ -138,34 +138,37 @@ fn with_line_end(mut field: Vec<u8>) -> Vec<u8> {
 
 /// The MIME part `span` of `file` as written. A part whose header block is the message's
 /// own keeps only its `Content-*` fields (the others are the message's, written above it).
-fn kept_part(file: &File, span: &mime::Span) -> Result<Vec<u8>> {
+/// A part without a Content-Type field gets one saying what it is (`content_type`, from the
+/// view) when it is the message's own or when that is not the default of a part in the
+/// rebuilt structure (text/plain): a member of a multipart/digest is a message/rfc822.
+fn kept_part(file: &File, span: &mime::Span, content_type: &str) -> Result<Vec<u8>> {
     let head = read_span(file, span.head)?;
-    let mut out = if span.message_head {
-        let mut out = Vec::new();
-        let mut typed = false;
-        if let Some(m) = MessageParser::default().parse_headers(&head[..]) {
-            for h in m.parts.first().map(|p| &p.headers[..]).unwrap_or_default() {
-                let name = h.name.as_str().to_ascii_lowercase();
-                if name.starts_with("content-") {
-                    typed |= name == "content-type";
-                    let field = head
-                        .get(h.offset_field as usize..h.offset_end as usize)
-                        .unwrap_or_default();
-                    out.extend(with_line_end(field.to_vec()));
-                }
+    let mut fields = Vec::new();
+    let mut typed = false;
+    if let Some(m) = MessageParser::default().parse_headers(&head[..]) {
+        for h in m.parts.first().map(|p| &p.headers[..]).unwrap_or_default() {
+            let name = h.name.as_str().to_ascii_lowercase();
+            typed |= name == "content-type";
+            if span.message_head && name.starts_with("content-") {
+                let field = head
+                    .get(h.offset_field as usize..h.offset_end as usize)
+                    .unwrap_or_default();
+                fields.extend(with_line_end(field.to_vec()));
             }
         }
-        if !typed {
-            // What a message without the field is (RFC 2045 §5.2; no charset is claimed),
-            // said outright now that it is one part among others: some readers (Python's
-            // `email`) pass over a part without header fields.
-            out.extend_from_slice(b"Content-Type: text/plain\r\n");
-        }
+    }
+    let mut out = Vec::new();
+    if !typed && (span.message_head || content_type != "text/plain") {
+        // Said outright now that it is one part among others: some readers (Python's
+        // `email`) also pass over a part without header fields.
+        out.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+    }
+    if span.message_head {
+        out.extend(fields);
         out.extend_from_slice(b"\r\n");
-        out
     } else {
-        head
-    };
+        out.extend(head);
+    }
     out.extend(read_span(file, span.body)?);
     Ok(out)
 }
@@ -271,7 +274,9 @@ impl Draft {
         };
         for e in &tree.entries {
             let content = match &e.span {
-                Some(span) if view_of != Some(e.name.as_str()) => Content::Kept(kept_part(file, span)?),
+                Some(span) if view_of != Some(e.name.as_str()) => {
+                    Content::Kept(kept_part(file, span, &e.info.content_type)?)
+                }
                 _ => Content::New(e.data.read_all(file)?),
             };
             match (e.name.as_str(), e.info.role) {
@@ -794,5 +799,43 @@ Content-Type: message/rfc822\n\nFrom: noname@example.com\nSubject: unnamed\n\nun
             "{}",
             String::from_utf8_lossy(&d)
         );
+    }
+
+    #[test]
+    fn digest_members_stay_messages() {
+        // audit-6 F13: the members of a multipart/digest (message/rfc822 by default) were shown
+        // as text/plain `part-1.txt.eml` and composed into text/plain attachments.
+        let dg = b"From: a@example.com\nTo: b@example.org\nSubject: digest\nMIME-Version: 1.0\n\
+Content-Type: multipart/digest; boundary=D\n\n--D\n\nFrom: one@example.com\nSubject: first\n\n\
+first body\n--D\n\nFrom: two@example.com\nSubject: second\n\nsecond body\n--D--\n";
+        let tree = mime::build_bytes(dg);
+        let names: Vec<(&str, &str)> = tree
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.info.content_type.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("part-1.eml", "message/rfc822"), ("part-2.eml", "message/rfc822")]
+        );
+        let d = compose(dg, subject("digest2"));
+        assert!(
+            has(
+                &d,
+                b"\nContent-Type: message/rfc822\n\nFrom: one@example.com\nSubject: first\n"
+            ),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        assert!(!has(&d, b"text/plain"));
+        let m = MessageParser::default().parse(&d[..]).expect("parses");
+        let subjects: Vec<&str> = m
+            .attachments()
+            .filter_map(|p| match &p.body {
+                mail_parser::PartType::Message(inner) => inner.subject(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(subjects, ["first", "second"]);
     }
 }

@@ -461,6 +461,9 @@ fn part_info(part: &MessagePart, part_id: String) -> PartInfo {
             Some(sub) => format!("{}/{}", ct.ctype(), sub),
             None => ct.ctype().to_string(),
         },
+        // A multipart/digest's members are messages by default (RFC 2046 §5.1.5): mail-parser
+        // parses them as such but reports no type.
+        None if matches!(part.body, PartType::Message(_)) => "message/rfc822".to_string(),
         None => "text/plain".to_string(),
     }
     .to_ascii_lowercase();
