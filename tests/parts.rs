@@ -513,3 +513,34 @@ fn a_body_without_line_ends_streams_too() {
     let hwm = vm_hwm_kb(m.pid().expect("pid"));
     assert!(hwm > 0 && hwm < 90_000, "peak RSS {hwm} kB");
 }
+
+/// audit-6 F10/F10b through the mount: a non-UTF-8 file named like text is attached with its
+/// bytes (cp in, cp out, compare), and a Subject edit leaves 8-bit fields and parts alone.
+#[test]
+fn non_utf8_files_and_8bit_fields_survive_composing_byte_for_byte() {
+    let m = Mount::new(&[]);
+    let latin1 = m.tmp.path().join("notes.txt");
+    std::fs::write(&latin1, b"caf\xe9 latin1\n").unwrap();
+    let blob = m.tmp.path().join("blob.csv");
+    std::fs::write(&blob, b"bin\x00\xff\xfe\x80data\n").unwrap();
+    m.ok("printf 'From: a@example.com\\nTo: b@example.org\\nSubject: caf\\351 raw\\nX-Note: na\\357ve\\n\\ncaf\\351 cr\\350me\\n' > d.eml");
+    m.ok(&format!(
+        "cp {} {} d.eml.parts/",
+        latin1.display(),
+        blob.display()
+    ));
+    m.ok("setfattr -n user.header.subject -v again d.eml.parts");
+    m.ok(&format!("cmp {} d.eml.parts/notes.txt", latin1.display()));
+    m.ok(&format!("cmp {} d.eml.parts/blob.csv", blob.display()));
+    let stored = std::fs::read(m.spool.join("d.eml")).unwrap();
+    let has = |w: &[u8]| stored.windows(w.len()).any(|x| x == w);
+    assert!(
+        has(b"\nX-Note: na\xefve\n"),
+        "{}",
+        String::from_utf8_lossy(&stored)
+    );
+    assert!(has(b"\n\ncaf\xe9 cr\xe8me\n"));
+    assert!(has(b"\nSubject: again\n"));
+    let p = py_read(&m.spool.join("d.eml"));
+    assert_eq!(p["attachments"]["notes.txt"], hex(b"caf\xe9 latin1\n"));
+}

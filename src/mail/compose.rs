@@ -5,18 +5,18 @@
 use std::borrow::Cow;
 use std::fs::File;
 
-use mail_builder::MessageBuilder;
-use mail_builder::headers::HeaderType;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
-use mail_builder::headers::raw::Raw;
+use mail_builder::headers::date::Date;
 use mail_builder::headers::text::Text;
+use mail_builder::headers::{Header, HeaderType};
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_parser::{HeaderValue, MessageParser};
 
 use crate::error::{Error, Result};
 use crate::mail::mime::{self, Role, Tree};
 use crate::model::attrs::validate_address;
+use crate::model::names::MAX_MESSAGE_NAME;
 
 pub const TEXT_BODY: &str = "Body.txt";
 
@@ -81,9 +81,21 @@ pub enum Edit {
 }
 
 enum Value {
-    Raw(String),
+    /// A field the edit does not touch: its bytes as written (name, value, folding, line
+    /// end), copied as they are. They need not be UTF-8.
+    Kept(Vec<u8>),
     Text(String),
     Addresses(Vec<(Option<String>, String)>),
+}
+
+/// What a part holds in the rebuilt message.
+enum Content {
+    /// A part the edit does not touch: the MIME part as written (its header fields, the blank
+    /// line, its encoded body), copied byte for byte, so its bytes, charset, transfer
+    /// encoding, file name and disposition stay as sent.
+    Kept(Vec<u8>),
+    /// Bytes a user wrote (or a renamed part's, as the view shows them): encoded afresh.
+    New(Vec<u8>),
 }
 
 struct Part {
@@ -91,23 +103,85 @@ struct Part {
     content_type: String,
     content_id: Option<String>,
     inline: bool,
-    bytes: Vec<u8>,
+    content: Content,
 }
 
 /// A Draft as its parts: what the view shows, in a form mail-builder can write again.
 struct Draft {
     headers: Vec<(String, Value)>,
-    text: Option<String>,
-    html: Option<String>,
+    text: Option<Content>,
+    html: Option<Content>,
     parts: Vec<Part>,
 }
 
-fn utf8(name: &str, bytes: Vec<u8>) -> Result<String> {
-    String::from_utf8(bytes).map_err(|_| Error::invalid(name, "a body must be UTF-8 text"))
+fn utf8(name: &str, bytes: &[u8]) -> Result<()> {
+    std::str::from_utf8(bytes)
+        .map(drop)
+        .map_err(|_| Error::invalid(name, "a body must be UTF-8 text"))
 }
 
-/// A part name a user may create: what `mime::sanitize` would keep as it is.
+/// `start..end` of `file`.
+fn read_span(file: &File, (start, end): (u64, u64)) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; end.saturating_sub(start) as usize];
+    file.read_exact_at(&mut buf, start)?;
+    Ok(buf)
+}
+
+/// Ends `field` with a line end if the message did not (a field that ends the file).
+fn with_line_end(mut field: Vec<u8>) -> Vec<u8> {
+    if !field.ends_with(b"\n") {
+        field.extend_from_slice(b"\r\n");
+    }
+    field
+}
+
+/// The MIME part `span` of `file` as written. A part whose header block is the message's
+/// own keeps only its `Content-*` fields (the others are the message's, written above it).
+/// A part without a Content-Type field gets one saying what it is (`content_type`, from the
+/// view) when it is the message's own or when that is not the default of a part in the
+/// rebuilt structure (text/plain): a member of a multipart/digest is a message/rfc822.
+fn kept_part(file: &File, span: &mime::Span, content_type: &str) -> Result<Vec<u8>> {
+    let head = read_span(file, span.head)?;
+    let mut fields = Vec::new();
+    let mut typed = false;
+    if let Some(m) = MessageParser::default().parse_headers(&head[..]) {
+        for h in m.parts.first().map(|p| &p.headers[..]).unwrap_or_default() {
+            let name = h.name.as_str().to_ascii_lowercase();
+            typed |= name == "content-type";
+            if span.message_head && name.starts_with("content-") {
+                let field = head
+                    .get(h.offset_field as usize..h.offset_end as usize)
+                    .unwrap_or_default();
+                fields.extend(with_line_end(field.to_vec()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if !typed && (span.message_head || content_type != "text/plain") {
+        // Said outright now that it is one part among others: some readers (Python's
+        // `email`) also pass over a part without header fields.
+        out.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+    }
+    if span.message_head {
+        out.extend(fields);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend(head);
+    }
+    out.extend(read_span(file, span.body)?);
+    Ok(out)
+}
+
+/// A part name a user may create: what `mime::sanitize` would keep as it is, and for an
+/// attached message (`*.eml`), short enough for its `NAME.parts` directory (ENAMETOOLONG).
 pub fn check_part_name(name: &str) -> Result<()> {
+    if is_message_name(name) && name.len() > MAX_MESSAGE_NAME {
+        return Err(Error::NameTooLong(format!(
+            "{name}: an attached message's name is at most {MAX_MESSAGE_NAME} bytes, so that \
+             its .parts directory fits in a file name"
+        )));
+    }
     if mime::sanitize(name).as_deref() != Some(name) || name.ends_with(".parts") || name == mime::RAW_NAME {
         return Err(Error::invalid(
             "part name",
@@ -173,15 +247,25 @@ fn header_value(name: &str, value: &[u8]) -> Result<Value> {
 }
 
 impl Draft {
-    fn from_tree(tree: &Tree, file: &File) -> Result<Draft> {
+    /// The Draft `tree` (built from `file`): untouched parts and fields as written, except
+    /// the part `view_of` (one being renamed), which takes the bytes its file shows.
+    fn from_tree(tree: &Tree, file: &File, view_of: Option<&str>) -> Result<Draft> {
         check_whole(tree)?;
         check_size(tree, 0)?;
         let headers = tree
             .headers
             .iter()
             .filter(|h| !is_structural(&h.name))
-            .map(|h| (h.name.clone(), Value::Raw(h.raw.clone())))
-            .collect();
+            .map(|h| {
+                let bytes = match h.span {
+                    Some(span) => with_line_end(read_span(file, span)?),
+                    // Not from a file (no such tree is composed in): the field as the view
+                    // holds it.
+                    None => format!("{}: {}\r\n", h.name, h.raw).into_bytes(),
+                };
+                Ok((h.name.clone(), Value::Kept(bytes)))
+            })
+            .collect::<Result<_>>()?;
         let mut d = Draft {
             headers,
             text: None,
@@ -189,49 +273,60 @@ impl Draft {
             parts: Vec::new(),
         };
         for e in &tree.entries {
-            let bytes = e.data.read_all(file)?;
+            let content = match &e.span {
+                Some(span) if view_of != Some(e.name.as_str()) => {
+                    Content::Kept(kept_part(file, span, &e.info.content_type)?)
+                }
+                _ => Content::New(e.data.read_all(file)?),
+            };
             match (e.name.as_str(), e.info.role) {
-                (TEXT_BODY, Role::TextBody) => d.text = Some(String::from_utf8_lossy(&bytes).into_owned()),
-                (HTML_BODY, Role::HtmlBody) => d.html = Some(String::from_utf8_lossy(&bytes).into_owned()),
+                (TEXT_BODY, Role::TextBody) => d.text = Some(content),
+                (HTML_BODY, Role::HtmlBody) => d.html = Some(content),
                 _ => d.parts.push(Part {
                     name: e.name.clone(),
                     content_type: e.info.content_type.clone(),
                     content_id: e.info.content_id.clone(),
                     inline: e.info.role == Role::Inline,
-                    bytes,
+                    content,
                 }),
             }
         }
         Ok(d)
     }
 
-    fn take_part(&mut self, name: &str) -> Option<Vec<u8>> {
+    fn take_part(&mut self, name: &str) -> Option<Content> {
         match name {
-            TEXT_BODY => self.text.take().map(String::into_bytes),
-            HTML_BODY => self.html.take().map(String::into_bytes),
+            TEXT_BODY => self.text.take(),
+            HTML_BODY => self.html.take(),
             _ => {
                 let i = self.parts.iter().position(|p| p.name == name)?;
-                Some(self.parts.remove(i).bytes)
+                Some(self.parts.remove(i).content)
             }
         }
     }
 
     fn set_part(&mut self, name: String, bytes: Vec<u8>) -> Result<()> {
         match name.as_str() {
-            TEXT_BODY => self.text = Some(utf8(&name, bytes)?),
-            HTML_BODY => self.html = Some(utf8(&name, bytes)?),
+            TEXT_BODY => {
+                utf8(&name, &bytes)?;
+                self.text = Some(Content::New(bytes));
+            }
+            HTML_BODY => {
+                utf8(&name, &bytes)?;
+                self.html = Some(Content::New(bytes));
+            }
             _ => {
                 check_part_name(&name)?;
                 if let Some(p) = self.parts.iter_mut().find(|p| p.name == name) {
-                    p.bytes = bytes;
+                    p.content = Content::New(bytes);
                 } else {
-                    let content_type = mime_guess::from_path(&name).first_or_octet_stream().to_string();
+                    let content_type = guess_type(&name);
                     self.parts.push(Part {
                         name,
                         content_type,
                         content_id: None,
                         inline: false,
-                        bytes,
+                        content: Content::New(bytes),
                     });
                 }
             }
@@ -249,8 +344,10 @@ impl Draft {
                 if to != TEXT_BODY && to != HTML_BODY {
                     check_part_name(&to)?;
                 }
-                let bytes = self.take_part(&from).ok_or(Error::NotFound(from))?;
-                // A renamed attachment keeps its type and Content-ID when it stays one.
+                // `from_tree` read the renamed part as its file shows it.
+                let bytes = match self.take_part(&from).ok_or(Error::NotFound(from))? {
+                    Content::New(b) | Content::Kept(b) => b,
+                };
                 self.take_part(&to);
                 self.set_part(to, bytes)?;
             }
@@ -286,34 +383,54 @@ impl Draft {
     }
 
     fn build(self) -> Result<Vec<u8>> {
-        let mut b = MessageBuilder::new();
-        for (name, v) in self.headers {
+        // The header is written field by field: untouched fields as their bytes, which need not
+        // be UTF-8 (mail-builder holds header values as text), the others by mail-builder.
+        let mut crlf: Vec<u8> = Vec::new();
+        let mut has_date = false;
+        for (name, v) in &self.headers {
+            has_date |= name.eq_ignore_ascii_case("date");
             let hv: HeaderType = match v {
-                Value::Raw(r) => Raw::new(r).into(),
-                Value::Text(t) => Text::new(t).into(),
+                Value::Kept(bytes) => {
+                    crlf.extend_from_slice(bytes);
+                    continue;
+                }
+                Value::Text(t) => Text::new(t.as_str()).into(),
                 Value::Addresses(list) => Address::new_list(
-                    list.into_iter()
-                        .map(|(n, a)| Address::new_address(n, a))
+                    list.iter()
+                        .map(|(n, a)| Address::new_address(n.as_deref(), a.as_str()))
                         .collect(),
                 )
                 .into(),
             };
-            b = b.header(canonical(&name), hv);
+            let name = canonical(name);
+            crlf.extend_from_slice(name.as_bytes());
+            crlf.extend_from_slice(b": ");
+            hv.write_header(&mut crlf, name.len() + 2);
         }
+        if !has_date {
+            crlf.extend_from_slice(b"Date: ");
+            HeaderType::from(Date::now()).write_header(&mut crlf, 6);
+        }
+        crlf.extend_from_slice(b"MIME-Version: 1.0\r\n");
         let text = self
             .text
-            .map(|t| MimePart::new("text/plain", BodyPart::Text(Cow::Owned(t))));
+            .as_ref()
+            .map(|t| body_part("text/plain", t))
+            .transpose()?;
         let (inline, attached): (Vec<Part>, Vec<Part>) = self.parts.into_iter().partition(|p| p.inline);
-        let html = self.html.map(|h| {
-            let html = MimePart::new("text/html", BodyPart::Text(Cow::Owned(h)));
-            if inline.is_empty() {
-                html
-            } else {
+        let html = match self
+            .html
+            .as_ref()
+            .map(|h| body_part("text/html", h))
+            .transpose()?
+        {
+            Some(html) if !inline.is_empty() => {
                 let mut related = vec![html];
                 related.extend(inline.iter().map(part));
-                MimePart::new("multipart/related", related)
+                Some(MimePart::new("multipart/related", related))
             }
-        });
+            html => html,
+        };
         let has_html = html.is_some();
         let body = match (text, html) {
             (Some(t), Some(h)) => Some(MimePart::new("multipart/alternative", vec![t, h])),
@@ -336,11 +453,11 @@ impl Draft {
                 }
             }
         };
-        let crlf = b.body(root).write_to_vec().map_err(Error::Io)?;
+        root.write_part(&mut crlf);
         // Stored with LF line ends, like any file written in the shell, so a body reads back
         // exactly as it was written; the senders put CRLF on the wire (SPEC §7). Every CR
         // mail-builder leaves in its output belongs to a line end (QP writes a lone CR as =0D,
-        // binary goes as base64).
+        // binary goes as base64); a part kept as written keeps its lone CRs.
         let mut out = Vec::with_capacity(crlf.len());
         let mut it = crlf.iter().peekable();
         while let Some(&b) = it.next() {
@@ -353,16 +470,62 @@ impl Draft {
     }
 }
 
+/// The content type of a new part named `name`.
+fn guess_type(name: &str) -> String {
+    mime_guess::from_path(name).first_or_octet_stream().to_string()
+}
+
+fn is_message_name(name: &str) -> bool {
+    guess_type(name) == "message/rfc822"
+}
+
+/// A body (`Body.txt`, `Body.html`): kept as written, or UTF-8 text encoded afresh.
+fn body_part<'a>(content_type: &'a str, c: &'a Content) -> Result<MimePart<'a>> {
+    Ok(match c {
+        Content::Kept(raw) => MimePart::raw(BodyPart::Binary(Cow::Borrowed(raw))),
+        Content::New(bytes) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| Error::invalid(content_type, "a body must be UTF-8 text"))?;
+            MimePart::new(content_type, BodyPart::Text(Cow::Borrowed(text)))
+        }
+    })
+}
+
+/// The Content-Type of new bytes for a part whose name gives `content_type`. Text that is
+/// not UTF-8 is sent as application/octet-stream: its charset is unknown, and a text type
+/// without one means US-ASCII (RFC 2046 §4.1.2), which a reader would show (or convert)
+/// wrongly; as octet-stream its bytes go base64-encoded and come back exactly. UTF-8 text
+/// that is not ASCII says so (charset=utf-8).
+fn new_content_type<'a>(content_type: &'a str, bytes: &[u8]) -> ContentType<'a> {
+    if !content_type.starts_with("text/") {
+        return ContentType::new(content_type);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s.is_ascii() => ContentType::new(content_type),
+        Ok(_) => ContentType::new(content_type).attribute("charset", "utf-8"),
+        Err(_) => ContentType::new("application/octet-stream"),
+    }
+}
+
 fn part(p: &Part) -> MimePart<'_> {
+    let bytes = match &p.content {
+        Content::Kept(raw) => return MimePart::raw(BodyPart::Binary(Cow::Borrowed(raw))),
+        Content::New(bytes) => bytes,
+    };
     let disposition = if p.inline { "inline" } else { "attachment" };
     let mut m = MimePart::new(
-        ContentType::new(p.content_type.as_str()),
-        BodyPart::Binary(Cow::Borrowed(&p.bytes)),
+        new_content_type(&p.content_type, bytes),
+        BodyPart::Binary(Cow::Borrowed(bytes)),
     )
     .header(
         "Content-Disposition",
         ContentType::new(disposition).attribute("filename", p.name.as_str()),
     );
+    if p.content_type == "message/rfc822" {
+        // RFC 2046 §5.2.1: a message/rfc822 body is 7bit, 8bit or binary, never base64 or
+        // quoted-printable. It is lines of text, so 8bit when it has 8-bit bytes.
+        m = m.transfer_encoding(if bytes.is_ascii() { "7bit" } else { "8bit" });
+    }
     if let Some(cid) = &p.content_id {
         m = m.cid(cid.as_str());
     }
@@ -383,15 +546,296 @@ fn canonical(name: &str) -> String {
 /// Message-ID field gets `message_id` (the one `user.message_id` already shows), so the
 /// rebuild does not invent another.
 pub fn rebuild(tree: &Tree, file: &File, edit: Edit, message_id: &str) -> Result<Vec<u8>> {
-    let mut d = Draft::from_tree(tree, file)?;
+    let view_of = match &edit {
+        Edit::RenamePart { from, .. } => Some(from.as_str()),
+        _ => None,
+    };
+    let mut d = Draft::from_tree(tree, file, view_of)?;
     d.apply(edit)?;
     if !d
         .headers
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("message-id"))
     {
-        d.headers
-            .push(("Message-ID".into(), Value::Raw(message_id.to_string())));
+        d.headers.push((
+            "Message-ID".into(),
+            Value::Kept(format!("Message-ID: {message_id}\r\n").into_bytes()),
+        ));
     }
     d.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `msg` stored in a file, its tree built as the mount builds it, then `edit` applied.
+    fn compose(msg: &[u8], edit: Edit) -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("d.eml");
+        std::fs::write(&path, msg).expect("write the draft");
+        let tree = mime::build(&path).expect("tree");
+        let file = File::open(&path).expect("open the draft");
+        rebuild(&tree, &file, edit, "<m@example.com>").expect("rebuild")
+    }
+
+    fn subject(v: &str) -> Edit {
+        Edit::SetHeader {
+            name: "Subject".into(),
+            value: v.as_bytes().to_vec(),
+        }
+    }
+
+    fn set(name: &str, bytes: &[u8]) -> Edit {
+        Edit::SetPart {
+            name: name.into(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    /// The bytes the parts view shows for `name` in `msg`.
+    fn view(msg: &[u8], name: &str) -> Vec<u8> {
+        let tree = mime::build_bytes(msg);
+        match tree.entry(name).map(|e| &e.data) {
+            Some(mime::Data::Memory(b)) => b.to_vec(),
+            other => panic!("{name}: {other:?} in {}", String::from_utf8_lossy(msg)),
+        }
+    }
+
+    fn has(msg: &[u8], what: &[u8]) -> bool {
+        msg.windows(what.len()).any(|w| w == what)
+    }
+
+    const DRAFT: &[u8] = b"From: a@example.com\nTo: b@example.org\nSubject: d\n\nhi\n";
+
+    #[test]
+    fn a_text_named_file_that_is_not_utf8_is_attached_with_its_bytes() {
+        // audit-6 F10: these came back with every invalid byte replaced by U+FFFD.
+        let latin1 = b"caf\xe9 latin1\n";
+        let blob = b"bin\x00\xff\xfe\x80data\n";
+        let html = b"<p>caf\xe9</p>\n";
+        let d = compose(DRAFT, set("notes.txt", latin1));
+        let d = compose(&d, set("blob.txt", blob));
+        let d = compose(&d, set("l1.html", html));
+        let d = compose(&d, subject("again"));
+        assert_eq!(view(&d, "notes.txt"), latin1);
+        assert_eq!(view(&d, "blob.txt"), blob);
+        assert_eq!(view(&d, "l1.html"), html);
+        let octets = d.windows(24).filter(|w| w == b"application/octet-stream").count();
+        assert_eq!(octets, 3, "no text type (and so no charset) is claimed for them");
+        assert!(has(&d, b"Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"notes.txt\""));
+    }
+
+    #[test]
+    fn untouched_8bit_bodies_and_header_fields_keep_their_bytes() {
+        // audit-6 F10b: an edit of the Subject rewrote these with U+FFFD.
+        let d = compose(
+            b"From: a@example.com\nTo: b@example.org\nSubject: rawlatin\n\ncaf\xe9 cr\xe8me\n",
+            subject("rawlatin2"),
+        );
+        assert!(
+            d.ends_with(b"\n\ncaf\xe9 cr\xe8me\n"),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        assert!(has(&d, b"Subject: rawlatin2\n"));
+        let d = compose(
+            b"From: a@example.com\nTo: b@example.org\nSubject: caf\xe9 raw\nX-Note: na\xefve\n \
+              folded\n\nbody\n",
+            Edit::SetHeader {
+                name: "To".into(),
+                value: b"c@example.org".to_vec(),
+            },
+        );
+        assert!(
+            has(&d, b"\nSubject: caf\xe9 raw\nX-Note: na\xefve\n folded\n"),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        assert!(has(&d, b"\nTo: <c@example.org>\n") || has(&d, b"\nTo: c@example.org\n"));
+        assert!(d.ends_with(b"\n\nbody\n"));
+    }
+
+    const L1A: &[u8] = b"From: a@example.com\nTo: b@example.org\nSubject: l1att\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain; charset=utf-8\n\nbody\n\
+--B\nContent-Type: text/plain; charset=iso-8859-1\nContent-Disposition: attachment; filename=\"notes.txt\"\n\
+Content-Transfer-Encoding: quoted-printable\n\ncaf=E9\n--B\nContent-Type: text/plain; charset=utf-16\n\
+Content-Disposition: attachment; filename=\"jp.txt\"\nContent-Transfer-Encoding: base64\n\n//4hMA==\n--B--\n";
+
+    #[test]
+    fn untouched_text_attachments_keep_their_bytes_and_charset() {
+        // audit-6 F11: they were converted to UTF-8 and lost their charset parameter.
+        let d = compose(L1A, subject("l1att2"));
+        let latin1 = b"\nContent-Type: text/plain; charset=iso-8859-1\nContent-Disposition: attachment; \
+filename=\"notes.txt\"\nContent-Transfer-Encoding: quoted-printable\n\ncaf=E9\n--";
+        assert!(has(&d, latin1), "{}", String::from_utf8_lossy(&d));
+        let utf16 = b"\nContent-Type: text/plain; charset=utf-16\nContent-Disposition: attachment; \
+filename=\"jp.txt\"\nContent-Transfer-Encoding: base64\n\n//4hMA==\n--";
+        assert!(has(&d, utf16), "{}", String::from_utf8_lossy(&d));
+        // And after a part is removed too.
+        let d = compose(&d, Edit::RemovePart("jp.txt".into()));
+        assert!(has(&d, latin1));
+        assert_eq!(
+            view(&d, "notes.txt"),
+            "café".as_bytes(),
+            "the last line end is the boundary's"
+        );
+    }
+
+    #[test]
+    fn a_utf8_text_file_copied_in_says_charset_utf8_when_not_ascii() {
+        // audit-6 F11: a non-ASCII UTF-8 text attachment was sent without a charset (US-ASCII).
+        let d = compose(DRAFT, set("u8notes.txt", "grüße utf8\n".as_bytes()));
+        let d = compose(&d, set("plain.txt", b"ascii only\n"));
+        assert!(has(&d, b"Content-Type: text/plain; charset=\"utf-8\"\nContent-Disposition: attachment; filename=\"u8notes.txt\""),
+            "{}", String::from_utf8_lossy(&d));
+        assert!(has(
+            &d,
+            b"Content-Type: text/plain\nContent-Disposition: attachment; filename=\"plain.txt\""
+        ));
+        assert_eq!(view(&d, "u8notes.txt"), "grüße utf8\n".as_bytes());
+    }
+
+    const FWD: &[u8] = b"From: x@example.com\nTo: y@example.org\nSubject: fwd\n\nforwarded body\n";
+
+    /// The subject of the attached message `name` as a standard parser reads `msg`.
+    fn attached_subject(msg: &[u8], name: &str) -> Option<String> {
+        let m = MessageParser::default().parse(msg)?;
+        let part = m
+            .attachments()
+            .find(|p| mail_parser::MimeHeaders::attachment_name(*p) == Some(name))?;
+        match &part.body {
+            mail_parser::PartType::Message(inner) => inner.subject().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn attached_messages_are_sent_7bit_or_8bit_never_base64() {
+        // audit-6 F6: RFC 2046 §5.2.1 allows only 7bit, 8bit or binary for message/rfc822.
+        let d = compose(DRAFT, set("attached.eml", FWD));
+        assert!(
+            has(
+                &d,
+                b"filename=\"attached.eml\"\nContent-Transfer-Encoding: 7bit\n\nFrom: x@example.com\n"
+            ),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        let eight = "From: x@example.com\nSubject: grüße\n\ncafé\n".as_bytes();
+        let d = compose(&d, set("eight.eml", eight));
+        assert!(has(
+            &d,
+            b"filename=\"eight.eml\"\nContent-Transfer-Encoding: 8bit\n"
+        ));
+        // An attached message the edit does not touch stays as it was.
+        let d = compose(&d, subject("again"));
+        assert!(!has(&d, b"base64"), "{}", String::from_utf8_lossy(&d));
+        assert_eq!(attached_subject(&d, "attached.eml").as_deref(), Some("fwd"));
+        assert_eq!(view(&d, "eight.eml"), eight);
+    }
+
+    #[test]
+    fn an_attached_message_name_leaves_room_for_its_parts_directory() {
+        // audit-6 F16: the view would cut such a name, so the part would not be where written.
+        let long = format!("{}.eml", "é".repeat(123));
+        assert_eq!(long.len(), 250);
+        let e = check_part_name(&long).unwrap_err();
+        assert_eq!(e.errno(), libc::ENAMETOOLONG);
+        check_part_name(&format!("{}.eml", "b".repeat(245))).expect("249 bytes is a name");
+        check_part_name(&format!("{}.pdf", "b".repeat(251))).expect("255 bytes for other parts");
+    }
+
+    const TREE: &str = "From: a@example.com\nTo: b@example.org\nSubject: tree\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"OUT\"\n\n--OUT\n\
+Content-Type: text/plain; charset=utf-8; format=flowed\nContent-Language: fr\n\nsoft \nbreak\n--OUT\n\
+Content-Type: application/pdf\nContent-Transfer-Encoding: base64\n\nJVBERi0=\n--OUT\n\
+Content-Type: text/plain\n\nsecond unnamed text\n--OUT\n\
+Content-Type: application/octet-stream; name=\"Body.txt\"\n\
+Content-Disposition: attachment; filename=\"Body.txt\"\n\nattachment called Body.txt\n--OUT\n\
+Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"..\"\n\ndotdot\n--OUT\n\
+Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a/b.txt\"\n\nslash\n--OUT\n\
+Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"a.pdf\"\n\none\n--OUT\n\
+Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"a.pdf\"\n\ntwo\n--OUT\n\
+Content-Type: image/png\nContent-ID: <logo@x>\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--OUT\n\
+Content-Type: message/rfc822\nContent-Disposition: attachment; filename=\"fwd.eml\"\n\n\
+From: inner@example.com\nSubject: inner\n\ninner text\n--OUT\n\
+Content-Type: message/rfc822\n\nFrom: noname@example.com\nSubject: unnamed\n\nunnamed msg body\n--OUT--\n";
+
+    #[test]
+    fn untouched_parts_keep_their_names_dispositions_and_parameters() {
+        // audit-6 F7: a Subject edit renamed parts to their view names ("Body (2).txt",
+        // "a (2).pdf", "a_b.txt", "part-8.bin"), gave unnamed parts invented file names and
+        // dispositions, and dropped format=flowed and Content-Language.
+        let d = compose(TREE.as_bytes(), subject("tree2"));
+        let out = String::from_utf8_lossy(&d);
+        let body = TREE.split("\n\n").skip(1).collect::<Vec<_>>().join("\n\n");
+        let parts: Vec<&str> = body.split("--OUT\n").skip(1).collect();
+        assert_eq!(parts.len(), 11);
+        for p in parts {
+            let p = p.trim_end_matches("--OUT--\n");
+            let p = p.strip_suffix('\n').unwrap_or(p);
+            assert!(out.contains(&format!("\n{p}\n--")), "{p:?} not in\n{out}");
+        }
+        for invented in ["part-", "(2)", "a_b.txt", "filename=\"Body.txt\"\n\n\n"] {
+            assert!(!out.contains(invented), "{invented} in\n{out}");
+        }
+        assert_eq!(out.matches("filename=").count(), 6, "no name invented");
+        // A message of one part keeps its parameters and Content-* fields too, also once it
+        // becomes the body of several parts.
+        let one = "From: a@example.com\nSubject: ff\nMIME-Version: 1.0\n\
+                   Content-Type: text/plain; charset=utf-8; format=flowed\nContent-Language: fr\n\n\
+                   soft \nbreak\n";
+        let fields = "Content-Type: text/plain; charset=utf-8; format=flowed\nContent-Language: fr\n\n";
+        let d = compose(one.as_bytes(), subject("x"));
+        assert!(
+            has(&d, format!("{fields}soft \nbreak\n").as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        let d = compose(&d, set("data.bin", b"\x00\x01"));
+        assert!(
+            has(&d, format!("\n{fields}soft \nbreak\n\n--").as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+    }
+
+    #[test]
+    fn digest_members_stay_messages() {
+        // audit-6 F13: the members of a multipart/digest (message/rfc822 by default) were shown
+        // as text/plain `part-1.txt.eml` and composed into text/plain attachments.
+        let dg = b"From: a@example.com\nTo: b@example.org\nSubject: digest\nMIME-Version: 1.0\n\
+Content-Type: multipart/digest; boundary=D\n\n--D\n\nFrom: one@example.com\nSubject: first\n\n\
+first body\n--D\n\nFrom: two@example.com\nSubject: second\n\nsecond body\n--D--\n";
+        let tree = mime::build_bytes(dg);
+        let names: Vec<(&str, &str)> = tree
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.info.content_type.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("part-1.eml", "message/rfc822"), ("part-2.eml", "message/rfc822")]
+        );
+        let d = compose(dg, subject("digest2"));
+        assert!(
+            has(
+                &d,
+                b"\nContent-Type: message/rfc822\n\nFrom: one@example.com\nSubject: first\n"
+            ),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        assert!(!has(&d, b"text/plain"));
+        let m = MessageParser::default().parse(&d[..]).expect("parses");
+        let subjects: Vec<&str> = m
+            .attachments()
+            .filter_map(|p| match &p.body {
+                mail_parser::PartType::Message(inner) => inner.subject(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(subjects, ["first", "second"]);
+    }
 }

@@ -78,6 +78,10 @@ pub struct HeaderField {
     pub raw: String,
     /// Unfolded and decoded to UTF-8.
     pub decoded: String,
+    /// Where the whole field (name, value, folding and line end) is in the message file, when
+    /// the tree was built from one: composing copies untouched fields from there byte for
+    /// byte (`raw` is a lossy UTF-8 view of them).
+    pub span: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +112,21 @@ pub struct Entry {
     pub data: Data,
     /// The parts of an attached message, shown as `NAME.parts/`.
     pub nested: Option<Arc<Tree>>,
+    /// Where the part is in the message file as written, when the tree was built from one:
+    /// composing copies untouched parts from there byte for byte.
+    pub span: Option<Span>,
+}
+
+/// A leaf part as written in the message file (file offsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// The part's header block, with the blank line that ends it.
+    pub head: (u64, u64),
+    /// Its body, encoded as written, without the line end that belongs to the next boundary.
+    pub body: (u64, u64),
+    /// The header block is the message's own (a message of one part): only its `Content-*`
+    /// fields describe the part.
+    pub message_head: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +198,7 @@ fn raw_tree(why: String, data: Data) -> Tree {
             },
             data,
             nested: None,
+            span: None,
         }],
         parse_error: Some(why),
         partial: false,
@@ -256,7 +276,15 @@ impl Builder<'_> {
         let headers = msg
             .parts
             .first()
-            .map(|p| header_fields(&msg.raw_message, p))
+            .map(|p| {
+                let to_file = |pos: u64| self.sk.to_file(pos);
+                let in_file = self.file.is_some() && !self.in_memory;
+                header_fields(
+                    &msg.raw_message,
+                    p,
+                    in_file.then_some(&to_file as &dyn Fn(u64) -> u64),
+                )
+            })
             .unwrap_or_default();
         let (leaves, cut) = collect_leaves(msg);
         if let Some(c) = cut {
@@ -334,16 +362,24 @@ impl Builder<'_> {
             }
             _ => from_file(enc),
         };
+        let span = (self.file.is_some() && !self.in_memory).then(|| Span {
+            head: (self.sk.to_file(part.offset_header as u64), self.sk.to_file(b)),
+            body: (self.sk.to_file(b), self.sk.to_file(e)),
+            message_head: msg.parts.first().is_some_and(|p| std::ptr::eq(p, part)),
+        });
         Entry {
             name,
             info: leaf.info,
             data,
             nested,
+            span,
         }
     }
 }
 
-fn header_fields(raw: &[u8], part: &MessagePart) -> Vec<HeaderField> {
+/// The fields of `part`'s header; `to_file` maps a position in `raw` to one in the message
+/// file, when the part is in it as written.
+fn header_fields(raw: &[u8], part: &MessagePart, to_file: Option<&dyn Fn(u64) -> u64>) -> Vec<HeaderField> {
     part.headers
         .iter()
         .filter_map(|h| {
@@ -366,6 +402,7 @@ fn header_fields(raw: &[u8], part: &MessagePart) -> Vec<HeaderField> {
                 name: h.name.as_str().to_string(),
                 raw,
                 decoded,
+                span: to_file.map(|f| (f(h.offset_field as u64), f(h.offset_end as u64))),
             })
         })
         .collect()
@@ -427,6 +464,9 @@ fn part_info(part: &MessagePart, part_id: String) -> PartInfo {
             Some(sub) => format!("{}/{}", ct.ctype(), sub),
             None => ct.ctype().to_string(),
         },
+        // A multipart/digest's members are messages by default (RFC 2046 §5.1.5): mail-parser
+        // parses them as such but reports no type.
+        None if matches!(part.body, PartType::Message(_)) => "message/rfc822".to_string(),
         None => "text/plain".to_string(),
     }
     .to_ascii_lowercase();

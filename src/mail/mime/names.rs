@@ -1,6 +1,7 @@
 //! Part names: sanitised, unique, with the extension kept (SPEC §2).
 
 use super::*;
+use crate::model::names::MAX_MESSAGE_NAME;
 
 /// Names in leaf order: the first text and html bodies are `Body.txt` / `Body.html`, named
 /// parts keep their sanitised names, the rest are `part-ID.EXT`; all unique.
@@ -30,10 +31,15 @@ pub(super) fn name_leaves(leaves: &[Leaf]) -> Vec<String> {
                     extension(&leaf.info.content_type)
                 )
             });
-        let base = if is_msg && !base.ends_with(".eml") {
-            fit(&format!("{}.eml", base.trim_end_matches('.')), ".eml")
-        } else {
-            base
+        let base = match (is_msg, base.ends_with(".eml")) {
+            (true, false) => fit_to(
+                &format!("{}.eml", base.trim_end_matches('.')),
+                ".eml",
+                MAX_MESSAGE_NAME,
+            ),
+            // An attached message's `NAME.parts` directory must be a file name too.
+            (true, true) => fit_to(&base, ".eml", MAX_MESSAGE_NAME),
+            (false, _) => base,
         };
         names[i] = Some(taken.unique(&base, is_msg));
     }
@@ -60,6 +66,7 @@ impl Taken {
 
     /// `a.pdf`, then `a (2).pdf`, `a (3).pdf`...
     pub(super) fn unique(&mut self, base: &str, is_msg: bool) -> String {
+        let max = if is_msg { MAX_MESSAGE_NAME } else { MAX_NAME };
         let mut name = base.to_string();
         let mut n = 2;
         while !self.free(&name, is_msg) {
@@ -67,7 +74,7 @@ impl Taken {
             let suffix = format!(" ({n}){ext}");
             name = format!(
                 "{}{suffix}",
-                truncate(stem, MAX_NAME - suffix.len()).trim_end_matches('.')
+                truncate(stem, max - suffix.len()).trim_end_matches('.')
             );
             n += 1;
         }
@@ -96,7 +103,13 @@ pub(super) fn truncate(s: &str, max: usize) -> &str {
 
 /// Cuts a name to `MAX_NAME` bytes, keeping its extension `ext` when it has it.
 pub(super) fn fit(name: &str, ext: &str) -> String {
-    if name.len() <= MAX_NAME {
+    fit_to(name, ext, MAX_NAME)
+}
+
+/// Cuts a name to `max` bytes (at a character boundary), keeping its extension `ext` when
+/// it has it.
+pub(super) fn fit_to(name: &str, ext: &str, max: usize) -> String {
+    if name.len() <= max {
         return name.to_string();
     }
     let (stem, e) = if !ext.is_empty() && name.ends_with(ext) {
@@ -105,7 +118,7 @@ pub(super) fn fit(name: &str, ext: &str) -> String {
         split_ext(name)
     };
     // A cut can end the stem in a dot, which with the extension's would make "..".
-    let stem = truncate(stem, MAX_NAME - e.len()).trim_end_matches('.');
+    let stem = truncate(stem, max.saturating_sub(e.len())).trim_end_matches('.');
     format!("{stem}{e}")
 }
 

@@ -36,6 +36,50 @@ mod units {
     }
 
     #[test]
+    fn attached_messages_with_long_names_leave_room_for_their_parts_directory() {
+        // audit-6 F16: a 255-byte `NAME.eml` was listed with a 261-byte `NAME.eml.parts`.
+        let fwd = "Content-Type: message/rfc822\nContent-Disposition: attachment; filename=";
+        let inner = "\n\nFrom: x@example.com\nSubject: in\n\nbody\n";
+        let names = [
+            format!("{}.eml", "b".repeat(251)),
+            format!("{}.eml", "b".repeat(251)),
+            format!("{}.eml", "é".repeat(200)),
+            "é".repeat(200),
+        ];
+        let mut msg = "From: a@example.com\nSubject: long\nMIME-Version: 1.0\n\
+                       Content-Type: multipart/mixed; boundary=B\n\n--B\n\nbody\n"
+            .to_string();
+        for n in &names {
+            msg += &format!("--B\n{fwd}\"{n}\"{inner}");
+        }
+        msg += "--B--\n";
+        let tree = build_bytes(msg.as_bytes());
+        let msgs: Vec<&Entry> = tree
+            .entries
+            .iter()
+            .filter(|e| e.info.role == Role::Message)
+            .collect();
+        assert_eq!(
+            msgs.len(),
+            4,
+            "{:?}",
+            tree.entries.iter().map(|e| &e.name).collect::<Vec<_>>()
+        );
+        for e in &msgs {
+            assert!(e.name.ends_with(".eml"), "{}", e.name);
+            assert!(
+                format!("{}.parts", e.name).len() <= MAX_NAME,
+                "{} bytes",
+                e.name.len()
+            );
+            assert!(e.nested.is_some(), "{}: shown with its .parts", e.name);
+        }
+        assert_ne!(msgs[0].name, msgs[1].name);
+        assert!(msgs[1].name.ends_with(" (2).eml"));
+        assert!(msgs[2].name.starts_with("éé") && msgs[3].name.starts_with("éé"));
+    }
+
+    #[test]
     fn skeleton_maps_back_to_the_file() {
         let body = "QUFB\r\n".repeat(300_000);
         let msg = format!(
