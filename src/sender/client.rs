@@ -416,7 +416,9 @@ impl Session {
         if out.iter().all(Option::is_some) {
             return Ok(out.into_iter().flatten().collect());
         }
-        let utf8 = from.smtputf8 || to.iter().any(|w| w.smtputf8);
+        // Only with the server's word for it (RFC 6531 §3.4), and only when an address that
+        // goes out needs it: a strict server refuses the parameter it did not offer.
+        let utf8 = utf8_ok && (from.smtputf8 || to.iter().zip(&out).any(|(w, o)| w.smtputf8 && o.is_none()));
         let param = if utf8 { " SMTPUTF8" } else { "" };
         let mail = format!("MAIL FROM:<{}>{body}{param}\r\n", from.text);
         // Each RCPT with the index of its recipient in the envelope.

@@ -98,7 +98,13 @@ pub fn domain_of(address: &str) -> &str {
 /// sent as written. The scheduler makes jobs by it and the attempt picks a job's recipients by
 /// it, so both always agree.
 pub fn domain_key(address: &str) -> String {
-    domain_of(address).to_ascii_lowercase()
+    let d = domain_of(address);
+    if d.is_ascii() {
+        return d.to_ascii_lowercase();
+    }
+    // An internationalised domain by its A-labels, the form it goes out in: `exämple.org`,
+    // `EXÄMPLE.org` and `xn--exmple-cua.org` are one domain (UTS 46 maps case too).
+    idna::domain_to_ascii(d).unwrap_or_else(|_| d.to_lowercase())
 }
 
 /// Message attributes, stored in `X.struct` beside `X.eml`.

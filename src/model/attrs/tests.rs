@@ -118,3 +118,13 @@ fn status_follows_recipients() {
 fn dates_are_rfc3339_utc() {
     assert_eq!(fmt_date(1_795_435_200), "2026-11-23T12:00:00Z");
 }
+
+/// Audit-7 G3: the U-label and A-label spellings of one domain, in any case, are one job.
+#[test]
+fn a_domain_is_one_key_in_any_case_and_either_spelling() {
+    let k = domain_key("b@ex\u{e4}mple.org");
+    assert_eq!(k, "xn--exmple-cua.org");
+    assert_eq!(domain_key("d@EX\u{c4}MPLE.org"), k);
+    assert_eq!(domain_key("c@XN--exmple-cua.org"), k);
+    assert_eq!(domain_key("x@Example.ORG"), "example.org");
+}
