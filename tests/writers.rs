@@ -174,3 +174,31 @@ assert open('pdone.eml.parts/Body.txt', 'rb').read() == b'new half and the rest\
     );
     m.stop();
 }
+
+/// Audit-7 G1: bash runs a builtin with `>&3` by pointing fd 1 at the file and then closing
+/// that duplicate, in the opener's own process, while fd 3 stays open: that close put the half
+/// written copy in place (readers saw it, `is_ready=1` froze and sent it). Only the close of
+/// the opener's last descriptor (or fsync, or the last close of all) puts the bytes in.
+#[test]
+fn a_builtin_writing_through_a_kept_descriptor_does_not_publish_half_a_draft() {
+    let mut m = Mount::new(&[]);
+    draft(&m, "bw.eml", ORIG);
+    let out = m.ok(
+        "exec 3> bw.eml; printf 'From: a@example.com\\nTo: b@example.org\\nSubject: new\\n\\nhalf' >&3; \
+         cat bw.eml; echo ---; printf ' rest\\n' >&3; exec 3>&-; cat bw.eml",
+    );
+    assert_eq!(
+        out,
+        format!("{ORIG}---\nFrom: a@example.com\nTo: b@example.org\nSubject: new\n\nhalf rest\n")
+    );
+    // Through a part: the body is composed at the last close, never half.
+    draft(&m, "bp.eml", ORIG);
+    let out = m.ok(
+        "exec 3> bp.eml.parts/Body.txt; printf 'new half' >&3; cat bp.eml.parts/Body.txt; echo; \
+         echo ---; printf ' rest\\n' >&3; exec 3>&-; cat bp.eml.parts/Body.txt",
+    );
+    let (mid, end) = out.split_once("---\n").expect("marker");
+    assert!(!mid.contains("new"), "a reader saw half a body: {mid:?}");
+    assert_eq!(end, "new half rest\n");
+    m.stop();
+}

@@ -361,9 +361,9 @@ impl Filesystem for FuseAdapter {
         }
     }
 
-    fn flush(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(&self, req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         // Only the opener's close puts a writer's bytes in place (src/fs/opener.rs).
-        match self.fs.flush_by(fh.0, req.pid()) {
+        match self.fs.flush_by(fh.0, req.pid(), ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("flush", &e)),
         }

@@ -10,8 +10,10 @@
 //! followed at once by `cat` or `setfattr -n user.is_ready` could still find the old content.
 //!
 //! So a FLUSH puts the bytes in place only when it comes from the process that opened the
-//! handle (its own close, or its exit); a FLUSH from any other process changes nothing, and
-//! the bytes go in place at the opener's close, at fsync, or at RELEASE, whichever is first.
+//! handle (its own close, or its exit) and that process holds the file open at no other
+//! descriptor ([`holds_open`]: bash closes the duplicate it made for a builtin's `>&3`); a
+//! FLUSH from any other process changes nothing, and the bytes go in place at the opener's
+//! last close, at fsync, or at RELEASE, whichever is first.
 //! The process is its thread group: FUSE names the caller by thread id, and the opener may
 //! close from another thread. OPEN carries no lock owner (the kernel's id of a descriptor
 //! table, which FLUSH carries), so the thread group, read from /proc, is what ties a FLUSH to
@@ -22,7 +24,7 @@ use std::fs;
 
 use parking_lot::Mutex;
 
-use super::{Handle, MailFs};
+use super::{Handle, Key, MailFs};
 
 /// The process that opened a writer's handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,25 +82,73 @@ impl MailFs {
         }
     }
 
-    /// A FLUSH from task `pid`: the writer's close when it comes from the handle's opener (or
-    /// the opener is not known); from any other process, nothing happens (see the top).
-    pub fn flush_by(&self, fh: u64, pid: u32) -> crate::error::Result<()> {
+    /// A FLUSH from task `pid` of the file with inode `ino`: the writer's close when it comes
+    /// from the handle's opener (or the opener is not known) and that process holds the file
+    /// open at no other descriptor; otherwise nothing happens (see the top).
+    pub fn flush_by(&self, fh: u64, pid: u32, ino: u64) -> crate::error::Result<()> {
         let handle = self.handle(fh)?;
-        if self.closed_by_opener(&handle, pid) {
+        if self.closed_by_opener(&handle, pid, ino) {
             self.flush(fh)
         } else {
             Ok(())
         }
     }
 
-    fn closed_by_opener(&self, handle: &Mutex<Handle>, pid: u32) -> bool {
-        let opener = match &*handle.lock() {
-            Handle::File { pending: Some(p), .. } => p.opener,
-            Handle::PartWrite(w) => w.opener,
-            _ => None,
+    fn closed_by_opener(&self, handle: &Mutex<Handle>, pid: u32, ino: u64) -> bool {
+        let (opener, name) = match &*handle.lock() {
+            Handle::File {
+                pending: Some(p),
+                key,
+                ..
+            } => (
+                p.opener,
+                match key {
+                    Key::Message(n) => Some(n.clone()),
+                    _ => None,
+                },
+            ),
+            Handle::PartWrite(w) => (w.opener, Some(w.name.clone())),
+            _ => (None, None),
         };
-        opener.is_none_or(|o| o.closes(pid))
+        let Some(o) = opener else {
+            return true;
+        };
+        o.closes(pid) && !name.is_some_and(|n| holds_open(o.tgid, ino, &n))
     }
+}
+
+/// Whether process `tgid` still has the file `name` (inode `ino` of this mount) open at a
+/// descriptor. A close of one of several is not the writer's close: bash restores a builtin's
+/// `printf ... >&3` by closing the duplicate it made on fd 1 while fd 3 stays open (audit-7
+/// G1), and a program may close a `dup` of its descriptor. At a FLUSH the descriptor being
+/// closed has already left the table, and at exit the table is gone. The name (the end of the
+/// path the kernel shows for the descriptor) tells this mount's inode from another file
+/// system's with the same number. Reading /proc sends nothing to this file system. A process
+/// with more descriptors than the bound is taken as closing (the bytes go in, as before).
+fn holds_open(tgid: u32, ino: u64, name: &str) -> bool {
+    let Ok(dir) = fs::read_dir(format!("/proc/{tgid}/fdinfo")) else {
+        return false;
+    };
+    let suffix = format!("/{name}");
+    for e in dir.flatten().take(4096) {
+        let Ok(info) = fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let same_ino = info
+            .lines()
+            .find_map(|l| l.strip_prefix("ino:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            == Some(ino);
+        if !same_ino {
+            continue;
+        }
+        let fd = e.file_name();
+        let link = fs::read_link(format!("/proc/{tgid}/fd/{}", fd.to_string_lossy()));
+        if link.is_ok_and(|p| p.to_string_lossy().ends_with(&suffix)) {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

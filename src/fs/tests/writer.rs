@@ -233,19 +233,19 @@ fn only_the_openers_close_or_the_last_one_puts_a_writers_bytes_in() {
     let fh = h.fs.open(ALICE, m, libc::O_WRONLY | libc::O_TRUNC).unwrap();
     h.fs.opened_by(fh, me);
     h.fs.write(fh, 0, b"Subject: half").unwrap();
-    h.fs.flush_by(fh, other).unwrap();
+    h.fs.flush_by(fh, other, 0).unwrap();
     assert_eq!(h.eml("m.eml"), PLAIN, "a child's close put the copy in place");
     h.fs.write(fh, 13, b" and whole\n\nbody\n").unwrap();
-    h.fs.flush_by(fh, me).unwrap();
+    h.fs.flush_by(fh, me, 0).unwrap();
     assert_eq!(h.eml("m.eml"), b"Subject: half and whole\n\nbody\n");
     h.fs.release(fh);
 
     // The opener closed before the last bytes came: RELEASE puts them in.
     let fh = h.fs.open(ALICE, m, libc::O_WRONLY | libc::O_TRUNC).unwrap();
     h.fs.opened_by(fh, me);
-    h.fs.flush_by(fh, me).unwrap();
+    h.fs.flush_by(fh, me, 0).unwrap();
     h.fs.write(fh, 0, PLAIN).unwrap();
-    h.fs.flush_by(fh, other).unwrap();
+    h.fs.flush_by(fh, other, 0).unwrap();
     assert_eq!(h.eml("m.eml"), b"Subject: half and whole\n\nbody\n");
     h.fs.release(fh);
     assert_eq!(h.eml("m.eml"), PLAIN);
@@ -255,11 +255,11 @@ fn only_the_openers_close_or_the_last_one_puts_a_writers_bytes_in() {
     let fh = h.fs.open(ALICE, b, libc::O_WRONLY | libc::O_TRUNC).unwrap();
     h.fs.opened_by(fh, me);
     h.fs.write(fh, 0, b"new half").unwrap();
-    h.fs.flush_by(fh, other).unwrap();
+    h.fs.flush_by(fh, other, 0).unwrap();
     assert_eq!(h.eml("m.eml"), PLAIN, "a child's close composed the part");
-    h.fs.flush_by(fh, me).unwrap();
+    h.fs.flush_by(fh, me, 0).unwrap();
     h.fs.write(fh, 8, b" and the rest\n").unwrap();
-    h.fs.flush_by(fh, other).unwrap();
+    h.fs.flush_by(fh, other, 0).unwrap();
     assert_eq!(h.part(ALICE, "m.eml", "Body.txt").unwrap(), b"new half");
     h.fs.release(fh);
     assert_eq!(
