@@ -116,6 +116,9 @@ enum Handle {
         failed: Option<i32>,
         /// An existing message opened for writing: `file` is its copy, put in place at close.
         pending: Option<whole::Pending>,
+        /// The process that created the message through this handle (`opener.rs`): while it
+        /// holds it open, another process's `is_ready=1` is EBUSY.
+        creator: Option<opener::Opener>,
     },
     Dir(dirs::Listing),
     /// A part being read: the message version and tree it was opened on.

@@ -202,3 +202,31 @@ fn a_builtin_writing_through_a_kept_descriptor_does_not_publish_half_a_draft() {
     assert_eq!(end, "new half rest\n");
     m.stop();
 }
+
+/// Audit-7 G5: a new message's bytes go straight into its `.eml`, and `is_ready=1` from another
+/// process while its creator was still writing froze and sent half of it. That is EBUSY now;
+/// once the creator has closed it, the same `setfattr` sends the whole message. The creator
+/// may make it ready through its own descriptor (`cp -a` does).
+#[test]
+fn is_ready_while_another_process_still_creates_the_message_is_ebusy() {
+    let mut m = Mount::new(&[]);
+    python(
+        &m,
+        r#"
+import os, subprocess
+fd = os.open('nh.eml', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, b'From: a@example.com\nTo: b@example.org\nSubject: new\n\nfirst half')
+r = subprocess.run(['setfattr', '-n', 'user.is_ready', '-v', '1', 'nh.eml'], capture_output=True, text=True)
+assert r.returncode != 0 and 'busy' in r.stderr, (r.returncode, r.stderr)
+os.write(fd, b' second half\n')
+os.setxattr(fd, 'user.hold', b'1')
+os.close(fd)
+r = subprocess.run(['setfattr', '-n', 'user.is_ready', '-v', '1', 'nh.eml'], capture_output=True, text=True)
+assert r.returncode == 0, r.stderr
+"#,
+    );
+    assert_eq!(m.attr("nh.eml", "is_ready"), "1");
+    let content = std::fs::read_to_string(m.path("nh.eml")).expect("read");
+    assert!(content.ends_with("\n\nfirst half second half\n"), "{content:?}");
+    m.stop();
+}

@@ -123,6 +123,7 @@ impl MailFs {
             templated: false,
             failed: None,
             pending,
+            creator: None,
         });
         if let Some(stamp) = stamp {
             self.pages.opened(fh, ino, stamp, !Self::writes(flags));
@@ -241,6 +242,7 @@ impl MailFs {
             templated: false,
             failed: None,
             pending: None,
+            creator: None,
         });
         Ok((attr, fh))
     }

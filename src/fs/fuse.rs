@@ -463,7 +463,7 @@ impl Filesystem for FuseAdapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        match name_str(name).and_then(|n| self.fs.setxattr(caller(req), ino.0, n, value)) {
+        match name_str(name).and_then(|n| self.fs.setxattr_from(caller(req), req.pid(), ino.0, n, value)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("setxattr", &e)),
         }

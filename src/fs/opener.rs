@@ -69,7 +69,13 @@ impl MailFs {
         };
         let writer = matches!(
             &*handle.lock(),
-            Handle::File { pending: Some(_), .. } | Handle::PartWrite(_)
+            Handle::File { pending: Some(_), .. }
+                | Handle::File {
+                    created: true,
+                    key: Key::Message(_),
+                    ..
+                }
+                | Handle::PartWrite(_)
         );
         if !writer {
             return;
@@ -77,9 +83,45 @@ impl MailFs {
         let who = Opener::of(pid);
         match &mut *handle.lock() {
             Handle::File { pending: Some(p), .. } => p.opener = who,
+            Handle::File {
+                created: true,
+                creator,
+                ..
+            } => *creator = who,
             Handle::PartWrite(w) => w.opener = who,
             _ => {}
         }
+    }
+
+    /// Whether a process other than task `pid` is still writing the new message `name` it
+    /// created (audit-7 G5): a new message's bytes go straight into its `.eml`, so until its
+    /// creator's last close a reader sees what is written so far, and `is_ready=1` from
+    /// elsewhere would freeze and send half a message. The creator itself may make it ready
+    /// (`cp -a` restores set attributes through the descriptor they wrote with), and a
+    /// creator that has closed its descriptors is done even before the kernel's RELEASE.
+    pub(super) fn written_by_another(&self, name: &str, pid: u32) -> bool {
+        let key = Key::Message(name.to_string());
+        let creators: Vec<Opener> = self
+            .handles
+            .lock()
+            .values()
+            .filter_map(|h| match &*h.lock() {
+                Handle::File {
+                    key: k,
+                    created: true,
+                    creator: Some(o),
+                    ..
+                } if *k == key => Some(*o),
+                _ => None,
+            })
+            .collect();
+        if creators.is_empty() {
+            return false;
+        }
+        let ino = self.ino(key);
+        creators
+            .iter()
+            .any(|o| !o.closes(pid) && holds_open(o.tgid, ino, name))
     }
 
     /// A FLUSH from task `pid` of the file with inode `ino`: the writer's close when it comes
@@ -144,7 +186,13 @@ fn holds_open(tgid: u32, ino: u64, name: &str) -> bool {
         }
         let fd = e.file_name();
         let link = fs::read_link(format!("/proc/{tgid}/fd/{}", fd.to_string_lossy()));
-        if link.is_ok_and(|p| p.to_string_lossy().ends_with(&suffix)) {
+        // The kernel marks a path " (deleted)" once its entry was invalidated, which mailfs
+        // does to names it changes underneath (a new message's template, a rename).
+        let named = link.is_ok_and(|p| {
+            let p = p.to_string_lossy();
+            p.strip_suffix(" (deleted)").unwrap_or(&p).ends_with(&suffix)
+        });
+        if named {
             return true;
         }
     }

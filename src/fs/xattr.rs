@@ -136,6 +136,21 @@ impl MailFs {
         Ok(out)
     }
 
+    /// [`MailFs::setxattr`] from task `pid`: `is_ready=1` on a new message another process is
+    /// still writing is EBUSY ([`MailFs::written_by_another`]).
+    pub fn setxattr_from(&self, caller: Caller, pid: u32, ino: u64, name: &str, value: &[u8]) -> Result<()> {
+        if name == "user.is_ready"
+            && value == b"1"
+            && let Ok(Key::Message(n)) = self.key(ino)
+            && self.written_by_another(&n, pid)
+        {
+            return Err(Error::Busy(format!(
+                "{n}: still being written by the process that created it"
+            )));
+        }
+        self.setxattr(caller, ino, name, value)
+    }
+
     pub fn setxattr(&self, caller: Caller, ino: u64, name: &str, value: &[u8]) -> Result<()> {
         let key = self.key(ino)?;
         let k = message::user_key(name)?;

@@ -124,6 +124,10 @@ fn the_engine_retries_a_deferred_recipient_at_its_next_try() {
     wait_until("the retry to succeed", || f.attrs("m.eml").status == Status::Sent);
     assert_eq!(f.stub.count(), 2);
     e.stop();
+    // The replaced attribute files kept for the next outcomes are gone with the engine
+    // (audit-7 G4: a clean stop while busy left them in `.tmp/`).
+    let tmp = f.node.spool.root().join(".tmp");
+    assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
 }
 
 fn domain(env: &super::transport::Envelope) -> String {

@@ -396,5 +396,7 @@ impl Scheduler {
             }
         }
         self.node.clear_events();
+        // A clean stop leaves no spare in `.tmp/` (audit-7 G4), as going idle leaves none.
+        self.node.spool.drop_spares();
     }
 }
