@@ -91,7 +91,8 @@ fn held_by_domain(a: &MessageAttrs, hold_domains: &[String]) -> bool {
     let mut open = a.recipients.iter().filter(|r| r.status.is_open()).peekable();
     a.is_queued()
         && open.peek().is_some()
-        && open.all(|r| crate::model::lists::holds(hold_domains, domain_of(&r.address)))
+        && open
+            .all(|r| crate::model::lists::holds(hold_domains, &crate::model::attrs::domain_key(&r.address)))
 }
 
 /// The caller's messages, sorted by name. A message held by `user.hold` or waiting only on
@@ -530,9 +531,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         let mut node = spool.load_node().unwrap();
-        node.hold_domains = vec!["held.example".into()];
+        node.hold_domains = vec!["held.example".into(), "xn--exmple-cua.net".into()];
         spool.save_node(&node).unwrap();
-        for (name, to) in [("a.eml", "x@held.example"), ("b.eml", "y@free.example")] {
+        // c: an internationalised domain held by its A-labels, written in U-labels and capitals
+        // (audit-7: the senders held it, `mailfs queue` showed it Pending).
+        for (name, to) in [
+            ("a.eml", "x@held.example"),
+            ("b.eml", "y@free.example"),
+            ("c.eml", "z@EX\u{c4}MPLE.net"),
+        ] {
             let mut a = MessageAttrs::new_draft();
             a.status = Status::Pending;
             a.is_ready = true;
@@ -545,7 +552,14 @@ mod tests {
             .into_iter()
             .map(|r| (r.name, r.held))
             .collect();
-        assert_eq!(held, [("a.eml".to_string(), true), ("b.eml".to_string(), false)]);
+        assert_eq!(
+            held,
+            [
+                ("a.eml".to_string(), true),
+                ("b.eml".to_string(), false),
+                ("c.eml".to_string(), true)
+            ]
+        );
         assert_eq!(flush(&spool, Scope::All, &|_| {}).unwrap(), 1);
     }
 
