@@ -145,10 +145,12 @@ fn kept_part(file: &File, span: &mime::Span, content_type: &str) -> Result<Vec<u
     let head = read_span(file, span.head)?;
     let mut fields = Vec::new();
     let mut typed = false;
+    let mut encoded = false;
     if let Some(m) = MessageParser::default().parse_headers(&head[..]) {
         for h in m.parts.first().map(|p| &p.headers[..]).unwrap_or_default() {
             let name = h.name.as_str().to_ascii_lowercase();
             typed |= name == "content-type";
+            encoded |= name == "content-transfer-encoding";
             if span.message_head && name.starts_with("content-") {
                 let field = head
                     .get(h.offset_field as usize..h.offset_end as usize)
@@ -157,11 +159,23 @@ fn kept_part(file: &File, span: &mime::Span, content_type: &str) -> Result<Vec<u
             }
         }
     }
+    let body = read_span(file, span.body)?;
     let mut out = Vec::new();
     if !typed && (span.message_head || content_type != "text/plain") {
         // Said outright now that it is one part among others: some readers (Python's
-        // `email`) also pass over a part without header fields.
-        out.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+        // `email`) also pass over a part without header fields. Text that is UTF-8 and not
+        // ASCII says so (audit-8 A6): without a charset, text/plain means US-ASCII.
+        let charset =
+            if content_type.starts_with("text/") && !body.is_ascii() && std::str::from_utf8(&body).is_ok() {
+                "; charset=\"utf-8\""
+            } else {
+                ""
+            };
+        out.extend_from_slice(format!("Content-Type: {content_type}{charset}\r\n").as_bytes());
+        if !encoded && !body.is_ascii() {
+            // 8-bit bytes under the default 7bit are not MIME (RFC 2045 §6.2).
+            out.extend_from_slice(b"Content-Transfer-Encoding: 8bit\r\n");
+        }
     }
     if span.message_head {
         out.extend(fields);
@@ -169,7 +183,7 @@ fn kept_part(file: &File, span: &mime::Span, content_type: &str) -> Result<Vec<u
     } else {
         out.extend(head);
     }
-    out.extend(read_span(file, span.body)?);
+    out.extend(body);
     Ok(out)
 }
 
@@ -545,7 +559,76 @@ fn canonical(name: &str) -> String {
 /// The message `tree` (read from `file`) with `edit` applied. A message without a
 /// Message-ID field gets `message_id` (the one `user.message_id` already shows), so the
 /// rebuild does not invent another.
+/// Every multipart boundary of `msg` and of the messages attached in it.
+fn boundaries(msg: &mail_parser::Message, out: &mut Vec<String>, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    for p in &msg.parts {
+        if let Some(b) = mail_parser::MimeHeaders::content_type(p).and_then(|c| c.attribute("boundary")) {
+            out.push(b.to_string());
+        }
+        if let mail_parser::PartType::Message(m) = &p.body {
+            boundaries(m, out, depth + 1);
+        }
+    }
+}
+
+/// Refuses to compose a message in which a multipart boundary also occurs inside a line
+/// (audit-8 A1). RFC 2046 takes a delimiter only at the start of a line, but the parser also
+/// cuts a part there, so parts copied as it saw them would cut that part short and break the
+/// structure of what is sent. Such a Draft is edited as a whole file instead (EINVAL here, the
+/// `.eml` unchanged).
+fn check_boundaries(file: &File) -> Result<Vec<String>> {
+    let bytes = read_span(file, (0, file.metadata()?.len()))?;
+    let Some(msg) = MessageParser::default().parse(&bytes[..]) else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    boundaries(&msg, &mut found, 0);
+    for b in &found {
+        let delim = format!("--{b}");
+        let inside =
+            memchr::memmem::find_iter(&bytes, delim.as_bytes()).any(|i| i > 0 && bytes[i - 1] != b'\n');
+        if inside {
+            return Err(Error::invalid(
+                "parts",
+                format!(
+                    "the MIME boundary {b:?} also occurs inside a line of the message, so its \
+                     parts cannot be told apart for sure: edit the .eml itself"
+                ),
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// The last check of a rebuilt message (audit-8 A5): no delimiter line of a boundary of the
+/// old message that the new one does not declare. One left there means a part was copied with
+/// the parser's lenient idea of its extent (a part with fields and no blank line took the next
+/// part into its header block); the rebuild is refused and the `.eml` stays as it was.
+fn check_rebuilt(old: &[String], rebuilt: &[u8]) -> Result<()> {
+    let mut declared = Vec::new();
+    if let Some(msg) = MessageParser::default().parse(rebuilt) {
+        boundaries(&msg, &mut declared, 0);
+    }
+    for b in old.iter().filter(|b| !declared.contains(b)) {
+        let delim = format!("\n--{b}");
+        if memchr::memmem::find(rebuilt, delim.as_bytes()).is_some() {
+            return Err(Error::invalid(
+                "parts",
+                format!(
+                    "the parts of this message do not follow its MIME boundary {b:?} line for \
+                     line, so they cannot be copied for sure: edit the .eml itself"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn rebuild(tree: &Tree, file: &File, edit: Edit, message_id: &str) -> Result<Vec<u8>> {
+    let old = check_boundaries(file)?;
     let view_of = match &edit {
         Edit::RenamePart { from, .. } => Some(from.as_str()),
         _ => None,
@@ -562,7 +645,9 @@ pub fn rebuild(tree: &Tree, file: &File, edit: Edit, message_id: &str) -> Result
             Value::Kept(format!("Message-ID: {message_id}\r\n").into_bytes()),
         ));
     }
-    d.build()
+    let rebuilt = d.build()?;
+    check_rebuilt(&old, &rebuilt)?;
+    Ok(rebuilt)
 }
 
 #[cfg(test)]
@@ -837,5 +922,75 @@ first body\n--D\n\nFrom: two@example.com\nSubject: second\n\nsecond body\n--D--\
             })
             .collect();
         assert_eq!(subjects, ["first", "second"]);
+    }
+
+    /// Audit-8 A1: a boundary string inside a line (`see the --BND marker`) made the parser cut
+    /// the body there, and composing then broke the structure (the attachment ended up in a
+    /// headerless part). Such a Draft is refused for composing; nothing is rebuilt.
+    #[test]
+    fn a_boundary_inside_a_line_refuses_composing() {
+        let msg = b"From: a@example.com\nTo: b@example.org\nSubject: mid\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"BND\"\n\n--BND\nContent-Type: text/plain; charset=utf-8\n\n\
+see the --BND marker mid-line, and more text\nsecond line\n--BND\n\
+Content-Type: application/octet-stream; name=\"a.bin\"\nContent-Disposition: attachment; filename=\"a.bin\"\n\
+Content-Transfer-Encoding: base64\n\nAAECAw==\n--BND--\n";
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("d.eml");
+        std::fs::write(&path, msg).expect("write the draft");
+        let tree = mime::build(&path).expect("tree");
+        let file = File::open(&path).expect("open the draft");
+        let err = rebuild(&tree, &file, subject("x"), "<m@example.com>").expect_err("refused");
+        assert_eq!(err.errno(), libc::EINVAL, "{err}");
+        // A boundary only at line starts composes as before.
+        let ok = String::from_utf8_lossy(msg).replace("the --BND marker", "the -BND marker");
+        let ok = ok.as_bytes();
+        let d = compose(ok, subject("x"));
+        assert!(
+            has(&d, b"see the -BND marker mid-line, and more text"),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        assert!(has(&d, b"filename=\"a.bin\""));
+    }
+
+    /// Audit-8 A6: a message with no MIME fields and a UTF-8 body got a bare
+    /// `Content-Type: text/plain` (US-ASCII) when composed; it says charset="utf-8" now.
+    #[test]
+    fn an_unlabelled_utf8_body_says_utf8_when_composed() {
+        let d = compose(
+            "From: a@example.com\nTo: b@example.org\nSubject: r\n\ncaf\u{e9} cr\u{e8}me\n".as_bytes(),
+            subject("r2"),
+        );
+        assert!(
+            has(&d, b"Content-Type: text/plain; charset=\"utf-8\""),
+            "{}",
+            String::from_utf8_lossy(&d)
+        );
+        assert!(has(&d, "caf\u{e9} cr\u{e8}me".as_bytes()));
+    }
+
+    /// Audit-8 A5: a part with fields and no blank line (`Content-Type: text/plain` right
+    /// before the next delimiter) took the next part into its header block when composed,
+    /// leaving the old delimiter line in what is sent. The rebuild is refused instead.
+    #[test]
+    fn a_rebuild_that_would_leave_an_old_delimiter_is_refused() {
+        let msg = b"From: a@example.com\nTo: b@example.org\nSubject: odd\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"K\"\n\n--K\n\nno headers part\n--K\nContent-Type: text/plain\n\
+--K\nContent-Type: text/plain; charset=utf-8\n\nlast\n--K--\n";
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("d.eml");
+        std::fs::write(&path, msg).expect("write the draft");
+        let tree = mime::build(&path).expect("tree");
+        let file = File::open(&path).expect("open the draft");
+        let got = rebuild(&tree, &file, subject("changed"), "<m@example.com>");
+        assert!(
+            got.is_err(),
+            "composed: {:?}",
+            got.as_ref().map(|d| String::from_utf8_lossy(d).into_owned())
+        );
+        if let Ok(d) = got {
+            // If it composes, it must not carry the old delimiter.
+            assert!(!has(&d, b"\n--K\n"), "{}", String::from_utf8_lossy(&d));
+        }
     }
 }
