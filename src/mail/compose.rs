@@ -441,7 +441,11 @@ impl Draft {
             Some(html) if !inline.is_empty() => {
                 let mut related = vec![html];
                 related.extend(inline.iter().map(part));
-                Some(MimePart::new("multipart/related", related))
+                // RFC 2387 §3.1: the type of the root part must be given (audit-8 A8).
+                Some(MimePart::new(
+                    ContentType::new("multipart/related").attribute("type", "text/html"),
+                    related,
+                ))
             }
             html => html,
         };
@@ -992,5 +996,20 @@ Content-Type: multipart/mixed; boundary=\"K\"\n\n--K\n\nno headers part\n--K\nCo
             // If it composes, it must not carry the old delimiter.
             assert!(!has(&d, b"\n--K\n"), "{}", String::from_utf8_lossy(&d));
         }
+    }
+
+    /// Audit-8 A8: the rebuilt multipart/related said no `type=` (RFC 2387 §3.1 requires it).
+    #[test]
+    fn a_related_part_says_the_type_of_its_root() {
+        let msg = b"From: a@example.com\nTo: b@example.org\nSubject: rel\nMIME-Version: 1.0\n\
+Content-Type: multipart/related; boundary=\"R\"; type=\"text/html\"\n\n--R\n\
+Content-Type: text/html; charset=utf-8\n\n<p><img src=\"cid:i1\"></p>\n--R\n\
+Content-Type: image/png\nContent-ID: <i1>\nContent-Disposition: inline\nContent-Transfer-Encoding: base64\n\n\
+iVBORw0KGgo=\n--R--\n";
+        let d = compose(msg, subject("rel2"));
+        let out = String::from_utf8_lossy(&d);
+        let at = out.find("multipart/related").expect("a related part");
+        let field: String = out[at..].split("\n\n").next().unwrap_or_default().to_string();
+        assert!(field.contains("type=\"text/html\""), "{out}");
     }
 }
