@@ -20,7 +20,7 @@ use crate::store::node::Node;
 /// `false` only when the engine stops with `what` still unwritten.
 fn until_written<E: std::fmt::Display>(
     shared: &Shared,
-    what: &str,
+    what: impl Fn() -> String,
     mut write: impl FnMut() -> Result<(), E>,
 ) -> bool {
     let mut blocked = false;
@@ -33,11 +33,12 @@ fn until_written<E: std::fmt::Display>(
                     blocked = true;
                     shared.unrecorded.fetch_add(1, Ordering::SeqCst);
                     log::error!(
-                        "{what}: cannot write it ({e}); no new transaction starts until it is written"
+                        "{}: cannot write it ({e}); no new transaction starts until it is written",
+                        what()
                     );
                 }
                 if shared.stopping.load(Ordering::SeqCst) {
-                    log::error!("{what}: stopping with it unwritten");
+                    log::error!("{}: stopping with it unwritten", what());
                     break false;
                 }
                 std::thread::sleep(pause);
@@ -48,7 +49,7 @@ fn until_written<E: std::fmt::Display>(
     if blocked {
         shared.unrecorded.fetch_sub(1, Ordering::SeqCst);
         if ok {
-            log::info!("{what}: written; transactions resume");
+            log::info!("{}: written; transactions resume", what());
         }
     }
     ok
@@ -56,17 +57,22 @@ fn until_written<E: std::fmt::Display>(
 
 /// Writes the outcome (see [`until_written`]).
 fn record(node: &Node, name: &str, attrs: &MessageAttrs, shared: &Shared) -> bool {
-    until_written(shared, &format!("{name}: the outcome"), || {
-        node.spool.write_attrs_grouped(name, attrs).map(|_| ())
-    })
+    // `what` is made only for the log of a failure: this runs for every message.
+    until_written(
+        shared,
+        || format!("{name}: the outcome"),
+        || node.spool.write_attrs_grouped(name, attrs).map(|_| ()),
+    )
 }
 
 /// Writes a log entry (SPEC §8); a full disk holds transactions back as for the outcome
 /// (see [`until_written`]), other failures only reach the process log.
 fn log_entry(node: &Node, cfg: &NodeAttrs, message_id: &str, text: &str, shared: &Shared) {
-    until_written(shared, &format!("log entry \"{text}\""), || {
-        journal::write(&node.spool, cfg, message_id, text)
-    });
+    until_written(
+        shared,
+        || format!("log entry \"{text}\""),
+        || journal::write(&node.spool, cfg, message_id, text),
+    );
 }
 
 /// One attempt of one job, from lock to durable outcome.
