@@ -105,6 +105,8 @@ struct Part {
     content_type: String,
     content_id: Option<String>,
     inline: bool,
+    /// Another version of the body (audit-8 A9): built into the multipart/alternative.
+    alternative: bool,
     content: Content,
 }
 
@@ -303,6 +305,8 @@ impl Draft {
                     content_type: e.info.content_type.clone(),
                     content_id: e.info.content_id.clone(),
                     inline: e.info.role == Role::Inline,
+                    alternative: e.info.alternative
+                        && matches!(e.info.role, Role::Attachment | Role::TextBody | Role::HtmlBody),
                     content,
                 }),
             }
@@ -335,6 +339,8 @@ impl Draft {
                 check_part_name(&name)?;
                 if let Some(p) = self.parts.iter_mut().find(|p| p.name == name) {
                     p.content = Content::New(bytes);
+                    // A file written over it is the user's attachment, not a version of the body.
+                    p.alternative = false;
                 } else {
                     let content_type = guess_type(&name);
                     self.parts.push(Part {
@@ -342,6 +348,7 @@ impl Draft {
                         content_type,
                         content_id: None,
                         inline: false,
+                        alternative: false,
                         content: Content::New(bytes),
                     });
                 }
@@ -433,7 +440,8 @@ impl Draft {
             .as_ref()
             .map(|t| body_part("text/plain", t))
             .transpose()?;
-        let (inline, attached): (Vec<Part>, Vec<Part>) = self.parts.into_iter().partition(|p| p.inline);
+        let (versions, parts): (Vec<Part>, Vec<Part>) = self.parts.into_iter().partition(|p| p.alternative);
+        let (inline, attached): (Vec<Part>, Vec<Part>) = parts.into_iter().partition(|p| p.inline);
         let html = match self
             .html
             .as_ref()
@@ -452,11 +460,22 @@ impl Draft {
             html => html,
         };
         let has_html = html.is_some();
-        let body = match (text, html) {
-            (Some(t), Some(h)) => Some(MimePart::new("multipart/alternative", vec![t, h])),
-            (t, h) => t.or(h),
+        // The other versions of the body stay beside it (an invitation's text/calendar): as
+        // parts of a multipart/mixed each would be shown in addition.
+        let mut alternatives: Vec<MimePart> = text.into_iter().chain(html).collect();
+        let with_body = !alternatives.is_empty();
+        if with_body {
+            alternatives.extend(versions.iter().map(part));
+        }
+        let body = match alternatives.len() {
+            0 => None,
+            1 => alternatives.pop(),
+            _ => Some(MimePart::new("multipart/alternative", alternatives)),
         };
         let mut rest: Vec<MimePart> = attached.iter().map(part).collect();
+        if !with_body {
+            rest.extend(versions.iter().map(part));
+        }
         if !has_html {
             // Inline images need an HTML body to sit beside; without one they are attachments.
             rest.extend(inline.iter().map(part));

@@ -103,6 +103,9 @@ pub struct PartInfo {
     pub content_id: Option<String>,
     pub disposition: Option<String>,
     pub role: Role,
+    /// A member of a multipart/alternative (another version of the body, such as an
+    /// invitation's text/calendar): composing keeps it there.
+    pub alternative: bool,
 }
 
 #[derive(Debug)]
@@ -195,6 +198,7 @@ fn raw_tree(why: String, data: Data) -> Tree {
                 content_id: None,
                 disposition: None,
                 role: Role::Raw,
+                alternative: false,
             },
             data,
             nested: None,
@@ -418,8 +422,8 @@ fn collect_leaves<'m, 'x>(msg: &'m Message<'x>) -> (Vec<Leaf<'m, 'x>>, Option<St
     // more than once, which would multiply the walk (found by fuzzing: 3 KB, millions of
     // leaves).
     let mut seen = vec![false; msg.parts.len()];
-    let mut stack: Vec<(usize, String, usize)> = vec![(0, String::new(), 0)];
-    while let Some((idx, id, depth)) = stack.pop() {
+    let mut stack: Vec<(usize, String, usize, bool)> = vec![(0, String::new(), 0, false)];
+    while let Some((idx, id, depth, in_alternative)) = stack.pop() {
         let (Some(part), Some(visited)) = (msg.parts.get(idx), seen.get_mut(idx)) else {
             continue;
         };
@@ -437,6 +441,7 @@ fn collect_leaves<'m, 'x>(msg: &'m Message<'x>) -> (Vec<Leaf<'m, 'x>>, Option<St
                 });
                 continue;
             }
+            let alternative = part.is_content_type("multipart", "alternative");
             // Pushed in reverse so they come off the stack in order.
             for (n, &child) in children.iter().enumerate().rev() {
                 let cid = if id.is_empty() {
@@ -444,15 +449,14 @@ fn collect_leaves<'m, 'x>(msg: &'m Message<'x>) -> (Vec<Leaf<'m, 'x>>, Option<St
                 } else {
                     format!("{id}.{}", n + 1)
                 };
-                stack.push((child as usize, cid, depth + 1));
+                stack.push((child as usize, cid, depth + 1, alternative));
             }
             continue;
         }
         let id = if id.is_empty() { "1".to_string() } else { id };
-        out.push(Leaf {
-            part,
-            info: part_info(part, id),
-        });
+        let mut info = part_info(part, id);
+        info.alternative = in_alternative;
+        out.push(Leaf { part, info });
     }
     (out, cut)
 }
@@ -494,6 +498,7 @@ fn part_info(part: &MessagePart, part_id: String) -> PartInfo {
         content_id,
         disposition,
         role,
+        alternative: false,
     }
 }
 

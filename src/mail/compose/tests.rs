@@ -359,3 +359,44 @@ iVBORw0KGgo=\n--R--\n";
     let field: String = out[at..].split("\n\n").next().unwrap_or_default().to_string();
     assert!(field.contains("type=\"text/html\""), "{out}");
 }
+
+/// Audit-8 A9: an invitation (text/plain, text/html and text/calendar as alternatives) came
+/// out of a Subject edit with its calendar moved beside the body in a multipart/mixed, where a
+/// reader shows it in addition. The other versions of the body stay in the alternative.
+#[test]
+fn every_version_of_the_body_stays_in_the_alternative() {
+    let msg = b"From: a@example.com\nTo: b@example.org\nSubject: invite\nMIME-Version: 1.0\n\
+Content-Type: multipart/alternative; boundary=\"IV\"\n\n--IV\nContent-Type: text/plain; charset=utf-8\n\n\
+Meeting at 10\n--IV\nContent-Type: text/html; charset=utf-8\n\n<p>Meeting at 10</p>\n--IV\n\
+Content-Type: text/calendar; charset=utf-8; method=REQUEST\nContent-Transfer-Encoding: 7bit\n\n\
+BEGIN:VCALENDAR\nMETHOD:REQUEST\nEND:VCALENDAR\n--IV--\n";
+    let d = compose(msg, subject("invite2"));
+    let out = String::from_utf8_lossy(&d);
+    assert!(!out.contains("multipart/mixed"), "{out}");
+    let m = mail_parser::MessageParser::default()
+        .parse(&d[..])
+        .expect("parses");
+    let types: Vec<String> = m
+        .parts
+        .iter()
+        .filter_map(|p| mail_parser::MimeHeaders::content_type(p))
+        .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "multipart/alternative",
+            "text/plain",
+            "text/html",
+            "text/calendar"
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("method=REQUEST\nContent-Transfer-Encoding: 7bit\n\nBEGIN:VCALENDAR"),
+        "{out}"
+    );
+    // Copied in by the user, a file is an attachment beside the body, as before.
+    let d = compose(&d, set("notes.txt", b"x\n"));
+    assert!(String::from_utf8_lossy(&d).contains("multipart/mixed"));
+}
