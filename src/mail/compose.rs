@@ -536,6 +536,11 @@ fn body_part<'a>(content_type: &'a str, c: &'a Content) -> Result<MimePart<'a>> 
 /// wrongly; as octet-stream its bytes go base64-encoded and come back exactly. UTF-8 text
 /// that is not ASCII says so (charset=utf-8).
 fn new_content_type<'a>(content_type: &'a str, bytes: &[u8]) -> ContentType<'a> {
+    if content_type == "message/rfc822" && !is_line_text(bytes) {
+        // Not a message (audit-8 A3): message/rfc822 must go 7bit or 8bit, which these bytes
+        // cannot; as octet-stream they go base64 and come back exactly.
+        return ContentType::new("application/octet-stream");
+    }
     if !content_type.starts_with("text/") {
         return ContentType::new(content_type);
     }
@@ -544,6 +549,16 @@ fn new_content_type<'a>(content_type: &'a str, bytes: &[u8]) -> ContentType<'a> 
         Ok(_) => ContentType::new(content_type).attribute("charset", "utf-8"),
         Err(_) => ContentType::new("application/octet-stream"),
     }
+}
+
+/// Bytes that can go as 8bit (RFC 2045 §2.8): no NUL, CR only before LF, lines of at most
+/// 998 bytes.
+fn is_line_text(bytes: &[u8]) -> bool {
+    let crlf_only = bytes
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b != 0 && (b != b'\r' || bytes.get(i + 1) == Some(&b'\n')));
+    crlf_only && bytes.split(|&b| b == b'\n').all(|l| l.len() <= 998)
 }
 
 fn part(p: &Part) -> MimePart<'_> {
@@ -560,7 +575,7 @@ fn part(p: &Part) -> MimePart<'_> {
         "Content-Disposition",
         ContentType::new(disposition).attribute("filename", p.name.as_str()),
     );
-    if p.content_type == "message/rfc822" {
+    if p.content_type == "message/rfc822" && is_line_text(bytes) {
         // RFC 2046 §5.2.1: a message/rfc822 body is 7bit, 8bit or binary, never base64 or
         // quoted-printable. It is lines of text, so 8bit when it has 8-bit bytes.
         m = m.transfer_encoding(if bytes.is_ascii() { "7bit" } else { "8bit" });

@@ -400,3 +400,16 @@ BEGIN:VCALENDAR\nMETHOD:REQUEST\nEND:VCALENDAR\n--IV--\n";
     let d = compose(&d, set("notes.txt", b"x\n"));
     assert!(String::from_utf8_lossy(&d).contains("multipart/mixed"));
 }
+
+/// Audit-8 A3: a file named *.eml that is not a message (NUL, a bare CR, no line ends) went as
+/// message/rfc822 8bit, which it cannot be; it goes as octet-stream, base64, byte for byte.
+#[test]
+fn a_file_named_eml_that_is_no_message_goes_as_bytes() {
+    let junk: &[u8] = b"\x00\x01junk\rmore\x00bytes";
+    let d = compose(DRAFT, set("junk.eml", junk));
+    let out = String::from_utf8_lossy(&d);
+    assert!(!out.contains("message/rfc822"), "{out}");
+    assert!(has(&d, b"Content-Type: application/octet-stream"), "{out}");
+    assert!(has(&d, b"Content-Transfer-Encoding: base64"), "{out}");
+    assert_eq!(view(&d, "junk.eml"), junk);
+}
