@@ -600,12 +600,14 @@ fn canonical(name: &str) -> String {
 /// Message-ID field gets `message_id` (the one `user.message_id` already shows), so the
 /// rebuild does not invent another.
 pub fn rebuild(tree: &Tree, file: &File, edit: Edit, message_id: &str) -> Result<Vec<u8>> {
-    let old = check_boundaries(file)?;
     let view_of = match &edit {
         Edit::RenamePart { from, .. } => Some(from.as_str()),
         _ => None,
     };
+    // First: it refuses a Draft over the compose limit before the boundary check reads the
+    // whole file into memory.
     let mut d = Draft::from_tree(tree, file, view_of)?;
+    let old = check_boundaries(file)?;
     d.apply(edit)?;
     if !d
         .headers

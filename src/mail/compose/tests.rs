@@ -413,3 +413,26 @@ fn a_file_named_eml_that_is_no_message_goes_as_bytes() {
     assert!(has(&d, b"Content-Transfer-Encoding: base64"), "{out}");
     assert_eq!(view(&d, "junk.eml"), junk);
 }
+
+/// The boundary check read the whole `.eml` into memory before the compose limit was
+/// checked: a Draft of any size was loaded whole by one `setfattr` on its `.parts/`. The
+/// limit comes first (EFBIG), whatever else the Draft holds.
+#[test]
+fn a_draft_over_the_compose_limit_is_refused_before_it_is_read_whole() {
+    let mut msg = b"From: a@example.com\nTo: b@example.org\nSubject: big\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\nsee --B here\n"
+        .to_vec();
+    let line = [b'x'; 1000];
+    while msg.len() < 65 * 1024 * 1024 {
+        msg.extend_from_slice(&line);
+        msg.push(b'\n');
+    }
+    msg.extend_from_slice(b"--B--\n");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("d.eml");
+    std::fs::write(&path, &msg).expect("write the draft");
+    let tree = mime::build(&path).expect("tree");
+    let file = File::open(&path).expect("open the draft");
+    let err = rebuild(&tree, &file, subject("x"), "<m@example.com>").expect_err("refused");
+    assert_eq!(err.errno(), libc::EFBIG, "{err}");
+}
