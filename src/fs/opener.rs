@@ -159,40 +159,42 @@ impl MailFs {
     }
 }
 
+/// More descriptors than this and a process is taken as closing (its bytes go in, as before
+/// this check): every FLUSH of a writer pays for the scan in a FUSE thread, so a local user
+/// with a huge descriptor table must not be able to hold those threads.
+const MAX_FDS_SCANNED: usize = 1024;
+
 /// Whether process `tgid` still has the file `name` (inode `ino` of this mount) open at a
 /// descriptor. A close of one of several is not the writer's close: bash restores a builtin's
 /// `printf ... >&3` by closing the duplicate it made on fd 1 while fd 3 stays open (audit-7
 /// G1), and a program may close a `dup` of its descriptor. At a FLUSH the descriptor being
-/// closed has already left the table, and at exit the table is gone. The name (the end of the
-/// path the kernel shows for the descriptor) tells this mount's inode from another file
-/// system's with the same number. Reading /proc sends nothing to this file system. A process
-/// with more descriptors than the bound is taken as closing (the bytes go in, as before).
+/// closed has already left the table, and at exit the table is gone. Each descriptor's path
+/// is read first (a readlink, no file to open); only one that ends with the name has its
+/// inode checked, which tells this mount's file from another file system's with the same
+/// name. Reading /proc sends nothing to this file system.
 fn holds_open(tgid: u32, ino: u64, name: &str) -> bool {
-    let Ok(dir) = fs::read_dir(format!("/proc/{tgid}/fdinfo")) else {
+    let Ok(dir) = fs::read_dir(format!("/proc/{tgid}/fd")) else {
         return false;
     };
     let suffix = format!("/{name}");
-    for e in dir.flatten().take(4096) {
-        let Ok(info) = fs::read_to_string(e.path()) else {
-            continue;
-        };
-        let same_ino = info
-            .lines()
-            .find_map(|l| l.strip_prefix("ino:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            == Some(ino);
-        if !same_ino {
-            continue;
-        }
-        let fd = e.file_name();
-        let link = fs::read_link(format!("/proc/{tgid}/fd/{}", fd.to_string_lossy()));
+    for e in dir.flatten().take(MAX_FDS_SCANNED) {
         // The kernel marks a path " (deleted)" once its entry was invalidated, which mailfs
         // does to names it changes underneath (a new message's template, a rename).
-        let named = link.is_ok_and(|p| {
+        let named = fs::read_link(e.path()).is_ok_and(|p| {
             let p = p.to_string_lossy();
             p.strip_suffix(" (deleted)").unwrap_or(&p).ends_with(&suffix)
         });
-        if named {
+        if !named {
+            continue;
+        }
+        let info = fs::read_to_string(format!("/proc/{tgid}/fdinfo/{}", e.file_name().to_string_lossy()));
+        let same_ino = info.is_ok_and(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("ino:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                == Some(ino)
+        });
+        if same_ino {
             return true;
         }
     }
@@ -202,6 +204,23 @@ fn holds_open(tgid: u32, ino: u64, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The opener's own descriptors are found by name and inode; a closed one, another name or
+    /// another inode is not.
+    #[test]
+    fn holds_open_finds_a_descriptor_of_the_file_and_no_other() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("held.eml");
+        let f = std::fs::File::create(&path).expect("create");
+        let ino = f.metadata().expect("stat").ino();
+        let me = std::process::id();
+        assert!(holds_open(me, ino, "held.eml"));
+        assert!(!holds_open(me, ino, "other.eml"));
+        assert!(!holds_open(me, ino + 1, "held.eml"));
+        drop(f);
+        assert!(!holds_open(me, ino, "held.eml"));
+    }
 
     #[test]
     fn the_opener_is_its_process_and_a_child_is_not() {
