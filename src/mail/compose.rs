@@ -87,7 +87,15 @@ enum Value {
     /// end), copied as they are. They need not be UTF-8.
     Kept(Vec<u8>),
     Text(String),
-    Addresses(Vec<(Option<String>, String)>),
+    Addresses(Vec<Entry>),
+}
+
+/// One item of an address field set through `user.header.*`.
+enum Entry {
+    One(Option<String>, String),
+    /// An RFC 5322 group, kept as a group: `undisclosed-recipients:;` (no member) is how a
+    /// message sent only to Bcc recipients says so.
+    Group(String, Vec<(Option<String>, String)>),
 }
 
 /// What a part holds in the rebuilt message.
@@ -243,20 +251,36 @@ fn header_value(name: &str, value: &[u8]) -> Result<Value> {
     // follow RFC 5322; every address must then pass the envelope's own validation.
     let field = format!("{name}: {s}\r\n\r\n");
     let parsed = MessageParser::default().parse_headers(field.as_bytes());
+    let member = |a: &mail_parser::Addr| -> Result<(Option<String>, String)> {
+        let addr = a
+            .address()
+            .ok_or_else(|| Error::invalid(&what, "an address is missing"))?;
+        Ok((a.name().map(str::to_string), validate_address(&what, addr)?))
+    };
     let mut out = Vec::new();
-    if let Some(HeaderValue::Address(list)) = parsed.as_ref().and_then(|m| m.parts.first()).and_then(|p| {
+    match parsed.as_ref().and_then(|m| m.parts.first()).and_then(|p| {
         p.headers
             .iter()
             .find(|h| h.name.as_str().eq_ignore_ascii_case(name))
             .map(|h| &h.value)
     }) {
-        for a in list.iter() {
-            let addr = a
-                .address()
-                .ok_or_else(|| Error::invalid(&what, "an address is missing"))?;
-            let addr = validate_address(&what, addr)?;
-            out.push((a.name().map(str::to_string), addr));
+        Some(HeaderValue::Address(mail_parser::Address::List(list))) => {
+            for a in list {
+                let (n, addr) = member(a)?;
+                out.push(Entry::One(n, addr));
+            }
         }
+        Some(HeaderValue::Address(mail_parser::Address::Group(groups))) => {
+            for g in groups {
+                let members = g.addresses.iter().map(member).collect::<Result<Vec<_>>>()?;
+                match g.name.as_deref() {
+                    // Addresses outside any group, beside one.
+                    None => out.extend(members.into_iter().map(|(n, a)| Entry::One(n, a))),
+                    Some(group) => out.push(Entry::Group(group.to_string(), members)),
+                }
+            }
+        }
+        _ => {}
     }
     if out.is_empty() && !s.trim().is_empty() {
         return Err(Error::invalid(&what, format!("{s:?} is not an address list")));
@@ -420,7 +444,16 @@ impl Draft {
                 Value::Text(t) => Text::new(t.as_str()).into(),
                 Value::Addresses(list) => Address::new_list(
                     list.iter()
-                        .map(|(n, a)| Address::new_address(n.as_deref(), a.as_str()))
+                        .map(|e| match e {
+                            Entry::One(n, a) => Address::new_address(n.as_deref(), a.as_str()),
+                            Entry::Group(g, members) => Address::new_group(
+                                Some(g.as_str()),
+                                members
+                                    .iter()
+                                    .map(|(n, a)| Address::new_address(n.as_deref(), a.as_str()))
+                                    .collect(),
+                            ),
+                        })
                         .collect(),
                 )
                 .into(),

@@ -436,3 +436,37 @@ Content-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n
     let err = rebuild(&tree, &file, subject("x"), "<m@example.com>").expect_err("refused");
     assert_eq!(err.errno(), libc::EFBIG, "{err}");
 }
+
+/// A group in an address field (`undisclosed-recipients:;`, a message sent only to Bcc
+/// recipients, or a named group of members) is written as a group; its members are still
+/// validated, and a bare word is still no address list.
+#[test]
+fn an_address_group_can_be_set_as_a_header() {
+    let msg = b"From: a@example.com\nTo: b@example.com\nSubject: s\n\nbody\n";
+    let set_to = |v: &str| Edit::SetHeader {
+        name: "To".into(),
+        value: v.as_bytes().to_vec(),
+    };
+    let out = compose(msg, set_to("undisclosed-recipients:;"));
+    let parsed = MessageParser::default().parse(&out).expect("parse");
+    let groups = parsed.to().and_then(|a| a.as_group()).expect("a group");
+    assert_eq!(groups.len(), 1, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(groups[0].name.as_deref(), Some("undisclosed-recipients"));
+    assert!(groups[0].addresses.is_empty());
+    let out = compose(
+        msg,
+        set_to("Team: x@example.com, \"Y Z\" <y@example.com>;, w@example.com"),
+    );
+    let parsed = MessageParser::default().parse(&out).expect("parse");
+    let to = parsed.to().expect("To");
+    let addrs: Vec<_> = to.iter().filter_map(|a| a.address()).collect();
+    assert_eq!(addrs, ["x@example.com", "y@example.com", "w@example.com"]);
+    assert!(
+        has(&out, b"\"Team\": <x@example.com>"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    for bad in ["Team: x@example.com, -bad@example.com;", "nobody"] {
+        assert!(header_value("To", bad.as_bytes()).is_err(), "{bad}");
+    }
+}
