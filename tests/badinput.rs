@@ -149,3 +149,22 @@ fn a_ready_message_cannot_be_written_renamed_or_replaced() {
         "{e}"
     );
 }
+
+/// A Draft whose To/Cc/Bcc mix good addresses with something that is no address: with the
+/// default env_to, is_ready=1 is refused (EINVAL, still a Draft, the reason in the log) rather
+/// than the mail for the bad entry being left out without a word; env_to set says who.
+#[test]
+fn is_ready_refuses_a_default_recipient_list_that_would_leave_an_entry_out() {
+    let m = Mount::new(&[]);
+    std::fs::write(
+        m.path("mix.eml"),
+        "From: a@example.com\nTo: good@example.org, John Smith\nSubject: s\n\nbody\n",
+    )
+    .unwrap();
+    let x = m.path("mix.eml");
+    assert_eq!(setxattr(&x, "user.is_ready", b"1"), Err(libc::EINVAL));
+    assert_eq!(m.ok("getfattr --only-values -n user.status mix.eml"), "Draft");
+    m.ok("setfattr -n user.env_to -v good@example.org mix.eml");
+    assert_eq!(setxattr(&x, "user.is_ready", b"1"), Ok(()));
+    assert_eq!(m.ok("getfattr --only-values -n user.status mix.eml"), "Pending");
+}

@@ -33,6 +33,7 @@ pub fn head(h: &HeaderInfo) -> usize {
         + h.from.as_ref().map_or(0, String::len)
         + strings(&h.recipients)
         + strings(&h.invalid)
+        + strings(&h.invalid_recipients)
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ pub struct HeaderInfo {
     pub recipients: Vec<String>,
     /// Addresses in To/Cc/Bcc/From that failed validation (reported when a message is made ready).
     pub invalid: Vec<String>,
+    /// The To/Cc/Bcc entries among them (an address that fails validation, or a name with no
+    /// address): a default recipient list that silently left them out would lose mail.
+    pub invalid_recipients: Vec<String>,
     /// The header block is longer than [`MAX_HEAD`]: fields past it were not read.
     pub cut: bool,
 }
@@ -158,14 +161,23 @@ impl HeaderInfo {
                 continue;
             };
             for a in list.iter() {
-                if let Some(addr) = a.address() {
-                    match validate_address("To", addr) {
+                match a.address() {
+                    Some(addr) => match validate_address("To", addr) {
                         Ok(v) => {
                             if seen.insert(v.clone()) {
                                 info.recipients.push(v);
                             }
                         }
-                        Err(_) => info.invalid.push(addr.to_string()),
+                        Err(_) => {
+                            info.invalid.push(addr.to_string());
+                            info.invalid_recipients.push(addr.to_string());
+                        }
+                    },
+                    None => {
+                        if let Some(name) = a.name().filter(|n| !n.trim().is_empty()) {
+                            info.invalid.push(name.to_string());
+                            info.invalid_recipients.push(name.to_string());
+                        }
                     }
                 }
             }

@@ -332,6 +332,15 @@ fn check_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<Checked>
             ));
         }
     };
+    // The default list leaves out what cannot be an address: sending to the rest without a
+    // word would lose the mail meant for it.
+    if attrs.env_to.is_none() && !info.invalid_recipients.is_empty() {
+        return Err(refuse(format!(
+            "To/Cc/Bcc hold what is not a valid address: {} (correct the header, or set \
+             user.env_to)",
+            info.invalid_recipients.join(", ")
+        )));
+    }
     let id = message_id(attrs, &info);
     not_gone_out(node, name, attrs, &id)?;
     Ok(Checked {

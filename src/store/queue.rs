@@ -256,8 +256,28 @@ fn prepare(head: &[u8], sub: &Submission, origin: &Origin) -> Result<Prepared> {
         ));
     }
     if sub.recipients_from_headers {
+        // A bare local name (`To: root`, as cron and scripts write it) is qualified as on the
+        // command line; anything else that is no address is refused rather than left out.
+        let bare = info
+            .invalid_recipients
+            .iter()
+            .map(|r| match r.contains(',') {
+                false => recipients(std::slice::from_ref(r)),
+                true => Err(Error::invalid("To", "")),
+            })
+            .collect::<Result<Vec<_>>>()
+            .map_err(|_| {
+                Error::invalid(
+                    "To",
+                    format!(
+                        "the message's To/Cc/Bcc hold what is not a valid address: {}",
+                        info.invalid_recipients.join(", ")
+                    ),
+                )
+            })?
+            .concat();
         let mut seen: std::collections::HashSet<String> = rcpts.iter().cloned().collect();
-        for r in &info.recipients {
+        for r in info.recipients.iter().chain(&bare) {
             if seen.insert(r.clone()) {
                 rcpts.push(r.clone());
             }
@@ -509,6 +529,32 @@ pub(crate) mod tests {
         assert_eq!(a.env_from.as_deref(), Some(""));
         let to: Vec<&str> = a.recipients.iter().map(|r| r.address.as_str()).collect();
         assert_eq!(to, ["a@example.org", "b@example.org", "c@example.org"]);
+    }
+
+    /// `sendmail -t`: a bare local name in To (cron's `To: root`) is qualified as an argument
+    /// is; any other entry that is no address refuses the message (65) rather than being left
+    /// out while the rest is sent.
+    #[test]
+    fn sendmail_t_qualifies_a_local_name_and_refuses_what_is_no_address() {
+        let (_d, spool) = spool();
+        let host = crate::model::attrs::hostname();
+        let mut s = sub(&[]);
+        s.recipients_from_headers = true;
+        let mut body: &[u8] = b"From: a@example.com\nTo: root, b@example.org\n\nx\n";
+        let name = queue_message_as(&spool, &mut body, &s, &origin()).unwrap();
+        let (a, _) = spool.read_attrs(&name).unwrap().unwrap();
+        let to: Vec<&str> = a.recipients.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(to, ["b@example.org".to_string(), format!("root@{host}")]);
+        for bad in [
+            "To: b@example.org, John Smith\n",
+            "To: b@example.org\nCc: \"Smith, John\"\n",
+            "To: b@example.org, x@\n",
+        ] {
+            let msg = format!("From: a@example.com\n{bad}\nx\n");
+            let mut body: &[u8] = msg.as_bytes();
+            let e = queue_message_as(&spool, &mut body, &s, &origin()).unwrap_err();
+            assert_eq!(e.exit_code(), 65, "{bad}: {e}");
+        }
     }
 
     /// audit-6 F1/F5/F9 through `sendmail -t`: every To/Cc/Bcc field counts, the last field
