@@ -332,3 +332,62 @@ fn root_rsync_restore_keeps_each_message_owner() {
     // Another user still cannot give a message away.
     nobody_refused(&c, "chown root n.eml.parts", "Operation not permitted");
 }
+
+/// Runs a shell step in the mount point as uid/gid 1501 with the supplementary groups given.
+fn as_carol(m: &Mount, groups: &str, script: &str) -> Output {
+    let groups = match groups {
+        "" => "--clear-groups".to_string(),
+        g => format!("--groups={g}"),
+    };
+    Command::new("timeout")
+        .args([
+            "20",
+            "setpriv",
+            "--reuid=1501",
+            "--regid=1501",
+            &groups,
+            "--",
+            "bash",
+            "-c",
+            script,
+        ])
+        .current_dir(&m.mnt)
+        .env("HOME", "/tmp")
+        .output()
+        .expect("setpriv")
+}
+
+/// audit-10 J-e: a Draft shared with its group (chmod 640/660) is shared with every member,
+/// also one through a supplementary group (`usermod -aG`), as the kernel counts them; not
+/// with anyone else, and never to send or remove.
+#[test]
+fn a_draft_is_shared_with_members_of_its_group_through_supplementary_groups() {
+    let m = shared(&[]);
+    std::fs::write(
+        m.path("team.eml"),
+        message("a@example.com", "b@example.org", "plan", "shared body"),
+    )
+    .unwrap();
+    m.ok("chown 1500:1500 team.eml && chmod 640 team.eml");
+    let carol = |groups: &str, script: &str| as_carol(&m, groups, script);
+    let o = carol("", "cat team.eml");
+    assert!(!o.status.success(), "read without the group");
+    let o = carol(
+        "1500",
+        "cat team.eml && ls team.eml.parts && getfattr -n user.status team.eml",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("shared body"));
+    // 640: read, not write; and a member never sends it.
+    let o = carol("1500", "echo more >> team.eml");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
+    m.ok("chmod 660 team.eml");
+    let o = carol(
+        "1700,1500",
+        "echo more >> team.eml && setfattr -n user.env_to -v c@example.org team.eml",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = carol("1500", "setfattr -n user.is_ready -v 1 team.eml");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
+    assert_eq!(m.attr("team.eml", "status"), "Draft");
+}

@@ -8,6 +8,24 @@ use super::{Handle, Key, MailFs, not_found};
 use crate::error::{Error, Result};
 use crate::model::access::{self, Caller, Need, Object};
 
+/// Whether the process that made a request is in group `gid` through its supplementary
+/// groups, which FUSE does not pass: read from `/proc`, only when a decision depends on it. A
+/// process whose file system ids are not the request's (gone, its pid reused) is in none.
+fn in_supplementary_group(caller: Caller, gid: u32) -> bool {
+    if caller.pid == 0 {
+        return false;
+    }
+    let Ok(status) = fs::read_to_string(format!("/proc/{}/status", caller.pid)) else {
+        return false;
+    };
+    // Real, effective, saved and file system ids; FUSE reports the last.
+    let fs_id = |line: Option<&str>| line.and_then(|l| l.split_whitespace().nth(3)?.parse::<u32>().ok());
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name));
+    fs_id(field("Uid:")) == Some(caller.uid)
+        && fs_id(field("Gid:")) == Some(caller.gid)
+        && field("Groups:").is_some_and(|g| g.split_whitespace().any(|x| x.parse() == Ok(gid)))
+}
+
 impl MailFs {
     /// The user who serves the node: with root, the only one who may do everything.
     pub fn node_owner(&self) -> u32 {
@@ -59,7 +77,8 @@ impl MailFs {
             Key::Parts { msg, .. } | Key::Part { msg, .. } | Key::Staged { msg, .. } => msg.as_str(),
             Key::Root => "/",
         };
-        access::decide(caller, self.uid, obj, need, what).map_err(|e| match key {
+        let in_group = |gid| in_supplementary_group(caller, gid);
+        access::decide(caller, self.uid, obj, need, what, in_group).map_err(|e| match key {
             // A message that is gone (removed by a sender's expiry or another process while
             // the kernel still had its name) reads as nobody's but the node's: ENOENT, not
             // EACCES, or `rm -f` of it would fail. Checked only on a denial: no cost otherwise.
@@ -206,8 +225,16 @@ mod tests {
         (dir, MailFs::new(node))
     }
 
-    const ALICE: Caller = Caller { uid: 1000, gid: 1000 };
-    const BOB: Caller = Caller { uid: 1001, gid: 1001 };
+    const ALICE: Caller = Caller {
+        uid: 1000,
+        gid: 1000,
+        pid: 0,
+    };
+    const BOB: Caller = Caller {
+        uid: 1001,
+        gid: 1001,
+        pid: 0,
+    };
 
     /// The file system layer applies SPEC §10 by itself, with no kernel in the loop.
     #[test]
@@ -247,13 +274,27 @@ mod tests {
 
         // The owner and root may.
         fs.setxattr(ALICE, ino, "user.env_to", b"x@example.org").unwrap();
-        let h = fs.open(Caller { uid: 0, gid: 0 }, ino, libc::O_RDONLY).unwrap();
+        let h = fs
+            .open(
+                Caller {
+                    uid: 0,
+                    gid: 0,
+                    pid: 0,
+                },
+                ino,
+                libc::O_RDONLY,
+            )
+            .unwrap();
         assert_eq!(fs.read(h, 0, 4).unwrap(), b"To: ");
         fs.release(h);
         // Shared with the group by chmod: the group reads, and still cannot remove.
         fs.setattr(ALICE, ino, Some(0o640), (None, None), None, None, None)
             .unwrap();
-        let carol = Caller { uid: 1002, gid: 1000 };
+        let carol = Caller {
+            uid: 1002,
+            gid: 1000,
+            pid: 0,
+        };
         fs.release(fs.open(carol, ino, libc::O_RDONLY).unwrap());
         eacces(fs.open(carol, ino, libc::O_WRONLY).map(drop));
         eacces(fs.unlink(carol, ROOT, "a.eml"));
@@ -270,8 +311,16 @@ mod deferred_tests {
     use crate::fs::ROOT;
     use crate::store::node::Node;
 
-    const ALICE: Caller = Caller { uid: 1000, gid: 1000 };
-    const BOB: Caller = Caller { uid: 1001, gid: 1001 };
+    const ALICE: Caller = Caller {
+        uid: 1000,
+        gid: 1000,
+        pid: 0,
+    };
+    const BOB: Caller = Caller {
+        uid: 1001,
+        gid: 1001,
+        pid: 0,
+    };
 
     fn fs() -> (tempfile::TempDir, MailFs) {
         let dir = tempfile::tempdir().unwrap();

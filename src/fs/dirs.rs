@@ -317,7 +317,11 @@ mod tests {
     use crate::model::access::Caller;
     use crate::store::node::Node;
 
-    const ME: Caller = Caller { uid: 0, gid: 0 };
+    const ME: Caller = Caller {
+        uid: 0,
+        gid: 0,
+        pid: 0,
+    };
 
     /// READDIRPLUS of the root gives each message and its parts directory with the attributes
     /// a lookup gives, counts each as held, and FORGET of all of them empties the table.

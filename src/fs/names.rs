@@ -231,6 +231,7 @@ impl MailFs {
                         Ok(m) if self.uid == 0 => Caller {
                             uid: m.uid(),
                             gid: m.gid(),
+                            pid: 0,
                         },
                         _ => caller,
                     };

@@ -23,8 +23,16 @@ pub(super) fn daemon() -> Caller {
     Caller::current()
 }
 /// Two unprivileged users of a node shared with `allow_other`.
-pub(super) const ALICE: Caller = Caller { uid: 1000, gid: 1000 };
-pub(super) const BOB: Caller = Caller { uid: 1001, gid: 1001 };
+pub(super) const ALICE: Caller = Caller {
+    uid: 1000,
+    gid: 1000,
+    pid: 0,
+};
+pub(super) const BOB: Caller = Caller {
+    uid: 1001,
+    gid: 1001,
+    pid: 0,
+};
 
 pub(super) const PLAIN: &[u8] =
     b"From: alice@example.com\nTo: bob@example.org\nSubject: hello\n\nfirst line\n";

@@ -28,7 +28,11 @@ impl Scope {
     /// The scope of a caller with this uid on a node owned by `node_owner`.
     pub fn of(uid: u32, node_owner: u32) -> Scope {
         // The same rule as the mount's (SPEC §10); the group plays no part in a scope.
-        let caller = crate::model::access::Caller { uid, gid: u32::MAX };
+        let caller = crate::model::access::Caller {
+            uid,
+            gid: u32::MAX,
+            pid: 0,
+        };
         if crate::model::access::is_privileged(caller, node_owner) {
             Scope::All
         } else {

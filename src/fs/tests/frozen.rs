@@ -171,6 +171,7 @@ fn hold_is_the_owners_also_once_ready() {
     let carol = Caller {
         uid: 1002,
         gid: ALICE.gid,
+        pid: 0,
     };
     h.fs.setxattr(carol, d, "user.env_to", b"x@example.org").unwrap();
     assert_eq!(

@@ -20,11 +20,16 @@ fn chmod_shares_a_draft_with_its_group_and_nothing_more() {
         0o770,
         "the parts directory follows"
     );
-    let stranger = Caller { uid: 1005, gid: 1005 };
+    let stranger = Caller {
+        uid: 1005,
+        gid: 1005,
+        pid: 0,
+    };
     assert_eq!(errno(h.read(stranger, ino)), libc::EACCES);
     let carol = Caller {
         uid: 1002,
         gid: ALICE.gid,
+        pid: 0,
     };
     assert_eq!(h.read(carol, ino).unwrap(), PLAIN);
     // Only the owner changes the mode; a chmod of a part is a chmod of its Draft (rsync -a).
@@ -55,7 +60,11 @@ fn chown_is_roots_and_an_owner_may_only_restore_what_is_theirs() {
     assert_eq!(errno(own(BOB, (Some(BOB.uid), None))), libc::EPERM, "taking it");
     // `cp -a` / `tar -x` by the owner: its own uid and group are no change.
     own(ALICE, (Some(ALICE.uid), Some(ALICE.gid))).unwrap();
-    let root = Caller { uid: 0, gid: 0 };
+    let root = Caller {
+        uid: 0,
+        gid: 0,
+        pid: 0,
+    };
     let a = own(root, (Some(BOB.uid), Some(BOB.gid))).unwrap();
     assert_eq!((a.uid, a.gid), (BOB.uid, BOB.gid));
     assert_eq!(errno(h.read(ALICE, ino)), libc::EACCES);
@@ -149,7 +158,14 @@ fn create_exclusive_access_and_a_listing_read_in_pieces() {
     // (without default_permissions the kernel asks mailfs rather than reading the mode).
     let parts = h.parts(ALICE, "a.eml");
     let body = h.ino(ALICE, parts, "Body.txt").unwrap();
-    for who in [ALICE, Caller { uid: 0, gid: 0 }] {
+    for who in [
+        ALICE,
+        Caller {
+            uid: 0,
+            gid: 0,
+            pid: 0,
+        },
+    ] {
         for i in [ino, parts, body] {
             assert_eq!(
                 errno(h.fs.access(who, i, libc::W_OK)),
