@@ -295,6 +295,29 @@ fn writable_spool_or_log_dir_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(78), "{out:?}");
 
+    // audit-10 J-a: a spool of another user's is refused before anything is written in it:
+    // no `-o` option stored, no housekeeping directory made.
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(1500), Some(1500)).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for args in [vec!["mount", "-f"], vec!["mount"], vec!["serve"]] {
+        let mut c = Command::new("timeout");
+        c.args(["20", BIN, args[0]]).arg(&theirs);
+        if args[0] == "mount" {
+            c.arg(&mnt);
+        }
+        let out = c.args(&args[1..]).args(["-o", "port=3010"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {out:?}");
+        assert!(!is_mounted(&mnt));
+        let left: Vec<_> = std::fs::read_dir(&theirs)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{args:?} wrote {left:?} in a spool it refused");
+    }
+
     let m = Mount::new(&[]);
     let open_log = m.tmp.path().join("openlog");
     std::fs::create_dir(&open_log).unwrap();
@@ -390,4 +413,45 @@ fn a_draft_is_shared_with_members_of_its_group_through_supplementary_groups() {
     let o = carol("1500", "setfattr -n user.is_ready -v 1 team.eml");
     assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
     assert_eq!(m.attr("team.eml", "status"), "Draft");
+}
+
+/// audit-10 J-b: root's `mailfs sendmail` (and flush) on a spool another user serves goes
+/// through that node's process, never writes root's files into the spool (the user's serving
+/// process could not read them: the mail would be stuck); with nothing serving it, a
+/// temporary failure (75) as for any other user, and nothing written.
+#[test]
+fn root_submits_to_another_users_spool_only_through_its_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(1500), Some(1500)).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut c = Command::new("timeout");
+    c.args(["20", BIN, "sendmail", "--spool"])
+        .arg(&theirs)
+        .arg("b@example.org")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    let _ = child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"From: a@example.com\nSubject: x\n\nbody\n");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    let out = Command::new("timeout")
+        .args(["20", BIN, "flush"])
+        .arg(&theirs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    let left: Vec<_> = std::fs::read_dir(&theirs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "root wrote {left:?} in another user's spool");
 }

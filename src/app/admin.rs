@@ -6,6 +6,7 @@
 //! in [`crate::store::manage`]; [`queue_tmp`] is the one way a submitted message enters the queue.
 
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::control::{Reply, Request, client};
@@ -76,6 +77,24 @@ pub fn route(spool_dir: &Path) -> Route {
     }
 }
 
+/// [`route`] for a command that writes in the spool (submits, flushes, cancels, holds): a
+/// spool of another user's (root's command on a node a user serves) goes through the socket
+/// even when root could open it, since files root wrote there (0600, root's) could not be
+/// read by the process that serves the node, which would leave the mail stuck. With nothing
+/// serving it, that is the temporary failure any other user gets.
+pub fn route_to_write(spool_dir: &Path) -> Route {
+    match route(spool_dir) {
+        Route::Direct => match std::fs::metadata(spool_dir) {
+            // SAFETY: geteuid cannot fail.
+            Ok(m) if m.uid() != unsafe { libc::geteuid() } => {
+                Route::Socket(crate::control::socket_path(spool_dir))
+            }
+            _ => Route::Direct,
+        },
+        socket => socket,
+    }
+}
+
 /// This process's scope on a spool it opens directly: root and the spool's owner see all.
 fn direct_scope(spool: &Spool) -> Result<Scope> {
     let me = this_user();
@@ -107,7 +126,7 @@ fn unexpected(r: &Reply) -> Error {
 }
 
 pub fn flush(spool_dir: &Path) -> Result<()> {
-    let n = match route(spool_dir) {
+    let n = match route_to_write(spool_dir) {
         Route::Direct => {
             let spool = open_existing(spool_dir)?;
             let notify = |n: &str| {
@@ -132,7 +151,7 @@ fn per_name(
     req: Request,
     direct: impl FnOnce(&Spool, Scope) -> Result<manage::Outcomes>,
 ) -> Result<manage::Outcomes> {
-    match route(spool_dir) {
+    match route_to_write(spool_dir) {
         Route::Direct => {
             let spool = open_existing(spool_dir)?;
             let scope = direct_scope(&spool)?;
@@ -188,7 +207,7 @@ pub(crate) fn tempfail(e: Error) -> Error {
 pub fn deliver(spool_dir: &Path) -> Result<()> {
     let recipient = std::env::var("RECIPIENT").ok();
     let sender = std::env::var("SENDER").ok();
-    if let Route::Socket(sock) = route(spool_dir) {
+    if let Route::Socket(sock) = route_to_write(spool_dir) {
         let req = Request::Deliver { recipient, sender };
         return client::call(&sock, spool_dir, &req, Some(&mut io::stdin().lock())).map(|_| ());
     }

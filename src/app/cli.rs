@@ -16,6 +16,7 @@ use crate::fs::MailFs;
 use crate::fs::fuse::FuseAdapter;
 use crate::model::attrs::table::{self, Who};
 use crate::store::node::Node;
+use crate::store::spool::Spool;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -370,6 +371,7 @@ fn mount(spool_dir: &Path, mountpoint: &Path, options: &[String], foreground: bo
             )));
         }
     }
+    Spool::check_servable_path(spool_dir)?;
     if !foreground {
         return daemonize(spool_dir, mountpoint, options);
     }
@@ -470,6 +472,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
 
 fn serve(spool_dir: &Path, options: &[String]) -> Result<()> {
     let opts = parse_mount_opts(options)?;
+    Spool::check_servable_path(spool_dir)?;
     let node = Node::open(spool_dir, &opts.node)?;
     node.spool.check_servable()?;
     let engine = crate::sender::Engine::start(node.clone());

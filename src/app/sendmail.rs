@@ -5,7 +5,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::app::admin::{Route, route, tempfail};
+use crate::app::admin::{Route, route_to_write, tempfail};
 use crate::control::{Request, client};
 use crate::error::Result;
 use crate::store::queue::{Origin, Submission, queue_incoming, read_message, recipients};
@@ -58,7 +58,7 @@ pub fn sendmail(a: &SendmailArgs) -> Result<()> {
     recipients(&sub.recipients)?;
     // `-oi` is the old spelling of `-i`.
     let ignore_dots = a.ignore_dots || a.o.iter().any(|o| o == "i");
-    if let Route::Socket(sock) = route(&a.spool) {
+    if let Route::Socket(sock) = route_to_write(&a.spool) {
         let req = Request::Sendmail {
             env_from: sub.env_from,
             recipients: sub.recipients,

@@ -167,6 +167,17 @@ impl Spool {
         check_private(&self.root, &fs::symlink_metadata(&self.root)?, true)
     }
 
+    /// [`Spool::check_servable`] before the spool is opened, so that a refused `mount` or
+    /// `serve` changes nothing in it (no housekeeping directory, no `-o` option stored). A
+    /// spool that does not exist yet is made by this user, so it passes.
+    pub fn check_servable_path(dir: &Path) -> Result<()> {
+        match dir.canonicalize() {
+            Ok(root) => check_private(&root, &fs::symlink_metadata(&root)?, true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Leftovers of writes that a crash interrupted; the files they were to replace are intact.
     fn clean_tmp(&self) {
         let pid_prefix = format!("{}.", std::process::id());
