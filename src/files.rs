@@ -36,6 +36,37 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     ensure_dir(dir, true)
 }
 
+/// [`ensure_private_dir`] for a directory named by a node attribute (`log_dir`): its parents
+/// too must be out of other users' reach, since one who can write a parent can put a link or
+/// another directory in its place after the check. A parent writable by others passes only
+/// when sticky (`/tmp`), where they cannot rename what is not theirs.
+pub fn ensure_private_dir_and_parents(dir: &Path) -> Result<()> {
+    ensure_dir(dir, true)?;
+    let real = dir.canonicalize()?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for parent in real.ancestors().skip(1) {
+        let meta = fs::metadata(parent)?;
+        let refuse = |why: String| {
+            Err(Error::Config(format!(
+                "{}: its parent {} {why}; refusing to use it",
+                dir.display(),
+                parent.display()
+            )))
+        };
+        if meta.uid() != me && meta.uid() != 0 {
+            return refuse(format!("belongs to uid {}, another user", meta.uid()));
+        }
+        if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+            return refuse(format!(
+                "is writable by other users (mode {:o}) and not sticky",
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn ensure_dir(dir: &Path, owned: bool) -> Result<()> {
     match fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {

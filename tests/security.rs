@@ -324,6 +324,21 @@ fn writable_spool_or_log_dir_is_refused() {
     std::fs::set_permissions(&open_log, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let err = m.fails(&format!("setfattr -n user.log_dir -v {} .", open_log.display()));
     assert!(err.contains("Invalid argument"), "{err}");
+    // audit-10 J-c: a private log_dir inside a directory another user owns (who could swap it
+    // for a link later), or inside one others can write that is not sticky.
+    for (owner, mode) in [(1500, 0o700), (0, 0o777)] {
+        let parent = m.tmp.path().join(format!("parent-{owner}-{mode:o}"));
+        let sub = parent.join("sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::os::unix::fs::chown(&parent, Some(owner), Some(owner)).unwrap();
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = m.fails(&format!("setfattr -n user.log_dir -v {} .", sub.display()));
+        assert!(err.contains("Invalid argument"), "{err}");
+    }
+    let sticky = m.tmp.path().join("sticky");
+    std::fs::create_dir_all(sticky.join("sub")).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    m.ok(&format!("setfattr -n user.log_dir -v {}/sub .", sticky.display()));
     // A fresh spool is created private.
     assert_eq!(std::fs::metadata(&m.spool).unwrap().mode() & 0o777, 0o700);
 }

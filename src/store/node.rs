@@ -141,7 +141,7 @@ fn check_on_machine(name: &str, value: &[u8]) -> Result<()> {
     };
     match row.check {
         Check::None => Ok(()),
-        Check::PrivateDir => crate::store::spool::ensure_private_dir(std::path::Path::new(path)),
+        Check::PrivateDir => crate::files::ensure_private_dir_and_parents(std::path::Path::new(path)),
         Check::SigningKey => crate::mail::dkim::load_key(path).map(|_| ()),
     }
 }
