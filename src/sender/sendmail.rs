@@ -3,8 +3,11 @@
 //! permanent with the command's stderr (bounded) as the reply.
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -17,6 +20,17 @@ const MAX_STDERR: usize = 4096;
 
 pub struct SendmailTransport {
     pub node: NodeAttrs,
+}
+
+fn set_nonblocking(w: &ChildStdin) {
+    let fd = w.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this process owns; only its status flags change.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
 }
 
 /// Turns wire-form chunks (CRLF) into local line ends (LF), as a sendmail command expects.
@@ -51,9 +65,12 @@ impl Transport for SendmailTransport {
         };
         let mut cmd = Command::new(&self.node.sendmail_path);
         cmd.arg("-i").arg("-f").arg(from).arg("--").args(&env.to);
+        // A group of its own: a command that is given up on is killed with whatever it
+        // started (a background child would otherwise keep its pipes, and this sender, held).
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
         let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -63,38 +80,70 @@ impl Transport for SendmailTransport {
                 );
             }
         };
+        let group = child.id() as libc::pid_t;
+        let kill_group = || {
+            // SAFETY: kill sends a signal to the group this call made; no memory is touched.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        };
         let child = Arc::new(Mutex::new(child));
         let stdin = child.lock().stdin.take();
         let stderr = child.lock().stderr.take();
         let limit = Duration::from_secs_f64(self.node.handshake_time.max(1.0));
-        // Scoped: the writer reads the caller's wire form; both helpers end when the command
-        // does (its pipes close), which the wait below bounds.
-        let (status, read_error, err) = std::thread::scope(|s| {
+        // The reader is not scoped: a child the command left behind may hold stderr open for
+        // as long as it likes, and the outcome must not wait for it. What it read by then is
+        // the reply; it ends by itself when the pipe closes.
+        let err_buf = Arc::new(Mutex::new(Vec::new()));
+        let (eof_tx, eof) = crossbeam_channel::bounded::<()>(1);
+        if let Some(mut r) = stderr {
+            let buf = err_buf.clone();
+            let _ = std::thread::Builder::new().spawn(move || {
+                let mut chunk = [0u8; 1024];
+                loop {
+                    match r.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let mut b = buf.lock();
+                            let room = MAX_STDERR.saturating_sub(b.len());
+                            b.extend_from_slice(&chunk[..n.min(room)]);
+                        }
+                    }
+                }
+                let _ = eof_tx.send(());
+            });
+        }
+        let stop = AtomicBool::new(false);
+        let (status, read_error) = std::thread::scope(|s| {
             let killer = child.clone();
+            let stop = &stop;
             // A read error must not end the input cleanly: the command would take the
             // truncated message. It is killed before its stdin closes, and the attempt is a
-            // TempFail.
+            // TempFail. The pipe is non-blocking so that the writer gives up when told to
+            // (the command gone, a child of it holding stdin without reading).
             let writer = s.spawn(move || -> Option<String> {
                 let mut w = stdin?;
+                set_nonblocking(&w);
                 let mut lf = ToLf::default();
                 let mut chunks = wire.chunks();
-                for c in chunks.by_ref() {
-                    if w.write_all(&lf.convert(&c)).is_err() {
-                        break;
+                'chunks: for c in chunks.by_ref() {
+                    let bytes = lf.convert(&c);
+                    let mut rest = &bytes[..];
+                    while !rest.is_empty() {
+                        match w.write(rest) {
+                            Ok(n) => rest = &rest[n..],
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                if stop.load(Ordering::Relaxed) {
+                                    break 'chunks;
+                                }
+                                std::thread::sleep(Duration::from_millis(2));
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(_) => break 'chunks,
+                        }
                     }
                 }
                 let err = chunks.error.take()?;
                 let _ = killer.lock().kill();
                 Some(err.to_string())
-            });
-            let reader = s.spawn(move || {
-                let mut buf = Vec::new();
-                if let Some(mut r) = stderr {
-                    let _ = r.by_ref().take(MAX_STDERR as u64).read_to_end(&mut buf);
-                    // Drain the rest so the command never blocks on a full pipe.
-                    let _ = std::io::copy(&mut r, &mut std::io::sink());
-                }
-                buf
             });
             let start = Instant::now();
             let status = loop {
@@ -102,7 +151,7 @@ impl Transport for SendmailTransport {
                 match c.try_wait() {
                     Ok(Some(st)) => break Some(st),
                     Ok(None) if start.elapsed() > limit => {
-                        let _ = c.kill();
+                        kill_group();
                         let _ = c.wait();
                         break None;
                     }
@@ -113,9 +162,14 @@ impl Transport for SendmailTransport {
                     Err(_) => break None,
                 }
             };
+            stop.store(true, Ordering::Relaxed);
             let read_error = writer.join().unwrap_or_else(|_| Some("the writer failed".into()));
-            (status, read_error, reader.join().unwrap_or_default())
+            (status, read_error)
         });
+        // The command has ended: its last words come at once, unless something it left
+        // behind keeps the pipe (then what was read so far).
+        let _ = eof.recv_timeout(Duration::from_millis(200));
+        let err = std::mem::take(&mut *err_buf.lock());
         let err = String::from_utf8_lossy(&err).trim().replace('\n', " ");
         if let Some(e) = read_error {
             return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}")));
@@ -206,6 +260,63 @@ mod tests {
             matches!(&out[0], RcptOutcome::TempFail(m) if m.starts_with("cannot run")),
             "{out:?}"
         );
+    }
+
+    fn script(dir: &std::path::Path, body: &str, handshake_time: f64) -> SendmailTransport {
+        let mut t = command(dir, 0, "");
+        std::fs::write(&t.node.sendmail_path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        t.node.handshake_time = handshake_time;
+        t
+    }
+
+    /// audit-9 H3: a command that leaves a child behind holding its pipes neither holds the
+    /// outcome past its own exit, nor (given up at handshake_time) past that time: the child
+    /// is killed with it.
+    #[test]
+    fn a_child_left_behind_does_not_hold_the_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let wire = Wire::from_bytes(MSG, "<i@h>");
+        let t0 = Instant::now();
+        let out = script(
+            dir.path(),
+            "cat > /dev/null\nsleep 20 &\necho done >&2\nexit 0",
+            30.0,
+        )
+        .send(&env(), &wire, &mut || {});
+        assert!(matches!(&out[0], RcptOutcome::Accepted(_)), "{out:?}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+
+        let t0 = Instant::now();
+        let pidfile = dir.path().join("child");
+        let body = format!(
+            "cat > /dev/null\nsleep 30 &\necho $! > {}\nwait",
+            pidfile.display()
+        );
+        let out = script(dir.path(), &body, 1.0).send(&env(), &wire, &mut || {});
+        assert!(
+            matches!(&out[0], RcptOutcome::TempFail(m) if m.contains("did not finish")),
+            "{out:?}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let alive = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .is_ok_and(|st| !st.contains(") Z "));
+        assert!(!alive, "the child the command left is still running");
+    }
+
+    /// A command that stops reading its input and never exits is given up on at
+    /// handshake_time, though the message is bigger than the pipe holds.
+    #[test]
+    fn a_command_that_stops_reading_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut big = MSG.to_vec();
+        big.extend(std::iter::repeat_n(b'x', 1 << 20));
+        let wire = Wire::from_bytes(&big, "<i@h>");
+        let t0 = Instant::now();
+        let out = script(dir.path(), "sleep 30", 1.0).send(&env(), &wire, &mut || {});
+        assert!(matches!(&out[0], RcptOutcome::TempFail(_)), "{out:?}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     }
 
     #[test]
