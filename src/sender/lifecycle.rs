@@ -20,9 +20,9 @@ pub fn apply_outcomes(
     let until = first + cfg.queue_time as i64;
     attrs.try_until_date = Some(until);
     attrs.last_try_date = Some(now);
-    let mut any_temp = false;
-    let mut any_perm = false;
-    let mut msg = None;
+    // This attempt's first temporary reply and last permanent one.
+    let mut temp_msg = None;
+    let mut perm_msg = None;
     for (&i, o) in idx.iter().zip(outcomes) {
         let r = &mut attrs.recipients[i];
         r.tries += 1;
@@ -30,43 +30,48 @@ pub fn apply_outcomes(
         match o {
             RcptOutcome::Accepted(_) => r.status = RcptStatus::Sent,
             RcptOutcome::TempFail(t) => {
-                any_temp = true;
                 let retries = r.tries.saturating_sub(1);
                 if now >= until {
                     r.status = RcptStatus::Failed;
                     r.last_reply = format!("{t} (gave up: queue_time reached)");
-                    any_perm = true;
+                    perm_msg = Some(r.last_reply.clone());
                 } else if cfg.max_retries > 0 && retries >= cfg.max_retries {
                     r.status = RcptStatus::Failed;
                     r.last_reply = format!("{t} (gave up after {retries} retries: max_retries)");
-                    any_perm = true;
+                    perm_msg = Some(r.last_reply.clone());
                 } else {
                     r.status = RcptStatus::TempFail;
+                    temp_msg.get_or_insert_with(|| r.last_reply.clone());
                 }
-                msg.get_or_insert_with(|| r.last_reply.clone());
             }
             RcptOutcome::PermFail(_) => {
-                any_perm = true;
                 r.status = RcptStatus::Failed;
-                msg = Some(r.last_reply.clone());
+                perm_msg = Some(r.last_reply.clone());
             }
         }
     }
     // Jobs go per recipient domain; the message's try count is that of its most-tried recipient.
     attrs.try_count = attrs.recipients.iter().map(|r| r.tries).max().unwrap_or(0);
-    attrs.last_try_status = if any_perm {
-        TryStatus::Fail
-    } else if any_temp {
-        TryStatus::TempFail
-    } else {
-        TryStatus::None
+    // The last try's status is the message's, not that of the job that happened to run last
+    // (one domain's 250 after another's 451): a message that waits for a retry says TempFail
+    // (SPEC §4), one with a recipient that failed for good and none to retry says Fail.
+    let reply_of = |status: RcptStatus| {
+        attrs
+            .recipients
+            .iter()
+            .find(|r| r.status == status)
+            .map(|r| r.last_reply.clone())
     };
-    attrs.last_try_msg = msg.unwrap_or_else(|| {
-        outcomes
-            .first()
-            .map(|o| o.reply().to_string())
-            .unwrap_or_default()
-    });
+    let (status, msg) = if let Some(open) = reply_of(RcptStatus::TempFail) {
+        (TryStatus::TempFail, temp_msg.unwrap_or(open))
+    } else if let Some(failed) = reply_of(RcptStatus::Failed) {
+        (TryStatus::Fail, perm_msg.unwrap_or(failed))
+    } else {
+        let first = outcomes.first().map(|o| o.reply().to_string());
+        (TryStatus::None, first.unwrap_or_default())
+    };
+    attrs.last_try_status = status;
+    attrs.last_try_msg = msg;
     attrs.status = attrs.status_from_recipients();
     let open_tries = attrs
         .recipients
@@ -118,7 +123,9 @@ mod tests {
         assert_eq!(m.recipients[1].status, RcptStatus::TempFail);
         assert_eq!(m.recipients[2].status, RcptStatus::Failed);
         assert_eq!(m.status, Status::Pending);
-        assert_eq!(m.last_try_status, TryStatus::Fail);
+        // Pending, waiting to retry b: TempFail, with b's reply (audit-9 H1).
+        assert_eq!(m.last_try_status, TryStatus::TempFail);
+        assert_eq!(m.last_try_msg, "451 later");
         assert_eq!(m.next_try_date, Some(1900));
         assert_eq!(m.try_until_date, Some(1000 + 432_000));
         // Only b is retried; it is accepted; the message ends in Error because of c.
@@ -133,6 +140,61 @@ mod tests {
         assert_eq!(m.try_count, 2);
         assert_eq!(m.first_try_date, Some(1000));
         assert_eq!(m.expire_date, Some(1900 + 259_200));
+    }
+
+    /// audit-9 H1: the message's last_try_status follows the message, not the domain job that
+    /// ran last: another domain's 250 after a 451, or a 550 after it, leave a message that
+    /// waits for a retry saying TempFail with the 4xx reply.
+    #[test]
+    fn a_message_waiting_for_a_retry_says_tempfail_whichever_job_ran_last() {
+        let cfg = NodeAttrs::default();
+        let mut m = msg(&["ok1@b.example", "t4x@b.example", "ok2@d.example"]);
+        let out = [
+            RcptOutcome::Accepted("250 ok".into()),
+            RcptOutcome::TempFail("451 4.7.1 later".into()),
+        ];
+        apply_outcomes(&mut m, &cfg, &[0, 1], &out, 1000);
+        apply_outcomes(
+            &mut m,
+            &cfg,
+            &[2],
+            &[RcptOutcome::Accepted("250 ok queued".into())],
+            1001,
+        );
+        assert_eq!(m.status, Status::Pending);
+        assert_eq!(m.last_try_status, TryStatus::TempFail);
+        assert_eq!(m.last_try_msg, "451 4.7.1 later");
+
+        let mut m = msg(&["t4m@m1.example", "p5m@m3.example"]);
+        apply_outcomes(
+            &mut m,
+            &cfg,
+            &[0],
+            &[RcptOutcome::TempFail("451 busy".into())],
+            1000,
+        );
+        apply_outcomes(
+            &mut m,
+            &cfg,
+            &[1],
+            &[RcptOutcome::PermFail("550 no such user".into())],
+            1001,
+        );
+        assert_eq!(
+            (m.status, m.last_try_status),
+            (Status::Pending, TryStatus::TempFail)
+        );
+        assert_eq!(m.last_try_msg, "451 busy");
+        // The retry is accepted: the message ends in Error because of p5m, and says so.
+        apply_outcomes(
+            &mut m,
+            &cfg,
+            &[0],
+            &[RcptOutcome::Accepted("250 ok".into())],
+            2000,
+        );
+        assert_eq!((m.status, m.last_try_status), (Status::Error, TryStatus::Fail));
+        assert_eq!(m.last_try_msg, "550 no such user");
     }
 
     #[test]
