@@ -543,3 +543,87 @@ fn a_message_removed_by_another_process_is_gone_at_once() {
     m.fails("stat x.eml.parts");
     assert!(!m.ok("ls").contains("x.eml"));
 }
+
+/// audit-10 J-m: `fusermount3 -u` of a node unmounts that node only, not also what was
+/// mounted beneath it on the same directory (here a tmpfs).
+#[test]
+fn unmounting_a_node_leaves_what_is_beneath_it_mounted() {
+    struct Guard(std::path::PathBuf, Option<std::process::Child>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(mut c) = self.1.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            for _ in 0..3 {
+                let _ = std::process::Command::new("timeout")
+                    .args(["10", "umount", "-l"])
+                    .arg(&self.0)
+                    .status();
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut guard = Guard(mnt.clone(), None);
+    std::fs::write(mnt.join("marker"), "beneath").unwrap();
+    let child = std::process::Command::new(BIN)
+        .arg("mount")
+        .arg(tmp.path().join("spool"))
+        .arg(&mnt)
+        .args(["-f", "-o", "port=1"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    guard.1 = Some(child);
+    let fuse_on_top = || {
+        std::fs::read_to_string("/proc/mounts")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(&*mnt.to_string_lossy()) && l.contains("fuse"))
+    };
+    let t = std::time::Instant::now();
+    while !fuse_on_top() {
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "no mount");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let st = std::process::Command::new("timeout")
+        .args(["10", "stat", "-c", "%i"])
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let st = std::process::Command::new("timeout")
+        .args(["10", "fusermount3", "-u"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut child = guard.1.take().unwrap();
+    let t = std::time::Instant::now();
+    let code = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s.code();
+        }
+        if t.elapsed() > std::time::Duration::from_secs(15) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mailfs did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    assert!(!fuse_on_top());
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("marker")).ok().as_deref(),
+        Some("beneath"),
+        "the tmpfs beneath the node was unmounted too"
+    );
+}

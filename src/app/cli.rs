@@ -409,12 +409,8 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     }
     let fs = MailFs::new(node.clone());
     let notifier = fs.notifier_slot();
-    let unmount_slot = std::sync::Arc::new(parking_lot::Mutex::new(None));
-    let adapter = FuseAdapter {
-        fs,
-        unmounter: unmount_slot.clone(),
-    };
-    let mut session = match fuser::Session::new(adapter, mountpoint, &config) {
+    let adapter = FuseAdapter { fs };
+    let session = match fuser::Session::new(adapter, mountpoint, &config) {
         Ok(s) => s,
         // `fusermount3 -u` right after the mount, before the kernel's first request was
         // read: the user stopped it, as after any other unmount.
@@ -441,8 +437,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     let control = start_control(&node, opts.allow_other);
     let listener = crate::listener::Listener::start(node.clone());
 
-    let mut unmounter = session.unmount_callable();
-    *unmount_slot.lock() = Some(session.unmount_callable());
+    let bg = session.spawn()?;
     let mut signals =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
     let sig_handle = signals.handle();
@@ -450,24 +445,52 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     let sig_thread = std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             log::info!("signal {sig}: unmounting {}", mp.display());
-            if let Err(e) = unmounter.unmount() {
-                log::warn!("unmount failed: {e}; trying lazy unmount");
-                if let Ok(c) = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes()) {
-                    // SAFETY: c is a valid NUL-terminated path.
-                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-                }
-            }
+            unmount_self(&mp);
         }
     });
-    let res = session.run();
+    while !bg.guard.is_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The kernel has taken the mount down. Dropping the session would have fuser unmount
+    // the mount point once more (its check that the mount is still there reads poll's
+    // POLLERR the wrong way), taking down whatever is mounted beneath it: another node, a
+    // tmpfs (audit-10 J-m). It is left to the process's exit instead.
+    std::mem::forget(bg);
     sig_handle.close();
     let _ = sig_thread.join();
     drop(control);
     listener.stop();
     engine.stop();
-    res.map_err(Error::Io)?;
     log::info!("unmounted {}", mountpoint.display());
     Ok(())
+}
+
+/// Unmounts this process's own mount (on a signal; it is on top of the mount point while
+/// the session runs): directly as root, else through the setuid helper; lazily when busy.
+fn unmount_self(mp: &Path) {
+    let Ok(c) = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: c is a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+        return;
+    }
+    let helper = |lazy: bool| {
+        let mut cmd = Command::new("fusermount3");
+        cmd.arg(if lazy { "-uz" } else { "-u" }).arg(mp);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd.status().is_ok_and(|s| s.success())
+    };
+    if helper(false) {
+        return;
+    }
+    log::warn!("unmount of {} failed; unmounting it lazily", mp.display());
+    // SAFETY: as above.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+        helper(true);
+    }
 }
 
 fn serve(spool_dir: &Path, options: &[String]) -> Result<()> {

@@ -36,10 +36,6 @@ fn entry_ttl(parent: u64) -> Duration {
 
 pub struct FuseAdapter {
     pub fs: MailFs,
-    /// The session's unmounter, taken when the kernel ends the session (`destroy`): fuser
-    /// would otherwise unmount the already unmounted mount point once more and log EINVAL
-    /// on every `fusermount3 -u`.
-    pub unmounter: std::sync::Arc<parking_lot::Mutex<Option<fuser::SessionUnmounter>>>,
 }
 
 fn errno(op: &str, e: &Error) -> Errno {
@@ -128,17 +124,6 @@ impl Filesystem for FuseAdapter {
             log::info!("the kernel lacks READDIRPLUS ({e:?}): `ls -l` looks up each name");
         }
         Ok(())
-    }
-
-    fn destroy(&mut self) {
-        if let Some(mut u) = self.unmounter.lock().take() {
-            match u.unmount() {
-                // Already unmounted (fusermount3 -u, umount): nothing left to do.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                Err(e) => log::warn!("unmount: {e}"),
-                Ok(()) => {}
-            }
-        }
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
