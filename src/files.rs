@@ -36,11 +36,76 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     ensure_dir(dir, true)
 }
 
+/// Refuses a path that goes through a symbolic link another user owns (SPEC §10: nothing
+/// another user does makes mailfs write where they chose): root's `sendmail --spool
+/// /tmp/x`, where `/tmp/x` is someone's link to a directory of root's, would write the spool
+/// there. Links owned by root or by this user are followed, and checked in turn (at most 40,
+/// as the kernel allows). A path whose end does not exist yet is checked as far as it goes.
+pub fn check_links(path: &Path) -> Result<()> {
+    let abs = match path.is_absolute() {
+        true => path.to_path_buf(),
+        false => std::env::current_dir()?.join(path),
+    };
+    let mut budget = 40;
+    walk_links(&abs, &mut budget).map(|_| ())
+}
+
+fn walk_links(path: &Path, budget: &mut u32) -> Result<std::path::PathBuf> {
+    use std::path::Component;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mut cur = std::path::PathBuf::from("/");
+    let mut comps = path.components();
+    while let Some(c) = comps.next() {
+        match c {
+            Component::RootDir | Component::Prefix(_) => cur = std::path::PathBuf::from("/"),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                cur.pop();
+            }
+            Component::Normal(n) => {
+                let next = cur.join(n);
+                match fs::symlink_metadata(&next) {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        if m.uid() != 0 && m.uid() != me {
+                            return Err(Error::Config(format!(
+                                "{}: {} is a symbolic link owned by uid {}, another user; \
+                                 refusing to follow it",
+                                path.display(),
+                                next.display(),
+                                m.uid()
+                            )));
+                        }
+                        if *budget == 0 {
+                            return Err(Error::Config(format!(
+                                "{}: too many symbolic links",
+                                path.display()
+                            )));
+                        }
+                        *budget -= 1;
+                        let target = fs::read_link(&next)?;
+                        cur = walk_links(&cur.join(target), budget)?;
+                    }
+                    Ok(_) => cur = next,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        cur = next;
+                        cur.extend(comps);
+                        return Ok(cur);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(cur)
+}
+
 /// [`ensure_private_dir`] for a directory named by a node attribute (`log_dir`): its parents
 /// too must be out of other users' reach, since one who can write a parent can put a link or
 /// another directory in its place after the check. A parent writable by others passes only
 /// when sticky (`/tmp`), where they cannot rename what is not theirs.
 pub fn ensure_private_dir_and_parents(dir: &Path) -> Result<()> {
+    check_links(dir)?;
     ensure_dir(dir, true)?;
     let real = dir.canonicalize()?;
     // SAFETY: geteuid cannot fail.

@@ -470,3 +470,61 @@ fn root_submits_to_another_users_spool_only_through_its_server() {
         .collect();
     assert!(left.is_empty(), "root wrote {left:?} in another user's spool");
 }
+
+/// audit-10 J1: a spool path (or log_dir) that goes through a symbolic link another user owns
+/// is refused (78, EINVAL for log_dir) and nothing is written where it leads; a link root
+/// made (an administrator's /var/spool/x -> /data/x) is still followed.
+#[test]
+fn a_spool_path_through_another_users_link_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = tmp.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let target = tmp.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = open.join("spool");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(1500), Some(1500)).unwrap();
+    let run = |args: &[&str], input: &[u8]| {
+        let mut child = Command::new("timeout")
+            .arg("20")
+            .arg(BIN)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let _ = child.stdin.take().unwrap().write_all(input);
+        child.wait_with_output().unwrap()
+    };
+    let l = link.to_str().unwrap();
+    let out = run(
+        &["sendmail", "--spool", l, "b@example.org"],
+        b"Subject: x\n\nbody\n",
+    );
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link owned by uid 1500"));
+    assert_eq!(run(&["queue", l], b"").status.code(), Some(78));
+    assert_eq!(run(&["serve", l], b"").status.code(), Some(78));
+    assert_eq!(
+        std::fs::read_dir(&target).unwrap().count(),
+        0,
+        "something was written"
+    );
+
+    let m = Mount::new(&[]);
+    let err = m.fails(&format!("setfattr -n user.log_dir -v {l}/log ."));
+    assert!(err.contains("Invalid argument"), "{err}");
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0, "log_dir was made");
+
+    // root's own link is followed.
+    std::os::unix::fs::lchown(&link, Some(0), Some(0)).unwrap();
+    let out = run(
+        &["sendmail", "--spool", l, "b@example.org"],
+        b"Subject: x\n\nbody\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

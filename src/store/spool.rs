@@ -140,6 +140,7 @@ impl Spool {
     /// exits (`sendmail`, `deliver`): reading the whole directory costs more than its
     /// submission, and the long-lived processes (mount, serve) sweep it when they start.
     pub fn open_quick(dir: &Path) -> Result<Spool> {
+        crate::files::check_links(dir)?;
         if fs::symlink_metadata(dir).is_err() {
             ensure_private_dir(dir)?;
         }
