@@ -114,6 +114,16 @@ impl Error {
         }
     }
 
+    /// A submission's failure to store (a full disk, an unreadable spool) as the temporary
+    /// failure it is for the one submitting (75), whichever way it came: `mailfs sendmail`
+    /// run directly or through the serving process. Other errors are what they are.
+    pub fn spool_unavailable(self) -> Error {
+        match self {
+            Error::Io(io) => Error::Unavailable(format!("spool unavailable: {io}")),
+            other => other,
+        }
+    }
+
     /// Whether this is worth logging above debug level (lookups of missing names are routine).
     pub fn is_routine(&self) -> bool {
         matches!(

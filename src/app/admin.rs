@@ -198,10 +198,7 @@ pub fn hold(spool_dir: &Path, names: &[String], domain: Option<&str>, hold: bool
 
 /// sendmail failures are temporary unless the input itself is wrong.
 pub(crate) fn tempfail(e: Error) -> Error {
-    match e {
-        Error::Io(io) => Error::Unavailable(format!("spool unavailable: {io}")),
-        other => other,
-    }
+    e.spool_unavailable()
 }
 
 pub fn deliver(spool_dir: &Path) -> Result<()> {

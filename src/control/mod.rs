@@ -150,7 +150,13 @@ impl From<&Error> for WireError {
             Error::Unavailable(m) => w(Kind::Unavailable, m),
             Error::Denied(m) => w(Kind::Denied, m),
             Error::Config(m) => w(Kind::Config, m),
-            other => w(Kind::Other, &other.to_string()),
+            // A system error keeps the exit code it has in a command run directly: a full
+            // disk is a temporary failure (75), not "cannot create" (73).
+            other => match other.exit_code() {
+                75 => w(Kind::Unavailable, &other.to_string()),
+                66 => w(Kind::NotFound, &other.to_string()),
+                _ => w(Kind::Other, &other.to_string()),
+            },
         }
     }
 }
@@ -305,6 +311,16 @@ mod tests {
             let back = WireError::from(&e).into_error();
             assert_eq!(back.exit_code(), e.exit_code(), "{e}");
             assert_eq!(back.to_string(), e.to_string());
+        }
+        // audit-10 J6: a full disk is 75 through the socket as it is directly (was 73).
+        for errno in [libc::ENOSPC, libc::ENOENT] {
+            let e = Error::Io(io::Error::from_raw_os_error(errno));
+            let back = WireError::from(&e).into_error();
+            assert_eq!(back.exit_code(), e.exit_code(), "{e}");
+            assert!(
+                back.to_string()
+                    .contains(&io::Error::from_raw_os_error(errno).to_string())
+            );
         }
     }
 

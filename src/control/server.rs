@@ -112,14 +112,16 @@ fn serve_request(node: &Node, caller: Owner, req: Request, body: &mut dyn BufRea
                 full_name,
             };
             admin::check_recipients(&sub.recipients)?;
-            let tmp = read_body(node, body, stop_at_dot)?;
-            let name = admin::queue_tmp(spool, tmp, &sub, &origin)?;
+            // As `mailfs sendmail` run directly: what the spool cannot take is temporary.
+            let tmp = read_body(node, body, stop_at_dot).map_err(Error::spool_unavailable)?;
+            let name = admin::queue_tmp(spool, tmp, &sub, &origin).map_err(Error::spool_unavailable)?;
             log::info!("{name} queued for uid {} over the control socket", caller.uid);
             Reply::Queued { name }
         }
         Request::Deliver { recipient, sender } => {
-            let tmp = read_body(node, body, false)?;
-            let name = admin::deliver_tmp(spool, tmp, recipient.as_deref(), sender.as_deref(), &origin)?;
+            let tmp = read_body(node, body, false).map_err(Error::spool_unavailable)?;
+            let name = admin::deliver_tmp(spool, tmp, recipient.as_deref(), sender.as_deref(), &origin)
+                .map_err(Error::spool_unavailable)?;
             Reply::Queued { name }
         }
         Request::Queue => Reply::Rows {
