@@ -178,6 +178,8 @@ pub struct MailFs {
     readying: ready::Readying,
     /// Reads of messages passed through to their spool files (`passthrough.rs`).
     through: passthrough::Passthrough,
+    /// The mode the mount root shows (see [`MailFs::kernel_checks`]).
+    root_mode: std::sync::atomic::AtomicU16,
 }
 
 /// How long the kernel may keep attributes and names: every change mailfs makes itself is
@@ -269,7 +271,17 @@ impl MailFs {
             readying: ready::Readying::default(),
             through: passthrough::Passthrough::default(),
             notifier,
+            root_mode: std::sync::atomic::AtomicU16::new(0o1777),
         }
+    }
+
+    /// With `default_permissions` the kernel checks the modes mailfs shows before mailfs is
+    /// asked. The root then shows 0777, not sticky 1777: with the sticky bit the kernel would
+    /// answer another user's `rm` or `mv` of a message EPERM itself, where mailfs answers
+    /// EACCES (SPEC §10); mailfs still refuses what the sticky bit stands for.
+    pub fn kernel_checks(&self, on: bool) {
+        let mode = if on { 0o777 } else { 0o1777 };
+        self.root_mode.store(mode, Ordering::Relaxed);
     }
 
     pub fn node(&self) -> &Arc<Node> {

@@ -191,8 +191,17 @@ fn default_permissions_agrees_with_the_rules() {
         "echo 'To: x@example.org' > own.eml && echo more >> own.eml && cat own.eml",
     );
     nobody_refused(&m, "cat root.eml", "Permission denied");
-    nobody_refused(&m, "rm root.eml", "ermi");
-    nobody_ok(&m, "rm own.eml");
+    // audit-10 J7: EACCES as without default_permissions (the kernel said EPERM for the
+    // sticky root).
+    nobody_refused(&m, "rm root.eml", "Permission denied");
+    nobody_refused(&m, "mv root.eml mine.eml", "Permission denied");
+    nobody_ok(&m, "echo 'To: x@example.org' > b2.eml");
+    nobody_refused(&m, "mv b2.eml root.eml", "Permission denied");
+    assert_eq!(
+        m.ok("cat root.eml"),
+        message("a@example.com", "b@example.org", "s", "root's")
+    );
+    nobody_ok(&m, "rm own.eml b2.eml");
 }
 
 /// Links planted in the spool are never followed: not shown, not read, not written through.

@@ -408,6 +408,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
     let fs = MailFs::new(node.clone());
+    fs.kernel_checks(opts.default_permissions);
     let notifier = fs.notifier_slot();
     let adapter = FuseAdapter { fs };
     let session = match fuser::Session::new(adapter, mountpoint, &config) {

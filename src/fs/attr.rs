@@ -34,7 +34,7 @@ impl MailFs {
             &meta,
             FileType::Directory,
             // Everyone may drop mail in; removing needs ownership of the entry (SPEC §10).
-            0o1777,
+            self.root_mode.load(std::sync::atomic::Ordering::Relaxed),
             self.uid,
             self.gid,
         );
