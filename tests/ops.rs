@@ -248,3 +248,54 @@ fn queue_into_a_closed_pipe_is_quiet() {
         assert_eq!(out, "0\n", "queue {flag}: exit code and stderr");
     }
 }
+
+/// audit-10 J2: `mailfs hold` run at the same moment as `setfattr user.is_ready=1` (or an
+/// envelope edit) never undoes the change setfattr acknowledged: each is made under the
+/// spool's attribute lock.
+#[test]
+fn a_concurrent_hold_never_undoes_an_acknowledged_setfattr() {
+    let m = Mount::new(&["hold_domains=hd.example"]);
+    let spool = m.spool.to_str().unwrap().to_string();
+    for i in 0..30 {
+        let name = format!("r{i}.eml");
+        std::fs::write(m.path(&name), "From: a@example.org\nTo: b@hd.example\n\nx\n").unwrap();
+        let mut hold = Command::new("timeout")
+            .args(["20", BIN, "hold", &spool, &name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let set = Command::new("timeout")
+            .args(["20", "setfattr", "-n", "user.is_ready", "-v", "1"])
+            .arg(m.path(&name))
+            .status()
+            .unwrap();
+        let _ = hold.wait();
+        if set.success() {
+            assert_eq!(
+                m.attr(&name, "is_ready"),
+                "1",
+                "{name}: is_ready=1 undone by hold"
+            );
+            assert_eq!(m.attr(&name, "status"), "Pending", "{name}");
+        }
+    }
+    std::fs::write(m.path("env.eml"), "From: a@example.org\nTo: b@hd.example\n\nx\n").unwrap();
+    for i in 0..20 {
+        let mut hold = Command::new("timeout")
+            .args([
+                "20",
+                "sh",
+                "-c",
+                &format!("{BIN} hold {spool} env.eml; {BIN} release {spool} env.eml"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let to = format!("z{i}@example.net");
+        m.ok(&format!("setfattr -n user.env_to -v {to} env.eml"));
+        let _ = hold.wait();
+        assert_eq!(m.attr("env.eml", "env_to"), to, "an env_to edit was undone");
+    }
+}

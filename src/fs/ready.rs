@@ -84,6 +84,9 @@ impl MailFs {
         let durable = spool.sync_shared();
         {
             let _ns = self.ns.lock();
+            // Put in place over the versions seen, or made ready afresh, under the lock that
+            // `mailfs hold` takes for its change: neither then undoes the other.
+            let _attrs_lock = spool.attrs_lock()?;
             let put = match durable {
                 Ok(()) => staged.put(spool, n)?,
                 Err(e) => {

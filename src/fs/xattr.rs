@@ -44,6 +44,12 @@ impl MailFs {
     /// keeps it from being sent again here; a refused `setfattr` on a message at rest changes
     /// nothing at all.
     pub(super) fn set_message_attr(&self, n: &str, k: &str, value: &[u8]) -> Result<()> {
+        // Read, changed and written back under the spool's attribute lock, which `mailfs
+        // hold` takes too; hold takes it itself (with the message's lock, first).
+        let _attrs_lock = match k {
+            "hold" => None,
+            _ => Some(self.node.spool.attrs_lock()?),
+        };
         let attrs = self.message_attrs(n)?;
         if crate::model::attrs::MAILFS_ATTRS.contains(&k) {
             let info = self.header_info(n)?;

@@ -251,6 +251,7 @@ pub fn set_hold(
         std::thread::sleep(std::time::Duration::from_millis(20));
         waited += std::time::Duration::from_millis(20);
     };
+    let _attrs_lock = spool.attrs_lock()?;
     let attrs = match spool.read_attrs(name)? {
         Some((a, _)) => a,
         None => MessageAttrs::new_draft(),

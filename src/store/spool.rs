@@ -113,6 +113,15 @@ pub struct MessageLock {
     _file: File,
 }
 
+/// The spool's lock for attribute changes made by reading, changing and writing a message's
+/// attributes where no per-message lock is taken (a Draft's attributes set through the mount)
+/// or where it cannot cover the writer (`mailfs hold`, in another process or on the control
+/// socket's thread, against the mount making the Draft ready: [`Spool::attrs_lock`]).
+#[derive(Debug)]
+pub struct AttrsLock {
+    _dir: File,
+}
+
 mod barrier;
 mod commit;
 mod format;

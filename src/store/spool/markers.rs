@@ -4,6 +4,27 @@
 use super::*;
 
 impl Spool {
+    /// Takes the spool's attribute lock ([`AttrsLock`]), waiting for it: an flock on the
+    /// `.ready` directory, held only while one message's attributes are read and written
+    /// back, so that neither of two changes made at once undoes the other (audit-10 J2: a
+    /// `mailfs hold` racing `setfattr user.is_ready=1` left the message a Draft).
+    pub fn attrs_lock(&self) -> Result<AttrsLock> {
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(self.root.join(READY_DIR))?;
+        loop {
+            // SAFETY: flock on a valid descriptor owned by `dir`.
+            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(AttrsLock { _dir: dir });
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e.into());
+            }
+        }
+    }
+
     /// Tries to take a message's lock without waiting: `Ok(None)` when another sender has it.
     pub fn try_lock(&self, name: &str) -> Result<Option<MessageLock>> {
         // Read-write because NFS emulates flock with fcntl locks, which need it for an
