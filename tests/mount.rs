@@ -525,12 +525,21 @@ fn mounting_over_a_dead_mount_says_how_to_clear_it() {
 /// drops its names from the kernel's cache (tests/entries.rs times it).
 #[test]
 fn a_message_removed_by_another_process_is_gone_at_once() {
-    let m = Mount::new(&[]);
+    let m = Mount::new(&["hold_domains=example.org"]);
     std::fs::write(
         m.path("x.eml"),
         message("a@example.com", "b@example.org", "x", "x"),
     )
     .unwrap();
+    // A Draft is not cancelled (audit-10 J10); a queued message is.
+    let out = Command::new(BIN)
+        .arg("cancel")
+        .arg(&m.spool)
+        .arg("x.eml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
+    m.ok("setfattr -n user.is_ready -v 1 x.eml");
     m.ok("stat x.eml > /dev/null && getfattr -d x.eml > /dev/null && ls x.eml.parts > /dev/null");
     let out = Command::new(BIN)
         .arg("cancel")

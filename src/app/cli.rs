@@ -67,7 +67,8 @@ pub enum Cmd {
     },
     /// Retry every deferred (Pending) message now.
     Flush { spool_dir: PathBuf },
-    /// Remove queued messages (EX_TEMPFAIL while one is being sent).
+    /// Remove queued messages (EX_TEMPFAIL while one is being sent), or ones that are done
+    /// (Sent, Error, Received); a Draft is refused (65): remove it with rm on the mount.
     Cancel {
         spool_dir: PathBuf,
         #[arg(required = true)]

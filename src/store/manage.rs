@@ -341,16 +341,30 @@ pub fn flush(spool: &Spool, scope: Scope, notify: &dyn Fn(&str)) -> Result<usize
 /// What happened to each name a command was given.
 pub type Outcomes = Vec<(String, Result<()>)>;
 
-/// Removes the caller's messages (EBUSY while one is being sent).
+/// Removes the caller's messages (EBUSY while one is being sent): queued ones (SPEC §1), and
+/// those that are done (Sent, Error, Received: a node served without a mount has no other
+/// way to clear them). A Draft is refused (65): it is not queued, it is work in progress,
+/// which `rm` on the mount removes.
 pub fn cancel(spool: &Spool, scope: Scope, names: &[String]) -> Result<Outcomes> {
     let owner = node_owner(spool)?;
     let node = spool.load_node().unwrap_or_default();
     Ok(names
         .iter()
         .map(|name| {
-            let res = own(spool, scope, owner, name).and_then(|_| match spool.try_lock(name)? {
-                Some(_lock) => remove_message(spool, &node, name),
-                None => Err(Error::Busy(name.clone())),
+            let res = own(spool, scope, owner, name).and_then(|a| {
+                if a.status == Status::Draft {
+                    return Err(Error::invalid(
+                        "cancel",
+                        format!(
+                            "{name} is a Draft, not queued: it is not cancelled (remove it with \
+                             rm on the mount)"
+                        ),
+                    ));
+                }
+                match spool.try_lock(name)? {
+                    Some(_lock) => remove_message(spool, &node, name),
+                    None => Err(Error::Busy(name.clone())),
+                }
             });
             (name.clone(), res)
         })
@@ -497,8 +511,8 @@ mod tests {
     }
 
     /// Audit F4: cancelling a queued message wrote no log entry, so the log's last word on it
-    /// was "deferred". A queued message's removal is its final outcome (SPEC §8); a Draft's
-    /// is not.
+    /// was "deferred". A queued message's removal is its final outcome (SPEC §8); a Draft is
+    /// not cancelled at all.
     #[test]
     fn cancelling_a_queued_message_logs_it_and_a_draft_does_not() {
         let dir = tempfile::tempdir().unwrap();
@@ -515,8 +529,10 @@ mod tests {
             spool.write_attrs(name, &a).unwrap();
         }
         let out = cancel(&spool, Scope::All, &["q.eml".into(), "d.eml".into()]).unwrap();
-        assert!(out.iter().all(|(_, r)| r.is_ok()), "{out:?}");
-        assert!(spool.list_messages().unwrap().is_empty());
+        assert!(out[0].1.is_ok(), "{out:?}");
+        // A Draft is not queued: not cancelled, kept (audit-10 J10).
+        assert_eq!(out[1].1.as_ref().map_err(Error::exit_code), Err(65), "{out:?}");
+        assert_eq!(spool.list_messages().unwrap(), ["d.eml"]);
         let lines: Vec<String> = std::fs::read_dir(spool.default_log_dir())
             .unwrap()
             .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
