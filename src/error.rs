@@ -105,9 +105,14 @@ impl Error {
             Error::Config(_) => 78,
             Error::Busy(_) | Error::Unavailable(_) => 75,
             Error::Denied(_) => 77,
-            Error::Io(e) => match e.raw_os_error() {
-                Some(libc::ENOSPC) | Some(libc::EAGAIN) | Some(libc::EINTR) => 75,
-                Some(libc::ENOENT) => 66,
+            // By the errno, or by the kind of one given a message (a path) on the way.
+            Error::Io(e) => match (e.raw_os_error(), e.kind()) {
+                (Some(libc::ENOSPC | libc::EAGAIN | libc::EINTR), _) => 75,
+                (
+                    None,
+                    io::ErrorKind::StorageFull | io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted,
+                ) => 75,
+                (Some(libc::ENOENT), _) | (None, io::ErrorKind::NotFound) => 66,
                 _ => 73,
             },
             _ => 73,

@@ -308,3 +308,45 @@ fn sendmail_queue_flush_cancel_and_deliver() {
     assert!(!spool.join(&name).exists());
     assert_eq!(run(&["cancel", s, "nope.eml"], "").status.code(), Some(66));
 }
+
+/// audit-10 J17: each failure is one line on stderr (SPEC §1): with several names, one line
+/// per name that failed, not a second one for the last; a spool the caller may not open is
+/// named.
+#[test]
+fn one_line_per_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = tmp.path().join("spool");
+    let s = spool.to_str().unwrap();
+    std::fs::create_dir(&spool).unwrap();
+    std::fs::set_permissions(&spool, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let out = Command::new(BIN).args(["queue", s]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new(BIN)
+        .args(["cancel", s, "nosuch.eml", "other.eml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(66));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains("nosuch.eml") && err.contains("other.eml"), "{err}");
+    let out = Command::new(BIN)
+        .args(["cancel", s, "nosuch.eml"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1, "{out:?}");
+    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "serve",
+            s,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(73), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(s) && err.lines().count() == 1, "{err}");
+}

@@ -459,25 +459,35 @@ pub fn checked_domain(d: &str) -> Result<String> {
     Ok(d.to_ascii_lowercase())
 }
 
+/// An error's line for `name`: the name first unless the message already holds it.
+fn named(name: &str, e: &Error) -> String {
+    let text = e.to_string();
+    if text.contains(name) {
+        text
+    } else {
+        format!("{name}: {text}")
+    }
+}
+
 /// Prints one line per name (`VERB NAME`, or the error on stderr); fails with the last error.
 pub fn report(verb: &str, outcomes: Outcomes) -> Result<()> {
     if outcomes.is_empty() {
         println!("no messages {verb}");
     }
-    let mut worst = None;
-    let single = outcomes.len() == 1;
+    // Each failure is one line: those before the last here, the last as the error the
+    // command ends with (SPEC §1), which names its message.
+    let mut worst: Option<(String, Error)> = None;
     for (name, res) in outcomes {
         match res {
             Ok(()) => println!("{verb} {name}"),
-            // One name: the error itself is the one line the command ends with.
-            Err(e) if single => worst = Some(e),
             Err(e) => {
-                eprintln!("mailfs: {name}: {e}");
-                worst = Some(e);
+                if let Some((n, prev)) = worst.replace((name, e)) {
+                    eprintln!("mailfs: {}", named(&n, &prev));
+                }
             }
         }
     }
-    worst.map_or(Ok(()), Err)
+    worst.map_or(Ok(()), |(_, e)| Err(e))
 }
 
 #[cfg(test)]

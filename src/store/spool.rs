@@ -149,6 +149,15 @@ impl Spool {
     /// exits (`sendmail`, `deliver`): reading the whole directory costs more than its
     /// submission, and the long-lived processes (mount, serve) sweep it when they start.
     pub fn open_quick(dir: &Path) -> Result<Spool> {
+        // A system error names the spool (a user who may not enter it read only "Permission
+        // denied").
+        Self::open_quick_at(dir).map_err(|e| match e {
+            Error::Io(io) => Error::Io(io::Error::new(io.kind(), format!("{}: {io}", dir.display()))),
+            other => other,
+        })
+    }
+
+    fn open_quick_at(dir: &Path) -> Result<Spool> {
         crate::files::check_links(dir)?;
         if fs::symlink_metadata(dir).is_err() {
             ensure_private_dir(dir)?;
