@@ -34,6 +34,7 @@ pub mod fuse;
 mod handles;
 mod inodes;
 mod names;
+mod nested;
 mod opener;
 mod pagecache;
 mod passthrough;
@@ -87,10 +88,12 @@ pub enum Key {
         nest: Vec<String>,
         name: String,
     },
-    /// A temp file in a Draft's top parts directory (a name with a leading dot, which no part
-    /// has): a plain file until renamed onto a part's name (see `backed.rs`).
+    /// A temp file in a Draft's parts directory or an attached message's (a name with a
+    /// leading dot, which no part has): a plain file until renamed onto a part's name (see
+    /// `backed.rs`; onto an attached message's part only with the bytes it has, `nested.rs`).
     Staged {
         msg: String,
+        nest: Vec<String>,
         name: String,
     },
 }
@@ -149,7 +152,7 @@ enum Handle {
 ///    `handles` map, lets go of the map, then locks them one at a time.
 /// 3. `trees.parse` (one parse at a time), then `trees.map`.
 /// 4. leaves, held briefly and never together: `handles` (the map), `inodes`, `cache`,
-///    `staged`, `removals`, `pages`, `through` (`passthrough.rs`: it answers the kernel
+///    `staged`, `restoring`, `removals`, `pages`, `through` (`passthrough.rs`: it answers the kernel
 ///    while held, and lets go before releasing a handle or renumbering an inode), the node's
 ///    attributes. Nothing is called with one of
 ///    them held that takes another lock of this list.
@@ -167,6 +170,7 @@ pub struct MailFs {
     next_fh: AtomicU64,
     ns: Mutex<()>,
     staged: backed::Staged,
+    restoring: nested::Restoring,
     removals: undo::Removals,
     uid: u32,
     gid: u32,
@@ -264,6 +268,7 @@ impl MailFs {
             next_fh: AtomicU64::new(1),
             ns: Mutex::new(()),
             staged: backed::Staged::default(),
+            restoring: nested::Restoring::default(),
             removals: undo::Removals::default(),
             uid,
             gid,
@@ -368,15 +373,17 @@ impl MailFs {
                     if name == "." || name == ".." || name.is_empty() {
                         return Err(Error::invalid("name", format!("{name:?} is not a file name")));
                     }
-                    if nest.is_empty() && name.starts_with('.') {
+                    if name.starts_with('.') {
                         return Ok(Key::Staged {
                             msg,
+                            nest,
                             name: name.to_string(),
                         });
                     }
                     let tree = self.tree(&msg)?;
                     if let Some(inner) = name.strip_suffix(PARTS_SUFFIX)
-                        && mime::entry(&tree, &nest, inner).is_some_and(|e| e.nested.is_some())
+                        && (mime::entry(&tree, &nest, inner).is_some_and(|e| e.nested.is_some())
+                            || self.restoring.promised(&msg, &nest, inner))
                     {
                         let mut nest = nest;
                         nest.push(inner.to_string());
@@ -566,7 +573,8 @@ impl MailFs {
         }
     }
 
-    /// Refuses a change in a parts directory that cannot be composed in.
+    /// Refuses a change in a parts directory that cannot be composed in (an attached
+    /// message's parts take only the bytes they have: `nested.rs`).
     fn check_composable(&self, msg: &str, nest: &[String]) -> Result<()> {
         if !nest.is_empty() {
             return Err(Error::Frozen(format!("{msg}: attached messages are read-only")));
@@ -595,6 +603,7 @@ impl MailFs {
 
     fn forget_message(&self, name: &str) {
         self.staged.forget_message(name);
+        self.restoring.forget_message(name);
         self.removals.forget_message(name);
         self.cache.lock().remove(name);
         self.trees.remove(name);

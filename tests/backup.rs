@@ -1,7 +1,8 @@
 //! Issue 12: backing up, restoring and moving mail with everyday tools — tar, rsync, cp -a,
 //! flock — on real mounts, every shell step under `timeout`. One test per numbered item of
-//! the issue, and the round trip of a whole node through tar, tar --xattrs, rsync -a and
-//! rsync -aX into fresh nodes, compared by sha256 and attributes, with nothing sent again.
+//! the issue, and the round trip of a whole node (a Draft holding an attached message among
+//! its messages) through tar, tar --xattrs, rsync -a, rsync -aX and cp -a into fresh nodes,
+//! compared by sha256 and attributes, with nothing sent again.
 
 mod common;
 
@@ -54,7 +55,22 @@ fn fill_drafts(m: &Mount) -> Vec<u8> {
     m.ok("setfattr -n user.header.to -v d@example.org multi.eml.parts && setfattr -n user.header.subject -v 'with attachments' multi.eml.parts");
     m.ok("setfattr -n user.tag -v blue multi.eml && setfattr -n user.env_from -v a@example.com multi.eml");
     m.ok("touch empty.eml");
+    // A Draft holding an attached message, whose parts (fwd.eml.parts/) are read-only.
+    let inner = m.tmp.path().join("inner.eml");
+    std::fs::write(
+        &inner,
+        message("a@example.com", "b@example.org", "inner", "inner body"),
+    )
+    .unwrap();
+    m.ok("printf 'From: a@example.com\\nTo: c@example.org\\nSubject: outer\\n\\nouter body\\n' > fwd.eml");
+    m.ok(&format!("cp {} fwd.eml.parts/inner.eml", inner.display()));
+    assert!(m.ok("ls fwd.eml.parts/inner.eml.parts").contains("Body.txt"));
     bin
+}
+
+/// Every name under the mount (messages, parts, attached messages' parts), sorted.
+fn tree_listing(m: &Mount) -> String {
+    m.ok("find . | LC_ALL=C sort")
 }
 
 fn sink_opts(sink: &Sink) -> Vec<String> {
@@ -293,7 +309,8 @@ fn round_trip_through_tar_and_rsync_into_fresh_nodes() {
         std::mem::replace(&mut last, now.clone()) == now
     });
     let want = digests(&a);
-    let drafts = ["plain.eml", "multi.eml", "empty.eml"];
+    let listing = tree_listing(&a);
+    let drafts = ["plain.eml", "multi.eml", "empty.eml", "fwd.eml"];
     let want_attrs: Vec<String> = drafts.iter().map(|d| attr_dump(&a, d)).collect();
     let bk = tmp.path().join("bk");
     let bkx = tmp.path().join("bkx");
@@ -313,19 +330,27 @@ fn round_trip_through_tar_and_rsync_into_fresh_nodes() {
             format!("rsync -aX --filter='-x user.spool_dir' {}/ ./", bkx.display()),
             true,
         ),
+        ("cp -a", format!("cp -a {}/. ./", a.mnt.display()), true),
     ];
     for (what, cmd, xattrs) in ways {
         let b = mount_with(&opts);
         let o = sh_in(&b.mnt, &cmd);
         let out = text(&o);
-        // The one refusal allowed: the Sent message's is_ready=1 (rsync reports it, code 23).
+        // The one refusal allowed: the Sent message's is_ready=1 (rsync reports it with code
+        // 23, cp -a with 1); everything else, the attached message's parts included, is clean.
+        let refusals = out
+            .lines()
+            .filter(|l| l.starts_with("rsync: [") || l.starts_with("cp: "))
+            .count();
         let clean = o.status.success()
-            || (o.status.code() == Some(23)
-                && out.contains("Operation already in progress")
-                && out.lines().filter(|l| l.starts_with("rsync: [")).count()
-                    == out.lines().filter(|l| l.contains("user.is_ready")).count());
+            || (matches!(
+                (what, o.status.code()),
+                ("rsync -aX", Some(23)) | ("cp -a", Some(1))
+            ) && out.contains("Operation already in progress")
+                && refusals == out.lines().filter(|l| l.contains("user.is_ready")).count());
         assert!(clean, "{what}: {out}");
         assert_eq!(digests(&b), want, "{what}");
+        assert_eq!(tree_listing(&b), listing, "{what}: nothing more, nothing less");
         for (d, w) in drafts.iter().zip(&want_attrs) {
             let got = attr_dump(&b, d);
             if xattrs {
@@ -342,6 +367,21 @@ fn round_trip_through_tar_and_rsync_into_fresh_nodes() {
             let err = b.fails("setfattr -n user.is_ready -v 1 sent.eml");
             assert!(err.contains("Operation already in progress"), "{what}: {err}");
         }
+        // The attached message's parts stay read-only: other bytes are refused, its own are
+        // no change.
+        let nested = "fwd.eml.parts/inner.eml.parts/Body.txt";
+        assert!(
+            b.fails(&format!("echo other > {nested}"))
+                .contains("Permission denied"),
+            "{what}"
+        );
+        assert!(
+            b.fails(&format!("rm {nested}")).contains("Permission denied"),
+            "{what}"
+        );
+        b.ok(&format!("cat {nested} > ../same && cp ../same {nested}"));
+        assert_eq!(b.ok(&format!("cat {nested}")), "inner body\n", "{what}");
+        assert_eq!(digests(&b), want, "{what}");
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(sink.count(), 1, "{what}: nothing sent again");
     }

@@ -161,11 +161,15 @@ impl MailFs {
                 (Handle::PartWrite(w), Key::Message(a), Key::Message(b)) if w.msg == *a => {
                     w.msg = b.clone();
                 }
-                (Handle::PartWrite(w), Key::Part { msg: m, name: a, .. }, Key::Part { name: b, .. })
-                    if w.is(m, a) =>
-                {
-                    w.name = b.clone()
-                }
+                (
+                    Handle::PartWrite(w),
+                    Key::Part {
+                        msg: m,
+                        nest,
+                        name: a,
+                    },
+                    Key::Part { name: b, .. },
+                ) if w.is(m, nest, a) => w.name = b.clone(),
                 _ => {}
             }
         }

@@ -74,9 +74,12 @@ impl MailFs {
                 let meta = self.message_meta(msg)?;
                 // The top directory needs no parse (`ls -l` of a big spool must not parse every
                 // message); an attached message's directory exists only if the tree has it.
-                if !nest.is_empty() {
+                // A directory `mkdir` promised (`nested.rs`) shows until the Draft has it.
+                if let Some((inner, outer)) = nest.split_last() {
                     let tree = self.tree_at(msg, Stamp::of(&meta))?;
-                    mime::subtree(&tree, nest).ok_or_else(|| Error::NotFound(msg.clone()))?;
+                    if mime::subtree(&tree, nest).is_none() && !self.restoring.promised(msg, outer, inner) {
+                        return Err(Error::NotFound(msg.clone()));
+                    }
                 }
                 let (uid, gid, mode) = self.shown_owner(msg, nest.is_empty())?;
                 let perm = rules::dir_mode(mode);
@@ -89,14 +92,10 @@ impl MailFs {
                 let meta = self.message_meta(msg)?;
                 let tree = self.tree_at(msg, Stamp::of(&meta))?;
                 let found = mime::entry(&tree, nest, name)
-                    .filter(|_| !(nest.is_empty() && self.hidden_part(msg, name)))
+                    .filter(|_| !self.part_hidden(msg, nest, name))
                     .map(|e| e.data.size());
                 // A part being written shows the size written so far (cp fstat()s it).
-                let pending = if nest.is_empty() {
-                    self.pending_part_size(msg, name)
-                } else {
-                    None
-                };
+                let pending = self.pending_part_size(msg, nest, name);
                 let size = pending.or(found).ok_or_else(|| Error::NotFound(name.clone()))?;
                 let (uid, gid, mode) =
                     self.shown_owner(msg, nest.is_empty() && tree.parse_error.is_none())?;

@@ -27,7 +27,7 @@ use crate::store::message::{WENT_OUT, WENT_OUT_ID};
 
 /// Staged files by (message, name): temp files in `.tmp/`, gone at unmount like any temp file.
 #[derive(Default)]
-pub(super) struct Staged(Mutex<HashMap<(String, String), PathBuf>>);
+pub(super) struct Staged(Mutex<HashMap<Place, PathBuf>>);
 
 fn cpath(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::NotFound(p.display().to_string()))
@@ -132,31 +132,38 @@ pub(super) fn remove(path: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A staged file's place: its message, the attached messages it is in, its name.
+type Place = (String, Vec<String>, String);
+
+fn place(msg: &str, nest: &[String], name: &str) -> Place {
+    (msg.to_string(), nest.to_vec(), name.to_string())
+}
+
 impl Staged {
-    pub(super) fn path(&self, msg: &str, name: &str) -> Option<PathBuf> {
-        self.0.lock().get(&(msg.to_string(), name.to_string())).cloned()
+    pub(super) fn path(&self, msg: &str, nest: &[String], name: &str) -> Option<PathBuf> {
+        self.0.lock().get(&place(msg, nest, name)).cloned()
     }
 
-    pub(super) fn remove(&self, msg: &str, name: &str) -> Option<PathBuf> {
-        self.0.lock().remove(&(msg.to_string(), name.to_string()))
+    pub(super) fn remove(&self, msg: &str, nest: &[String], name: &str) -> Option<PathBuf> {
+        self.0.lock().remove(&place(msg, nest, name))
     }
 
-    pub(super) fn rename(&self, msg: &str, from: &str, to: &str) -> Option<PathBuf> {
+    pub(super) fn rename(&self, msg: &str, nest: &[String], from: &str, to: &str) -> Option<PathBuf> {
         let mut m = self.0.lock();
-        let p = m.remove(&(msg.to_string(), from.to_string()))?;
-        if let Some(old) = m.insert((msg.to_string(), to.to_string()), p.clone()) {
+        let p = m.remove(&place(msg, nest, from))?;
+        if let Some(old) = m.insert(place(msg, nest, to), p.clone()) {
             let _ = fs::remove_file(old);
         }
         Some(p)
     }
 
-    pub(super) fn names(&self, msg: &str) -> Vec<String> {
+    pub(super) fn names(&self, msg: &str, nest: &[String]) -> Vec<String> {
         let mut v: Vec<String> = self
             .0
             .lock()
             .keys()
-            .filter(|(m, _)| m == msg)
-            .map(|(_, n)| n.clone())
+            .filter(|(m, n, _)| m == msg && n == nest)
+            .map(|(_, _, n)| n.clone())
             .collect();
         v.sort_unstable();
         v
@@ -164,7 +171,7 @@ impl Staged {
 
     /// Every staged file of a message goes with it.
     pub(super) fn forget_message(&self, msg: &str) {
-        self.0.lock().retain(|(m, _), p| {
+        self.0.lock().retain(|(m, _, _), p| {
             if m == msg {
                 let _ = fs::remove_file(p);
             }
@@ -178,16 +185,21 @@ impl MailFs {
     pub(super) fn backing(&self, key: &Key) -> Option<PathBuf> {
         match key {
             Key::Scratch(n) => Some(self.node.spool.scratch_path(n)),
-            Key::Staged { msg, name } => self.staged.path(msg, name),
+            Key::Staged { msg, nest, name } => self.staged.path(msg, nest, name),
             _ => None,
         }
     }
 
-    /// Creates a staged file in a Draft's parts directory (a temp file rsync writes before
-    /// renaming it onto the part's name).
-    pub(super) fn create_staged(&self, msg: &str, name: &str, mode: u32, excl: bool) -> Result<PathBuf> {
+    /// Creates a staged file in a Draft's parts directory, or an attached message's (a temp
+    /// file rsync writes before renaming it onto the part's name).
+    pub(super) fn create_staged(
+        &self,
+        (msg, nest, name): (&str, &[String], &str),
+        mode: u32,
+        excl: bool,
+    ) -> Result<PathBuf> {
         self.check_composable(msg, &[])?;
-        if let Some(p) = self.staged.path(msg, name) {
+        if let Some(p) = self.staged.path(msg, nest, name) {
             if excl {
                 return Err(Error::Exists(name.to_string()));
             }
@@ -200,10 +212,7 @@ impl MailFs {
             .mode(mode & 0o777)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&p)?;
-        self.staged
-            .0
-            .lock()
-            .insert((msg.to_string(), name.to_string()), p.clone());
+        self.staged.0.lock().insert(place(msg, nest, name), p.clone());
         Ok(p)
     }
 
@@ -385,7 +394,7 @@ impl MailFs {
         let _ns = self.ns.lock();
         let path = self
             .staged
-            .path(msg, from)
+            .path(msg, &[], from)
             .ok_or_else(|| Error::NotFound(from.to_string()))?;
         if noreplace && self.tree(msg)?.entry(to).is_some() && !self.hidden_part(msg, to) {
             return Err(Error::Exists(to.to_string()));
@@ -398,7 +407,7 @@ impl MailFs {
         }
         let bytes = fs::read(&path)?;
         self.put_part(msg, to, bytes)?;
-        self.staged.remove(msg, from);
+        self.staged.remove(msg, &[], from);
         let _ = fs::remove_file(path);
         self.inodes.lock().rename(keys.0, keys.1);
         Ok(())

@@ -35,7 +35,17 @@ impl MailFs {
 
     pub(super) fn open_parts_dir(&self, ino: u64, msg: &str, nest: Vec<String>) -> Result<u64> {
         let tree = self.tree(msg)?;
-        let sub = mime::subtree(&tree, &nest).ok_or_else(|| Error::NotFound(msg.to_string()))?;
+        // A directory `mkdir` promised for an attached message not in the Draft yet is empty.
+        let promised = || {
+            let (inner, outer) = nest.split_last()?;
+            self.restoring
+                .promised(msg, outer, inner)
+                .then(|| Arc::new(Tree::default()))
+        };
+        let sub = match mime::subtree(&tree, &nest) {
+            Some(t) => t.clone(),
+            None => promised().ok_or_else(|| Error::NotFound(msg.to_string()))?,
+        };
         let parent = if nest.is_empty() {
             ROOT
         } else {
@@ -47,24 +57,18 @@ impl MailFs {
         let mut entries = Vec::with_capacity(sub.entries.len() + 2);
         entries.push((ino, FileType::Directory, ".".to_string()));
         entries.push((parent, FileType::Directory, "..".to_string()));
-        let hidden: Vec<&str> = if nest.is_empty() {
-            sub.entries
-                .iter()
-                .filter(|e| self.hidden_part(msg, &e.name))
-                .map(|e| e.name.as_str())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let staged = if nest.is_empty() {
-            self.staged.names(msg)
-        } else {
-            Vec::new()
-        };
+        let hidden: Vec<&str> = sub
+            .entries
+            .iter()
+            .filter(|e| self.part_hidden(msg, &nest, &e.name))
+            .map(|e| e.name.as_str())
+            .collect();
+        let staged = self.staged.names(msg, &nest);
         let mut inodes = self.inodes.lock();
         for name in staged {
             let i = inodes.ino(&Key::Staged {
                 msg: msg.to_string(),
+                nest: nest.clone(),
                 name: name.clone(),
             });
             entries.push((i, FileType::RegularFile, name));
@@ -228,6 +232,12 @@ impl MailFs {
                     let made = self.flush(fh);
                     self.release(fh);
                     made?;
+                    self.lookup(caller, parent, name)
+                }
+                // rsync makes an attached message's `NAME.eml.parts/` as it walks the backup,
+                // maybe before the Draft that holds NAME.eml is written back (`nested.rs`).
+                Ok(Key::Part { msg, nest, name: dir }) => {
+                    self.promise_dir(caller, parent, &msg, &nest, &dir)?;
                     self.lookup(caller, parent, name)
                 }
                 _ => Err(Error::NotPermitted(format!("{name}: the node holds only files"))),

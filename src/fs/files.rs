@@ -89,7 +89,10 @@ impl MailFs {
                 self.backing(&key).ok_or_else(|| Error::NotFound(name.clone()))?
             }
             Key::Part { msg, nest, name } => {
-                return if Self::writes(flags) {
+                return if Self::writes(flags) && !nest.is_empty() {
+                    let truncate = flags & libc::O_TRUNC != 0;
+                    self.open_nested_writer(caller, (msg, nest, name), !truncate)
+                } else if Self::writes(flags) {
                     self.check_composable(msg, nest)?;
                     let truncate = flags & libc::O_TRUNC != 0;
                     self.open_part_writer(caller, msg, name, !truncate, truncate)
@@ -140,7 +143,7 @@ impl MailFs {
         let file =
             crate::store::spool::open_read(&self.node.spool.eml_path(msg)).map_err(|e| not_found(e, msg))?;
         let tree = self.tree_at(msg, Stamp::of(&file.metadata()?))?;
-        if mime::entry(&tree, nest, name).is_none() || (nest.is_empty() && self.hidden_part(msg, name)) {
+        if mime::entry(&tree, nest, name).is_none() || self.part_hidden(msg, nest, name) {
             return Err(Error::NotFound(name.to_string()));
         }
         Ok(self.new_handle(Handle::Part {
@@ -178,6 +181,7 @@ impl MailFs {
                 }
                 if !exists {
                     self.init_new_message(n, caller)?;
+                    self.restoring.created(n, caller.pid);
                 }
                 (path, !exists)
             }
@@ -189,11 +193,23 @@ impl MailFs {
                 }
                 (path, false)
             }
-            Key::Staged { msg, name } => {
-                let p = self.create_staged(msg, name, mode, flags & libc::O_EXCL != 0)?;
+            Key::Staged { msg, nest, name } => {
+                let p = self.create_staged((msg, nest, name), mode, flags & libc::O_EXCL != 0)?;
                 (p, false)
             }
             Key::Root | Key::Parts { .. } => return Err(Error::Exists(name.into())),
+            Key::Part { msg, nest, name } if !nest.is_empty() => {
+                drop(_ns);
+                let fh = self.create_nested(caller, (msg, nest, name), flags)?;
+                let ino = self.ino(key.clone());
+                return match self.key_attr(ino, &key) {
+                    Ok(a) => Ok((a, fh)),
+                    Err(e) => {
+                        self.release_handle(fh, false);
+                        Err(e)
+                    }
+                };
+            }
             Key::Part { msg, nest, name } => {
                 drop(_ns);
                 self.check_composable(msg, nest)?;

@@ -15,10 +15,13 @@ use std::path::PathBuf;
 
 use parking_lot::Mutex;
 
+use std::sync::Arc;
+
 use super::opener::Opener;
 use super::{Handle, MailFs, Stamp, not_found};
 use crate::error::{Error, Result};
 use crate::mail::compose::{self, Edit};
+use crate::mail::mime::{self, Tree};
 use crate::model::access::Caller;
 use crate::store::spool::Spool;
 
@@ -40,6 +43,44 @@ pub(super) struct PartWriter {
     backup: Option<PathBuf>,
     /// The process whose close composes the bytes (`opener.rs`); `None`: any close.
     pub(super) opener: Option<Opener>,
+    /// The attached messages the part is in (empty: a part of the Draft itself).
+    pub(super) nest: Vec<String>,
+    /// For an attached message's part: the bytes it has, the only ones it may be written
+    /// (`nested.rs`); nothing is ever composed from such a writer.
+    expect: Option<Expected>,
+}
+
+/// An attached message's part as the writer found it: the message file and its parsed tree.
+pub(super) struct Expected {
+    file: File,
+    tree: Arc<Tree>,
+}
+
+impl Expected {
+    pub(super) fn new(file: File, tree: Arc<Tree>) -> Expected {
+        Expected { file, tree }
+    }
+
+    /// `len` bytes of part `name` from `offset` (fewer past its end).
+    fn read(&self, nest: &[String], name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let e = mime::entry(&self.tree, nest, name).ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let size = e.data.size();
+        if offset >= size {
+            return Ok(Vec::new());
+        }
+        let len = len.min((size - offset) as usize);
+        Ok(e.data.read_at(&self.file, offset, len)?)
+    }
+
+    fn size(&self, nest: &[String], name: &str) -> Option<u64> {
+        mime::entry(&self.tree, nest, name).map(|e| e.data.size())
+    }
+}
+
+pub(super) fn read_only(name: &str) -> Error {
+    Error::Frozen(format!(
+        "{name}: an attached message's parts are read-only (only the bytes they have can be written back)"
+    ))
 }
 
 /// A refused write: the error for the caller, and the message as it was before the writer,
@@ -78,6 +119,8 @@ impl PartWriter {
             refused: false,
             backup: None,
             opener: None,
+            nest: Vec::new(),
+            expect: None,
         };
         if let Some(bytes) = seed {
             w.tmp.write_all_at(bytes, 0)?;
@@ -85,8 +128,51 @@ impl PartWriter {
         Ok(w)
     }
 
-    pub(super) fn is(&self, msg: &str, name: &str) -> bool {
-        self.msg == msg && self.name == name
+    /// This writer writes an attached message's part back (in `nest`): only its own bytes.
+    pub(super) fn checking(mut self, nest: &[String], expect: Expected) -> PartWriter {
+        self.nest = nest.to_vec();
+        self.expect = Some(expect);
+        self
+    }
+
+    pub(super) fn is(&self, msg: &str, nest: &[String], name: &str) -> bool {
+        self.msg == msg && self.nest == nest && self.name == name
+    }
+
+    pub(super) fn is_checking(&self) -> bool {
+        self.expect.is_some()
+    }
+
+    /// At close of a checking writer: Ok(true) when bytes were written and they are the
+    /// part's own (nothing to do), Ok(false) when nothing was written; other bytes are
+    /// refused (EACCES), and the writer with them.
+    pub(super) fn verify(&mut self) -> Result<bool> {
+        let Some(x) = &self.expect else {
+            return Ok(false);
+        };
+        if self.refused {
+            return Err(read_only(&self.name));
+        }
+        if !self.dirty {
+            return Ok(false);
+        }
+        let len = self.tmp.metadata()?.len();
+        let mut same = x.size(&self.nest, &self.name) == Some(len);
+        let mut at = 0u64;
+        const CHUNK: u64 = 1 << 20;
+        while same && at < len {
+            let n = CHUNK.min(len - at) as usize;
+            let mut got = vec![0u8; n];
+            self.tmp.read_exact_at(&mut got, at)?;
+            same = x.read(&self.nest, &self.name, at, n)? == got;
+            at += n as u64;
+        }
+        self.dirty = false;
+        if !same {
+            self.refused = true;
+            return Err(read_only(&self.name));
+        }
+        Ok(true)
     }
 
     /// The bytes written so far, for reads through the writer's own descriptor.
@@ -103,6 +189,13 @@ impl PartWriter {
     fn refusal(&self, offset: u64, data: &[u8]) -> Option<Error> {
         if self.refused {
             return Some(Error::invalid(self.name.as_str(), "an earlier write was refused"));
+        }
+        if let Some(x) = &self.expect {
+            return match x.read(&self.nest, &self.name, offset, data.len()) {
+                Ok(want) if want == data => None,
+                Ok(_) => Some(read_only(&self.name)),
+                Err(e) => Some(e),
+            };
         }
         if let Err(e) = compose::check_part_size(&self.name, offset.saturating_add(data.len() as u64)) {
             return Some(e);
@@ -220,10 +313,10 @@ impl MailFs {
     }
 
     /// The size of a part a writer has open, which `stat` shows until it is closed.
-    pub(super) fn pending_part_size(&self, msg: &str, name: &str) -> Option<u64> {
+    pub(super) fn pending_part_size(&self, msg: &str, nest: &[String], name: &str) -> Option<u64> {
         let handles: Vec<_> = self.handles.lock().values().cloned().collect();
         handles.into_iter().find_map(|h| match &*h.lock() {
-            Handle::PartWrite(w) if w.is(msg, name) => w.size(),
+            Handle::PartWrite(w) if w.is(msg, nest, name) => w.size(),
             _ => None,
         })
     }
@@ -263,6 +356,16 @@ impl MailFs {
             w.refuse();
             return Err(e);
         }
+        if w.is_checking() {
+            let verified = w.verify();
+            let (msg, nest, name) = (w.msg.clone(), w.nest.clone(), w.name.clone());
+            drop(h);
+            // Written back (or refused): the part shows again if an unlink hid it.
+            if !matches!(verified, Ok(false)) {
+                self.restoring.unhide(&msg, &nest, &name);
+            }
+            return verified.map(|_| true);
+        }
         let Some(bytes) = w.take(&self.node.spool)? else {
             return Ok(true);
         };
@@ -286,14 +389,14 @@ impl MailFs {
     /// `truncate` on a part: cut the bytes being written if a writer has it open (a shell's
     /// `>` opens, then truncates), else rebuild the Draft with the part cut.
     pub(super) fn truncate_part(&self, msg: &str, nest: &[String], name: &str, size: u64) -> Result<()> {
-        self.check_composable(msg, nest)?;
+        self.check_composable(msg, &[])?;
         // Before anything is looked at: the size a user asks for is never allocated.
         compose::check_part_size(name, size)?;
         let handles: Vec<_> = self.handles.lock().values().cloned().collect();
         let mut found = false;
         for h in handles {
             if let Handle::PartWrite(w) = &mut *h.lock()
-                && w.is(msg, name)
+                && w.is(msg, nest, name)
             {
                 w.truncate(size)?;
                 found = true;
@@ -301,6 +404,15 @@ impl MailFs {
         }
         if found {
             return Ok(());
+        }
+        if !nest.is_empty() {
+            // No writer has it open: the size it has is no change, any other is refused.
+            let tree = self.tree(msg)?;
+            return match mime::entry(&tree, nest, name) {
+                Some(e) if e.data.size() == size => Ok(()),
+                Some(_) => Err(read_only(name)),
+                None => Err(Error::NotFound(name.to_string())),
+            };
         }
         let _ns = self.ns.lock();
         let path = self.node.spool.eml_path(msg);

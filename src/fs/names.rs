@@ -36,12 +36,18 @@ impl MailFs {
             }
             Key::Root => return Err(Error::NotPermitted("/".into())),
             Key::Parts { .. } => return Err(Error::IsDir(name.to_string())),
-            Key::Staged { msg, name: n } => {
+            Key::Staged { msg, nest, name: n } => {
                 let p = self
                     .staged
-                    .remove(msg, n)
+                    .remove(msg, nest, n)
                     .ok_or_else(|| Error::NotFound(n.clone()))?;
                 let _ = fs::remove_file(p);
+                self.inodes.lock().forget_key(&key);
+            }
+            // An attached message's part: only hidden, while the process that wrote the Draft
+            // puts it back (tar's unlink, then create with the same bytes: `nested.rs`).
+            Key::Part { msg, nest, name } if !nest.is_empty() => {
+                self.hide_nested(caller, msg, nest, name)?;
                 self.inodes.lock().forget_key(&key);
             }
             Key::Part { msg, nest, name } => {
@@ -109,22 +115,32 @@ impl MailFs {
         }
         match (&from, &to) {
             (
-                Key::Staged { msg, name: a },
+                Key::Staged { msg, nest, name: a },
                 Key::Part {
                     msg: m2,
-                    nest,
+                    nest: n2,
                     name: b,
                 },
-            ) if msg == m2 && nest.is_empty() => {
+            ) if msg == m2 && nest == n2 => {
+                if !nest.is_empty() {
+                    return self.commit_staged_nested((msg, nest), a, b, noreplace, (&from, to.clone()));
+                }
                 return self.commit_staged(msg, a, b, noreplace, (&from, to.clone()));
             }
-            (Key::Staged { msg, name: a }, Key::Staged { msg: m2, name: b }) if msg == m2 => {
+            (
+                Key::Staged { msg, nest, name: a },
+                Key::Staged {
+                    msg: m2,
+                    nest: n2,
+                    name: b,
+                },
+            ) if msg == m2 && nest == n2 => {
                 let _ns = self.ns.lock();
-                if noreplace && self.staged.path(msg, b).is_some() {
+                if noreplace && self.staged.path(msg, nest, b).is_some() {
                     return Err(Error::Exists(b.clone()));
                 }
                 self.staged
-                    .rename(msg, a, b)
+                    .rename(msg, nest, a, b)
                     .ok_or_else(|| Error::NotFound(a.clone()))?;
                 self.inodes.lock().rename(&from, to);
                 return Ok(());

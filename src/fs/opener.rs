@@ -53,6 +53,11 @@ impl Opener {
         thread_group(pid).map(|tgid| Opener { tid: pid, tgid })
     }
 
+    /// Its thread group (the process).
+    pub(super) fn tgid(&self) -> u32 {
+        self.tgid
+    }
+
     /// Whether a FLUSH from task `pid` is the opener's own close. A task that cannot be
     /// looked up is not taken for the opener: its bytes wait for the opener or RELEASE.
     pub(super) fn closes(&self, pid: u32) -> bool {
