@@ -635,3 +635,48 @@ fn changing_listen_live_rebinds_and_empty_stops() {
             .contains("user.message_size_limit=\"10240000\"")
     );
 }
+
+/// Files left in the spool's temp directory.
+fn tmp_files(spool: &Path) -> Vec<String> {
+    std::fs::read_dir(spool.join(".tmp"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Audit-11 K1: a session that ends in the middle of DATA (the client closes, or times out
+/// and gets 421) left its half-received message in SPOOL/.tmp for good.
+#[test]
+fn a_session_ended_during_data_leaves_nothing_in_tmp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["handshake_time=1"]);
+    let start = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        read_replies(s, 1);
+        s.write_all(b"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+            .unwrap();
+        let r = read_replies(s, 4);
+        assert!(r[3].starts_with("354"), "{r:?}");
+        s.write_all(b"Subject: closed mid data\r\n\r\n").unwrap();
+        s.write_all(&b"z".repeat(100_000)).unwrap();
+    };
+    // The client closes.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    start(&mut s);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(s);
+    // The client goes silent: 421 after handshake_time.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    start(&mut s);
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(String::from_utf8_lossy(&rest).contains("421 4.4.2"), "{rest:?}");
+    wait_for("an empty .tmp", Duration::from_secs(5), || {
+        tmp_files(&m.spool).is_empty()
+    });
+    assert!(spooled(&m.spool).is_empty());
+}

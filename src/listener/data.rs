@@ -12,6 +12,33 @@ use super::session::{Flow, READ_CHUNK, Session};
 use crate::error::Error;
 use crate::store::queue::{Origin, Submission, queue_file};
 
+/// A half-received message's temp file: removed when the guard goes (the session ended in
+/// DATA by a close, a timeout, a 421, an error, a refused message or the listener stopping)
+/// unless [`TmpGuard::commit`] handed it on first. Nothing half-written stays in `.tmp`.
+pub(super) struct TmpGuard(Option<PathBuf>);
+
+impl TmpGuard {
+    pub(super) fn new(path: PathBuf) -> TmpGuard {
+        TmpGuard(Some(path))
+    }
+
+    /// Hands the file on (to the enqueue path, which owns it from then on).
+    pub(super) fn commit(mut self) -> PathBuf {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take()
+            && let Err(e) = std::fs::remove_file(&p)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("listener: cannot remove {}: {e}", p.display());
+        }
+    }
+}
+
 impl Session {
     fn received_header(&self) -> String {
         let proto = match (self.esmtp, self.tls, self.user.is_some()) {
@@ -50,8 +77,9 @@ impl Session {
         self.reply(354, [2, 0, 0], "End data with <CR><LF>.<CR><LF>");
         self.flush(io).await?;
         let spool = &self.ctx.node.spool;
-        let tmp = spool.tmp_path();
-        let mut file = crate::store::spool::create_private(&tmp)
+        let path = spool.tmp_path();
+        let tmp = TmpGuard::new(path.clone());
+        let mut file = crate::store::spool::create_private(&path)
             .and_then(|mut f| f.write_all(self.received_header().as_bytes()).map(|()| f));
         let limit = self.attrs.listener.message_size_limit;
         let mut rx = DataReceiver::new();
@@ -89,7 +117,6 @@ impl Session {
                 break;
             }
             if !self.fill(io).await? {
-                let _ = std::fs::remove_file(&tmp);
                 return Ok(Flow::Quit);
             }
         }
@@ -99,19 +126,17 @@ impl Session {
             ..Default::default()
         };
         if too_big {
-            let _ = std::fs::remove_file(&tmp);
             log::info!("listener: {}: message over {limit} bytes refused", self.peer);
             self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
             return Ok(Flow::Continue);
         }
         if let Err(e) = file {
-            let _ = std::fs::remove_file(&tmp);
             log::error!("listener: cannot store a message: {e}");
             self.reply(451, [4, 3, 0], "Local error in processing");
             return Ok(Flow::Continue);
         }
         drop(file);
-        self.enqueue(tmp, envelope).await;
+        self.enqueue(tmp.commit(), envelope).await;
         Ok(Flow::Continue)
     }
 
