@@ -680,3 +680,123 @@ fn a_session_ended_during_data_leaves_nothing_in_tmp() {
     });
     assert!(spooled(&m.spool).is_empty());
 }
+
+/// Sends `bytes` one at a time every `gap` until the server answers or closes; returns what
+/// it said and when (from the first byte).
+fn trickle(s: &mut TcpStream, bytes: &[u8], gap: Duration) -> (String, Duration) {
+    s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    let t = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    for b in bytes.iter().cycle() {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        let until = Instant::now() + gap;
+        let mut closed = false;
+        while Instant::now() < until {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if closed || !got.is_empty() || t.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), t.elapsed())
+}
+
+/// Audit-11 K2: a client sending a byte every second was never timed out (a 14-byte NOOP
+/// took 34 s with handshake_time=4): the whole command line, and each line of DATA, must
+/// come within handshake_time.
+#[test]
+fn a_trickling_client_gets_421_after_handshake_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["handshake_time=2"]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    let (said, took) = trickle(
+        &mut s,
+        b"NOOP xxxxxxxxxxxxxxxxxxxxxxxx\r\n",
+        Duration::from_millis(500),
+    );
+    assert!(said.starts_with("421 4.4.2 "), "{said:?} after {took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // In DATA, a line trickled the same way.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    s.write_all(b"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+        .unwrap();
+    read_replies(&mut s, 4);
+    let (said, took) = trickle(&mut s, b"Subject: slow", Duration::from_millis(500));
+    assert!(said.starts_with("421 4.4.2 "), "{said:?} after {took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    wait_for("an empty .tmp", Duration::from_secs(5), || {
+        tmp_files(&m.spool).is_empty()
+    });
+}
+
+/// Audit-11 K2: NOOP (or RSET, VRFY, HELO...) forever kept a session; after 100 such
+/// commands with no message queued the session ends with 421 4.7.0, as Postfix's
+/// smtpd_junk_command_limit has it.
+#[test]
+fn a_hundred_junk_commands_end_the_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (_m, port) = node(sink.port, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    let cmds = [
+        "NOOP\r\n",
+        "RSET\r\n",
+        "VRFY x\r\n",
+        "HELP\r\n",
+        "HELO x\r\n",
+        "EHLO x\r\n",
+    ];
+    let mut all = String::new();
+    for i in 0..100 {
+        all.push_str(cmds[i % cmds.len()]);
+    }
+    s.write_all(all.as_bytes()).unwrap();
+    let r = read_replies(&mut s, 100);
+    assert!(r.iter().all(|l| l.starts_with('2')), "{r:?}");
+    s.write_all(b"NOOP\r\n").unwrap();
+    let r = read_replies(&mut s, 1);
+    assert!(r[0].starts_with("421 4.7.0"), "{r:?}");
+    let mut rest = Vec::new();
+    assert_eq!(s.read_to_end(&mut rest).unwrap_or(0), 0, "closed after the 421");
+}
+
+/// The deadlines do not hurt a big message sent fast.
+#[test]
+fn a_big_message_still_gets_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["handshake_time=2", "message_size_limit=0"]);
+    let out = python_ok(&format!(
+        "import smtplib\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         body = ('x' * 998 + '\\r\\n') * 30000\n\
+         s.sendmail('c@example.org', ['d@example.net'], ('Subject: big\\r\\n\\r\\n' + body).encode())\n\
+         print('sent')\n\
+         s.quit()\n"
+    ));
+    assert!(out.contains("sent"), "{out}");
+    assert_eq!(spooled(&m.spool).len(), 1);
+}

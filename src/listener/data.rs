@@ -90,11 +90,21 @@ impl Session {
         chunk.clear();
         let mut size: u64 = 0;
         let mut too_big = false;
+        // Each line, or each READ_CHUNK of a long one, must come within handshake_time.
+        let mut deadline = self.deadline();
+        let mut since: usize = 0;
         loop {
             let mut it = self.inbuf[self.start..].iter();
             let done = rx.ingest(&mut it, &mut chunk);
             let rest = it.as_slice().len();
+            let from = self.start;
             self.start = self.inbuf.len() - rest;
+            let got = &self.inbuf[from..self.start];
+            since += got.len();
+            if since >= READ_CHUNK || got.contains(&b'\n') {
+                deadline = self.deadline();
+                since = 0;
+            }
             // At the end of data the receiver takes back the CR it stored before ".": keep
             // one byte back until the end is known.
             let n = if done {
@@ -116,7 +126,7 @@ impl Session {
             if done {
                 break;
             }
-            if !self.fill(io).await? {
+            if !self.fill(io, deadline).await? {
                 return Ok(Flow::Quit);
             }
         }
@@ -149,6 +159,7 @@ impl Session {
         match queued {
             Ok(Ok(name)) => {
                 log::info!("listener: {}: queued {name}", self.peer);
+                self.junk = 0;
                 self.reply(250, [2, 0, 0], &format!("OK: queued as {name}"));
             }
             Ok(Err(e @ (Error::Invalid { .. } | Error::Usage(_)))) => {

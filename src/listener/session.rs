@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use base64::Engine as _;
 use smtp_proto::request::receiver::RequestReceiver;
 use smtp_proto::{
@@ -22,6 +24,9 @@ use crate::model::attrs::{NodeAttrs, validate_address};
 /// Postfix's smtpd_hard_error_limit: a client whose commands were refused this many times in
 /// one session is disconnected.
 pub const ERROR_LIMIT: u32 = 10;
+/// Postfix's smtpd_junk_command_limit: NOOP, RSET, VRFY, HELP, HELO and EHLO without a
+/// message queued in between; the next one ends the session with 421.
+pub const JUNK_LIMIT: u32 = 100;
 /// Recipients per message (Postfix's smtpd_recipient_limit is 1000).
 const RCPT_LIMIT: usize = 1000;
 pub(super) const READ_CHUNK: usize = 64 * 1024;
@@ -86,6 +91,8 @@ pub(super) struct Session {
     pub(super) from: Option<String>,
     pub(super) rcpts: Vec<String>,
     pub(super) errors: u32,
+    /// Junk commands since the last message queued ([`JUNK_LIMIT`]).
+    pub(super) junk: u32,
     pub(super) out: Vec<u8>,
     pub(super) rx: RequestReceiver,
     pub(super) inbuf: Vec<u8>,
@@ -100,6 +107,19 @@ fn clean_name(s: &str) -> String {
         .take(255)
         .collect();
     if s.is_empty() { "unknown".into() } else { s }
+}
+
+/// Commands that move no message forward (counted against [`JUNK_LIMIT`]).
+fn is_junk(req: &Request<String>) -> bool {
+    matches!(
+        req,
+        Request::Noop { .. }
+            | Request::Rset
+            | Request::Vrfy { .. }
+            | Request::Help { .. }
+            | Request::Helo { .. }
+            | Request::Ehlo { .. }
+    )
 }
 
 fn io_err(what: &str) -> std::io::Error {
@@ -127,6 +147,7 @@ impl Session {
             from: None,
             rcpts: Vec::new(),
             errors: 0,
+            junk: 0,
             out: Vec::with_capacity(1024),
             rx: RequestReceiver::default(),
             inbuf: Vec::with_capacity(READ_CHUNK),
@@ -175,16 +196,25 @@ impl Session {
         Ok(())
     }
 
-    /// Reads more input after what is still unread; `false` at end of input.
+    /// The deadline for a line (or a chunk of data) whose wait starts now.
+    pub(super) fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    /// Reads more input after what is still unread; `false` at end of input. Waits until
+    /// `deadline` at most (the end of the time allowed for the whole line being read, not
+    /// for this one read: a client trickling a byte at a time gets no more), then tells the
+    /// client 421 and fails.
     pub(super) async fn fill<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut S,
+        deadline: Instant,
     ) -> std::io::Result<bool> {
         self.inbuf.drain(..self.start);
         self.start = 0;
         let have = self.inbuf.len();
         self.inbuf.resize(have + READ_CHUNK, 0);
-        let n = tokio::time::timeout(self.timeout, io.read(&mut self.inbuf[have..])).await;
+        let n = tokio::time::timeout_at(deadline, io.read(&mut self.inbuf[have..])).await;
         let n = match n {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
@@ -204,6 +234,9 @@ impl Session {
     }
 
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Next> {
+        // When the command line being read must be complete (handshake_time from when the
+        // wait for it began).
+        let mut deadline: Option<Instant> = None;
         loop {
             if self.errors >= ERROR_LIMIT {
                 self.errors = 0;
@@ -220,16 +253,31 @@ impl Session {
                 Ok(r) => r,
                 Err(smtp_proto::Error::NeedsMoreData { .. }) => {
                     self.flush(io).await?;
-                    if !self.fill(io).await? {
+                    let by = *deadline.get_or_insert_with(|| self.deadline());
+                    if !self.fill(io, by).await? {
                         return Ok(Next::Quit);
                     }
                     continue;
                 }
                 Err(e) => {
+                    deadline = None;
                     self.parse_error(e);
                     continue;
                 }
             };
+            deadline = None;
+            if is_junk(&req) {
+                self.junk += 1;
+                if self.junk > JUNK_LIMIT {
+                    self.reply(421, [4, 7, 0], "Error: too many commands");
+                    self.flush(io).await?;
+                    log::info!(
+                        "listener: {}: disconnected after {JUNK_LIMIT} junk commands",
+                        self.peer
+                    );
+                    return Ok(Next::Quit);
+                }
+            }
             match self.handle(req, io).await? {
                 Flow::Continue => {}
                 Flow::Quit => {
@@ -392,6 +440,7 @@ impl Session {
         io: &mut S,
     ) -> std::io::Result<Option<String>> {
         self.flush(io).await?;
+        let deadline = self.deadline();
         loop {
             if let Some(i) = self.inbuf[self.start..].iter().position(|&b| b == b'\n') {
                 let line = &self.inbuf[self.start..self.start + i];
@@ -399,7 +448,7 @@ impl Session {
                 self.start += i + 1;
                 return Ok(Some(line));
             }
-            if self.inbuf.len() - self.start > 16 * 1024 || !self.fill(io).await? {
+            if self.inbuf.len() - self.start > 16 * 1024 || !self.fill(io, deadline).await? {
                 return Ok(None);
             }
         }
