@@ -800,3 +800,25 @@ fn a_big_message_still_gets_through() {
     assert!(out.contains("sent"), "{out}");
     assert_eq!(spooled(&m.spool).len(), 1);
 }
+
+/// Audit-11 K9: SMTPUTF8 is not offered, yet UTF-8 addresses were taken at MAIL and RCPT
+/// and the message bounced later; they get 553 5.6.7 (RFC 6531) at the command.
+#[test]
+fn a_non_ascii_address_is_refused_without_smtputf8() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    s.write_all("EHLO x\r\nMAIL FROM:<jürgen@example.com>\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<müller@example.net>\r\nRCPT TO:<b@exämple.net>\r\nDATA\r\nQUIT\r\n".as_bytes())
+        .unwrap();
+    let r = read_replies(&mut s, 7);
+    assert!(!r[0].contains("SMTPUTF8"), "{r:?}");
+    assert!(r[1].starts_with("553 5.6.7"), "{r:?}");
+    assert!(r[2].starts_with("250 2.1.0"), "{r:?}");
+    assert!(r[3].starts_with("553 5.6.7"), "{r:?}");
+    assert!(r[4].starts_with("553 5.6.7"), "{r:?}");
+    assert!(r[5].starts_with("554 5.5.1"), "{r:?}");
+    assert!(spooled(&m.spool).is_empty());
+}

@@ -402,6 +402,11 @@ impl Session {
         if limit > 0 && size > limit {
             return self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
         }
+        // RFC 6531 §3.4: SMTPUTF8 is not offered, so a non-ASCII address is refused here
+        // (accepting it would end in a bounce later: backscatter).
+        if !address.is_ascii() {
+            return self.reply(553, [5, 6, 7], "Non-ASCII address without SMTPUTF8");
+        }
         let from = if address.is_empty() {
             String::new()
         } else {
@@ -424,6 +429,9 @@ impl Session {
         if self.user.is_none() && !self.attrs.listener.may_relay(self.peer.ip()) {
             log::info!("listener: {}: relay to <{address}> denied", self.peer);
             return self.reply(554, [5, 7, 1], "Relay access denied");
+        }
+        if !address.is_ascii() {
+            return self.reply(553, [5, 6, 7], "Non-ASCII address without SMTPUTF8");
         }
         match validate_address("RCPT TO", &address) {
             Ok(a) => {
