@@ -822,3 +822,54 @@ fn a_non_ascii_address_is_refused_without_smtputf8() {
     assert!(r[5].starts_with("554 5.5.1"), "{r:?}");
     assert!(spooled(&m.spool).is_empty());
 }
+
+/// The stored message that holds `mark`.
+fn stored_with(spool: &Path, mark: &str) -> String {
+    let mut found = None;
+    wait_for("the message in the spool", Duration::from_secs(10), || {
+        found = spooled(spool)
+            .into_iter()
+            .map(|n| String::from_utf8_lossy(&std::fs::read(spool.join(n)).unwrap_or_default()).into_owned())
+            .find(|t| t.contains(mark));
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+fn from_fields(msg: &str) -> Vec<String> {
+    let head = msg.split("\r\n\r\n").next().unwrap_or(msg);
+    let head = head.split("\n\n").next().unwrap_or(head);
+    head.lines()
+        .filter(|l| l.len() >= 5 && l[..5].eq_ignore_ascii_case("from:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Audit-11 K3: a From with no address (`From: undisclosed:;`) got a second From added from
+/// the envelope sender; a From that is there is kept and none added. A message with no From
+/// at all gets one from the envelope sender (README).
+#[test]
+fn a_from_without_an_address_is_kept_and_no_second_from_is_added() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["hold_domains=example.net"]);
+    python_ok(&format!(
+        "import smtplib\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         s.sendmail('env@example.org', ['r@example.net'], b'From: undisclosed:;\\r\\nSender: a@example.org\\r\\nSubject: grp\\r\\n\\r\\nx\\r\\n')\n\
+         s.sendmail('env@example.org', ['r@example.net'], b'Subject: nofrom\\r\\n\\r\\nx\\r\\n')\n\
+         s.quit()\n"
+    ));
+    let grp = stored_with(&m.spool, "Subject: grp");
+    assert_eq!(
+        from_fields(&grp),
+        vec!["From: undisclosed:;".to_string()],
+        "{grp}"
+    );
+    let none = stored_with(&m.spool, "Subject: nofrom");
+    assert_eq!(
+        from_fields(&none),
+        vec!["From: env@example.org".to_string()],
+        "{none}"
+    );
+}
