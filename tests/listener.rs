@@ -873,3 +873,37 @@ fn a_from_without_an_address_is_kept_and_no_second_from_is_added() {
         "{none}"
     );
 }
+
+/// Audit-11 K7: a recipient given twice in one transaction was recorded (and relayed)
+/// twice; it is answered 250 and recorded once (the domain compared in any case).
+#[test]
+fn a_duplicate_rcpt_is_recorded_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["hold_domains=example.net"]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    s.write_all(
+        b"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<same@example.net>\r\nRCPT TO:<same@example.net>\r\n\
+          RCPT TO:<same@EXAMPLE.Net>\r\nRCPT TO:<other@example.net>\r\nDATA\r\n",
+    )
+    .unwrap();
+    let r = read_replies(&mut s, 7);
+    assert!(r[2..6].iter().all(|l| l.starts_with("250 2.1.5")), "{r:?}");
+    s.write_all(b"Subject: duprcpt\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        .unwrap();
+    let r = read_replies(&mut s, 2);
+    assert!(r[0].starts_with("250 2.0.0"), "{r:?}");
+    let names = spooled(&m.spool);
+    assert_eq!(names.len(), 1);
+    let to = m.attr(&names[0], "env_to");
+    assert_eq!(to.matches("same@").count(), 1, "{to}");
+    assert!(to.contains("other@example.net"), "{to}");
+    let rc = m.attr(&names[0], "recipients");
+    assert_eq!(
+        rc.to_ascii_lowercase().matches("same@example.net").count(),
+        1,
+        "{rc}"
+    );
+}

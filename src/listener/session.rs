@@ -109,6 +109,14 @@ fn clean_name(s: &str) -> String {
     if s.is_empty() { "unknown".into() } else { s }
 }
 
+/// The same mailbox: the local part as written, the domain in any case.
+fn same_address(a: &str, b: &str) -> bool {
+    match (a.rsplit_once('@'), b.rsplit_once('@')) {
+        (Some((la, da)), Some((lb, db))) => la == lb && da.eq_ignore_ascii_case(db),
+        _ => a == b,
+    }
+}
+
 /// Commands that move no message forward (counted against [`JUNK_LIMIT`]).
 fn is_junk(req: &Request<String>) -> bool {
     matches!(
@@ -435,7 +443,11 @@ impl Session {
         }
         match validate_address("RCPT TO", &address) {
             Ok(a) => {
-                self.rcpts.push(a);
+                // A recipient given twice is recorded once (Postfix's cleanup drops exact
+                // duplicates): else it would be relayed twice in one transaction.
+                if !self.rcpts.iter().any(|r| same_address(r, &a)) {
+                    self.rcpts.push(a);
+                }
                 self.reply(250, [2, 1, 5], "OK");
             }
             Err(_) => self.reply(553, [5, 1, 3], "Bad recipient address"),
