@@ -907,3 +907,44 @@ fn a_duplicate_rcpt_is_recorded_once() {
         "{rc}"
     );
 }
+
+/// Audit-11 K4: `SIZE=` with 21 or more digits got 250 (the value was ignored) and with 20
+/// digits 501; any value that does not fit in a u64 is over the limit: 552 5.3.4. With
+/// message_size_limit=0 (no limit) only such a value is refused.
+#[test]
+fn a_size_too_big_for_a_u64_gets_552() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &[]);
+    let check = |port: u16, cases: &[(&str, &str)]| {
+        for (size, want) in cases {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            read_replies(&mut s, 1);
+            s.write_all(format!("EHLO x\r\nMAIL FROM:<a@example.com> SIZE={size}\r\nQUIT\r\n").as_bytes())
+                .unwrap();
+            let r = read_replies(&mut s, 3);
+            assert!(r[1].starts_with(want), "SIZE={size}: {r:?}");
+        }
+    };
+    check(
+        port,
+        &[
+            ("10240001", "552 5.3.4"),
+            ("10000000000000000000", "552 5.3.4"),
+            ("99999999999999999999", "552 5.3.4"),
+            ("999999999999999999999", "552 5.3.4"),
+            ("1000", "250 2.1.0"),
+        ],
+    );
+    m.ok("setfattr -n user.message_size_limit -v 0 .");
+    std::thread::sleep(Duration::from_millis(500));
+    check(
+        port,
+        &[
+            ("18446744073709551614", "250 2.1.0"),
+            ("18446744073709551616", "552 5.3.4"),
+            ("9999999999999999999999999", "552 5.3.4"),
+        ],
+    );
+}

@@ -93,6 +93,8 @@ pub(super) struct Session {
     pub(super) errors: u32,
     /// Junk commands since the last message queued ([`JUNK_LIMIT`]).
     pub(super) junk: u32,
+    /// The raw bytes of the command being read (its first [`LINE_KEPT`]).
+    pub(super) line: Vec<u8>,
     pub(super) out: Vec<u8>,
     pub(super) rx: RequestReceiver,
     pub(super) inbuf: Vec<u8>,
@@ -107,6 +109,27 @@ fn clean_name(s: &str) -> String {
         .take(255)
         .collect();
     if s.is_empty() { "unknown".into() } else { s }
+}
+
+/// How much of a command line is kept for [`declared_size`].
+const LINE_KEPT: usize = 4096;
+
+/// The SIZE= parameter of a MAIL command line as the client wrote it: `None` when there is
+/// none (or it is not all digits: smtp-proto refuses it), `Some(None)` when its value does not
+/// fit in a u64, else `Some(Some(value))`.
+fn declared_size(line: &[u8]) -> Option<Option<u64>> {
+    let line = std::str::from_utf8(line).ok()?;
+    if !line.get(..4)?.eq_ignore_ascii_case("MAIL") {
+        return None;
+    }
+    let value = line.split_ascii_whitespace().find_map(|t| {
+        let (k, v) = t.split_once('=')?;
+        k.eq_ignore_ascii_case("SIZE").then_some(v)
+    })?;
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.parse::<u64>().ok())
 }
 
 /// The same mailbox: the local part as written, the domain in any case.
@@ -156,6 +179,7 @@ impl Session {
             rcpts: Vec::new(),
             errors: 0,
             junk: 0,
+            line: Vec::new(),
             out: Vec::with_capacity(1024),
             rx: RequestReceiver::default(),
             inbuf: Vec::with_capacity(READ_CHUNK),
@@ -173,6 +197,7 @@ impl Session {
         self.rx = RequestReceiver::default();
         self.inbuf.clear();
         self.start = 0;
+        self.line.clear();
     }
 
     fn reset(&mut self) {
@@ -256,7 +281,16 @@ impl Session {
             let mut it = self.inbuf[self.start..].iter();
             let parsed = self.rx.ingest(&mut it).map(Request::into_owned);
             let rest = it.as_slice().len();
+            let from = self.start;
             self.start = self.inbuf.len() - rest;
+            // The raw command line, for what smtp-proto does not say (a SIZE= too big for it).
+            let room = LINE_KEPT.saturating_sub(self.line.len());
+            let got = &self.inbuf[from..self.start];
+            self.line.extend_from_slice(&got[..got.len().min(room)]);
+            let line = match &parsed {
+                Err(smtp_proto::Error::NeedsMoreData { .. }) => Vec::new(),
+                _ => std::mem::take(&mut self.line),
+            };
             let req = match parsed {
                 Ok(r) => r,
                 Err(smtp_proto::Error::NeedsMoreData { .. }) => {
@@ -269,7 +303,17 @@ impl Session {
                 }
                 Err(e) => {
                     deadline = None;
-                    self.parse_error(e);
+                    let limit = self.attrs.listener.message_size_limit;
+                    let over = match declared_size(&line) {
+                        Some(Some(n)) => limit > 0 && n > limit,
+                        Some(None) => true,
+                        None => false,
+                    };
+                    if matches!(e, smtp_proto::Error::InvalidParameter { param: "SIZE" }) && over {
+                        self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
+                    } else {
+                        self.parse_error(e);
+                    }
                     continue;
                 }
             };
@@ -286,7 +330,7 @@ impl Session {
                     return Ok(Next::Quit);
                 }
             }
-            match self.handle(req, io).await? {
+            match self.handle(req, &line, io).await? {
                 Flow::Continue => {}
                 Flow::Quit => {
                     self.flush(io).await?;
@@ -350,6 +394,7 @@ impl Session {
     async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         req: Request<String>,
+        line: &[u8],
         io: &mut S,
     ) -> std::io::Result<Flow> {
         match req {
@@ -361,7 +406,14 @@ impl Session {
                 let me = self.attrs.helo();
                 self.reply(250, [2, 0, 0], &me);
             }
-            Request::Mail { from } => self.mail(from.address, from.size as u64),
+            Request::Mail { from } => {
+                // smtp-proto's own value is wrong for one that does not fit: read the line.
+                let size = match declared_size(line) {
+                    Some(v) => v,
+                    None => Some(from.size as u64),
+                };
+                self.mail(from.address, size)
+            }
             Request::Rcpt { to } => self.rcpt(to.address),
             Request::Data => return self.data(io).await,
             Request::Auth {
@@ -400,14 +452,20 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    fn mail(&mut self, address: String, size: u64) {
+    /// MAIL; `size` is the SIZE= parameter (0 when absent), `None` when it does not fit in
+    /// a u64 (bigger than any limit, so 552 whatever the limit).
+    fn mail(&mut self, address: String, size: Option<u64>) {
         // No HELO needed first: Postfix's smtpd_helo_required is off by default too, and
         // some clients (Python's smtplib used bare) go straight to MAIL.
         if self.from.is_some() {
             return self.reply(503, [5, 5, 1], "Nested MAIL command");
         }
         let limit = self.attrs.listener.message_size_limit;
-        if limit > 0 && size > limit {
+        let too_big = match size {
+            Some(n) => limit > 0 && n > limit,
+            None => true,
+        };
+        if too_big {
             return self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
         }
         // RFC 6531 §3.4: SMTPUTF8 is not offered, so a non-ASCII address is refused here
@@ -588,5 +646,30 @@ impl Session {
             Err(_) => self.reply(454, [4, 7, 0], "Temporary authentication failure"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declared_size;
+
+    #[test]
+    fn declared_size_reads_what_the_client_wrote() {
+        assert_eq!(
+            declared_size(b"MAIL FROM:<a@b.c> SIZE=1000\r\n"),
+            Some(Some(1000))
+        );
+        assert_eq!(declared_size(b"mail from:<a@b.c> size=7"), Some(Some(7)));
+        assert_eq!(
+            declared_size(b"MAIL FROM:<a@b.c> SIZE=99999999999999999999"),
+            Some(None)
+        );
+        assert_eq!(
+            declared_size(b"MAIL FROM:<a@b.c> SIZE=999999999999999999999\r\n"),
+            Some(None)
+        );
+        assert_eq!(declared_size(b"MAIL FROM:<a@b.c> SIZE=abc"), None);
+        assert_eq!(declared_size(b"MAIL FROM:<a@b.c>"), None);
+        assert_eq!(declared_size(b"RCPT TO:<a@b.c> SIZE=1"), None);
     }
 }
