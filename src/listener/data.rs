@@ -39,6 +39,15 @@ impl Drop for TmpGuard {
     }
 }
 
+/// The reply when a message cannot be stored: a full spool (or quota) is `452 4.3.1
+/// Insufficient system storage` (RFC 3463, as Postfix says it), anything else `451 4.3.0`.
+pub(super) fn store_failure(errno: Option<i32>) -> (u16, [u8; 3], &'static str) {
+    match errno {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => (452, [4, 3, 1], "Insufficient system storage"),
+        _ => (451, [4, 3, 0], "Local error in processing"),
+    }
+}
+
 impl Session {
     fn received_header(&self) -> String {
         let proto = match (self.esmtp, self.tls, self.user.is_some()) {
@@ -142,7 +151,8 @@ impl Session {
         }
         if let Err(e) = file {
             log::error!("listener: cannot store a message: {e}");
-            self.reply(451, [4, 3, 0], "Local error in processing");
+            let (code, esc, text) = store_failure(e.raw_os_error());
+            self.reply(code, esc, text);
             return Ok(Flow::Continue);
         }
         drop(file);
@@ -168,12 +178,35 @@ impl Session {
             }
             Ok(Err(e)) => {
                 log::error!("listener: cannot queue a message: {e}");
-                self.reply(451, [4, 3, 0], "Local error in processing");
+                let errno = match &e {
+                    Error::Io(io) => io.raw_os_error(),
+                    _ => None,
+                };
+                let (code, esc, text) = store_failure(errno);
+                self.reply(code, esc, text);
             }
             Err(e) => {
                 log::error!("listener: cannot queue a message: {e}");
                 self.reply(451, [4, 3, 0], "Local error in processing");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_failure;
+
+    /// Audit-11 K8: a full spool answered 451 4.3.0; it is 452 4.3.1.
+    #[test]
+    fn a_full_spool_is_insufficient_system_storage() {
+        assert_eq!(store_failure(Some(libc::ENOSPC)).0, 452);
+        assert_eq!(store_failure(Some(libc::ENOSPC)).1, [4, 3, 1]);
+        assert_eq!(store_failure(Some(libc::EDQUOT)).0, 452);
+        assert_eq!(
+            store_failure(Some(libc::EIO)),
+            (451, [4, 3, 0], "Local error in processing")
+        );
+        assert_eq!(store_failure(None).0, 451);
     }
 }
