@@ -948,3 +948,49 @@ fn a_size_too_big_for_a_u64_gets_552() {
         ],
     );
 }
+
+/// A node with STARTTLS and AUTH for alice ("pass word 1"); returns it, its port and the CA.
+fn tls_node(tmp: &Path, sink_port: u16) -> (Mount, u16, std::path::PathBuf) {
+    let (ca, cert, key) = make_certs(tmp);
+    let hash = Command::new("openssl")
+        .args(["passwd", "-6", "pass word 1"])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(hash.stdout).unwrap();
+    let users = tmp.join("users");
+    std::fs::write(&users, format!("alice:{}\n", hash.trim())).unwrap();
+    let (m, port) = node(
+        sink_port,
+        &[
+            "relay_clients=",
+            &format!("listen_tls_cert={}", cert.display()),
+            &format!("listen_tls_key={}", key.display()),
+            &format!("listen_users_file={}", users.display()),
+        ],
+    );
+    (m, port, ca)
+}
+
+/// Audit-11 K6: AUTH PLAIN with an authorization identity other than the user, or with a
+/// fourth NUL-separated field, was accepted with 235.
+#[test]
+fn auth_plain_for_another_identity_or_malformed_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (_m, port, ca) = tls_node(tmp.path(), sink.port);
+    let out = python_ok(&format!(
+        "import smtplib, ssl, base64\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         b = lambda x: base64.b64encode(x).decode()\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         s.starttls(context=ctx)\n\
+         s.ehlo()\n\
+         print('AUTHZ', s.docmd('AUTH', 'PLAIN ' + b(b'bob\\0alice\\0pass word 1'))[0])\n\
+         print('EXTRA', s.docmd('AUTH', 'PLAIN ' + b(b'\\0alice\\0pass word 1\\0extra'))[0])\n\
+         print('SAME', s.docmd('AUTH', 'PLAIN ' + b(b'alice\\0alice\\0pass word 1'))[0])\n\
+         s.quit()\n"
+    ));
+    assert!(out.contains("AUTHZ 535"), "{out}");
+    assert!(out.contains("EXTRA 501"), "{out}");
+    assert!(out.contains("SAME 235"), "{out}");
+}

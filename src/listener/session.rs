@@ -111,6 +111,32 @@ fn clean_name(s: &str) -> String {
     if s.is_empty() { "unknown".into() } else { s }
 }
 
+/// Why an AUTH PLAIN message (RFC 4616) is refused.
+#[derive(Debug, PartialEq)]
+enum Plain {
+    /// Not exactly `authzid NUL authcid NUL passwd`, or a user name that is not UTF-8.
+    Malformed,
+    /// An authorization identity other than the authenticated one: no user may act for
+    /// another here.
+    OtherIdentity,
+}
+
+/// The user and password of an AUTH PLAIN message.
+fn parse_plain(raw: &[u8]) -> Result<(String, Vec<u8>), Plain> {
+    let parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+    let [authz, user, pass] = parts.as_slice() else {
+        return Err(Plain::Malformed);
+    };
+    if user.is_empty() {
+        return Err(Plain::Malformed);
+    }
+    if !authz.is_empty() && authz != user {
+        return Err(Plain::OtherIdentity);
+    }
+    let user = String::from_utf8(user.to_vec()).map_err(|_| Plain::Malformed)?;
+    Ok((user, pass.to_vec()))
+}
+
 /// How much of a command line is kept for [`declared_size`].
 const LINE_KEPT: usize = 4096;
 
@@ -577,11 +603,15 @@ impl Session {
                     return Ok(());
                 }
             }
-            decode(&resp).and_then(|raw| {
-                let mut parts = raw.split(|&b| b == 0);
-                let (_authz, user, pass) = (parts.next()?, parts.next()?, parts.next()?);
-                Some((String::from_utf8(user.to_vec()).ok()?, pass.to_vec()))
-            })
+            match decode(&resp).map(|raw| parse_plain(&raw)) {
+                None | Some(Err(Plain::Malformed)) => None,
+                Some(Err(Plain::OtherIdentity)) => {
+                    log::warn!("listener: {}: AUTH PLAIN for another identity refused", self.peer);
+                    self.reply(535, [5, 7, 8], "Authentication credentials invalid");
+                    return Ok(());
+                }
+                Some(Ok(c)) => Some(c),
+            }
         } else if mechanism == AUTH_LOGIN {
             let user = if initial.is_empty() {
                 ask(self, "VXNlcm5hbWU6");
@@ -651,7 +681,24 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use super::declared_size;
+    use super::{Plain, declared_size, parse_plain};
+
+    /// Audit-11 K6: an authzid other than the authcid, and trailing NUL-separated fields,
+    /// were accepted.
+    #[test]
+    fn auth_plain_is_exactly_three_fields_for_oneself() {
+        assert_eq!(parse_plain(b"\0alice\0pw"), Ok(("alice".into(), b"pw".to_vec())));
+        assert_eq!(
+            parse_plain(b"alice\0alice\0pw"),
+            Ok(("alice".into(), b"pw".to_vec()))
+        );
+        assert_eq!(parse_plain(b"bob\0alice\0pw"), Err(Plain::OtherIdentity));
+        assert_eq!(parse_plain(b"\0alice\0pw\0extra"), Err(Plain::Malformed));
+        assert_eq!(parse_plain(b"\0alice"), Err(Plain::Malformed));
+        assert_eq!(parse_plain(b"alice"), Err(Plain::Malformed));
+        assert_eq!(parse_plain(b"\0\0pw"), Err(Plain::Malformed));
+        assert_eq!(parse_plain(b"\0\xff\0pw"), Err(Plain::Malformed));
+    }
 
     #[test]
     fn declared_size_reads_what_the_client_wrote() {
