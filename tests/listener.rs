@@ -994,3 +994,37 @@ fn auth_plain_for_another_identity_or_malformed_is_refused() {
     assert!(out.contains("EXTRA 501"), "{out}");
     assert!(out.contains("SAME 235"), "{out}");
 }
+
+/// Audit-11 K10: STARTTLS when not offered got 454 (502 5.5.1 as Postfix), AUTH with no
+/// users file got 538 "Encryption required" (503 5.5.1: encryption would not help), and a
+/// second STARTTLS inside TLS got 454 (554 5.5.1).
+#[test]
+fn starttls_and_auth_when_not_available_get_postfix_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (_m, port) = node(sink.port, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    s.write_all(b"EHLO x\r\nSTARTTLS\r\nAUTH PLAIN AGFsaWNlAHNlY3JldDE=\r\nQUIT\r\n")
+        .unwrap();
+    let r = read_replies(&mut s, 4);
+    assert!(r[1].starts_with("502 5.5.1"), "{r:?}");
+    assert!(r[2].starts_with("503 5.5.1"), "{r:?}");
+    // With TLS and users: AUTH before STARTTLS keeps 538; STARTTLS inside TLS is 554.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let (_m2, port2, ca) = tls_node(tmp2.path(), sink.port);
+    let out = python_ok(&format!(
+        "import smtplib, ssl\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         s = smtplib.SMTP('127.0.0.1', {port2})\n\
+         s.ehlo()\n\
+         print('AUTH-BEFORE-TLS', s.docmd('AUTH', 'PLAIN AGFsaWNlAHg=')[0])\n\
+         s.starttls(context=ctx)\n\
+         s.ehlo()\n\
+         print('AGAIN', s.docmd('STARTTLS')[0])\n\
+         s.quit()\n"
+    ));
+    assert!(out.contains("AUTH-BEFORE-TLS 538"), "{out}");
+    assert!(out.contains("AGAIN 554"), "{out}");
+}

@@ -447,8 +447,12 @@ impl Session {
                 initial_response,
             } => self.auth(mechanism, initial_response, io).await?,
             Request::StartTls => {
-                if self.tls || self.tls_config.is_none() {
-                    self.reply(454, [4, 7, 0], "TLS not available");
+                // As Postfix answers: not offered is not implemented here; a second one is
+                // out of sequence.
+                if self.tls {
+                    self.reply(554, [5, 5, 1], "Error: TLS already active");
+                } else if self.tls_config.is_none() {
+                    self.reply(502, [5, 5, 1], "Error: command not implemented");
                 } else {
                     self.reply(220, [2, 0, 0], "Ready to start TLS");
                     // Whatever was sent after STARTTLS in the clear is not trusted.
@@ -564,11 +568,14 @@ impl Session {
         initial: String,
         io: &mut S,
     ) -> std::io::Result<()> {
+        if self.attrs.listener.listen_users_file.is_none() {
+            // No users: encryption would not help (538 would say it does).
+            self.reply(503, [5, 5, 1], "Error: authentication not enabled");
+            return Ok(());
+        }
         if !self.tls {
-            {
-                self.reply(538, [5, 7, 11], "Encryption required for AUTH");
-                return Ok(());
-            }
+            self.reply(538, [5, 7, 11], "Encryption required for AUTH");
+            return Ok(());
         }
         if !self.auth_offered() {
             {
