@@ -1028,3 +1028,48 @@ fn starttls_and_auth_when_not_available_get_postfix_codes() {
     assert!(out.contains("AUTH-BEFORE-TLS 538"), "{out}");
     assert!(out.contains("AGAIN 554"), "{out}");
 }
+
+/// Audit-11 K5: listen_tls_cert, listen_tls_key and listen_users_file took missing or
+/// garbage files with 0 (STARTTLS and AUTH then vanished); like dkim_key_file they are
+/// refused with EINVAL and nothing changes. Empty still unsets.
+#[test]
+fn listener_files_that_cannot_be_used_are_refused_when_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, _port) = node(sink.port, &[]);
+    let (_ca, cert, key) = make_certs(tmp.path());
+    let junk = tmp.path().join("junk.pem");
+    std::fs::write(&junk, "junk\n").unwrap();
+    let md5 = tmp.path().join("md5users");
+    std::fs::write(&md5, "alice:$1$saltsalt$abcdefghijklmnopqrstuv\n").unwrap();
+    let users = tmp.path().join("users");
+    std::fs::write(
+        &users,
+        "alice:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n",
+    )
+    .unwrap();
+    let missing = tmp.path().join("missing.pem");
+    let get = |name: &str| {
+        getxattr_sized(&m.mnt, &format!("user.{name}"), 4096)
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    };
+    let set =
+        |name: &str, v: &Path| setxattr(&m.mnt, &format!("user.{name}"), v.as_os_str().as_encoded_bytes());
+    for (name, good, bads) in [
+        ("listen_tls_cert", &cert, vec![&missing, &junk, &key]),
+        ("listen_tls_key", &key, vec![&missing, &junk, &cert]),
+        ("listen_users_file", &users, vec![&missing, &junk, &md5]),
+    ] {
+        for bad in bads {
+            assert_eq!(set(name, bad), Err(libc::EINVAL), "{name}={}", bad.display());
+            assert_eq!(get(name), "", "{name}: nothing changed");
+        }
+        assert_eq!(set(name, good), Ok(()), "{name}");
+        assert_eq!(get(name), good.display().to_string());
+        assert_eq!(set(name, &missing), Err(libc::EINVAL), "{name}");
+        assert_eq!(get(name), good.display().to_string(), "{name}: kept");
+        assert_eq!(setxattr(&m.mnt, &format!("user.{name}"), b""), Ok(()), "{name}");
+        assert_eq!(get(name), "", "{name}: unset");
+    }
+}
