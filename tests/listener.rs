@@ -635,3 +635,441 @@ fn changing_listen_live_rebinds_and_empty_stops() {
             .contains("user.message_size_limit=\"10240000\"")
     );
 }
+
+/// Files left in the spool's temp directory.
+fn tmp_files(spool: &Path) -> Vec<String> {
+    std::fs::read_dir(spool.join(".tmp"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Audit-11 K1: a session that ends in the middle of DATA (the client closes, or times out
+/// and gets 421) left its half-received message in SPOOL/.tmp for good.
+#[test]
+fn a_session_ended_during_data_leaves_nothing_in_tmp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["handshake_time=1"]);
+    let start = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        read_replies(s, 1);
+        s.write_all(b"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+            .unwrap();
+        let r = read_replies(s, 4);
+        assert!(r[3].starts_with("354"), "{r:?}");
+        s.write_all(b"Subject: closed mid data\r\n\r\n").unwrap();
+        s.write_all(&b"z".repeat(100_000)).unwrap();
+    };
+    // The client closes.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    start(&mut s);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(s);
+    // The client goes silent: 421 after handshake_time.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    start(&mut s);
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(String::from_utf8_lossy(&rest).contains("421 4.4.2"), "{rest:?}");
+    wait_for("an empty .tmp", Duration::from_secs(5), || {
+        tmp_files(&m.spool).is_empty()
+    });
+    assert!(spooled(&m.spool).is_empty());
+}
+
+/// Sends `bytes` one at a time every `gap` until the server answers or closes; returns what
+/// it said and when (from the first byte).
+fn trickle(s: &mut TcpStream, bytes: &[u8], gap: Duration) -> (String, Duration) {
+    s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    let t = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    for b in bytes.iter().cycle() {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        let until = Instant::now() + gap;
+        let mut closed = false;
+        while Instant::now() < until {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if closed || !got.is_empty() || t.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), t.elapsed())
+}
+
+/// Audit-11 K2: a client sending a byte every second was never timed out (a 14-byte NOOP
+/// took 34 s with handshake_time=4): the whole command line, and each line of DATA, must
+/// come within handshake_time.
+#[test]
+fn a_trickling_client_gets_421_after_handshake_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["handshake_time=2"]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    let (said, took) = trickle(
+        &mut s,
+        b"NOOP xxxxxxxxxxxxxxxxxxxxxxxx\r\n",
+        Duration::from_millis(500),
+    );
+    assert!(said.starts_with("421 4.4.2 "), "{said:?} after {took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // In DATA, a line trickled the same way.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    s.write_all(b"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+        .unwrap();
+    read_replies(&mut s, 4);
+    let (said, took) = trickle(&mut s, b"Subject: slow", Duration::from_millis(500));
+    assert!(said.starts_with("421 4.4.2 "), "{said:?} after {took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    wait_for("an empty .tmp", Duration::from_secs(5), || {
+        tmp_files(&m.spool).is_empty()
+    });
+}
+
+/// Audit-11 K2: NOOP (or RSET, VRFY, HELO...) forever kept a session; after 100 such
+/// commands with no message queued the session ends with 421 4.7.0, as Postfix's
+/// smtpd_junk_command_limit has it.
+#[test]
+fn a_hundred_junk_commands_end_the_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (_m, port) = node(sink.port, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    let cmds = [
+        "NOOP\r\n",
+        "RSET\r\n",
+        "VRFY x\r\n",
+        "HELP\r\n",
+        "HELO x\r\n",
+        "EHLO x\r\n",
+    ];
+    let mut all = String::new();
+    for i in 0..100 {
+        all.push_str(cmds[i % cmds.len()]);
+    }
+    s.write_all(all.as_bytes()).unwrap();
+    let r = read_replies(&mut s, 100);
+    assert!(r.iter().all(|l| l.starts_with('2')), "{r:?}");
+    s.write_all(b"NOOP\r\n").unwrap();
+    let r = read_replies(&mut s, 1);
+    assert!(r[0].starts_with("421 4.7.0"), "{r:?}");
+    let mut rest = Vec::new();
+    assert_eq!(s.read_to_end(&mut rest).unwrap_or(0), 0, "closed after the 421");
+}
+
+/// The deadlines do not hurt a big message sent fast.
+#[test]
+fn a_big_message_still_gets_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["handshake_time=2", "message_size_limit=0"]);
+    let out = python_ok(&format!(
+        "import smtplib\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         body = ('x' * 998 + '\\r\\n') * 30000\n\
+         s.sendmail('c@example.org', ['d@example.net'], ('Subject: big\\r\\n\\r\\n' + body).encode())\n\
+         print('sent')\n\
+         s.quit()\n"
+    ));
+    assert!(out.contains("sent"), "{out}");
+    assert_eq!(spooled(&m.spool).len(), 1);
+}
+
+/// Audit-11 K9: SMTPUTF8 is not offered, yet UTF-8 addresses were taken at MAIL and RCPT
+/// and the message bounced later; they get 553 5.6.7 (RFC 6531) at the command.
+#[test]
+fn a_non_ascii_address_is_refused_without_smtputf8() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    s.write_all("EHLO x\r\nMAIL FROM:<jürgen@example.com>\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<müller@example.net>\r\nRCPT TO:<b@exämple.net>\r\nDATA\r\nQUIT\r\n".as_bytes())
+        .unwrap();
+    let r = read_replies(&mut s, 7);
+    assert!(!r[0].contains("SMTPUTF8"), "{r:?}");
+    assert!(r[1].starts_with("553 5.6.7"), "{r:?}");
+    assert!(r[2].starts_with("250 2.1.0"), "{r:?}");
+    assert!(r[3].starts_with("553 5.6.7"), "{r:?}");
+    assert!(r[4].starts_with("553 5.6.7"), "{r:?}");
+    assert!(r[5].starts_with("554 5.5.1"), "{r:?}");
+    assert!(spooled(&m.spool).is_empty());
+}
+
+/// The stored message that holds `mark`.
+fn stored_with(spool: &Path, mark: &str) -> String {
+    let mut found = None;
+    wait_for("the message in the spool", Duration::from_secs(10), || {
+        found = spooled(spool)
+            .into_iter()
+            .map(|n| String::from_utf8_lossy(&std::fs::read(spool.join(n)).unwrap_or_default()).into_owned())
+            .find(|t| t.contains(mark));
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+fn from_fields(msg: &str) -> Vec<String> {
+    let head = msg.split("\r\n\r\n").next().unwrap_or(msg);
+    let head = head.split("\n\n").next().unwrap_or(head);
+    head.lines()
+        .filter(|l| l.len() >= 5 && l[..5].eq_ignore_ascii_case("from:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Audit-11 K3: a From with no address (`From: undisclosed:;`) got a second From added from
+/// the envelope sender; a From that is there is kept and none added. A message with no From
+/// at all gets one from the envelope sender (README).
+#[test]
+fn a_from_without_an_address_is_kept_and_no_second_from_is_added() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["hold_domains=example.net"]);
+    python_ok(&format!(
+        "import smtplib\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         s.sendmail('env@example.org', ['r@example.net'], b'From: undisclosed:;\\r\\nSender: a@example.org\\r\\nSubject: grp\\r\\n\\r\\nx\\r\\n')\n\
+         s.sendmail('env@example.org', ['r@example.net'], b'Subject: nofrom\\r\\n\\r\\nx\\r\\n')\n\
+         s.quit()\n"
+    ));
+    let grp = stored_with(&m.spool, "Subject: grp");
+    assert_eq!(
+        from_fields(&grp),
+        vec!["From: undisclosed:;".to_string()],
+        "{grp}"
+    );
+    let none = stored_with(&m.spool, "Subject: nofrom");
+    assert_eq!(
+        from_fields(&none),
+        vec!["From: env@example.org".to_string()],
+        "{none}"
+    );
+}
+
+/// Audit-11 K7: a recipient given twice in one transaction was recorded (and relayed)
+/// twice; it is answered 250 and recorded once (the domain compared in any case).
+#[test]
+fn a_duplicate_rcpt_is_recorded_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &["hold_domains=example.net"]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    s.write_all(
+        b"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<same@example.net>\r\nRCPT TO:<same@example.net>\r\n\
+          RCPT TO:<same@EXAMPLE.Net>\r\nRCPT TO:<other@example.net>\r\nDATA\r\n",
+    )
+    .unwrap();
+    let r = read_replies(&mut s, 7);
+    assert!(r[2..6].iter().all(|l| l.starts_with("250 2.1.5")), "{r:?}");
+    s.write_all(b"Subject: duprcpt\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        .unwrap();
+    let r = read_replies(&mut s, 2);
+    assert!(r[0].starts_with("250 2.0.0"), "{r:?}");
+    let names = spooled(&m.spool);
+    assert_eq!(names.len(), 1);
+    let to = m.attr(&names[0], "env_to");
+    assert_eq!(to.matches("same@").count(), 1, "{to}");
+    assert!(to.contains("other@example.net"), "{to}");
+    let rc = m.attr(&names[0], "recipients");
+    assert_eq!(
+        rc.to_ascii_lowercase().matches("same@example.net").count(),
+        1,
+        "{rc}"
+    );
+}
+
+/// Audit-11 K4: `SIZE=` with 21 or more digits got 250 (the value was ignored) and with 20
+/// digits 501; any value that does not fit in a u64 is over the limit: 552 5.3.4. With
+/// message_size_limit=0 (no limit) only such a value is refused.
+#[test]
+fn a_size_too_big_for_a_u64_gets_552() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, port) = node(sink.port, &[]);
+    let check = |port: u16, cases: &[(&str, &str)]| {
+        for (size, want) in cases {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            read_replies(&mut s, 1);
+            s.write_all(format!("EHLO x\r\nMAIL FROM:<a@example.com> SIZE={size}\r\nQUIT\r\n").as_bytes())
+                .unwrap();
+            let r = read_replies(&mut s, 3);
+            assert!(r[1].starts_with(want), "SIZE={size}: {r:?}");
+        }
+    };
+    check(
+        port,
+        &[
+            ("10240001", "552 5.3.4"),
+            ("10000000000000000000", "552 5.3.4"),
+            ("99999999999999999999", "552 5.3.4"),
+            ("999999999999999999999", "552 5.3.4"),
+            ("1000", "250 2.1.0"),
+        ],
+    );
+    m.ok("setfattr -n user.message_size_limit -v 0 .");
+    std::thread::sleep(Duration::from_millis(500));
+    check(
+        port,
+        &[
+            ("18446744073709551614", "250 2.1.0"),
+            ("18446744073709551616", "552 5.3.4"),
+            ("9999999999999999999999999", "552 5.3.4"),
+        ],
+    );
+}
+
+/// A node with STARTTLS and AUTH for alice ("pass word 1"); returns it, its port and the CA.
+fn tls_node(tmp: &Path, sink_port: u16) -> (Mount, u16, std::path::PathBuf) {
+    let (ca, cert, key) = make_certs(tmp);
+    let hash = Command::new("openssl")
+        .args(["passwd", "-6", "pass word 1"])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(hash.stdout).unwrap();
+    let users = tmp.join("users");
+    std::fs::write(&users, format!("alice:{}\n", hash.trim())).unwrap();
+    let (m, port) = node(
+        sink_port,
+        &[
+            "relay_clients=",
+            &format!("listen_tls_cert={}", cert.display()),
+            &format!("listen_tls_key={}", key.display()),
+            &format!("listen_users_file={}", users.display()),
+        ],
+    );
+    (m, port, ca)
+}
+
+/// Audit-11 K6: AUTH PLAIN with an authorization identity other than the user, or with a
+/// fourth NUL-separated field, was accepted with 235.
+#[test]
+fn auth_plain_for_another_identity_or_malformed_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (_m, port, ca) = tls_node(tmp.path(), sink.port);
+    let out = python_ok(&format!(
+        "import smtplib, ssl, base64\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         b = lambda x: base64.b64encode(x).decode()\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         s.starttls(context=ctx)\n\
+         s.ehlo()\n\
+         print('AUTHZ', s.docmd('AUTH', 'PLAIN ' + b(b'bob\\0alice\\0pass word 1'))[0])\n\
+         print('EXTRA', s.docmd('AUTH', 'PLAIN ' + b(b'\\0alice\\0pass word 1\\0extra'))[0])\n\
+         print('SAME', s.docmd('AUTH', 'PLAIN ' + b(b'alice\\0alice\\0pass word 1'))[0])\n\
+         s.quit()\n"
+    ));
+    assert!(out.contains("AUTHZ 535"), "{out}");
+    assert!(out.contains("EXTRA 501"), "{out}");
+    assert!(out.contains("SAME 235"), "{out}");
+}
+
+/// Audit-11 K10: STARTTLS when not offered got 454 (502 5.5.1 as Postfix), AUTH with no
+/// users file got 538 "Encryption required" (503 5.5.1: encryption would not help), and a
+/// second STARTTLS inside TLS got 454 (554 5.5.1).
+#[test]
+fn starttls_and_auth_when_not_available_get_postfix_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (_m, port) = node(sink.port, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    read_replies(&mut s, 1);
+    s.write_all(b"EHLO x\r\nSTARTTLS\r\nAUTH PLAIN AGFsaWNlAHNlY3JldDE=\r\nQUIT\r\n")
+        .unwrap();
+    let r = read_replies(&mut s, 4);
+    assert!(r[1].starts_with("502 5.5.1"), "{r:?}");
+    assert!(r[2].starts_with("503 5.5.1"), "{r:?}");
+    // With TLS and users: AUTH before STARTTLS keeps 538; STARTTLS inside TLS is 554.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let (_m2, port2, ca) = tls_node(tmp2.path(), sink.port);
+    let out = python_ok(&format!(
+        "import smtplib, ssl\n\
+         ctx = ssl.create_default_context(cafile={ca:?})\n\
+         s = smtplib.SMTP('127.0.0.1', {port2})\n\
+         s.ehlo()\n\
+         print('AUTH-BEFORE-TLS', s.docmd('AUTH', 'PLAIN AGFsaWNlAHg=')[0])\n\
+         s.starttls(context=ctx)\n\
+         s.ehlo()\n\
+         print('AGAIN', s.docmd('STARTTLS')[0])\n\
+         s.quit()\n"
+    ));
+    assert!(out.contains("AUTH-BEFORE-TLS 538"), "{out}");
+    assert!(out.contains("AGAIN 554"), "{out}");
+}
+
+/// Audit-11 K5: listen_tls_cert, listen_tls_key and listen_users_file took missing or
+/// garbage files with 0 (STARTTLS and AUTH then vanished); like dkim_key_file they are
+/// refused with EINVAL and nothing changes. Empty still unsets.
+#[test]
+fn listener_files_that_cannot_be_used_are_refused_when_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(tmp.path());
+    let (m, _port) = node(sink.port, &[]);
+    let (_ca, cert, key) = make_certs(tmp.path());
+    let junk = tmp.path().join("junk.pem");
+    std::fs::write(&junk, "junk\n").unwrap();
+    let md5 = tmp.path().join("md5users");
+    std::fs::write(&md5, "alice:$1$saltsalt$abcdefghijklmnopqrstuv\n").unwrap();
+    let users = tmp.path().join("users");
+    std::fs::write(
+        &users,
+        "alice:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n",
+    )
+    .unwrap();
+    let missing = tmp.path().join("missing.pem");
+    let get = |name: &str| {
+        getxattr_sized(&m.mnt, &format!("user.{name}"), 4096)
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    };
+    let set =
+        |name: &str, v: &Path| setxattr(&m.mnt, &format!("user.{name}"), v.as_os_str().as_encoded_bytes());
+    for (name, good, bads) in [
+        ("listen_tls_cert", &cert, vec![&missing, &junk, &key]),
+        ("listen_tls_key", &key, vec![&missing, &junk, &cert]),
+        ("listen_users_file", &users, vec![&missing, &junk, &md5]),
+    ] {
+        for bad in bads {
+            assert_eq!(set(name, bad), Err(libc::EINVAL), "{name}={}", bad.display());
+            assert_eq!(get(name), "", "{name}: nothing changed");
+        }
+        assert_eq!(set(name, good), Ok(()), "{name}");
+        assert_eq!(get(name), good.display().to_string());
+        assert_eq!(set(name, &missing), Err(libc::EINVAL), "{name}");
+        assert_eq!(get(name), good.display().to_string(), "{name}: kept");
+        assert_eq!(setxattr(&m.mnt, &format!("user.{name}"), b""), Ok(()), "{name}");
+        assert_eq!(get(name), "", "{name}: unset");
+    }
+}

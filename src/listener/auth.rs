@@ -21,6 +21,76 @@ fn mtime(path: &str) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// Checks, when `listen_tls_cert` is set, that the file holds at least one PEM certificate.
+pub fn check_tls_cert(cert: &str) -> Result<()> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| config_error(cert, e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| config_error(cert, e))?;
+    if chain.is_empty() {
+        return Err(config_error(cert, "no certificate in the file"));
+    }
+    Ok(())
+}
+
+/// Checks, when `listen_tls_key` is set, that the file holds a PEM private key.
+pub fn check_tls_key(key: &str) -> Result<()> {
+    PrivateKeyDer::from_pem_file(key)
+        .map(|_| ())
+        .map_err(|e| config_error(key, e))
+}
+
+/// Whether `hash` is a SHA-crypt hash as [`check_password`] can verify: `$5$` or `$6$`, an
+/// optional `rounds=N`, a salt and the hash in crypt base64 of the algorithm's length.
+fn supported_hash(hash: &str) -> bool {
+    let fields: Vec<&str> = hash.split('$').collect();
+    let (id, rest) = match fields.as_slice() {
+        ["", id, rest @ ..] => (*id, rest),
+        _ => return false,
+    };
+    let len = match id {
+        "5" => 43,
+        "6" => 86,
+        _ => return false,
+    };
+    let rest = match rest {
+        [r, rest @ ..] if r.starts_with("rounds=") => match r["rounds=".len()..].parse::<u32>() {
+            Ok(n) if (1000..=999_999_999).contains(&n) => rest,
+            _ => return false,
+        },
+        rest => rest,
+    };
+    let crypt64 = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+    };
+    matches!(rest, [salt, h] if salt.len() <= 16 && h.len() == len && crypt64(h))
+}
+
+/// Checks, when `listen_users_file` is set, that the file can be read and holds at least one
+/// `user:hash` line whose hash is in a supported format (SHA-crypt `$5$` or `$6$`).
+pub fn check_users_file(path: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let usable = text.lines().any(|line| {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() || line.starts_with('#') {
+            return false;
+        }
+        match line.split_once(':') {
+            Some((name, hash)) => !name.is_empty() && supported_hash(hash.split(':').next().unwrap_or("")),
+            None => false,
+        }
+    });
+    if !usable {
+        return Err(Error::Config(format!(
+            "{}: no user:hash line with a SHA-crypt ($5$ or $6$) hash",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Builds the STARTTLS server configuration from a PEM certificate chain and key.
 pub fn load_tls(cert: &str, key: &str) -> Result<Arc<ServerConfig>> {
     let chain = CertificateDer::pem_file_iter(cert)
@@ -127,5 +197,51 @@ mod tests {
         assert!(!check_password(&p, "alice", b"wrong").unwrap());
         assert!(!check_password(&p, "bob", b"secret").unwrap());
         assert!(check_password(&dir.path().join("none"), "alice", b"x").is_err());
+        assert!(check_users_file(&p).is_ok());
+    }
+
+    /// Audit-11 K5: the listener's files were taken unchecked when set.
+    #[test]
+    fn users_files_that_cannot_be_used_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("users");
+        let good = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+        for bad in [
+            "",
+            "# only a comment\n",
+            "junk\n",
+            "alice:$1$saltsalt$abcdefghijklmnopqrstuv\n",
+            "alice:$2b$12$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234\n",
+            "alice:plain\n",
+            "alice:$6$saltsalt$short\n",
+            "alice:$6$rounds=10$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n",
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            assert!(check_users_file(&p).is_err(), "{bad:?}");
+        }
+        std::fs::write(&p, format!("bob:$1$x$y\nalice:{good}:extra\r\n")).unwrap();
+        assert!(check_users_file(&p).is_ok());
+        std::fs::write(
+            &p,
+            "carol:$5$rounds=5000$saltsalt$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ\n",
+        )
+        .unwrap();
+        assert!(check_users_file(&p).is_ok());
+        assert!(check_users_file(&dir.path().join("none")).is_err());
+        assert!(check_users_file(dir.path()).is_err());
+    }
+
+    #[test]
+    fn tls_files_without_a_certificate_or_key_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "junk\n").unwrap();
+        let none = dir.path().join("none.pem");
+        for p in [&junk, &none] {
+            let p = p.to_str().unwrap();
+            assert!(check_tls_cert(p).is_err(), "{p}");
+            assert!(check_tls_key(p).is_err(), "{p}");
+        }
+        assert!(check_tls_cert(dir.path().to_str().unwrap()).is_err());
     }
 }

@@ -12,6 +12,42 @@ use super::session::{Flow, READ_CHUNK, Session};
 use crate::error::Error;
 use crate::store::queue::{Origin, Submission, queue_file};
 
+/// A half-received message's temp file: removed when the guard goes (the session ended in
+/// DATA by a close, a timeout, a 421, an error, a refused message or the listener stopping)
+/// unless [`TmpGuard::commit`] handed it on first. Nothing half-written stays in `.tmp`.
+pub(super) struct TmpGuard(Option<PathBuf>);
+
+impl TmpGuard {
+    pub(super) fn new(path: PathBuf) -> TmpGuard {
+        TmpGuard(Some(path))
+    }
+
+    /// Hands the file on (to the enqueue path, which owns it from then on).
+    pub(super) fn commit(mut self) -> PathBuf {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take()
+            && let Err(e) = std::fs::remove_file(&p)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("listener: cannot remove {}: {e}", p.display());
+        }
+    }
+}
+
+/// The reply when a message cannot be stored: a full spool (or quota) is `452 4.3.1
+/// Insufficient system storage` (RFC 3463, as Postfix says it), anything else `451 4.3.0`.
+pub(super) fn store_failure(errno: Option<i32>) -> (u16, [u8; 3], &'static str) {
+    match errno {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => (452, [4, 3, 1], "Insufficient system storage"),
+        _ => (451, [4, 3, 0], "Local error in processing"),
+    }
+}
+
 impl Session {
     fn received_header(&self) -> String {
         let proto = match (self.esmtp, self.tls, self.user.is_some()) {
@@ -50,8 +86,9 @@ impl Session {
         self.reply(354, [2, 0, 0], "End data with <CR><LF>.<CR><LF>");
         self.flush(io).await?;
         let spool = &self.ctx.node.spool;
-        let tmp = spool.tmp_path();
-        let mut file = crate::store::spool::create_private(&tmp)
+        let path = spool.tmp_path();
+        let tmp = TmpGuard::new(path.clone());
+        let mut file = crate::store::spool::create_private(&path)
             .and_then(|mut f| f.write_all(self.received_header().as_bytes()).map(|()| f));
         let limit = self.attrs.listener.message_size_limit;
         let mut rx = DataReceiver::new();
@@ -62,11 +99,21 @@ impl Session {
         chunk.clear();
         let mut size: u64 = 0;
         let mut too_big = false;
+        // Each line, or each READ_CHUNK of a long one, must come within handshake_time.
+        let mut deadline = self.deadline();
+        let mut since: usize = 0;
         loop {
             let mut it = self.inbuf[self.start..].iter();
             let done = rx.ingest(&mut it, &mut chunk);
             let rest = it.as_slice().len();
+            let from = self.start;
             self.start = self.inbuf.len() - rest;
+            let got = &self.inbuf[from..self.start];
+            since += got.len();
+            if since >= READ_CHUNK || got.contains(&b'\n') {
+                deadline = self.deadline();
+                since = 0;
+            }
             // At the end of data the receiver takes back the CR it stored before ".": keep
             // one byte back until the end is known.
             let n = if done {
@@ -88,8 +135,7 @@ impl Session {
             if done {
                 break;
             }
-            if !self.fill(io).await? {
-                let _ = std::fs::remove_file(&tmp);
+            if !self.fill(io, deadline).await? {
                 return Ok(Flow::Quit);
             }
         }
@@ -99,19 +145,18 @@ impl Session {
             ..Default::default()
         };
         if too_big {
-            let _ = std::fs::remove_file(&tmp);
             log::info!("listener: {}: message over {limit} bytes refused", self.peer);
             self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
             return Ok(Flow::Continue);
         }
         if let Err(e) = file {
-            let _ = std::fs::remove_file(&tmp);
             log::error!("listener: cannot store a message: {e}");
-            self.reply(451, [4, 3, 0], "Local error in processing");
+            let (code, esc, text) = store_failure(e.raw_os_error());
+            self.reply(code, esc, text);
             return Ok(Flow::Continue);
         }
         drop(file);
-        self.enqueue(tmp, envelope).await;
+        self.enqueue(tmp.commit(), envelope).await;
         Ok(Flow::Continue)
     }
 
@@ -124,6 +169,7 @@ impl Session {
         match queued {
             Ok(Ok(name)) => {
                 log::info!("listener: {}: queued {name}", self.peer);
+                self.junk = 0;
                 self.reply(250, [2, 0, 0], &format!("OK: queued as {name}"));
             }
             Ok(Err(e @ (Error::Invalid { .. } | Error::Usage(_)))) => {
@@ -132,12 +178,35 @@ impl Session {
             }
             Ok(Err(e)) => {
                 log::error!("listener: cannot queue a message: {e}");
-                self.reply(451, [4, 3, 0], "Local error in processing");
+                let errno = match &e {
+                    Error::Io(io) => io.raw_os_error(),
+                    _ => None,
+                };
+                let (code, esc, text) = store_failure(errno);
+                self.reply(code, esc, text);
             }
             Err(e) => {
                 log::error!("listener: cannot queue a message: {e}");
                 self.reply(451, [4, 3, 0], "Local error in processing");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_failure;
+
+    /// Audit-11 K8: a full spool answered 451 4.3.0; it is 452 4.3.1.
+    #[test]
+    fn a_full_spool_is_insufficient_system_storage() {
+        assert_eq!(store_failure(Some(libc::ENOSPC)).0, 452);
+        assert_eq!(store_failure(Some(libc::ENOSPC)).1, [4, 3, 1]);
+        assert_eq!(store_failure(Some(libc::EDQUOT)).0, 452);
+        assert_eq!(
+            store_failure(Some(libc::EIO)),
+            (451, [4, 3, 0], "Local error in processing")
+        );
+        assert_eq!(store_failure(None).0, 451);
     }
 }

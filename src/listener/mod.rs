@@ -13,7 +13,7 @@ mod auth;
 mod data;
 mod session;
 
-pub use auth::{check_password, load_tls};
+pub use auth::{check_password, check_tls_cert, check_tls_key, check_users_file, load_tls};
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use base64::Engine as _;
 use smtp_proto::request::receiver::RequestReceiver;
 use smtp_proto::{
@@ -22,6 +24,9 @@ use crate::model::attrs::{NodeAttrs, validate_address};
 /// Postfix's smtpd_hard_error_limit: a client whose commands were refused this many times in
 /// one session is disconnected.
 pub const ERROR_LIMIT: u32 = 10;
+/// Postfix's smtpd_junk_command_limit: NOOP, RSET, VRFY, HELP, HELO and EHLO without a
+/// message queued in between; the next one ends the session with 421.
+pub const JUNK_LIMIT: u32 = 100;
 /// Recipients per message (Postfix's smtpd_recipient_limit is 1000).
 const RCPT_LIMIT: usize = 1000;
 pub(super) const READ_CHUNK: usize = 64 * 1024;
@@ -86,6 +91,10 @@ pub(super) struct Session {
     pub(super) from: Option<String>,
     pub(super) rcpts: Vec<String>,
     pub(super) errors: u32,
+    /// Junk commands since the last message queued ([`JUNK_LIMIT`]).
+    pub(super) junk: u32,
+    /// The raw bytes of the command being read (its first [`LINE_KEPT`]).
+    pub(super) line: Vec<u8>,
     pub(super) out: Vec<u8>,
     pub(super) rx: RequestReceiver,
     pub(super) inbuf: Vec<u8>,
@@ -100,6 +109,74 @@ fn clean_name(s: &str) -> String {
         .take(255)
         .collect();
     if s.is_empty() { "unknown".into() } else { s }
+}
+
+/// Why an AUTH PLAIN message (RFC 4616) is refused.
+#[derive(Debug, PartialEq)]
+enum Plain {
+    /// Not exactly `authzid NUL authcid NUL passwd`, or a user name that is not UTF-8.
+    Malformed,
+    /// An authorization identity other than the authenticated one: no user may act for
+    /// another here.
+    OtherIdentity,
+}
+
+/// The user and password of an AUTH PLAIN message.
+fn parse_plain(raw: &[u8]) -> Result<(String, Vec<u8>), Plain> {
+    let parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+    let [authz, user, pass] = parts.as_slice() else {
+        return Err(Plain::Malformed);
+    };
+    if user.is_empty() {
+        return Err(Plain::Malformed);
+    }
+    if !authz.is_empty() && authz != user {
+        return Err(Plain::OtherIdentity);
+    }
+    let user = String::from_utf8(user.to_vec()).map_err(|_| Plain::Malformed)?;
+    Ok((user, pass.to_vec()))
+}
+
+/// How much of a command line is kept for [`declared_size`].
+const LINE_KEPT: usize = 4096;
+
+/// The SIZE= parameter of a MAIL command line as the client wrote it: `None` when there is
+/// none (or it is not all digits: smtp-proto refuses it), `Some(None)` when its value does not
+/// fit in a u64, else `Some(Some(value))`.
+fn declared_size(line: &[u8]) -> Option<Option<u64>> {
+    let line = std::str::from_utf8(line).ok()?;
+    if !line.get(..4)?.eq_ignore_ascii_case("MAIL") {
+        return None;
+    }
+    let value = line.split_ascii_whitespace().find_map(|t| {
+        let (k, v) = t.split_once('=')?;
+        k.eq_ignore_ascii_case("SIZE").then_some(v)
+    })?;
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.parse::<u64>().ok())
+}
+
+/// The same mailbox: the local part as written, the domain in any case.
+fn same_address(a: &str, b: &str) -> bool {
+    match (a.rsplit_once('@'), b.rsplit_once('@')) {
+        (Some((la, da)), Some((lb, db))) => la == lb && da.eq_ignore_ascii_case(db),
+        _ => a == b,
+    }
+}
+
+/// Commands that move no message forward (counted against [`JUNK_LIMIT`]).
+fn is_junk(req: &Request<String>) -> bool {
+    matches!(
+        req,
+        Request::Noop { .. }
+            | Request::Rset
+            | Request::Vrfy { .. }
+            | Request::Help { .. }
+            | Request::Helo { .. }
+            | Request::Ehlo { .. }
+    )
 }
 
 fn io_err(what: &str) -> std::io::Error {
@@ -127,6 +204,8 @@ impl Session {
             from: None,
             rcpts: Vec::new(),
             errors: 0,
+            junk: 0,
+            line: Vec::new(),
             out: Vec::with_capacity(1024),
             rx: RequestReceiver::default(),
             inbuf: Vec::with_capacity(READ_CHUNK),
@@ -144,6 +223,7 @@ impl Session {
         self.rx = RequestReceiver::default();
         self.inbuf.clear();
         self.start = 0;
+        self.line.clear();
     }
 
     fn reset(&mut self) {
@@ -175,16 +255,25 @@ impl Session {
         Ok(())
     }
 
-    /// Reads more input after what is still unread; `false` at end of input.
+    /// The deadline for a line (or a chunk of data) whose wait starts now.
+    pub(super) fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    /// Reads more input after what is still unread; `false` at end of input. Waits until
+    /// `deadline` at most (the end of the time allowed for the whole line being read, not
+    /// for this one read: a client trickling a byte at a time gets no more), then tells the
+    /// client 421 and fails.
     pub(super) async fn fill<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut S,
+        deadline: Instant,
     ) -> std::io::Result<bool> {
         self.inbuf.drain(..self.start);
         self.start = 0;
         let have = self.inbuf.len();
         self.inbuf.resize(have + READ_CHUNK, 0);
-        let n = tokio::time::timeout(self.timeout, io.read(&mut self.inbuf[have..])).await;
+        let n = tokio::time::timeout_at(deadline, io.read(&mut self.inbuf[have..])).await;
         let n = match n {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
@@ -204,6 +293,9 @@ impl Session {
     }
 
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Next> {
+        // When the command line being read must be complete (handshake_time from when the
+        // wait for it began).
+        let mut deadline: Option<Instant> = None;
         loop {
             if self.errors >= ERROR_LIMIT {
                 self.errors = 0;
@@ -215,22 +307,56 @@ impl Session {
             let mut it = self.inbuf[self.start..].iter();
             let parsed = self.rx.ingest(&mut it).map(Request::into_owned);
             let rest = it.as_slice().len();
+            let from = self.start;
             self.start = self.inbuf.len() - rest;
+            // The raw command line, for what smtp-proto does not say (a SIZE= too big for it).
+            let room = LINE_KEPT.saturating_sub(self.line.len());
+            let got = &self.inbuf[from..self.start];
+            self.line.extend_from_slice(&got[..got.len().min(room)]);
+            let line = match &parsed {
+                Err(smtp_proto::Error::NeedsMoreData { .. }) => Vec::new(),
+                _ => std::mem::take(&mut self.line),
+            };
             let req = match parsed {
                 Ok(r) => r,
                 Err(smtp_proto::Error::NeedsMoreData { .. }) => {
                     self.flush(io).await?;
-                    if !self.fill(io).await? {
+                    let by = *deadline.get_or_insert_with(|| self.deadline());
+                    if !self.fill(io, by).await? {
                         return Ok(Next::Quit);
                     }
                     continue;
                 }
                 Err(e) => {
-                    self.parse_error(e);
+                    deadline = None;
+                    let limit = self.attrs.listener.message_size_limit;
+                    let over = match declared_size(&line) {
+                        Some(Some(n)) => limit > 0 && n > limit,
+                        Some(None) => true,
+                        None => false,
+                    };
+                    if matches!(e, smtp_proto::Error::InvalidParameter { param: "SIZE" }) && over {
+                        self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
+                    } else {
+                        self.parse_error(e);
+                    }
                     continue;
                 }
             };
-            match self.handle(req, io).await? {
+            deadline = None;
+            if is_junk(&req) {
+                self.junk += 1;
+                if self.junk > JUNK_LIMIT {
+                    self.reply(421, [4, 7, 0], "Error: too many commands");
+                    self.flush(io).await?;
+                    log::info!(
+                        "listener: {}: disconnected after {JUNK_LIMIT} junk commands",
+                        self.peer
+                    );
+                    return Ok(Next::Quit);
+                }
+            }
+            match self.handle(req, &line, io).await? {
                 Flow::Continue => {}
                 Flow::Quit => {
                     self.flush(io).await?;
@@ -294,6 +420,7 @@ impl Session {
     async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         req: Request<String>,
+        line: &[u8],
         io: &mut S,
     ) -> std::io::Result<Flow> {
         match req {
@@ -305,7 +432,14 @@ impl Session {
                 let me = self.attrs.helo();
                 self.reply(250, [2, 0, 0], &me);
             }
-            Request::Mail { from } => self.mail(from.address, from.size as u64),
+            Request::Mail { from } => {
+                // smtp-proto's own value is wrong for one that does not fit: read the line.
+                let size = match declared_size(line) {
+                    Some(v) => v,
+                    None => Some(from.size as u64),
+                };
+                self.mail(from.address, size)
+            }
             Request::Rcpt { to } => self.rcpt(to.address),
             Request::Data => return self.data(io).await,
             Request::Auth {
@@ -313,8 +447,12 @@ impl Session {
                 initial_response,
             } => self.auth(mechanism, initial_response, io).await?,
             Request::StartTls => {
-                if self.tls || self.tls_config.is_none() {
-                    self.reply(454, [4, 7, 0], "TLS not available");
+                // As Postfix answers: not offered is not implemented here; a second one is
+                // out of sequence.
+                if self.tls {
+                    self.reply(554, [5, 5, 1], "Error: TLS already active");
+                } else if self.tls_config.is_none() {
+                    self.reply(502, [5, 5, 1], "Error: command not implemented");
                 } else {
                     self.reply(220, [2, 0, 0], "Ready to start TLS");
                     // Whatever was sent after STARTTLS in the clear is not trusted.
@@ -344,15 +482,26 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    fn mail(&mut self, address: String, size: u64) {
+    /// MAIL; `size` is the SIZE= parameter (0 when absent), `None` when it does not fit in
+    /// a u64 (bigger than any limit, so 552 whatever the limit).
+    fn mail(&mut self, address: String, size: Option<u64>) {
         // No HELO needed first: Postfix's smtpd_helo_required is off by default too, and
         // some clients (Python's smtplib used bare) go straight to MAIL.
         if self.from.is_some() {
             return self.reply(503, [5, 5, 1], "Nested MAIL command");
         }
         let limit = self.attrs.listener.message_size_limit;
-        if limit > 0 && size > limit {
+        let too_big = match size {
+            Some(n) => limit > 0 && n > limit,
+            None => true,
+        };
+        if too_big {
             return self.reply(552, [5, 3, 4], "Message size exceeds fixed limit");
+        }
+        // RFC 6531 §3.4: SMTPUTF8 is not offered, so a non-ASCII address is refused here
+        // (accepting it would end in a bounce later: backscatter).
+        if !address.is_ascii() {
+            return self.reply(553, [5, 6, 7], "Non-ASCII address without SMTPUTF8");
         }
         let from = if address.is_empty() {
             String::new()
@@ -377,9 +526,16 @@ impl Session {
             log::info!("listener: {}: relay to <{address}> denied", self.peer);
             return self.reply(554, [5, 7, 1], "Relay access denied");
         }
+        if !address.is_ascii() {
+            return self.reply(553, [5, 6, 7], "Non-ASCII address without SMTPUTF8");
+        }
         match validate_address("RCPT TO", &address) {
             Ok(a) => {
-                self.rcpts.push(a);
+                // A recipient given twice is recorded once (Postfix's cleanup drops exact
+                // duplicates): else it would be relayed twice in one transaction.
+                if !self.rcpts.iter().any(|r| same_address(r, &a)) {
+                    self.rcpts.push(a);
+                }
                 self.reply(250, [2, 1, 5], "OK");
             }
             Err(_) => self.reply(553, [5, 1, 3], "Bad recipient address"),
@@ -392,6 +548,7 @@ impl Session {
         io: &mut S,
     ) -> std::io::Result<Option<String>> {
         self.flush(io).await?;
+        let deadline = self.deadline();
         loop {
             if let Some(i) = self.inbuf[self.start..].iter().position(|&b| b == b'\n') {
                 let line = &self.inbuf[self.start..self.start + i];
@@ -399,7 +556,7 @@ impl Session {
                 self.start += i + 1;
                 return Ok(Some(line));
             }
-            if self.inbuf.len() - self.start > 16 * 1024 || !self.fill(io).await? {
+            if self.inbuf.len() - self.start > 16 * 1024 || !self.fill(io, deadline).await? {
                 return Ok(None);
             }
         }
@@ -411,11 +568,14 @@ impl Session {
         initial: String,
         io: &mut S,
     ) -> std::io::Result<()> {
+        if self.attrs.listener.listen_users_file.is_none() {
+            // No users: encryption would not help (538 would say it does).
+            self.reply(503, [5, 5, 1], "Error: authentication not enabled");
+            return Ok(());
+        }
         if !self.tls {
-            {
-                self.reply(538, [5, 7, 11], "Encryption required for AUTH");
-                return Ok(());
-            }
+            self.reply(538, [5, 7, 11], "Encryption required for AUTH");
+            return Ok(());
         }
         if !self.auth_offered() {
             {
@@ -450,11 +610,15 @@ impl Session {
                     return Ok(());
                 }
             }
-            decode(&resp).and_then(|raw| {
-                let mut parts = raw.split(|&b| b == 0);
-                let (_authz, user, pass) = (parts.next()?, parts.next()?, parts.next()?);
-                Some((String::from_utf8(user.to_vec()).ok()?, pass.to_vec()))
-            })
+            match decode(&resp).map(|raw| parse_plain(&raw)) {
+                None | Some(Err(Plain::Malformed)) => None,
+                Some(Err(Plain::OtherIdentity)) => {
+                    log::warn!("listener: {}: AUTH PLAIN for another identity refused", self.peer);
+                    self.reply(535, [5, 7, 8], "Authentication credentials invalid");
+                    return Ok(());
+                }
+                Some(Ok(c)) => Some(c),
+            }
         } else if mechanism == AUTH_LOGIN {
             let user = if initial.is_empty() {
                 ask(self, "VXNlcm5hbWU6");
@@ -519,5 +683,47 @@ impl Session {
             Err(_) => self.reply(454, [4, 7, 0], "Temporary authentication failure"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Plain, declared_size, parse_plain};
+
+    /// Audit-11 K6: an authzid other than the authcid, and trailing NUL-separated fields,
+    /// were accepted.
+    #[test]
+    fn auth_plain_is_exactly_three_fields_for_oneself() {
+        assert_eq!(parse_plain(b"\0alice\0pw"), Ok(("alice".into(), b"pw".to_vec())));
+        assert_eq!(
+            parse_plain(b"alice\0alice\0pw"),
+            Ok(("alice".into(), b"pw".to_vec()))
+        );
+        assert_eq!(parse_plain(b"bob\0alice\0pw"), Err(Plain::OtherIdentity));
+        assert_eq!(parse_plain(b"\0alice\0pw\0extra"), Err(Plain::Malformed));
+        assert_eq!(parse_plain(b"\0alice"), Err(Plain::Malformed));
+        assert_eq!(parse_plain(b"alice"), Err(Plain::Malformed));
+        assert_eq!(parse_plain(b"\0\0pw"), Err(Plain::Malformed));
+        assert_eq!(parse_plain(b"\0\xff\0pw"), Err(Plain::Malformed));
+    }
+
+    #[test]
+    fn declared_size_reads_what_the_client_wrote() {
+        assert_eq!(
+            declared_size(b"MAIL FROM:<a@b.c> SIZE=1000\r\n"),
+            Some(Some(1000))
+        );
+        assert_eq!(declared_size(b"mail from:<a@b.c> size=7"), Some(Some(7)));
+        assert_eq!(
+            declared_size(b"MAIL FROM:<a@b.c> SIZE=99999999999999999999"),
+            Some(None)
+        );
+        assert_eq!(
+            declared_size(b"MAIL FROM:<a@b.c> SIZE=999999999999999999999\r\n"),
+            Some(None)
+        );
+        assert_eq!(declared_size(b"MAIL FROM:<a@b.c> SIZE=abc"), None);
+        assert_eq!(declared_size(b"MAIL FROM:<a@b.c>"), None);
+        assert_eq!(declared_size(b"RCPT TO:<a@b.c> SIZE=1"), None);
     }
 }

@@ -55,6 +55,8 @@ pub struct HeaderInfo {
     /// A Date field is present, with any value (even empty or not a date): none is added.
     pub has_date: bool,
     pub from: Option<String>,
+    /// A From field is present, with any value (even a group or no address): none is added.
+    pub has_from: bool,
     /// To, Cc and Bcc addresses that pass validation, in order, without duplicates.
     pub recipients: Vec<String>,
     /// Addresses in To/Cc/Bcc/From that failed validation (reported when a message is made ready).
@@ -131,6 +133,7 @@ impl HeaderInfo {
                     }
                 }
                 HeaderName::Date => info.has_date = true,
+                HeaderName::From => info.has_from = true,
                 HeaderName::To => to.push(&h.value),
                 HeaderName::Cc => cc.push(&h.value),
                 HeaderName::Bcc => bcc.push(&h.value),

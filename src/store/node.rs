@@ -143,5 +143,8 @@ fn check_on_machine(name: &str, value: &[u8]) -> Result<()> {
         Check::None => Ok(()),
         Check::PrivateDir => crate::files::ensure_private_dir_and_parents(std::path::Path::new(path)),
         Check::SigningKey => crate::mail::dkim::load_key(path).map(|_| ()),
+        Check::TlsCert => crate::listener::check_tls_cert(path),
+        Check::TlsKey => crate::listener::check_tls_key(path),
+        Check::UsersFile => crate::listener::check_users_file(std::path::Path::new(path)),
     }
 }

@@ -296,11 +296,13 @@ fn prepare(head: &[u8], sub: &Submission, origin: &Origin) -> Result<Prepared> {
             .clone()
             .unwrap_or_else(|| format!("{user}@{}", hostname())),
     };
-    // A missing From header is made from the envelope sender and -F.
+    // A missing From header is made from the envelope sender and -F; a From that is there
+    // (even a group such as `undisclosed:;`, or one with no address) is kept and none added:
+    // two From fields would make the message invalid (RFC 5322 §3.6).
     let mut attrs = MessageAttrs::new_draft();
     let eol = content::line_end(head);
     let mut extra = Vec::new();
-    if info.from.is_none() && !env_from.is_empty() {
+    if !info.has_from && !env_from.is_empty() {
         let from_line = match &sub.full_name {
             Some(n) => format!(
                 "From: \"{}\" <{env_from}>{eol}",

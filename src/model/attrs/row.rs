@@ -25,6 +25,12 @@ pub enum Check {
     PrivateDir,
     /// A DKIM private key that loads and can sign.
     SigningKey,
+    /// A PEM file holding at least one certificate (the listener's STARTTLS chain).
+    TlsCert,
+    /// A PEM file holding a private key (the listener's STARTTLS key).
+    TlsKey,
+    /// A users file with at least one `user:hash` line in a supported crypt format.
+    UsersFile,
 }
 
 /// The kind of value an attribute takes: what `--help` calls it, and which values the

@@ -466,7 +466,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "/etc/mailfs/cert.pem",
         who: Who::Owner,
-        check: Check::None,
+        check: Check::TlsCert,
         help: "the listener's certificate (PEM); with listen_tls_key enables STARTTLS",
         get: |a, _| a.listener.listen_tls_cert.clone(),
         set: |a, r, v| {
@@ -480,7 +480,7 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "/etc/mailfs/key.pem",
         who: Who::Owner,
-        check: Check::None,
+        check: Check::TlsKey,
         help: "the listener's private key (PEM)",
         get: |a, _| a.listener.listen_tls_key.clone(),
         set: |a, r, v| {
@@ -494,8 +494,8 @@ pub const ROWS: &[NodeAttr] = &[
         default: "",
         example: "/etc/mailfs/users",
         who: Who::Owner,
-        check: Check::None,
-        help: "user:hash lines (crypt formats); enables AUTH PLAIN and LOGIN after STARTTLS",
+        check: Check::UsersFile,
+        help: "user:hash lines (SHA-crypt $5$/$6$); enables AUTH PLAIN and LOGIN after STARTTLS",
         get: |a, _| a.listener.listen_users_file.clone(),
         set: |a, r, v| {
             a.listener.listen_users_file = service::optional_path(r.name, v)?;
