@@ -21,6 +21,9 @@ use tokio::net::TcpStream;
 use super::Ctx;
 use crate::model::attrs::{NodeAttrs, validate_address};
 
+mod parse;
+use parse::*;
+
 /// Postfix's smtpd_hard_error_limit: a client whose commands were refused this many times in
 /// one session is disconnected.
 pub const ERROR_LIMIT: u32 = 10;
@@ -99,84 +102,6 @@ pub(super) struct Session {
     pub(super) rx: RequestReceiver,
     pub(super) inbuf: Vec<u8>,
     pub(super) start: usize,
-}
-
-/// The client's HELO name as it may appear in a header: printable, no spaces, bounded.
-fn clean_name(s: &str) -> String {
-    let s: String = s
-        .chars()
-        .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')'))
-        .take(255)
-        .collect();
-    if s.is_empty() { "unknown".into() } else { s }
-}
-
-/// Why an AUTH PLAIN message (RFC 4616) is refused.
-#[derive(Debug, PartialEq)]
-enum Plain {
-    /// Not exactly `authzid NUL authcid NUL passwd`, or a user name that is not UTF-8.
-    Malformed,
-    /// An authorization identity other than the authenticated one: no user may act for
-    /// another here.
-    OtherIdentity,
-}
-
-/// The user and password of an AUTH PLAIN message.
-fn parse_plain(raw: &[u8]) -> Result<(String, Vec<u8>), Plain> {
-    let parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
-    let [authz, user, pass] = parts.as_slice() else {
-        return Err(Plain::Malformed);
-    };
-    if user.is_empty() {
-        return Err(Plain::Malformed);
-    }
-    if !authz.is_empty() && authz != user {
-        return Err(Plain::OtherIdentity);
-    }
-    let user = String::from_utf8(user.to_vec()).map_err(|_| Plain::Malformed)?;
-    Ok((user, pass.to_vec()))
-}
-
-/// How much of a command line is kept for [`declared_size`].
-const LINE_KEPT: usize = 4096;
-
-/// The SIZE= parameter of a MAIL command line as the client wrote it: `None` when there is
-/// none (or it is not all digits: smtp-proto refuses it), `Some(None)` when its value does not
-/// fit in a u64, else `Some(Some(value))`.
-fn declared_size(line: &[u8]) -> Option<Option<u64>> {
-    let line = std::str::from_utf8(line).ok()?;
-    if !line.get(..4)?.eq_ignore_ascii_case("MAIL") {
-        return None;
-    }
-    let value = line.split_ascii_whitespace().find_map(|t| {
-        let (k, v) = t.split_once('=')?;
-        k.eq_ignore_ascii_case("SIZE").then_some(v)
-    })?;
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(value.parse::<u64>().ok())
-}
-
-/// The same mailbox: the local part as written, the domain in any case.
-fn same_address(a: &str, b: &str) -> bool {
-    match (a.rsplit_once('@'), b.rsplit_once('@')) {
-        (Some((la, da)), Some((lb, db))) => la == lb && da.eq_ignore_ascii_case(db),
-        _ => a == b,
-    }
-}
-
-/// Commands that move no message forward (counted against [`JUNK_LIMIT`]).
-fn is_junk(req: &Request<String>) -> bool {
-    matches!(
-        req,
-        Request::Noop { .. }
-            | Request::Rset
-            | Request::Vrfy { .. }
-            | Request::Help { .. }
-            | Request::Helo { .. }
-            | Request::Ehlo { .. }
-    )
 }
 
 fn io_err(what: &str) -> std::io::Error {
@@ -687,43 +612,4 @@ impl Session {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{Plain, declared_size, parse_plain};
-
-    /// Audit-11 K6: an authzid other than the authcid, and trailing NUL-separated fields,
-    /// were accepted.
-    #[test]
-    fn auth_plain_is_exactly_three_fields_for_oneself() {
-        assert_eq!(parse_plain(b"\0alice\0pw"), Ok(("alice".into(), b"pw".to_vec())));
-        assert_eq!(
-            parse_plain(b"alice\0alice\0pw"),
-            Ok(("alice".into(), b"pw".to_vec()))
-        );
-        assert_eq!(parse_plain(b"bob\0alice\0pw"), Err(Plain::OtherIdentity));
-        assert_eq!(parse_plain(b"\0alice\0pw\0extra"), Err(Plain::Malformed));
-        assert_eq!(parse_plain(b"\0alice"), Err(Plain::Malformed));
-        assert_eq!(parse_plain(b"alice"), Err(Plain::Malformed));
-        assert_eq!(parse_plain(b"\0\0pw"), Err(Plain::Malformed));
-        assert_eq!(parse_plain(b"\0\xff\0pw"), Err(Plain::Malformed));
-    }
-
-    #[test]
-    fn declared_size_reads_what_the_client_wrote() {
-        assert_eq!(
-            declared_size(b"MAIL FROM:<a@b.c> SIZE=1000\r\n"),
-            Some(Some(1000))
-        );
-        assert_eq!(declared_size(b"mail from:<a@b.c> size=7"), Some(Some(7)));
-        assert_eq!(
-            declared_size(b"MAIL FROM:<a@b.c> SIZE=99999999999999999999"),
-            Some(None)
-        );
-        assert_eq!(
-            declared_size(b"MAIL FROM:<a@b.c> SIZE=999999999999999999999\r\n"),
-            Some(None)
-        );
-        assert_eq!(declared_size(b"MAIL FROM:<a@b.c> SIZE=abc"), None);
-        assert_eq!(declared_size(b"MAIL FROM:<a@b.c>"), None);
-        assert_eq!(declared_size(b"RCPT TO:<a@b.c> SIZE=1"), None);
-    }
-}
+mod tests;
