@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// How long a change waits for the spool's attribute lock before it gives up (EBUSY, 75).
+const ATTRS_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl Spool {
     /// Takes the spool's attribute lock ([`AttrsLock`]), waiting for it: an flock on the
     /// `.ready` directory, held only while one message's attributes are read and written
@@ -13,15 +16,29 @@ impl Spool {
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
             .open(self.root.join(READY_DIR))?;
+        // Waited for a bounded time: the holder may be a process that is stopped (Ctrl-Z on
+        // a `mailfs hold`) or stuck, and a FUSE request must not wait for it for ever
+        // (audit-12 M1). A change holds the lock for one message's read and write.
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_micros(200);
         loop {
             // SAFETY: flock on a valid descriptor owned by `dir`.
-            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
                 return Ok(AttrsLock { _dir: dir });
             }
             let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e.into());
+            match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
+                _ => return Err(e.into()),
             }
+            if start.elapsed() >= ATTRS_LOCK_WAIT {
+                return Err(Error::Busy(format!(
+                    "{}: another process is changing the spool's attributes",
+                    self.root.display()
+                )));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(10));
         }
     }
 

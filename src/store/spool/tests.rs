@@ -215,3 +215,22 @@ fn an_attribute_file_recycled_while_being_read_is_read_again() {
     .unwrap();
     assert_eq!(got.0.last_try_msg, "current");
 }
+
+/// audit-12 M1: a holder of the spool's attribute lock that never lets go (a stopped `mailfs
+/// hold`) makes a change give up after a bounded wait (EBUSY), not wait for ever.
+#[test]
+fn the_attribute_lock_is_waited_for_a_bounded_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let held = spool.attrs_lock().unwrap();
+    let t0 = std::time::Instant::now();
+    let e = spool.attrs_lock().unwrap_err();
+    assert_eq!(e.errno(), libc::EBUSY, "{e}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(6),
+        "{:?}",
+        t0.elapsed()
+    );
+    drop(held);
+    spool.attrs_lock().unwrap();
+}
