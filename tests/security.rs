@@ -202,6 +202,12 @@ fn default_permissions_agrees_with_the_rules() {
         message("a@example.com", "b@example.org", "s", "root's")
     );
     nobody_ok(&m, "rm own.eml b2.eml");
+    // audit-12 M4: a restore from a node without default_permissions sets the root's 1777:
+    // either root mode is no change (tar, rsync and cp -a exit 0), any other is EPERM.
+    assert_eq!(m.ok("stat -c %a ."), "777\n");
+    m.ok("chmod 1777 . && chmod 777 .");
+    assert!(m.fails("chmod 755 .").contains("not permitted"));
+    assert_eq!(m.ok("stat -c %a ."), "777\n");
 }
 
 /// Links planted in the spool are never followed: not shown, not read, not written through.

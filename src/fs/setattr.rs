@@ -49,7 +49,11 @@ impl MailFs {
         }
         let path = match &key {
             Key::Root => {
-                if mode.is_some() || owner.0.is_some() || owner.1.is_some() {
+                // Either mode a node's root shows (1777; 0777 with default_permissions) is no
+                // change: a restore from a node of the other kind sets the one it had there
+                // (audit-12 M4).
+                let a_root_mode = mode.is_some_and(|m| matches!(m & 0o7777, 0o1777 | 0o777));
+                if (mode.is_some() && !a_root_mode) || owner.0.is_some() || owner.1.is_some() {
                     return Err(Error::NotPermitted(
                         "the node's root keeps its mode and owner".into(),
                     ));
