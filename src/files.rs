@@ -107,7 +107,13 @@ fn walk_links(path: &Path, budget: &mut u32) -> Result<std::path::PathBuf> {
 pub fn ensure_private_dir_and_parents(dir: &Path) -> Result<()> {
     check_links(dir)?;
     ensure_dir(dir, true)?;
-    let real = dir.canonicalize()?;
+    check_parents(dir, &dir.canonicalize()?)
+}
+
+/// The parents of `real` (the canonical path of `dir`, the directory named): each owned by
+/// root or this user, and not writable by others unless sticky. Whoever can write a parent
+/// can put a link or another directory in the place of what was checked.
+pub fn check_parents(dir: &Path, real: &Path) -> Result<()> {
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     for parent in real.ancestors().skip(1) {

@@ -333,6 +333,25 @@ fn writable_spool_or_log_dir_is_refused() {
         assert!(left.is_empty(), "{args:?} wrote {left:?} in a spool it refused");
     }
 
+    // audit-12 M2: a spool inside a directory another user owns (who could rename it away
+    // and put a link or a directory of theirs in its place) is not served either.
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let inside = home.join("spool");
+    std::fs::create_dir(&inside).unwrap();
+    std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&home, Some(1500), Some(1500)).unwrap();
+    let out = Command::new("timeout")
+        .args(["20", BIN, "serve"])
+        .arg(&inside)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("belongs to uid 1500"),
+        "{out:?}"
+    );
+
     let m = Mount::new(&[]);
     let open_log = m.tmp.path().join("openlog");
     std::fs::create_dir(&open_log).unwrap();

@@ -180,10 +180,12 @@ impl Spool {
         Ok(spool)
     }
 
-    /// Refuses to serve (mount, send from) a spool that another user can write: they could
-    /// plant messages, links or attribute files for the daemon to act on (SPEC §9).
+    /// Refuses to serve (mount, send from) a spool that another user can write, or whose
+    /// parent directories they can (they could put another directory in its place): they
+    /// could plant messages, links or attribute files for the daemon to act on (SPEC §9).
     pub fn check_servable(&self) -> Result<()> {
-        check_private(&self.root, &fs::symlink_metadata(&self.root)?, true)
+        check_private(&self.root, &fs::symlink_metadata(&self.root)?, true)?;
+        crate::files::check_parents(&self.root, &self.root)
     }
 
     /// [`Spool::check_servable`] before the spool is opened, so that a refused `mount` or
@@ -191,7 +193,10 @@ impl Spool {
     /// spool that does not exist yet is made by this user, so it passes.
     pub fn check_servable_path(dir: &Path) -> Result<()> {
         match dir.canonicalize() {
-            Ok(root) => check_private(&root, &fs::symlink_metadata(&root)?, true),
+            Ok(root) => {
+                check_private(&root, &fs::symlink_metadata(&root)?, true)?;
+                crate::files::check_parents(dir, &root)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }
