@@ -270,7 +270,14 @@ fn a_job_sends_to_its_own_domain_only() {
     assert!(matches!(r, JobResult::Done), "{r:?}");
     assert_eq!(f.stub.sent()[0].env.to, vec!["a@x.org", "c@x.org"]);
     assert_eq!(f.attrs("m.eml").status, Status::Pending);
-    f.job("m.eml", "y.org", false, &cfg());
+    // "Again" (the message's lock or a pause asked for) is a legitimate answer in a busy
+    // process: the job is run again, as the scheduler would. It failed once in a full run.
+    for _ in 0..100 {
+        if !matches!(f.job("m.eml", "y.org", false, &cfg()), JobResult::Again(_)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(f.stub.sent()[1].env.to, vec!["b@y.org"]);
     assert_eq!(f.attrs("m.eml").status, Status::Sent);
 }
