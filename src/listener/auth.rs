@@ -23,6 +23,11 @@ fn mtime(path: &str) -> Option<SystemTime> {
 
 /// Checks, when `listen_tls_cert` is set, that the file holds at least one PEM certificate.
 pub fn check_tls_cert(cert: &str) -> Result<()> {
+    cert_chain(cert).map(|_| ())
+}
+
+/// The PEM certificates of `cert`, at least one.
+fn cert_chain(cert: &str) -> Result<Vec<CertificateDer<'static>>> {
     let chain = CertificateDer::pem_file_iter(cert)
         .map_err(|e| config_error(cert, e))?
         .collect::<std::result::Result<Vec<_>, _>>()
@@ -30,7 +35,7 @@ pub fn check_tls_cert(cert: &str) -> Result<()> {
     if chain.is_empty() {
         return Err(config_error(cert, "no certificate in the file"));
     }
-    Ok(())
+    Ok(chain)
 }
 
 /// Checks, when `listen_tls_key` is set, that the file holds a PEM private key.
@@ -93,13 +98,7 @@ pub fn check_users_file(path: &Path) -> Result<()> {
 
 /// Builds the STARTTLS server configuration from a PEM certificate chain and key.
 pub fn load_tls(cert: &str, key: &str) -> Result<Arc<ServerConfig>> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| config_error(cert, e))?
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| config_error(cert, e))?;
-    if chain.is_empty() {
-        return Err(config_error(cert, "no certificate in the file"));
-    }
+    let chain = cert_chain(cert)?;
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| config_error(key, e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
