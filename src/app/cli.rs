@@ -439,7 +439,11 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     let control = start_control(&node, opts.allow_other);
     let listener = crate::listener::Listener::start(node.clone());
 
-    let bg = session.spawn()?;
+    // Never dropped: once the kernel has taken the mount down, dropping the session would
+    // have fuser unmount the mount point once more (its check that the mount is still there
+    // reads poll's POLLERR the wrong way), taking down whatever is mounted beneath it:
+    // another node, a tmpfs (audit-10 J-m). What is left goes with the process.
+    let bg = std::mem::ManuallyDrop::new(session.spawn()?);
     let mut signals =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
     let sig_handle = signals.handle();
@@ -450,19 +454,25 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
             unmount_self(&mp);
         }
     });
-    while !bg.guard.is_finished() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    // SAFETY: the session thread's handle is moved out of `bg` this once; `bg` is never
+    // dropped and its `guard` never used again, so nothing is dropped or joined twice.
+    let guard = unsafe { std::ptr::read(&bg.guard) };
+    let res = match guard.join() {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::other("the FUSE session thread panicked")),
+    };
+    // A session that failed (rather than ended by an unmount) leaves its mount in place, dead
+    // ("Transport endpoint is not connected"): it is ours, on top, so it is taken down here.
+    if let Err(e) = &res {
+        log::error!("the FUSE session failed ({e}); unmounting {}", mountpoint.display());
+        unmount_self(mountpoint);
     }
-    // The kernel has taken the mount down. Dropping the session would have fuser unmount
-    // the mount point once more (its check that the mount is still there reads poll's
-    // POLLERR the wrong way), taking down whatever is mounted beneath it: another node, a
-    // tmpfs (audit-10 J-m). It is left to the process's exit instead.
-    std::mem::forget(bg);
     sig_handle.close();
     let _ = sig_thread.join();
     drop(control);
     listener.stop();
     engine.stop();
+    res.map_err(Error::Io)?;
     log::info!("unmounted {}", mountpoint.display());
     Ok(())
 }
