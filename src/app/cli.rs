@@ -464,7 +464,10 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
     // A session that failed (rather than ended by an unmount) leaves its mount in place, dead
     // ("Transport endpoint is not connected"): it is ours, on top, so it is taken down here.
     if let Err(e) = &res {
-        log::error!("the FUSE session failed ({e}); unmounting {}", mountpoint.display());
+        log::error!(
+            "the FUSE session failed ({e}); unmounting {}",
+            mountpoint.display()
+        );
         unmount_self(mountpoint);
     }
     sig_handle.close();
