@@ -97,22 +97,40 @@ impl Sink {
         panic!("smtp-sink did not start");
     }
 
-    /// How many messages were dumped (cheap: a directory count).
-    pub fn count(&self) -> usize {
-        std::fs::read_dir(&self.dir).map(|rd| rd.count()).unwrap_or(0)
+    /// The dumps smtp-sink has finished: it creates a dump when a transaction starts and
+    /// writes it as the data comes, so a file it still holds open is a message in flight.
+    fn finished(&self) -> Vec<PathBuf> {
+        // /proc gives the open files' canonical paths.
+        let Ok(dir) = std::fs::canonicalize(&self.dir) else {
+            return Vec::new();
+        };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let listed: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        // Looked at after the listing: a file closed in between counts as finished, which it is.
+        let open: std::collections::HashSet<PathBuf> =
+            std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+                .map(|rd| {
+                    rd.flatten()
+                        .filter_map(|e| std::fs::read_link(e.path()).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+        listed.into_iter().filter(|p| !open.contains(p)).collect()
     }
 
-    /// The dumped messages' contents.
+    /// How many messages were dumped and finished.
+    pub fn count(&self) -> usize {
+        self.finished().len()
+    }
+
+    /// The finished dumps' contents.
     pub fn messages(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(&self.dir) {
-            for e in rd.flatten() {
-                if let Ok(s) = std::fs::read_to_string(e.path()) {
-                    out.push(s);
-                }
-            }
-        }
-        out
+        self.finished()
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
     }
 }
 
