@@ -516,11 +516,11 @@ impl Staged {
             return Ok(None);
         }
         if let Some(tmp) = &self.content {
-            std::fs::rename(tmp, &eml)?;
+            spool.replace(tmp, &eml)?;
             self.content = None;
         }
         if let Some(tmp) = &self.attrs_tmp {
-            std::fs::rename(tmp, spool.struct_path(name))?;
+            spool.replace(tmp, &spool.struct_path(name))?;
             self.attrs_tmp = None;
         }
         Ok(Some(self.attrs_stamp))

@@ -104,6 +104,8 @@ pub struct Spool {
     dir_barrier: barrier::Barrier,
     /// Files freed by the group commit and by taken markers, reused as log entries.
     spares: spare::Spares,
+    /// Closes the versions [`Spool::replace`] replaced, off the caller's path.
+    reaper: reaper::Reaper,
 }
 
 /// An exclusive per-message lock (flock on the `.eml`, which NFS emulates with fcntl locks):
@@ -127,6 +129,7 @@ mod commit;
 mod format;
 mod markers;
 mod place;
+mod reaper;
 mod spare;
 pub use spare::Want;
 
@@ -176,6 +179,7 @@ impl Spool {
             barrier: barrier::Barrier::default(),
             dir_barrier: barrier::Barrier::default(),
             spares: spare::Spares::default(),
+            reaper: reaper::Reaper::default(),
         };
         Ok(spool)
     }
@@ -261,6 +265,17 @@ impl Spool {
             .join(format!("{}.{}.{}", std::process::id(), n, now_nanos()))
     }
 
+    /// Renames `tmp` over `path`; the version it replaces is freed later, on the reaper's
+    /// thread (`spool/reaper.rs`: freeing can wait on the disk). Not synced.
+    pub fn replace(&self, tmp: &Path, path: &Path) -> io::Result<()> {
+        let old = reaper::Reaper::hold(path);
+        fs::rename(tmp, path)?;
+        if let Some(f) = old {
+            self.reaper.retire(f);
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
     /// Returns the stamp of the version written, taken from the file itself before the rename
     /// (a later stat could already see a newer version written by someone else).
@@ -277,7 +292,7 @@ impl Spool {
             f.sync_all()?;
             let stamp = Stamp::of(&f.metadata()?);
             crash_point("before_rename", path);
-            fs::rename(&tmp, path)?;
+            self.replace(&tmp, path)?;
             crash_point("before_dirsync", path);
             self.sync_root()?;
             Ok(stamp)
