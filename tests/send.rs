@@ -110,7 +110,7 @@ fn per_recipient_outcomes_and_retry_only_the_deferred() {
         "{r}"
     );
     assert!(
-        r.contains("bad@example.org Failed 1 550 5.1.1 no such user"),
+        r.contains("bad@example.org Error 1 550 5.1.1 no such user"),
         "{r}"
     );
     assert_eq!(m.attr("p.eml", "status"), "Pending");

@@ -56,7 +56,9 @@ impl RcptStatus {
             RcptStatus::Pending => "Pending",
             RcptStatus::Sent => "Sent",
             RcptStatus::TempFail => "TempFail",
-            RcptStatus::Failed => "Failed",
+            // The message's own word for a permanent failure (SPEC §4 status `Error`); the
+            // attribute file keeps the variant's name, `Failed`, as before.
+            RcptStatus::Failed => "Error",
         }
     }
     /// Still to be delivered.
