@@ -428,7 +428,7 @@ impl MailFs {
         {
             return Ok(c.attrs.clone());
         }
-        let (attrs, stamp) = match self.node.spool.read_attrs(name)? {
+        let (attrs, stamp) = match self.node.spool.read_attrs_shown(name)? {
             Some((a, s)) => (a, Some(s)),
             None => {
                 let mut a = MessageAttrs::new_draft();

@@ -168,3 +168,40 @@ fn is_ready_refuses_a_default_recipient_list_that_would_leave_an_entry_out() {
     assert_eq!(setxattr(&x, "user.is_ready", b"1"), Ok(()));
     assert_eq!(m.ok("getfattr --only-values -n user.status mix.eml"), "Pending");
 }
+
+/// audit-10 J11: a message whose attribute file is damaged stays listed (mount and `mailfs
+/// queue`), its content readable, frozen as Error with the reason, and removable; before, it
+/// vanished from both while its bytes sat in the spool.
+#[test]
+fn a_message_with_a_damaged_attribute_file_stays_visible_and_frozen() {
+    let m = Mount::new(&[]);
+    let body = message("a@example.com", "b@example.org", "damaged", "still here");
+    std::fs::write(m.spool.join("bad.eml"), &body).unwrap();
+    std::fs::write(m.spool.join("bad.struct"), b"junk\n").unwrap();
+    assert!(m.ok("ls").lines().any(|l| l == "bad.eml"), "listed");
+    assert_eq!(m.ok("cat bad.eml"), body);
+    assert_eq!(m.attr("bad.eml", "status"), "Error");
+    assert_eq!(m.attr("bad.eml", "is_ready"), "1");
+    assert!(
+        m.attr("bad.eml", "last_try_msg")
+            .contains("attribute file cannot be read")
+    );
+    // Not made ready again (it may have gone out), not edited: the damaged file stays as it was.
+    assert_eq!(
+        setxattr(&m.path("bad.eml"), "user.is_ready", b"1"),
+        Err(libc::EACCES)
+    );
+    assert_eq!(std::fs::read(m.spool.join("bad.struct")).unwrap(), b"junk\n");
+    let q = std::process::Command::new(BIN)
+        .args(["queue"])
+        .arg(&m.spool)
+        .output()
+        .unwrap();
+    let q = String::from_utf8_lossy(&q.stdout);
+    assert!(
+        q.lines().any(|l| l.starts_with("bad.eml") && l.contains("Error")),
+        "{q}"
+    );
+    m.ok("rm bad.eml");
+    assert!(!m.spool.join("bad.eml").exists() && !m.spool.join("bad.struct").exists());
+}

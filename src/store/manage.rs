@@ -83,7 +83,7 @@ pub struct Row {
 }
 
 fn attrs_of(spool: &Spool, name: &str) -> Result<MessageAttrs> {
-    Ok(match spool.read_attrs(name)? {
+    Ok(match spool.read_attrs_shown(name)? {
         Some((a, _)) => a,
         None => MessageAttrs::new_draft(),
     })

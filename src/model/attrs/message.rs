@@ -236,6 +236,25 @@ impl MessageAttrs {
         }
     }
 
+    /// What a message whose attribute file cannot be decoded shows (SPEC §2: nothing is lost
+    /// because it could not be parsed): frozen and `Error`, so that nothing sends it again or
+    /// makes it ready anew (it may have gone out already), with the reason in
+    /// `last_try_msg`. Its content stays readable and removing it works as for any `Error`
+    /// message; nothing is written back until then.
+    pub fn damaged(why: &str, message_id: String, owner: Option<Owner>) -> Self {
+        MessageAttrs {
+            message_id,
+            status: Status::Error,
+            is_ready: true,
+            last_try_msg: format!(
+                "the attribute file cannot be read ({why}); the content is kept: restore the \
+                 attribute file, or remove the message"
+            ),
+            owner,
+            ..MessageAttrs::new_draft()
+        }
+    }
+
     pub fn frozen(&self) -> bool {
         self.is_ready || self.status != Status::Draft
     }
