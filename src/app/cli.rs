@@ -531,11 +531,11 @@ fn serve(spool_dir: &Path, options: &[String]) -> Result<()> {
 /// The control socket beside the spool (SPEC §10): open to every local user when root serves
 /// the node or the mount is shared (`allow_other`), else to the node's owner only. A node
 /// served without it still works for those who can open the spool, so a failure is logged.
-fn start_control(node: &Arc<Node>, allow_other: bool) -> Option<crate::control::server::ControlServer> {
+fn start_control(node: &Arc<Node>, allow_other: bool) -> Option<crate::control::standby::Control> {
     // SAFETY: geteuid cannot fail.
     let shared = allow_other || unsafe { libc::geteuid() } == 0;
-    match crate::control::server::ControlServer::start(node.clone(), shared) {
-        Ok(c) => c,
+    match crate::control::standby::Control::start(node.clone(), shared) {
+        Ok(c) => Some(c),
         Err(e) => {
             log::warn!("no control socket, other users cannot submit: {e}");
             None

@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod server;
+pub mod standby;
 
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};

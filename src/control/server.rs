@@ -299,6 +299,11 @@ impl ControlServer {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Whether the socket at the path is still the one this server listens on.
+    pub fn in_place(&self) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino)
+    }
 }
 
 /// Binds under a temporary name, sets the mode, then renames into place: the socket never

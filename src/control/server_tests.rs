@@ -334,3 +334,24 @@ fn the_nodes_message_size_limit_applies_to_the_socket() {
         Reply::Queued { .. }
     ));
 }
+
+/// audit-10 J12: with two processes serving one spool, stopping the one that answers on the
+/// socket leaves the other to take it over, instead of serving with no socket.
+#[test]
+fn when_the_socket_owner_stops_another_server_of_the_spool_takes_it_over() {
+    use crate::control::standby::Control;
+    let (dir, node) = node();
+    let first = Control::start(node.clone(), false).unwrap();
+    let second = Control::start(node.clone(), false).unwrap();
+    assert!(first.answering() && !second.answering());
+    let sock = dir.path().canonicalize().unwrap().join("spool.sock");
+    drop(first);
+    let t = std::time::Instant::now();
+    while !second.answering() && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(second.answering(), "not taken over");
+    assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok());
+    drop(second);
+    assert!(!sock.exists(), "the last one removes it");
+}
