@@ -30,13 +30,10 @@ impl Spool {
     }
 
     pub(super) fn decode_body<T: DeserializeOwned>(path: &Path, body: &[u8]) -> Result<T> {
-        let (v, _) = bincode::serde::decode_from_slice(body, bincode::config::standard()).map_err(|e| {
-            Error::Corrupt {
-                path: path.display().to_string(),
-                why: e.to_string(),
-            }
-        })?;
-        Ok(v)
+        decode_limited(body).map_err(|e| Error::Corrupt {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })
     }
 
     pub(super) fn unsupported(path: &Path, version: u16) -> Error {
@@ -89,4 +86,27 @@ impl Spool {
     pub fn save_node(&self, node: &NodeAttrs) -> Result<Stamp> {
         self.write_atomic(&self.root.join(NODE_FILE), &Self::encode(&node.to_stored())?)
     }
+}
+
+/// Decodes `body` with a limit on what its length fields may claim. Without one, bincode
+/// allocates whatever a string's length says before reading it: one flipped byte in an
+/// attribute file made every process that listed the spool abort on a multi-exabyte
+/// allocation (audit-13). Every byte a string claims is in the file, so a limit at least the
+/// body's length never refuses a sound file; the limit is a type parameter, hence the ladder.
+fn decode_limited<T: DeserializeOwned>(body: &[u8]) -> std::result::Result<T, bincode::error::DecodeError> {
+    use bincode::config::standard;
+    use bincode::serde::decode_from_slice;
+    let n = body.len();
+    let v = if n <= 1 << 16 {
+        decode_from_slice(body, standard().with_limit::<{ 1 << 16 }>())?.0
+    } else if n <= 1 << 20 {
+        decode_from_slice(body, standard().with_limit::<{ 1 << 20 }>())?.0
+    } else if n <= 1 << 24 {
+        decode_from_slice(body, standard().with_limit::<{ 1 << 24 }>())?.0
+    } else if n <= 1 << 28 {
+        decode_from_slice(body, standard().with_limit::<{ 1 << 28 }>())?.0
+    } else {
+        decode_from_slice(body, standard().with_limit::<{ usize::MAX }>())?.0
+    };
+    Ok(v)
 }

@@ -17,6 +17,32 @@ fn attrs_round_trip_and_corruption_is_detected() {
     assert!(spool.read_attrs("none.eml").unwrap().is_none());
 }
 
+/// audit-13: one flipped byte in a length field made bincode allocate what it claimed (exabytes)
+/// and every process that read the file aborted. Every byte of a stored file, set to values
+/// that make huge lengths, decodes or is Corrupt.
+#[test]
+fn any_damaged_byte_of_an_attribute_file_is_corrupt_or_decodes_never_aborts() {
+    let mut a = MessageAttrs::new_draft();
+    a.env_from = Some("a@x.org".into());
+    a.env_to = Some(vec!["b@y.org".into(), "c@z.org".into()]);
+    a.last_try_msg = "250 2.0.0 ok".into();
+    a.recipients = vec![crate::model::attrs::Recipient::new("b@y.org".into())];
+    a.user.insert("k".into(), b"v".to_vec());
+    let good = Spool::encode(&a).unwrap();
+    let path = Path::new("m.struct");
+    assert_eq!(Spool::decode_attrs(path, &good).unwrap(), a);
+    for i in 0..good.len() {
+        for b in [0xfd, 0xfe, 0xff, 0x80, 0x00] {
+            let mut bad = good.clone();
+            bad[i] = b;
+            match Spool::decode_attrs(path, &bad) {
+                Ok(_) | Err(Error::Corrupt { .. }) => {}
+                Err(e) => panic!("byte {i} = {b:#x}: {e}"),
+            }
+        }
+    }
+}
+
 /// A stored node file that cannot be read is a configuration error (SPEC §1: 78, as README
 /// says), not bad data (65, what `mailfs mount` exited with).
 #[test]
