@@ -356,3 +356,39 @@ fn the_hold_attribute_through_the_mount() {
     let e = m.fails("setfattr -n user.env_to -v c@example.org h.eml");
     assert!(e.contains("Permission denied"), "{e}");
 }
+
+/// audit-13: another user's submission to a node its owner serves privately (socket 0600) is a
+/// refusal, 77, not "not served" (75, which cron's retries would repeat forever).
+#[test]
+fn submitting_to_another_users_private_node_is_refused_not_retried() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = tmp.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // daemon (uid 1) owns and serves it, and its parent, where the socket goes.
+    std::os::unix::fs::chown(tmp.path(), Some(1), Some(1)).unwrap();
+    std::os::unix::fs::chown(&spool, Some(1), Some(1)).unwrap();
+    let s = spool.to_str().unwrap();
+    let mut serve = Command::new("setpriv")
+        .args(["--reuid=1", "--regid=1", "--clear-groups", "--"])
+        .args(["env", "-i", "HOME=/", "PATH=/usr/bin:/bin"])
+        .arg(BIN)
+        .args(["serve", s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("setpriv");
+    wait_socket(&spool);
+    let o = as_nobody(
+        &["sendmail", "--spool", s, "a@example.org"],
+        "Subject: x\n\ny\n",
+        &[],
+    );
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(o.status.code(), Some(77), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("privately"), "{err}");
+}

@@ -106,7 +106,7 @@ their own only (through the process serving the node). Exit codes: 0 done, 65 no
 Pending message, 66 no such message, 75 being sent right now or the node is not served, \
 77 another user's message.";
 
-const SENDMAIL_HELP: &str = "The spool is --spool, else $MAILFS_SPOOL, else /var/spool/mailfs. Linked or copied as `sendmail`, the binary acts as this command (ln -s $(command -v mailfs) /usr/sbin/sendmail). Accepted and ignored for compatibility: -o OPTION (-oi, -oem, -odi), -B TYPE, -b MODE (-bm), -N DSN, -R RET, -V ENVID, -v. Exit codes: 0 queued, 64 usage (no recipient), 65 bad address, 75 temporary failure (spool unavailable).";
+const SENDMAIL_HELP: &str = "The spool is --spool, else $MAILFS_SPOOL, else /var/spool/mailfs. Linked or copied as `sendmail`, the binary acts as this command (ln -s $(command -v mailfs) /usr/sbin/sendmail). Accepted and ignored for compatibility: -o OPTION (-oi, -oem, -odi), -B TYPE, -b MODE (-bm), -N DSN, -R RET, -V ENVID, -v. Exit codes: 0 queued, 64 usage (no recipient), 65 bad address, 75 temporary failure (spool unavailable), 77 a node another user serves privately.";
 
 const EXIT_CODES: &str = "Exit codes follow sysexits: 64 usage, 65 bad data, 66 missing input, \
 73 can't create, 75 temporary failure, 77 permission denied (another user's message), \

@@ -32,6 +32,14 @@ pub fn call(sock: &Path, spool_dir: &Path, req: &Request, body: Option<&mut dyn 
         )));
     }
     let stream = UnixStream::connect(sock).map_err(|e| {
+        // A socket the caller may not connect to is a node served privately (0600) by its
+        // owner: a refusal (77) that retrying will not change, not an absent server (75).
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Error::Denied(format!(
+                "{} is served privately by its owner: you may not submit to it ({e})",
+                spool_dir.display()
+            ));
+        }
         Error::Unavailable(format!(
             "{} is not served: nothing answers on {} ({e}); its owner must run `mailfs mount` or \
              `mailfs serve` on it",
