@@ -192,8 +192,8 @@ pub struct MailFs {
 pub const ATTR_TTL: Duration = Duration::from_secs(1);
 
 /// Starts pushing name changes made in the spool directory `root` by others to the kernel.
-pub fn watch_spool(root: &std::path::Path, notifier: fuser::Notifier) {
-    if let Err(e) = watch::start(root, notifier) {
+pub fn watch_spool(spool: &crate::store::spool::Spool, notifier: fuser::Notifier) {
+    if let Err(e) = watch::start(spool.root(), spool.own_renames(), notifier) {
         log::warn!(
             "cannot watch the spool directory ({e}): names changed by other processes show within {ATTR_TTL:?}"
         );

@@ -428,7 +428,7 @@ fn serve_mount(node: Arc<Node>, mountpoint: &Path, opts: &MountOpts) -> Result<(
         }
     };
     let _ = notifier.set(session.notifier());
-    crate::fs::watch_spool(node.spool.root(), session.notifier());
+    crate::fs::watch_spool(&node.spool, session.notifier());
     log::info!(
         "mounted {} at {}",
         node.spool.root().display(),

@@ -10,7 +10,10 @@
 //! an entry takes the directory's lock, which the VFS holds while a create, unlink or rename
 //! in that directory waits for mailfs's answer.
 //!
-//! If the watch cannot be set up or its queue overflows, the TTL is the bound.
+//! If the watch cannot be set up or its queue overflows, the TTL is the bound. Renames this
+//! process made itself (the mount, its senders) are left out: the mount pushes its own
+//! changes to the kernel, and each call here waits for the directory's lock (see
+//! `store/spool/recent.rs`).
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -19,10 +22,11 @@ use fuser::{INodeNo, Notifier};
 use inotify::{EventMask, Inotify, WatchMask};
 
 use super::{PARTS_SUFFIX, ROOT};
+use crate::store::spool::OwnRenames;
 use crate::store::spool::message_of_entry as message_of;
 
 /// Starts the watch on `root` (the spool directory); entries go stale through `notifier`.
-pub fn start(root: &Path, notifier: Notifier) -> std::io::Result<()> {
+pub fn start(root: &Path, own: OwnRenames, notifier: Notifier) -> std::io::Result<()> {
     let ino = Inotify::init()?;
     ino.watches().add(
         root,
@@ -30,11 +34,11 @@ pub fn start(root: &Path, notifier: Notifier) -> std::io::Result<()> {
     )?;
     std::thread::Builder::new()
         .name("spool-watch".into())
-        .spawn(move || run(ino, notifier))?;
+        .spawn(move || run(ino, &own, notifier))?;
     Ok(())
 }
 
-fn run(mut ino: Inotify, notifier: Notifier) {
+fn run(mut ino: Inotify, own: &OwnRenames, notifier: Notifier) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let events = match ino.read_events_blocking(&mut buf) {
@@ -45,12 +49,24 @@ fn run(mut ino: Inotify, notifier: Notifier) {
                 return;
             }
         };
+        // The root's own attributes (its times) still change with those renames: one drop of
+        // them per batch, which takes no lock.
+        let mut root_changed = false;
         for ev in events {
             if ev.mask.contains(EventMask::Q_OVERFLOW) {
                 log::info!("spool watch: queue overflow; some names show their change within the TTL");
                 continue;
             }
-            let Some(msg) = ev.name.and_then(OsStr::to_str).and_then(message_of) else {
+            let Some(file) = ev.name.and_then(OsStr::to_str) else {
+                continue;
+            };
+            // Only the arrival of a name can be the echo of this process's own rename (which
+            // replaces without a deletion event); a removal or a move away is never skipped.
+            if ev.mask.contains(EventMask::MOVED_TO) && own.lately(file) {
+                root_changed = true;
+                continue;
+            }
+            let Some(msg) = message_of(file) else {
                 continue;
             };
             for name in [msg.clone(), format!("{msg}{PARTS_SUFFIX}")] {
@@ -70,6 +86,16 @@ fn run(mut ino: Inotify, notifier: Notifier) {
                     Err(e) => log::debug!("spool watch: invalidating {name}: {e}"),
                 }
             }
+        }
+        // Offset -1: the attributes only, no page of the directory (no lock to wait for).
+        if root_changed
+            && let Err(e) = notifier.inval_inode(INodeNo(ROOT), -1, 0)
+            && matches!(
+                e.raw_os_error(),
+                Some(libc::ENOTCONN | libc::EBADF | libc::ENODEV)
+            )
+        {
+            return;
         }
     }
 }

@@ -106,6 +106,8 @@ pub struct Spool {
     spares: spare::Spares,
     /// Closes the versions [`Spool::replace`] replaced, off the caller's path.
     reaper: reaper::Reaper,
+    /// What this process renamed into the spool directory lately (`spool/recent.rs`).
+    own: recent::OwnRenames,
 }
 
 /// An exclusive per-message lock (flock on the `.eml`, which NFS emulates with fcntl locks):
@@ -130,7 +132,9 @@ mod format;
 mod markers;
 mod place;
 mod reaper;
+mod recent;
 mod spare;
+pub use recent::OwnRenames;
 pub use spare::Want;
 
 pub use crate::files::{Stamp, create_private, ensure_private_dir, open_read};
@@ -180,6 +184,7 @@ impl Spool {
             dir_barrier: barrier::Barrier::default(),
             spares: spare::Spares::default(),
             reaper: reaper::Reaper::default(),
+            own: recent::OwnRenames::default(),
         };
         Ok(spool)
     }
@@ -270,6 +275,7 @@ impl Spool {
     pub fn replace(&self, tmp: &Path, path: &Path) -> io::Result<()> {
         let old = reaper::Reaper::hold(path);
         fs::rename(tmp, path)?;
+        self.own.note(path);
         if let Some(f) = old {
             self.reaper.retire(f);
         }
@@ -418,6 +424,11 @@ impl Spool {
         }
     }
 
+    /// What this process renamed into the spool directory lately, for the mount's watch.
+    pub fn own_renames(&self) -> OwnRenames {
+        self.own.clone()
+    }
+
     pub fn attrs_stamp(&self, name: &str) -> Option<Stamp> {
         fs::metadata(self.struct_path(name)).ok().map(|m| Stamp::of(&m))
     }
@@ -504,9 +515,10 @@ impl Spool {
             let (tx, rx) = crossbeam_channel::unbounded();
             let root = self.root.clone();
             let spares = self.spares.clone();
+            let own = self.own.clone();
             let spawned = std::thread::Builder::new()
                 .name("mailfs-commit".into())
-                .spawn(move || group_committer(root, rx, spares));
+                .spawn(move || group_committer(root, rx, spares, own));
             if let Err(e) = spawned {
                 log::error!("cannot start the group-commit thread: {e}");
             }

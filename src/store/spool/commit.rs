@@ -29,6 +29,7 @@ pub(super) fn group_committer(
     root: PathBuf,
     rx: crossbeam_channel::Receiver<CommitReq>,
     spares: super::spare::Spares,
+    own: super::recent::OwnRenames,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -51,7 +52,10 @@ pub(super) fn group_committer(
                 .map_err(|e| io::Error::new(e.kind(), e.to_string()))
                 .and_then(|()| replace(&r));
             match res {
-                Ok(kept) => renamed.push((r, kept)),
+                Ok(kept) => {
+                    own.note(&r.path);
+                    renamed.push((r, kept))
+                }
                 Err(e) => {
                     let _ = fs::remove_file(&r.tmp);
                     let _ = r.done.send(Err(e));
