@@ -60,10 +60,16 @@ fn run(mut ino: Inotify, own: &OwnRenames, notifier: Notifier) {
             let Some(file) = ev.name.and_then(OsStr::to_str) else {
                 continue;
             };
-            // Only the arrival of a name can be the echo of this process's own rename (which
-            // replaces without a deletion event); a removal or a move away is never skipped.
-            if ev.mask.contains(EventMask::MOVED_TO) && own.lately(file) {
+            // A rename made here shows as the name moved in (an exchange: moved away and back);
+            // a deletion or creation never is one.
+            if ev.mask.intersects(EventMask::MOVED_TO | EventMask::MOVED_FROM) && own.take_echo(file) {
                 root_changed = true;
+                continue;
+            }
+            // A new message name: the kernel cannot hold an entry for it (a look-up of a
+            // missing name is answered ENOENT, which it does not keep), so there is nothing to
+            // drop. A new attribute file does change an existing message's attributes.
+            if ev.mask.contains(EventMask::CREATE) && file.ends_with(".eml") {
                 continue;
             }
             let Some(msg) = message_of(file) else {

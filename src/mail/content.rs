@@ -228,20 +228,22 @@ pub fn line_end(head: &[u8]) -> &'static str {
 }
 
 /// Gives the message at `path` a Date and Message-ID if it lacks them, by writing a new file
-/// beside it (`tmp`) and renaming it over; returns whether the content changed.
+/// beside it (`tmp`, synced) and renaming it over with `rename`; returns whether the content
+/// changed.
 pub fn ensure_date_and_id(
     path: &Path,
     tmp: &Path,
     head: &[u8],
     info: &HeaderInfo,
     message_id: &str,
+    rename: impl FnOnce(&Path, &Path) -> io::Result<()>,
 ) -> Result<bool> {
     let extra = missing_headers(info, message_id, line_end(head));
     if extra.is_empty() {
         return Ok(false);
     }
     copy_with_prefix(path, tmp, &extra, true)?;
-    if let Err(e) = std::fs::rename(tmp, path) {
+    if let Err(e) = rename(tmp, path) {
         let _ = std::fs::remove_file(tmp);
         return Err(e.into());
     }

@@ -401,7 +401,14 @@ pub fn make_ready(node: &Node, name: &str, attrs: &MessageAttrs) -> Result<(Mess
     let spool = &node.spool;
     let eml = spool.eml_path(name);
     let c = check_ready(node, name, attrs)?;
-    content::ensure_date_and_id(&eml, &spool.tmp_path(), &c.head, &c.info, &attrs.message_id)?;
+    content::ensure_date_and_id(
+        &eml,
+        &spool.tmp_path(),
+        &c.head,
+        &c.info,
+        &attrs.message_id,
+        |a, b| spool.rename_noted(a, b),
+    )?;
     let id = c.id.clone();
     let mut next = ready_attrs(attrs, c);
     if let Err(e) = crate::store::signing::sign_in_place(spool, &node.attrs(), name, &next.message_id) {

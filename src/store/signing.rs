@@ -12,7 +12,7 @@ pub fn sign_in_place(spool: &Spool, attrs: &NodeAttrs, name: &str, message_id: &
     let tmp = spool.tmp_path();
     let signed = sign_file(attrs, &path, &tmp, message_id, true)?;
     if signed {
-        if let Err(e) = std::fs::rename(&tmp, &path) {
+        if let Err(e) = spool.rename_noted(&tmp, &path) {
             let _ = std::fs::remove_file(&tmp);
             return Err(e.into());
         }

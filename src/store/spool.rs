@@ -274,8 +274,11 @@ impl Spool {
     /// thread (`spool/reaper.rs`: freeing can wait on the disk). Not synced.
     pub fn replace(&self, tmp: &Path, path: &Path) -> io::Result<()> {
         let old = reaper::Reaper::hold(path);
-        fs::rename(tmp, path)?;
-        self.own.note(path);
+        self.own.note(path, 1);
+        if let Err(e) = fs::rename(tmp, path) {
+            self.own.unnote(path, 1);
+            return Err(e);
+        }
         if let Some(f) = old {
             self.reaper.retire(f);
         }
@@ -427,6 +430,12 @@ impl Spool {
     /// What this process renamed into the spool directory lately, for the mount's watch.
     pub fn own_renames(&self) -> OwnRenames {
         self.own.clone()
+    }
+
+    /// Renames `tmp` over `path` (not synced), telling the mount's watch it was this process.
+    pub fn rename_noted(&self, tmp: &Path, path: &Path) -> io::Result<()> {
+        self.own.note(path, 1);
+        fs::rename(tmp, path).inspect_err(|_| self.own.unnote(path, 1))
     }
 
     pub fn attrs_stamp(&self, name: &str) -> Option<Stamp> {

@@ -50,12 +50,16 @@ pub(super) fn group_committer(
             let res = synced
                 .as_ref()
                 .map_err(|e| io::Error::new(e.kind(), e.to_string()))
-                .and_then(|()| replace(&r));
+                .and_then(|()| {
+                    // An exchange shows as the name moved away and moved back. Should it fall
+                    // back to a rename (no old version), one count waits for nothing: the
+                    // watch may then miss one change by another process within 5 s (the TTL).
+                    let events = if r.exchange { 2 } else { 1 };
+                    own.note(&r.path, events);
+                    replace(&r).inspect_err(|_| own.unnote(&r.path, events))
+                });
             match res {
-                Ok(kept) => {
-                    own.note(&r.path);
-                    renamed.push((r, kept))
-                }
+                Ok(kept) => renamed.push((r, kept)),
                 Err(e) => {
                     let _ = fs::remove_file(&r.tmp);
                     let _ = r.done.send(Err(e));
