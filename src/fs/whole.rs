@@ -131,7 +131,7 @@ impl MailFs {
                 return Err(Error::Io(std::io::Error::from_raw_os_error(libc::ESTALE)));
             }
             file.sync_all()?;
-            fs::rename(&p.path, &eml)?;
+            self.node.spool.rename_noted(&p.path, &eml)?;
             Ok(())
         })();
         match res {

@@ -39,8 +39,8 @@ impl Spool {
             };
             let sync_content = || open_read(tmp).and_then(|f| f.sync_all());
             let rename = || -> io::Result<()> {
-                fs::rename(&attrs_tmp, self.struct_path(name))?;
-                fs::rename(tmp, self.eml_path(name))
+                self.rename_noted(&attrs_tmp, &self.struct_path(name))?;
+                self.rename_noted(tmp, &self.eml_path(name))
             };
             let (synced_tx, synced) = crossbeam_channel::bounded(1);
             let (placed_tx, placed) = crossbeam_channel::bounded::<bool>(1);
