@@ -401,32 +401,6 @@ impl Spool {
         }
     }
 
-    /// [`Spool::read_attrs`] for showing a message (the mount, `mailfs queue`): an attribute
-    /// file that cannot be decoded gives [`MessageAttrs::damaged`] instead of an error, so that
-    /// the message stays listed and its content readable (a missing one is a Draft, a damaged
-    /// one must not be worse). The senders keep [`Spool::read_attrs`] and leave it alone.
-    pub fn read_attrs_shown(&self, name: &str) -> Result<Option<(MessageAttrs, Stamp)>> {
-        use std::os::unix::fs::MetadataExt;
-        match self.read_attrs(name) {
-            Err(Error::Corrupt { why, .. }) => {
-                let meta = fs::metadata(self.struct_path(name))?;
-                let (id, owner) = match fs::metadata(self.eml_path(name)) {
-                    Ok(m) => (
-                        crate::model::attrs::stable_message_id(name, m.ino()),
-                        Some(crate::model::attrs::Owner {
-                            uid: m.uid(),
-                            gid: m.gid(),
-                        }),
-                    ),
-                    Err(_) => (crate::model::attrs::new_message_id(), None),
-                };
-                log::debug!("{name}: shown as damaged: its attribute file cannot be read ({why})");
-                Ok(Some((MessageAttrs::damaged(&why, id, owner), Stamp::of(&meta))))
-            }
-            other => other,
-        }
-    }
-
     /// What this process renamed into the spool directory lately, for the mount's watch.
     pub fn own_renames(&self) -> OwnRenames {
         self.own.clone()
