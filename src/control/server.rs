@@ -232,7 +232,7 @@ impl ControlServer {
         // Only a socket of our own user counts as another server of this spool: one that
         // someone else planted (in a shared parent directory) is replaced.
         let theirs = std::fs::symlink_metadata(&path).is_ok_and(|m| m.uid() == me);
-        if theirs && UnixStream::connect(&path).is_ok() {
+        if theirs && super::standby::answers(&path) {
             log::info!(
                 "{} is answered by another process serving this spool",
                 path.display()

@@ -355,3 +355,22 @@ fn when_the_socket_owner_stops_another_server_of_the_spool_takes_it_over() {
     drop(second);
     assert!(!sock.exists(), "the last one removes it");
 }
+
+/// audit-14: a socket owner that is alive but does not answer (stopped, or stuck dying) is
+/// replaced, where a bare connection (the kernel's backlog accepts it) kept it in place and
+/// every submission hung.
+#[test]
+fn a_socket_whose_owner_does_not_answer_is_taken_over() {
+    use crate::control::standby::Control;
+    let (dir, node) = node();
+    let sock = dir.path().canonicalize().unwrap().join("spool.sock");
+    // Listening, never accepting: what a stopped server looks like from outside.
+    let mute = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let t = std::time::Instant::now();
+    let control = Control::start(node.clone(), false).unwrap();
+    assert!(control.answering(), "not taken over");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    let reply = client::call(&sock, dir.path(), &Request::Queue, None);
+    assert!(reply.is_ok(), "{reply:?}");
+    drop(mute);
+}
