@@ -31,6 +31,15 @@ pub fn call(sock: &Path, spool_dir: &Path, req: &Request, body: Option<&mut dyn 
             d.uid()
         )));
     }
+    // A server that is stopped or stuck dying still accepts connections, and a request sent
+    // to it would wait for minutes: a probe first, which a live one answers at once.
+    if UnixStream::connect(sock).is_ok() && !super::standby::answers(sock) {
+        return Err(Error::Unavailable(format!(
+            "{} is not answering on {}: its server is stopped or stuck; try again later",
+            spool_dir.display(),
+            sock.display()
+        )));
+    }
     let stream = UnixStream::connect(sock).map_err(|e| {
         // A socket the caller may not connect to is a node served privately (0600) by its
         // owner: a refusal (77) that retrying will not change, not an absent server (75).

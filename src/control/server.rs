@@ -189,7 +189,29 @@ impl Slots {
     }
 }
 
-fn handle(node: &Node, caller: Owner, stream: UnixStream) {
+/// Whether the client has closed its end entirely (not just its writing half, which a client
+/// does once its request is sent): it is no longer waiting for the answer.
+fn client_gone(stream: &UnixStream) -> bool {
+    let mut p = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one pollfd for a descriptor `stream` owns, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLHUP != 0 }
+}
+
+pub(super) fn handle(node: &Node, caller: Owner, stream: UnixStream) {
+    // A request left in the socket by a client that gave up (the server was stopped, say) is
+    // not carried out: the client reported a failure, and its retry would queue it twice
+    // (audit-14).
+    if client_gone(&stream) {
+        log::info!(
+            "a request from uid {} was dropped: its client left before it was read",
+            caller.uid
+        );
+        return;
+    }
     let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
     let mut reader = BufReader::new(&stream);

@@ -4,7 +4,7 @@
 use std::io::BufReader;
 use std::sync::Arc;
 
-use super::server::{ControlServer, answer, login_of};
+use super::server::{ControlServer, answer, handle, login_of};
 use super::{Reply, Request, SUBMIT_SIZE_LIMIT, client};
 use crate::error::Error;
 use crate::model::attrs::Owner;
@@ -373,4 +373,36 @@ fn a_socket_whose_owner_does_not_answer_is_taken_over() {
     let reply = client::call(&sock, dir.path(), &Request::Queue, None);
     assert!(reply.is_ok(), "{reply:?}");
     drop(mute);
+}
+
+/// audit-14: a submission whose client gave up before the server read it (the server was
+/// stopped) is not stored when the server comes back; one whose client still waits is.
+#[test]
+fn a_request_whose_client_left_is_not_carried_out() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let (_dir, node) = node();
+    let hello = super::Hello {
+        v: super::PROTOCOL,
+        req: sendmail("a@example.org", false),
+    };
+    let mut line = serde_json::to_vec(&hello).unwrap();
+    line.extend_from_slice(b"\nSubject: t\n\nbody\n");
+    // Gone: request sent, then the client closed.
+    let (mut client, server) = UnixStream::pair().unwrap();
+    client.write_all(&line).unwrap();
+    drop(client);
+    handle(&node, ROOT, server);
+    assert!(
+        node.spool.list_messages().unwrap().is_empty(),
+        "stored for a client that left"
+    );
+    // Waiting: request sent and its writing half shut, as the client does.
+    let (mut client, server) = UnixStream::pair().unwrap();
+    client.write_all(&line).unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    handle(&node, ROOT, server);
+    assert_eq!(node.spool.list_messages().unwrap().len(), 1);
+    let reply: Reply = super::read_line(&mut BufReader::new(&client)).unwrap();
+    assert!(matches!(reply, Reply::Queued { .. }), "{reply:?}");
 }
