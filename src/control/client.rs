@@ -31,19 +31,10 @@ pub fn call(sock: &Path, spool_dir: &Path, req: &Request, body: Option<&mut dyn 
             d.uid()
         )));
     }
-    // A server that is stopped or stuck dying still accepts connections, and a request sent
-    // to it would wait for minutes: a probe first, which a live one answers at once.
-    if UnixStream::connect(sock).is_ok() && !super::standby::answers(sock) {
-        return Err(Error::Unavailable(format!(
-            "{} is not answering on {}: its server is stopped or stuck; try again later",
-            spool_dir.display(),
-            sock.display()
-        )));
-    }
-    let stream = UnixStream::connect(sock).map_err(|e| {
+    let not_served = |e: io::Error| {
         // A socket the caller may not connect to is a node served privately (0600) by its
         // owner: a refusal (77) that retrying will not change, not an absent server (75).
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
+        if e.kind() == io::ErrorKind::PermissionDenied {
             return Error::Denied(format!(
                 "{} is served privately by its owner: you may not submit to it ({e})",
                 spool_dir.display()
@@ -55,7 +46,17 @@ pub fn call(sock: &Path, spool_dir: &Path, req: &Request, body: Option<&mut dyn 
             spool_dir.display(),
             sock.display()
         ))
-    })?;
+    };
+    // A server that is stopped or stuck dying still accepts connections, and a request sent
+    // to it would wait for minutes: a probe first, which a live one answers at once.
+    if !super::probe(sock).map_err(not_served)? {
+        return Err(Error::Unavailable(format!(
+            "{} is not answering on {}: its server is stopped or stuck; try again later",
+            spool_dir.display(),
+            sock.display()
+        )));
+    }
+    let stream = UnixStream::connect(sock).map_err(not_served)?;
     stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
     stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
     let hello = Hello {

@@ -35,6 +35,33 @@ pub const MAX_LINE: u64 = 4 << 20;
 /// Postfix's default (the socket always keeps a bound).
 pub const SUBMIT_SIZE_LIMIT: u64 = 10_240_000;
 
+/// How long a server may take to answer a probe before it counts as gone.
+const PROBE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a live server answers on the socket at `path`: `Err` when nothing can be
+/// connected to, `Ok(false)` when something accepts the connection but does not answer. A
+/// connection alone does not tell: the kernel accepts it into the listening socket's backlog
+/// even when the process behind is stopped or stuck dying (audit-14: a `kill -STOP`ped owner
+/// kept every submission hanging, and nothing took over). The probe is a hello with protocol
+/// 0, which any server answers at once with an error and without doing anything.
+pub fn probe(path: &Path) -> io::Result<bool> {
+    let stream = std::os::unix::net::UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(PROBE))?;
+    stream.set_write_timeout(Some(PROBE))?;
+    let hello = Hello {
+        v: 0,
+        req: Request::Queue,
+    };
+    if write_line(&mut &stream, &hello).is_err() {
+        return Ok(false);
+    }
+    let mut line = Vec::new();
+    Ok(io::BufReader::new(&stream)
+        .take(4096)
+        .read_until(b'\n', &mut line)
+        .is_ok_and(|n| n > 0))
+}
+
 /// The socket of the node kept in `spool_dir`: `SPOOL_DIR.sock`, beside it.
 pub fn socket_path(spool_dir: &Path) -> PathBuf {
     let abs = spool_dir.canonicalize().unwrap_or_else(|_| {

@@ -254,7 +254,7 @@ impl ControlServer {
         // Only a socket of our own user counts as another server of this spool: one that
         // someone else planted (in a shared parent directory) is replaced.
         let theirs = std::fs::symlink_metadata(&path).is_ok_and(|m| m.uid() == me);
-        if theirs && super::standby::answers(&path) {
+        if theirs && super::probe(&path).unwrap_or(false) {
             log::info!(
                 "{} is answered by another process serving this spool",
                 path.display()

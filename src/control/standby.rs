@@ -7,9 +7,7 @@
 //! nothing answers there, and one whose socket was replaced (two took over at once: the
 //! later rename wins) lets its own go and watches again.
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -81,7 +79,7 @@ fn watch(node: &Arc<Node>, shared: bool, held: &Mutex<Option<ControlServer>>, st
                 let answered = std::fs::symlink_metadata(&path)
                     // SAFETY: geteuid cannot fail.
                     .is_ok_and(|m| m.uid() == unsafe { libc::geteuid() })
-                    && answers(&path);
+                    && super::probe(&path).unwrap_or(false);
                 if answered {
                     continue;
                 }
@@ -96,36 +94,6 @@ fn watch(node: &Arc<Node>, shared: bool, held: &Mutex<Option<ControlServer>>, st
             }
         }
     }
-}
-
-/// How long a server may take to answer a probe before it counts as gone.
-const PROBE: Duration = Duration::from_secs(1);
-
-/// Whether a live server answers on the socket at `path`. A connection alone does not tell:
-/// the kernel accepts it into the listening socket's backlog even when the process behind is
-/// stopped or stuck dying (audit-14: a `kill -STOP`ped owner kept every submission hanging,
-/// and nothing took over). The probe is a hello with protocol 0, which any server answers at
-/// once with an error and without doing anything.
-pub(super) fn answers(path: &std::path::Path) -> bool {
-    use std::io::BufRead;
-    let Ok(stream) = UnixStream::connect(path) else {
-        return false;
-    };
-    if stream.set_read_timeout(Some(PROBE)).is_err() || stream.set_write_timeout(Some(PROBE)).is_err() {
-        return false;
-    }
-    let hello = super::Hello {
-        v: 0,
-        req: super::Request::Queue,
-    };
-    if super::write_line(&mut &stream, &hello).is_err() {
-        return false;
-    }
-    let mut line = Vec::new();
-    std::io::BufReader::new(&stream)
-        .take(4096)
-        .read_until(b'\n', &mut line)
-        .is_ok_and(|n| n > 0)
 }
 
 impl Drop for Control {

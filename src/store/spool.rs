@@ -274,11 +274,7 @@ impl Spool {
     /// thread (`spool/reaper.rs`: freeing can wait on the disk). Not synced.
     pub fn replace(&self, tmp: &Path, path: &Path) -> io::Result<()> {
         let old = reaper::Reaper::hold(path);
-        self.own.note(path, 1);
-        if let Err(e) = fs::rename(tmp, path) {
-            self.own.unnote(path, 1);
-            return Err(e);
-        }
+        self.rename_noted(tmp, path)?;
         if let Some(f) = old {
             self.reaper.retire(f);
         }

@@ -97,7 +97,10 @@ impl Spool {
         use std::os::unix::fs::MetadataExt;
         match self.read_attrs(name) {
             Err(Error::Corrupt { why, .. }) => {
-                let meta = fs::metadata(self.struct_path(name))?;
+                // Replaced or removed since it was read: what is there now.
+                let Ok(meta) = fs::metadata(self.struct_path(name)) else {
+                    return self.read_attrs(name);
+                };
                 let (id, owner) = match fs::metadata(self.eml_path(name)) {
                     Ok(m) => (
                         crate::model::attrs::stable_message_id(name, m.ino()),
