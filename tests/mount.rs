@@ -531,22 +531,20 @@ fn a_message_removed_by_another_process_is_gone_at_once() {
         message("a@example.com", "b@example.org", "x", "x"),
     )
     .unwrap();
+    let cancel = || {
+        Command::new(BIN)
+            .arg("cancel")
+            .arg(&m.spool)
+            .arg("x.eml")
+            .output()
+            .unwrap()
+    };
     // A Draft is not cancelled (audit-10 J10); a queued message is.
-    let out = Command::new(BIN)
-        .arg("cancel")
-        .arg(&m.spool)
-        .arg("x.eml")
-        .output()
-        .unwrap();
+    let out = cancel();
     assert_eq!(out.status.code(), Some(65), "{out:?}");
     m.ok("setfattr -n user.is_ready -v 1 x.eml");
     m.ok("stat x.eml > /dev/null && getfattr -d x.eml > /dev/null && ls x.eml.parts > /dev/null");
-    let out = Command::new(BIN)
-        .arg("cancel")
-        .arg(&m.spool)
-        .arg("x.eml")
-        .output()
-        .unwrap();
+    let out = cancel();
     assert!(out.status.success(), "{out:?}");
     m.fails("stat x.eml");
     m.fails("stat x.eml.parts");
