@@ -235,11 +235,13 @@ impl MailFs {
         };
         let mut o = Self::open_options(flags);
         // A message's spool file is the owner's alone whatever the caller asks (its mode
-        // lives in its attributes); a scratch file keeps the mode asked for.
+        // lives in its attributes). A scratch file starts as its creator's alone too (SPEC §9:
+        // 0600 unless the user widens it): the mode a umask leaves is not a widening, a later
+        // chmod (as `cp -a`, `tar` and `rsync -a` do) is.
         let file_mode = if matches!(key, Key::Message(_)) {
             0o600
         } else {
-            mode & 0o777
+            mode & 0o700
         };
         o.mode(file_mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CREAT | excl);

@@ -1,6 +1,7 @@
 //! setattr (chmod, chown, times), scratch files becoming messages, and what `access(2)` and a
 //! directory listing in several calls answer.
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
@@ -212,4 +213,25 @@ fn create_exclusive_access_and_a_listing_read_in_pieces() {
             "d.eml.parts"
         ]
     );
+}
+
+#[test]
+fn a_new_scratch_file_is_its_creators_alone_until_a_chmod_widens_it() {
+    // audit-10 J18: `echo hi > MNT/notes.txt` under umask 022 left a 0644 file in the spool.
+    let h = Harness::new();
+    let ino = h.write_new(ALICE, "notes.txt", b"hi\n");
+    assert_eq!(h.fs.getattr(ino).unwrap().perm, 0o600, "as the mount shows it");
+    let on_disk = std::fs::metadata(h.fs.node.spool.scratch_path("notes.txt")).unwrap();
+    assert_eq!(
+        on_disk.permissions().mode() & 0o7777,
+        0o600,
+        "as the spool keeps it"
+    );
+    // A chmod is the user widening it (cp -a, tar and rsync -a restore modes this way).
+    let a =
+        h.fs.setattr(ALICE, ino, Some(0o644), (None, None), None, None, None)
+            .unwrap();
+    assert_eq!(a.perm, 0o644);
+    let on_disk = std::fs::metadata(h.fs.node.spool.scratch_path("notes.txt")).unwrap();
+    assert_eq!(on_disk.permissions().mode() & 0o7777, 0o644);
 }
