@@ -555,8 +555,15 @@ impl MailFs {
     }
 
     fn tree_at(&self, name: &str, stamp: Stamp) -> Result<Arc<Tree>> {
+        let kept = self.names_kept(name, stamp);
         self.trees
-            .get_or_parse(name, stamp, &self.node.spool.eml_path(name))
+            .get_or_parse(name, stamp, &self.node.spool.eml_path(name), |t| {
+                for (i, old) in kept {
+                    if let Some(e) = t.entries.get_mut(i) {
+                        e.name = old;
+                    }
+                }
+            })
             .map_err(|e| not_found(e, name))
     }
 

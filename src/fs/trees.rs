@@ -68,8 +68,14 @@ impl TreeCache {
     }
 
     /// The tree of `name` at `stamp`: from the cache, else parsed from `path` (one parse at a
-    /// time) and cached.
-    pub fn get_or_parse(&self, name: &str, stamp: Stamp, path: &Path) -> std::io::Result<Arc<Tree>> {
+    /// time), passed through `adjust` and cached.
+    pub fn get_or_parse(
+        &self,
+        name: &str,
+        stamp: Stamp,
+        path: &Path,
+        adjust: impl FnOnce(&mut Tree),
+    ) -> std::io::Result<Arc<Tree>> {
         if let Some(t) = self.get(name, stamp) {
             return Ok(t);
         }
@@ -78,7 +84,9 @@ impl TreeCache {
         if let Some(t) = self.get(name, stamp) {
             return Ok(t);
         }
-        let tree = Arc::new(mime::build(path)?);
+        let mut tree = mime::build(path)?;
+        adjust(&mut tree);
+        let tree = Arc::new(tree);
         self.insert(name, stamp, tree.clone());
         Ok(tree)
     }

@@ -410,3 +410,74 @@ fn staged_files_stay_in_their_message() {
         h.fs.create(BOB, pa, ".evil", 0o600, libc::O_WRONLY | libc::O_CREAT);
     assert_eq!(errno(r), libc::EACCES);
 }
+
+/// A Draft with a text body and three attachments, two of them named `x.bin`.
+const TWO_X: &[u8] = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: dup\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nbody\r\n\
+--B\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"x.bin\"\r\n\r\nv0\r\n\
+--B\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"x.bin\"\r\n\r\nversion 1\r\n\
+--B\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"y.bin\"\r\n\r\nv2\r\n--B--\r\n";
+
+#[test]
+fn removing_one_of_two_same_named_parts_leaves_the_other_visible_under_its_name() {
+    // audit-16 D7: after `rm x.bin`, the second `x.bin` (shown as `x (2).bin`) took the name
+    // `x.bin` in the rebuilt message, which stayed hidden: the part was in the message but
+    // could be neither listed, read nor removed.
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", TWO_X);
+    let parts = h.parts(ALICE, "m.eml");
+    let ls = || {
+        let mut v = h.ls(ALICE, parts).unwrap();
+        v.sort();
+        v
+    };
+    assert_eq!(ls(), [".", "..", "Body.txt", "x (2).bin", "x.bin", "y.bin"]);
+    h.fs.unlink(ALICE, parts, "x.bin").unwrap();
+    assert_eq!(ls(), [".", "..", "Body.txt", "x (2).bin", "y.bin"]);
+    assert_eq!(h.part(ALICE, "m.eml", "x (2).bin").unwrap(), b"version 1");
+    assert_eq!(errno(h.fs.lookup(ALICE, parts, "x.bin")), libc::ENOENT);
+    // It can be removed in turn, and the message then holds only the body and y.bin.
+    h.fs.unlink(ALICE, parts, "x (2).bin").unwrap();
+    let eml = h.eml("m.eml");
+    let m = parse(&eml);
+    assert_eq!(m.attachment_count(), 1);
+    assert_eq!(m.attachment(0).unwrap().contents(), b"v2");
+    assert_eq!(ls(), [".", "..", "Body.txt", "y.bin"]);
+}
+
+#[test]
+fn removing_the_first_of_two_text_parts_leaves_the_second_listed() {
+    // audit-16 D7: `rm Body.txt` of a message with a second, inline text part listed nothing.
+    let h = Harness::new();
+    let two: &[u8] = b"From: a@example.com\r\nTo: b@example.com\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nfirst body\r\n\
+--B\r\nContent-Type: text/plain\r\nContent-Disposition: inline\r\n\r\nsecond text\r\n--B--\r\n";
+    h.write_new(ALICE, "m.eml", two);
+    let parts = h.parts(ALICE, "m.eml");
+    let before = h.ls(ALICE, parts).unwrap();
+    assert_eq!(before.len(), 4, "{before:?}");
+    let second = before[3].clone();
+    assert_eq!(h.part(ALICE, "m.eml", &second).unwrap(), b"second text");
+    h.fs.unlink(ALICE, parts, "Body.txt").unwrap();
+    assert_eq!(h.ls(ALICE, parts).unwrap(), [".", "..", second.as_str()]);
+    assert_eq!(h.part(ALICE, "m.eml", &second).unwrap(), b"second text");
+    assert!(!String::from_utf8_lossy(&h.eml("m.eml")).contains("first body"));
+}
+
+#[test]
+fn a_restore_over_same_named_parts_gives_the_message_back_byte_for_byte() {
+    // tar -x over the node unlinks each part and writes it again with the same bytes.
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", TWO_X);
+    let before = h.eml("m.eml");
+    let parts = h.parts(ALICE, "m.eml");
+    for (name, bytes) in [
+        ("x.bin", &b"v0"[..]),
+        ("x (2).bin", b"version 1"),
+        ("y.bin", b"v2"),
+    ] {
+        h.fs.unlink(ALICE, parts, name).unwrap();
+        h.write_part(ALICE, "m.eml", name, bytes).unwrap();
+        assert_eq!(h.eml("m.eml"), before, "after {name}");
+    }
+}
