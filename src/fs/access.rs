@@ -139,6 +139,20 @@ impl MailFs {
         }
     }
 
+    /// A scratch file about to become a message: its spool file is made the spool owner's
+    /// alone, as every message's is (SPEC §9). The message's owner and mode live in its
+    /// attributes; left as they were, a user's `mv tmp X.eml` or `sed -i` put a file of
+    /// theirs, 0644 under umask 022, among the spool's messages.
+    pub(super) fn take_back(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)?;
+        std::os::unix::fs::fchown(&file, Some(self.uid), Some(self.gid))?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+    }
+
     /// A part writer's rebuild at close (or the restore after a refused write) acts on the
     /// message by name, later than the open: checked again for the user who opened it, since
     /// the name may by now be another user's message (theirs removed, another made in its place).

@@ -269,7 +269,9 @@ impl MailFs {
                 ready = value == b"1";
                 continue;
             }
-            if MAILFS_ATTRS.contains(&k) || k == "hold" {
+            // `hold` is the user's (SPEC §4) and goes in like `env_to`, before `is_ready`: a
+            // message staged held (or restored by `rsync -aX`) must not go out at once.
+            if MAILFS_ATTRS.contains(&k) {
                 if message::says_went_out(k, value) {
                     self.note_went_out(msg, k, value);
                 }

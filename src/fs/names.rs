@@ -253,6 +253,7 @@ impl MailFs {
                     };
                     self.init_new_message(b, owner)?;
                 }
+                self.take_back(&src)?;
                 fs::rename(&src, &dst)?;
                 let _ = spool.sync_root();
                 self.content_changed(b);

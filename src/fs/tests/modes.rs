@@ -235,3 +235,26 @@ fn a_new_scratch_file_is_its_creators_alone_until_a_chmod_widens_it() {
     let on_disk = std::fs::metadata(h.fs.node.spool.scratch_path("notes.txt")).unwrap();
     assert_eq!(on_disk.permissions().mode() & 0o7777, 0o644);
 }
+
+#[test]
+fn a_scratch_file_renamed_onto_a_message_brings_its_hold_and_becomes_the_spools() {
+    let h = Harness::new();
+    let tmp = h.write_new(ALICE, "staged.tmp", PLAIN);
+    // A user's file, widened as `cp` of a 0644 file leaves it.
+    h.fs.setattr(ALICE, tmp, Some(0o644), (None, None), None, None, None)
+        .unwrap();
+    h.fs.setxattr(ALICE, tmp, "user.hold", b"1").unwrap();
+    h.fs.setxattr(ALICE, tmp, "user.is_ready", b"1").unwrap();
+    h.fs.rename(ALICE, (ROOT, "staged.tmp"), (ROOT, "s.eml"), false)
+        .unwrap();
+    let ino = h.ino(ALICE, ROOT, "s.eml").unwrap();
+    // audit-16 D8: the hold was dropped, so a message staged "ready but held" went out at once.
+    assert_eq!(h.getx(ALICE, ino, "user.hold").unwrap(), "1");
+    assert_eq!(h.getx(ALICE, ino, "user.status").unwrap(), "Pending");
+    // audit-16 D2: the spool file stayed the user's, 0644; the message is ALICE's in the view.
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(h.fs.node.spool.eml_path("s.eml")).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777), (h.fs.uid, 0o600));
+    let a = h.fs.getattr(ino).unwrap();
+    assert_eq!(a.uid, ALICE.uid);
+}
