@@ -408,3 +408,40 @@ fn chmod_and_chown_of_a_message() {
     m.ok("printf 'From: a@example.com\\nTo: b@example.org\\n\\nx\\n' > r.eml && setfattr -n user.is_ready -v 1 r.eml");
     assert!(m.fails("chmod 660 r.eml").contains("Permission denied"));
 }
+
+/// audit-16 D1: a node holding a message that cannot be parsed was restored byte for byte, but
+/// tar, rsync -a and cp -a all exited non-zero: its `raw.eml` could not be written back.
+/// It now takes back the bytes it has, as an attached message's parts do.
+#[test]
+fn a_message_that_cannot_be_parsed_round_trips_through_tar_rsync_and_cp() {
+    let a = Mount::new(&[]);
+    std::fs::write(
+        a.tmp.path().join("bad"),
+        b"\x00\x01binary garbage no header\n\xff\xfe",
+    )
+    .unwrap();
+    a.ok(&format!("cp {} broken.eml", a.tmp.path().join("bad").display()));
+    a.ok("printf 'From: a@example.com\\nTo: b@example.org\\nSubject: ok\\n\\nfine\\n' > ok.eml");
+    assert_eq!(a.ok("ls broken.eml.parts").trim(), "raw.eml");
+    let tarball = a.tmp.path().join("node.tar");
+    a.ok(&format!("tar -cf {} .", tarball.display()));
+    let copy = a.tmp.path().join("copy");
+    a.ok(&format!("cp -a . {}", copy.display()));
+    for tool in [
+        format!("tar -xf {}", tarball.display()),
+        format!("rsync -a {}/ .", copy.display()),
+        format!("cp -a {}/. .", copy.display()),
+    ] {
+        let b = Mount::new(&[]);
+        let o = sh_in(&b.mnt, &tool);
+        assert!(o.status.success(), "{tool}: {}", text(&o));
+        assert_eq!(digests(&a), digests(&b), "{tool}");
+        // Over a node that has it already, too; other bytes in raw.eml are refused.
+        let o = sh_in(&b.mnt, &tool);
+        assert!(o.status.success(), "{tool} again: {}", text(&o));
+        assert_eq!(digests(&a), digests(&b), "{tool} again");
+        let o = sh_in(&b.mnt, "echo other > broken.eml.parts/raw.eml");
+        assert!(!o.status.success(), "{}", text(&o));
+        assert_eq!(digests(&a), digests(&b), "{tool}: a write of other bytes");
+    }
+}

@@ -89,7 +89,7 @@ impl MailFs {
                 self.backing(&key).ok_or_else(|| Error::NotFound(name.clone()))?
             }
             Key::Part { msg, nest, name } => {
-                return if Self::writes(flags) && !nest.is_empty() {
+                return if Self::writes(flags) && self.fixed_part(msg, nest, name) {
                     let truncate = flags & libc::O_TRUNC != 0;
                     self.open_nested_writer(caller, (msg, nest, name), !truncate)
                 } else if Self::writes(flags) {
@@ -198,7 +198,7 @@ impl MailFs {
                 (p, false)
             }
             Key::Root | Key::Parts { .. } => return Err(Error::Exists(name.into())),
-            Key::Part { msg, nest, name } if !nest.is_empty() => {
+            Key::Part { msg, nest, name } if self.fixed_part(msg, nest, name) => {
                 drop(_ns);
                 let fh = self.create_nested(caller, (msg, nest, name), flags)?;
                 let ino = self.ino(key.clone());

@@ -405,7 +405,7 @@ impl MailFs {
         if found {
             return Ok(());
         }
-        if !nest.is_empty() {
+        if self.fixed_part(msg, nest, name) {
             // No writer has it open: the size it has is no change, any other is refused.
             let tree = self.tree(msg)?;
             return match mime::entry(&tree, nest, name) {

@@ -46,7 +46,7 @@ impl MailFs {
             }
             // An attached message's part: only hidden, while the process that wrote the Draft
             // puts it back (tar's unlink, then create with the same bytes: `nested.rs`).
-            Key::Part { msg, nest, name } if !nest.is_empty() => {
+            Key::Part { msg, nest, name } if self.fixed_part(msg, nest, name) => {
                 self.hide_nested(caller, msg, nest, name)?;
                 self.inodes.lock().forget_key(&key);
             }
@@ -122,7 +122,7 @@ impl MailFs {
                     name: b,
                 },
             ) if msg == m2 && nest == n2 => {
-                if !nest.is_empty() {
+                if self.fixed_part(msg, nest, b) {
                     return self.commit_staged_nested((msg, nest), a, b, noreplace, (&from, to.clone()));
                 }
                 return self.commit_staged(msg, a, b, noreplace, (&from, to.clone()));

@@ -135,11 +135,22 @@ impl Restoring {
 }
 
 impl MailFs {
+    /// Whether part `name` in `nest` of `msg` takes back only the bytes it has: an attached
+    /// message's part, or the `raw.eml` of a message that cannot be parsed (it is the whole
+    /// message: a restore writes it back after the `.eml`, and nothing can be composed in).
+    pub(super) fn fixed_part(&self, msg: &str, nest: &[String], name: &str) -> bool {
+        !nest.is_empty()
+            || (name == mime::RAW_NAME
+                && self
+                    .tree(msg)
+                    .is_ok_and(|t| t.entry(name).is_some_and(|e| e.info.role == mime::Role::Raw)))
+    }
+
     /// Whether part `name` in `nest` of `msg` is hidden: removed from the top parts directory
     /// and only still listed because a message needs a body (`undo.rs`), or an attached
     /// message's part hidden by a restore's unlink.
     pub(super) fn part_hidden(&self, msg: &str, nest: &[String], name: &str) -> bool {
-        if nest.is_empty() {
+        if nest.is_empty() && name != mime::RAW_NAME {
             return self.hidden_part(msg, name);
         }
         let hit = {
