@@ -63,10 +63,10 @@ fn write_in(
     let attrs = |f: &std::fs::File, at: &Path| -> std::io::Result<()> {
         for (attr, value) in [
             (&node.log_date_attr, date.as_str()),
-            (&node.log_msgid_attr, message_id),
-            (&node.log_info_attr, clean.as_str()),
+            (&node.log_msgid_attr, cut(message_id, MSGID_MAX)),
+            (&node.log_info_attr, cut(&clean, INFO_MAX)),
         ] {
-            match set_xattr(f, &format!("user.{attr}"), value.as_bytes()) {
+            match set_bounded(f, &format!("user.{attr}"), value) {
                 Err(e) if is_full(&e) => return Err(e),
                 Err(e) => log::debug!("setxattr user.{attr} on {}: {e}", at.display()),
                 Ok(()) => {}
@@ -110,6 +110,38 @@ fn same_fs(a: &Path, b: &Path) -> bool {
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(x), Ok(y)) => x.dev() == y.dev(),
         _ => false,
+    }
+}
+
+/// The most of the text and of the Message-ID an entry's attributes hold; the file's line
+/// holds them whole. ext4 keeps all of a file's attributes in one block (4 KiB), and a larger
+/// value is refused with ENOSPC, which is also what a full disk answers: one reply of 200
+/// recipients was taken for a full disk, and the senders waited for space for ever.
+const INFO_MAX: usize = 2048;
+const MSGID_MAX: usize = 998;
+/// What is tried when even that is refused (a file system with smaller blocks).
+const SHORT_MAX: usize = 200;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Sets an attribute of an entry, shortened once more if the file system refuses its size:
+/// only a value it cannot take even short says the disk is full.
+fn set_bounded(f: &std::fs::File, name: &str, value: &str) -> std::io::Result<()> {
+    match set_xattr(f, name, value.as_bytes()) {
+        Err(e) if value.len() > SHORT_MAX && (is_full(&e) || e.raw_os_error() == Some(libc::E2BIG)) => {
+            set_xattr(f, name, cut(value, SHORT_MAX).as_bytes())
+        }
+        r => r,
     }
 }
 
@@ -167,6 +199,43 @@ mod tests {
         let info = xattr_of(e, &format!("user.{}", node.log_info_attr));
         assert_eq!(info, "m.eml attempt 1: ok second line");
         assert_eq!(xattr_of(e, &format!("user.{}", node.log_msgid_attr)), "<id@x>");
+    }
+
+    /// audit-15 D0: a text over ~4 KiB (one reply per recipient of 200) could not be set as
+    /// an attribute on ext4 (ENOSPC), which was taken for a full disk: sending stopped.
+    #[test]
+    fn a_long_text_is_kept_whole_in_the_line_and_cut_in_the_attribute() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let node = NodeAttrs::default();
+        let text: String = (0..200)
+            .map(|i| format!("user{i}@big.example accepted (250 2.1.5 Ok); "))
+            .collect();
+        assert!(text.len() > 8000);
+        let id = format!("<{}@x>", "i".repeat(3000));
+        super::write(&spool, &node, &id, &text).unwrap();
+        let entries: Vec<_> = std::fs::read_dir(spool.default_log_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(entries.len(), 1);
+        let line = std::fs::read_to_string(&entries[0]).unwrap();
+        assert!(line.ends_with(&format!("{id} {text}\n")), "the line is whole");
+        let info = xattr_of(&entries[0], &format!("user.{}", node.log_info_attr));
+        assert!(
+            info.len() <= super::INFO_MAX && text.starts_with(&info),
+            "{}",
+            info.len()
+        );
+        let msgid = xattr_of(&entries[0], &format!("user.{}", node.log_msgid_attr));
+        assert!(msgid.len() <= super::MSGID_MAX && id.starts_with(&msgid));
+    }
+
+    #[test]
+    fn cut_keeps_whole_characters() {
+        assert_eq!(super::cut("héllo", 2), "h");
+        assert_eq!(super::cut("héllo", 3), "hé");
+        assert_eq!(super::cut("abc", 10), "abc");
     }
 
     fn xattr_of(p: &std::path::Path, name: &str) -> String {
