@@ -3,9 +3,10 @@
 //!
 //! Replies are parsed by smtp-proto (Stalwart's parser, lenient about non-UTF-8 text). Every
 //! step that waits on the peer (connect, TLS handshake, each reply, each write) is bounded by
-//! `handshake_time`, and every reply by size: a line longer than [`MAX_LINE`] or a reply longer
-//! than [`MAX_REPLY`] ends the session with a temporary failure, so a hostile or broken peer
-//! costs neither unbounded memory nor unbounded time.
+//! `handshake_time`, and every reply by size: a reply longer than [`MAX_REPLY`] ends the
+//! session with a temporary failure, and what is kept of a reply's text is cut (a line at
+//! [`MAX_LINE`], the text at 3 KiB plus its last line), so a hostile or broken peer costs
+//! neither unbounded memory nor unbounded time, and its reply's code still decides.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,11 +27,14 @@ pub use super::reply::{Fail, Reply, Stage};
 use super::transport::{Envelope, RcptOutcome, classify};
 use crate::mail::wire::WireChunks;
 
-/// Longest reply line accepted, CRLF included. RFC 5321 §4.5.3.1.5 says 512; real servers
-/// exceed it a little, so twice as much again is allowed before the peer is taken as broken.
+/// Longest reply line kept, CRLF included (RFC 5321 §4.5.3.1.5 says 512; real servers exceed
+/// it a little): a longer one is cut there, its code still read.
 pub const MAX_LINE: usize = 1024;
 /// Longest whole (multi-line) reply accepted, as received.
 pub const MAX_REPLY: usize = 64 * 1024;
+/// Reply text kept: the first lines up to this many bytes, and the last line (smtp-proto
+/// keeps at most 4 KiB of a reply's text, and a line is at most [`MAX_LINE`]).
+const KEPT_TEXT: usize = 3 * 1024;
 /// Message data goes out in writes of about this size; the end mark rides on the last one.
 const WRITE_CHUNK: usize = 64 * 1024;
 
@@ -313,52 +317,70 @@ impl Session {
     async fn read_reply_unbounded_time(&mut self, stage: Stage) -> Result<Reply, Fail> {
         let mut rx = ResponseReceiver::default();
         let mut raw = Vec::new();
-        let mut line = 0usize;
+        let mut received = 0usize;
+        // The start of a line longer than MAX_LINE, whose rest is dropped as it comes.
+        let mut head: Option<Vec<u8>> = None;
+        // Bytes of reply lines given to the parser, which refuses a reply whose text is over
+        // 4 KiB: past KEPT_TEXT only the last line goes in, and a line only its first
+        // MAX_LINE bytes, so the code always decides (a long 250 after the data is still a
+        // delivery, never sent again; a long 550 still a refusal, never retried).
+        let mut fed = 0usize;
+        let mut cut = false;
         let mut chunk = [0u8; 4096];
         loop {
-            if !self.buf.is_empty() {
-                let mut it = self.buf.iter();
-                let res = rx.parse(&mut it);
-                let used = self.buf.len() - it.len();
-                for &b in &self.buf[..used] {
-                    line = if b == b'\n' { 0 } else { line + 1 };
-                    if line > MAX_LINE {
-                        return Err(Fail::local(
-                            stage,
-                            format!("{} sent a reply line over {MAX_LINE} bytes", self.target),
-                        ));
-                    }
+            while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=nl).collect();
+                received += line.len();
+                if let Some(h) = head.take() {
+                    line = h;
+                } else if line.len() > MAX_LINE {
+                    line.truncate(MAX_LINE - 2);
                 }
-                raw.extend_from_slice(&self.buf[..used]);
-                self.buf.drain(..used);
-                if raw.len() > MAX_REPLY {
-                    return Err(Fail::local(
-                        stage,
-                        format!("{} sent a reply over {MAX_REPLY} bytes", self.target),
-                    ));
+                if !line.ends_with(b"\n") {
+                    line.extend_from_slice(b"\r\n");
+                    cut = true;
                 }
-                match res {
+                if received > MAX_REPLY {
+                    return Err(self.too_long(stage));
+                }
+                raw.extend_from_slice(&line);
+                // A reply's last line has no `-` after its code (RFC 5321 §4.2.1).
+                let last = line.get(3) != Some(&b'-');
+                if !last && fed + line.len() > KEPT_TEXT {
+                    cut = true;
+                    continue;
+                }
+                fed += line.len();
+                match rx.parse(&mut line.iter()) {
                     Ok(r) => {
+                        let mut lines = r.message;
+                        if cut {
+                            lines.push_str("\n[reply cut]");
+                        }
                         return Ok(Reply {
                             code: r.code,
                             esc: r.esc,
-                            lines: r.message,
+                            lines,
                             raw,
                         });
                     }
                     Err(smtp_proto::Error::NeedsMoreData { .. }) => {}
-                    Err(smtp_proto::Error::ResponseTooLong) => {
-                        return Err(Fail::local(
-                            stage,
-                            format!("{} sent a reply too long to keep", self.target),
-                        ));
-                    }
                     Err(e) => {
                         return Err(Fail::local(
                             stage,
                             format!("{} sent a malformed reply: {e:?}", self.target),
                         ));
                     }
+                }
+            }
+            if self.buf.len() > MAX_LINE {
+                received += self.buf.len();
+                if head.is_none() {
+                    head = Some(self.buf[..MAX_LINE - 2].to_vec());
+                }
+                self.buf.clear();
+                if received > MAX_REPLY {
+                    return Err(self.too_long(stage));
                 }
             }
             let n = match &mut self.stream {
@@ -375,6 +397,13 @@ impl Session {
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    fn too_long(&self, stage: Stage) -> Fail {
+        Fail::local(
+            stage,
+            format!("{} sent a reply over {MAX_REPLY} bytes", self.target),
+        )
     }
 
     /// One transaction. `Ok` carries each recipient's outcome and leaves the session usable;
