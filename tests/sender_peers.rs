@@ -609,3 +609,54 @@ fn a_long_reply_is_decided_by_its_code_and_its_text_cut() {
         vec!["b@example.org".to_string(), "c@example.org".to_string()]
     );
 }
+
+/// audit-15 D4/D5: a kept session the server had closed (after each message, or with a 421
+/// once it had taken enough) made the next message a TempFail, deferred by retry_time, and the
+/// 421's text was lost. Now the message goes at once on a new session.
+#[test]
+fn a_kept_session_the_server_closed_is_replaced_at_once() {
+    for script in [
+        Script {
+            close_after_data: true,
+            ..Script::default()
+        },
+        Script {
+            txns_per_session: Some(1),
+            ..Script::default()
+        },
+    ] {
+        let srv = Scripted::start(script);
+        let mut o = fast(srv.port);
+        // Long enough that a deferred message would still be waiting when the test looks.
+        o.retain(|x| !x.starts_with("retry_time"));
+        o.push("retry_time=600".into());
+        let m = mount(&o);
+        for i in 0..3 {
+            let name = format!("k{i}.eml");
+            ready(
+                &m,
+                &name,
+                &message("a@example.com", &format!("u{i}@example.org"), "kept", "x"),
+            );
+            wait_status(&m, &name, "Sent", 20);
+            assert_eq!(m.attr(&name, "try_count"), "1", "{name}");
+        }
+        assert_eq!(srv.delivered().len(), 3);
+        assert!(srv.connections.load(Ordering::SeqCst) >= 3);
+    }
+    // A 421 on a new session is a TempFail that keeps the server's words.
+    let srv = Scripted::start(Script {
+        txns_per_session: Some(0),
+        ..Script::default()
+    });
+    let m = mount(&fast(srv.port));
+    ready(
+        &m,
+        "t.eml",
+        &message("a@example.com", "b@example.org", "421", "x"),
+    );
+    wait_tries(&m, "t.eml", 1, 20);
+    assert_eq!(m.attr("t.eml", "last_try_status"), "TempFail");
+    let msg = m.attr("t.eml", "last_try_msg");
+    assert!(msg.contains("421") && msg.contains("too many messages"), "{msg}");
+}

@@ -86,6 +86,10 @@ pub struct Session {
     auth_mechs: u64,
     tls: bool,
     pub target: Target,
+    /// The last transaction got a MAIL FROM reply other than 421: the server took part in
+    /// it. A kept session that fails before that (the server closed it while it was idle,
+    /// or said 421) sent nothing the server kept: the transaction may go again on a new one.
+    pub engaged: bool,
 }
 
 fn timed_out(what: &str, t: Duration) -> String {
@@ -123,6 +127,7 @@ impl Session {
             auth_mechs: 0,
             tls: false,
             target: target.clone(),
+            engaged: false,
         };
         if let Some(cfg) = &s.implicit_tls {
             sess.handshake(cfg.clone()).await?;
@@ -458,6 +463,9 @@ impl Session {
             .map(|(i, w)| (i, format!("RCPT TO:<{}>\r\n", w.text)))
             .collect();
         let data_reply;
+        self.engaged = false;
+        // 421: the server is closing the session (RFC 5321 §3.8); what it said is the outcome.
+        let closing = |m: &Reply| (m.code == 421).then(|| all(classify(m.code, m.text())));
         if self.caps & EXT_PIPELINING != 0 {
             // MAIL, every RCPT and DATA in one write, then their replies in order.
             let mut batch = mail.into_bytes();
@@ -467,6 +475,10 @@ impl Session {
             batch.extend_from_slice(b"DATA\r\n");
             self.write(st, &batch).await.map_err(lost)?;
             let m = self.read_reply(st, "the MAIL FROM reply").await.map_err(lost)?;
+            if let Some(o) = closing(&m) {
+                return Err(o);
+            }
+            self.engaged = true;
             for (i, _) in &rcpts {
                 let r = self.read_reply(st, "the RCPT TO reply").await.map_err(lost)?;
                 if !r.positive() {
@@ -492,6 +504,10 @@ impl Session {
                 .command(st, mail.as_bytes(), "the MAIL FROM reply")
                 .await
                 .map_err(lost)?;
+            if let Some(o) = closing(&m) {
+                return Err(o);
+            }
+            self.engaged = true;
             if !m.positive() {
                 self.reset().await.map_err(lost)?;
                 return Ok(all(classify(m.code, m.text())));

@@ -202,11 +202,33 @@ impl SmtpTransport {
     }
 }
 
+impl SmtpTransport {
+    /// One transaction on the open session. `Err` carries the outcomes and whether the server
+    /// took part; the session (in an unknown state) is dropped without a goodbye.
+    fn transaction(
+        &mut self,
+        env: &Envelope,
+        wire: &Wire,
+    ) -> Result<Vec<RcptOutcome>, (Vec<RcptOutcome>, bool)> {
+        let Some((_, sess)) = self.conn.as_mut() else {
+            return Err((all(env, RcptOutcome::TempFail("not connected".into())), true));
+        };
+        let res = self.rt.block_on(sess.send(env, wire.chunks()));
+        let engaged = sess.engaged;
+        res.map_err(|v| {
+            self.conn = None;
+            (v, engaged)
+        })
+    }
+}
+
 impl Transport for SmtpTransport {
     fn send(&mut self, env: &Envelope, wire: &Wire, gate: &mut dyn FnMut()) -> Vec<RcptOutcome> {
         // The job's domain (its recipients share it but for case): one connection key and
         // one MX lookup per domain however it is written.
         let domain = env.to.first().map(|r| domain_key(r)).unwrap_or_default();
+        let key = self.key(&domain);
+        let kept = self.conn.as_ref().is_some_and(|(k, _)| *k == key);
         if let Err(o) = self.connect(&domain) {
             return all(env, o);
         }
@@ -217,16 +239,19 @@ impl Transport for SmtpTransport {
             return all(env, RcptOutcome::TempFail(format!("cannot read message: {e}")));
         }
         gate();
-        let Some((_, sess)) = self.conn.as_mut() else {
-            return all(env, RcptOutcome::TempFail("not connected".into()));
-        };
-        match self.rt.block_on(sess.send(env, wire.chunks())) {
+        match self.transaction(env, wire) {
             Ok(v) => v,
-            Err(v) => {
-                // The session is in an unknown state: drop it without a goodbye.
-                self.conn = None;
-                v
+            // A kept session the server had closed while it sat idle (or closes now with a
+            // 421) before it took part: nothing of this transaction reached it, so it goes
+            // again at once on a new session rather than waiting retry_time.
+            Err((_, false)) if kept => {
+                log::info!("{domain}: the kept session was closed by the server; opening a new one");
+                if let Err(o) = self.connect(&domain) {
+                    return all(env, o);
+                }
+                self.transaction(env, wire).unwrap_or_else(|(v, _)| v)
             }
+            Err((v, _)) => v,
         }
     }
 

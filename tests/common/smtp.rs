@@ -173,6 +173,11 @@ pub struct Script {
     pub mail_raw: Option<Vec<u8>>,
     /// After the greeting's first bytes, an endless reply line.
     pub endless_greeting: bool,
+    /// Close the connection right after the end-of-data reply (as a server that takes one
+    /// message per session, or drops idle ones quickly, leaves a kept session).
+    pub close_after_data: bool,
+    /// Answer the MAIL FROM after this many transactions in one session with a 421, and close.
+    pub txns_per_session: Option<usize>,
 }
 
 impl Default for Script {
@@ -188,6 +193,8 @@ impl Default for Script {
             ehlo: "250-scripted\r\n250-8BITMIME\r\n250 PIPELINING".into(),
             mail_raw: None,
             endless_greeting: false,
+            close_after_data: false,
+            txns_per_session: None,
         }
     }
 }
@@ -355,6 +362,7 @@ fn session(id: usize, stream: TcpStream, p: &Peer) -> std::io::Result<()> {
         return Ok(());
     }
     let mut cur: Option<Txn> = None;
+    let mut done_here = 0usize;
     let mut line = String::new();
     loop {
         line.clear();
@@ -374,6 +382,19 @@ fn session(id: usize, stream: TcpStream, p: &Peer) -> std::io::Result<()> {
         } else if upper.starts_with("MAIL FROM:") {
             if !r.buffer().is_empty() {
                 p.pipelined.fetch_add(1, Ordering::SeqCst);
+            }
+            if script
+                .lock()
+                .unwrap()
+                .txns_per_session
+                .is_some_and(|n| done_here >= n)
+            {
+                say(
+                    &mut w,
+                    drip,
+                    "421 4.7.0 scripted: too many messages in this session\r\n",
+                )?;
+                return Ok(());
             }
             let (reply, raw) = {
                 let s = script.lock().unwrap();
@@ -444,6 +465,10 @@ fn session(id: usize, stream: TcpStream, p: &Peer) -> std::io::Result<()> {
                 in_txn.fetch_sub(1, Ordering::SeqCst);
             }
             say(&mut w, drip, &format!("{reply}\r\n"))?;
+            done_here += 1;
+            if script.lock().unwrap().close_after_data {
+                return Ok(());
+            }
         } else if upper == "RSET" {
             if let Some(t) = cur.take() {
                 txns.lock().unwrap().push(t);
