@@ -130,10 +130,14 @@ pub fn retry_schedule(name: &str, s: &str) -> Result<Vec<f64>> {
         .collect()
 }
 
-/// The wait before retry number `n` (1 = the first retry).
+/// The least wait before a retry, whatever `retry_time` says: `0` made a refused connection a
+/// loop of thousands of attempts (and log entries) a second.
+pub const MIN_RETRY_WAIT: f64 = 1.0;
+
+/// The wait before retry number `n` (1 = the first retry), at least [`MIN_RETRY_WAIT`].
 pub fn retry_wait(schedule: &[f64], n: u32) -> f64 {
     let i = (n.max(1) as usize - 1).min(schedule.len().saturating_sub(1));
-    schedule.get(i).copied().unwrap_or(900.0)
+    schedule.get(i).copied().unwrap_or(900.0).max(MIN_RETRY_WAIT)
 }
 
 /// `notify`: which notices go to the envelope sender.

@@ -215,6 +215,27 @@ mod tests {
         assert_eq!(m.try_count, 3);
     }
 
+    /// audit-15 D1: `retry_time=0` (or a 0 in a schedule) retried a refused connection
+    /// thousands of times a second.
+    #[test]
+    fn a_zero_retry_time_still_waits_a_second() {
+        let cfg = NodeAttrs {
+            retry_time: vec![0.0, 0.0, 5.0],
+            ..NodeAttrs::default()
+        };
+        let mut m = msg(&["a@x.org"]);
+        let t = [RcptOutcome::TempFail("connect: refused".into())];
+        let mut now = 1000;
+        let mut gaps = Vec::new();
+        for _ in 0..3 {
+            apply_outcomes(&mut m, &cfg, &[0], &t, now);
+            let n = m.next_try_date.unwrap();
+            gaps.push(n - now);
+            now = n;
+        }
+        assert_eq!(gaps, vec![1, 1, 5]);
+    }
+
     #[test]
     fn retry_schedule_and_max_retries() {
         let cfg = NodeAttrs {
