@@ -207,3 +207,15 @@ fn a_silent_resolver_defers() {
     assert_eq!(m.attr("t.eml", "status"), "Pending");
     drop(udp);
 }
+
+/// audit-15 D6: `user@[127.0.25.71]` was looked up in DNS (an error) and retried for days;
+/// an address literal names its host (RFC 5321 §4.1.3).
+#[test]
+fn an_address_literal_is_delivered_to_its_address() {
+    let lit = Scripted::start_at("127.0.25.71:25", Script::default());
+    let dns = Dns::start(serde_json::json!({}));
+    let m = mx_mount(&dns, &[]);
+    ready(&m, "lit.eml", "u@[127.0.25.71]");
+    wait_status(&m, "lit.eml", "Sent", 20);
+    assert_eq!(lit.delivered(), vec!["u@[127.0.25.71]".to_string()]);
+}

@@ -76,6 +76,14 @@ impl Resolver {
 
     /// The hosts to try for `domain`, in order.
     pub async fn exchangers(&self, domain: &str) -> Result<Vec<Target>, RcptOutcome> {
+        if domain.starts_with('[') {
+            return match literal(domain) {
+                Some(ip) => Ok(vec![target(domain, ip)]),
+                None => Err(RcptOutcome::PermFail(format!(
+                    "553 5.1.2 {domain} is not an address literal (RFC 5321 §4.1.3)"
+                ))),
+            };
+        }
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
         let mut hosts: Vec<(u16, u64, String)> = Vec::new();
         match self.inner.mx_lookup(fqdn.as_str()).await {
@@ -154,10 +162,40 @@ impl Resolver {
     }
 }
 
+/// The address of an address literal (RFC 5321 §4.1.3: `[192.0.2.1]`, `[IPv6:2001:db8::1]`),
+/// which names its host itself: mail to `user@[192.0.2.1]` goes there, with no DNS.
+pub fn literal(domain: &str) -> Option<IpAddr> {
+    let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
+    match inner.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("ipv6:") => {
+            inner[5..].parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
+        }
+        _ => inner.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
+    }
+}
+
 fn target(host: &str, ip: IpAddr) -> Target {
     Target {
         host: host.to_string(),
         port: SMTP_PORT,
         addr: Some(SocketAddr::new(ip, SMTP_PORT)),
+    }
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::literal;
+
+    #[test]
+    fn address_literals_name_their_host() {
+        assert_eq!(literal("[127.0.25.71]"), Some("127.0.25.71".parse().unwrap()));
+        assert_eq!(literal("[IPv6:::1]"), Some("::1".parse().unwrap()));
+        assert_eq!(
+            literal("[ipv6:2001:db8::1]"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(literal("[::1]"), None, "an IPv6 literal carries its tag");
+        assert_eq!(literal("[300.1.1.1]"), None);
+        assert_eq!(literal("example.org"), None);
     }
 }
