@@ -6,6 +6,12 @@ use crate::model::attrs::{MessageAttrs, NodeAttrs, RcptStatus, Status, TryStatus
 
 use super::transport::RcptOutcome;
 
+/// A reply as it is kept: a server's (or a command's) control characters become spaces, so
+/// that `mailfs queue` and `getfattr` never write a peer's NUL or escape sequence to a terminal.
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 /// Folds one attempt's outcomes into the message attributes (SPEC §4). Returns the wait
 /// in seconds until the next try when there is one: `next_try_date` is that rounded down to
 /// whole seconds (so it is never later than the try), the caller's timer uses it unrounded.
@@ -26,10 +32,11 @@ pub fn apply_outcomes(
     for (&i, o) in idx.iter().zip(outcomes) {
         let r = &mut attrs.recipients[i];
         r.tries += 1;
-        r.last_reply = o.reply().to_string();
+        r.last_reply = printable(o.reply());
         match o {
             RcptOutcome::Accepted(_) => r.status = RcptStatus::Sent,
             RcptOutcome::TempFail(t) => {
+                let t = printable(t);
                 let retries = r.tries.saturating_sub(1);
                 if now >= until {
                     r.status = RcptStatus::Failed;
@@ -67,7 +74,7 @@ pub fn apply_outcomes(
     } else if let Some(failed) = reply_of(RcptStatus::Failed) {
         (TryStatus::Fail, perm_msg.unwrap_or(failed))
     } else {
-        let first = outcomes.first().map(|o| o.reply().to_string());
+        let first = outcomes.first().map(|o| printable(o.reply()));
         (TryStatus::None, first.unwrap_or_default())
     };
     attrs.last_try_status = status;
@@ -234,6 +241,21 @@ mod tests {
             now = n;
         }
         assert_eq!(gaps, vec![1, 1, 5]);
+    }
+
+    /// audit-15 D3: a peer's NUL and escape sequence reached the terminal through `mailfs queue`.
+    #[test]
+    fn a_reply_is_kept_without_control_characters() {
+        let cfg = NodeAttrs::default();
+        let mut m = msg(&["a@x.org", "b@x.org"]);
+        let t = [
+            RcptOutcome::PermFail("550 bad \u{0}\u{1b}[31m bytes".into()),
+            RcptOutcome::TempFail("451 later\r\n\u{7}".into()),
+        ];
+        apply_outcomes(&mut m, &cfg, &[0, 1], &t, 0);
+        assert_eq!(m.recipients[0].last_reply, "550 bad   [31m bytes");
+        assert_eq!(m.recipients[1].last_reply, "451 later   ");
+        assert!(!m.last_try_msg.chars().any(char::is_control), "{:?}", m.last_try_msg);
     }
 
     #[test]
