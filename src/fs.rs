@@ -42,6 +42,7 @@ mod ready;
 mod setattr;
 pub mod trees;
 mod undo;
+mod unfinished;
 mod watch;
 mod weight;
 mod whole;

@@ -230,3 +230,53 @@ assert r.returncode == 0, r.stderr
     assert!(content.ends_with("\n\nfirst half second half\n"), "{content:?}");
     m.stop();
 }
+
+/// audit-16 D4: a `kill -9` of the mount while a new message was being written left the part
+/// written so far as an ordinary Draft, which `is_ready=1` froze and sent cut short. Now it
+/// is refused (EINVAL) until written again; a message whose creator closed it is not.
+#[test]
+fn a_new_message_cut_short_by_a_killed_mount_is_not_made_ready() {
+    let mut m = Mount::new(&[]);
+    draft(&m, "whole.eml", ORIG);
+    // A writer that creates a new message, writes half of it and waits.
+    let script = m.tmp.path().join("writer.py");
+    std::fs::write(
+        &script,
+        "import os, sys, time\n\
+         fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n\
+         os.write(fd, b'From: a@example.com\\nTo: b@example.org\\nSubject: cut\\n\\nfirst half')\n\
+         print('written', flush=True)\n\
+         time.sleep(60)\n",
+    )
+    .unwrap();
+    let mut writer = std::process::Command::new("timeout")
+        .arg("60")
+        .arg("python3")
+        .arg(&script)
+        .arg(m.path("cut.eml"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(writer.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "written");
+    m.crash();
+    let _ = writer.kill();
+    let _ = writer.wait();
+    m.start();
+    assert!(m.ok("cat cut.eml").ends_with("first half"), "the bytes are kept");
+    let err = m.fails("setfattr -n user.is_ready -v 1 cut.eml");
+    assert!(err.contains("Invalid argument"), "{err}");
+    assert_eq!(m.attr("cut.eml", "status"), "Draft");
+    assert!(m.log().contains("still being written"), "{}", m.log());
+    // Written again, it goes; a message its creator closed was never in question.
+    m.ok("cp cut.eml ../x && cat ../x > cut.eml && setfattr -n user.is_ready -v 1 cut.eml");
+    assert_eq!(m.attr("cut.eml", "status"), "Pending");
+    m.ok("printf 'From: a@example.com\\nTo: b@example.org\\nSubject: n\\n\\nnew\\n' > new.eml");
+    m.ok("setfattr -n user.hold -v 1 new.eml && setfattr -n user.is_ready -v 1 new.eml");
+    assert_eq!(m.attr("new.eml", "status"), "Pending");
+}

@@ -246,6 +246,9 @@ impl MailFs {
         o.mode(file_mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CREAT | excl);
         let file = o.open(&path).map_err(|e| not_found(e, name))?;
+        if created {
+            self.mark_unfinished(&path);
+        }
         // Only a file made here is given away: an existing one is its owner's.
         if new_scratch && file.metadata().is_ok_and(|m| m.uid() != caller.uid) {
             self.give_to(&file, caller);
@@ -444,6 +447,15 @@ impl MailFs {
     /// Lets go of `fh`; `publish`: as at a last close, else whatever it holds is dropped.
     fn release_handle(&self, fh: u64, publish: bool) {
         let handle = self.handles.lock().remove(&fh);
+        if let Some(h) = &handle
+            && let Handle::File {
+                key: Key::Message(n),
+                created: true,
+                ..
+            } = &*h.lock()
+        {
+            self.mark_finished(n);
+        }
         if let Some(handle) = handle.filter(|_| publish) {
             if let Err(e) = self.put_whole(&handle, true) {
                 log::warn!("release: {e}");

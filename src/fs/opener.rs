@@ -134,11 +134,31 @@ impl MailFs {
     /// open at no other descriptor; otherwise nothing happens (see the top).
     pub fn flush_by(&self, fh: u64, pid: u32, ino: u64) -> crate::error::Result<()> {
         let handle = self.handle(fh)?;
+        if let Some(name) = self.creator_closing(&handle, pid, ino) {
+            self.mark_finished(&name);
+        }
         if self.closed_by_opener(&handle, pid, ino) {
             self.flush(fh)
         } else {
             Ok(())
         }
+    }
+
+    /// The new message a FLUSH from task `pid` finishes: its creator's own last close (the
+    /// kernel's RELEASE comes later, in the background; a `kill -9` of the mount between the
+    /// two must not leave the message taken as cut short).
+    fn creator_closing(&self, handle: &Mutex<Handle>, pid: u32, ino: u64) -> Option<String> {
+        let (name, creator) = match &*handle.lock() {
+            Handle::File {
+                key: Key::Message(n),
+                created: true,
+                creator,
+                ..
+            } => (n.clone(), *creator),
+            _ => return None,
+        };
+        let closing = creator.is_none_or(|o| o.closes(pid) && !holds_open(o.tgid, ino, &name));
+        closing.then_some(name)
     }
 
     fn closed_by_opener(&self, handle: &Mutex<Handle>, pid: u32, ino: u64) -> bool {

@@ -67,6 +67,7 @@ impl MailFs {
     /// `user.is_ready=1` on the message `n`, called without the namespace lock (see the top).
     pub(super) fn make_ready_shared(&self, n: &str) -> Result<()> {
         let _turn = self.readying.enter(n);
+        self.check_finished(n)?;
         let (attrs, seen) = {
             let _ns = self.ns.lock();
             let attrs = self.message_attrs(n)?;

@@ -66,6 +66,7 @@ impl MailFs {
         match message::set(&attrs, k, value)? {
             Change::Store(next) => self.store_attrs(n, &next),
             Change::MakeReady => {
+                self.check_finished(n)?;
                 self.consume_went_out(n)?;
                 let attrs = self.message_attrs(n)?;
                 let (next, stamp) = message::make_ready(&self.node, n, &attrs)?;

@@ -255,7 +255,11 @@ mod tests {
         apply_outcomes(&mut m, &cfg, &[0, 1], &t, 0);
         assert_eq!(m.recipients[0].last_reply, "550 bad   [31m bytes");
         assert_eq!(m.recipients[1].last_reply, "451 later   ");
-        assert!(!m.last_try_msg.chars().any(char::is_control), "{:?}", m.last_try_msg);
+        assert!(
+            !m.last_try_msg.chars().any(char::is_control),
+            "{:?}",
+            m.last_try_msg
+        );
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub const ROWS: &[NodeAttr] = &[
         who: Who::Owner,
         check: Check::None,
         help: "the wait after a temporary failure; a list is a schedule, one entry per retry, \
-               the last repeating",
+               the last repeating; a wait under 1 s (`0`) waits 1 s",
         get: |a, _| {
             let v: Vec<String> = a.retry_time.iter().map(|s| fmt_seconds(*s)).collect();
             Some(v.join(","))
