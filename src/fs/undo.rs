@@ -30,12 +30,20 @@ use crate::store::spool::Stamp;
 /// milliseconds; anything older is an ordinary removal.
 const KEEP: usize = 64;
 const FOR: Duration = Duration::from_secs(600);
+/// How long the message as it was is kept for that: the link holds the old message's blocks
+/// (audit-16 D5: a copy per removed attachment until the next process cleaned `.tmp/`).
+const COPY_FOR: Duration = if cfg!(test) {
+    Duration::from_millis(300)
+} else {
+    Duration::from_secs(60)
+};
 
 struct Removal {
     msg: String,
     name: String,
-    /// A hard link to the message as it was before the removal.
+    /// A hard link to the message as it was before the removal, while `copy` says it is kept.
     before: PathBuf,
+    copy: bool,
     /// The message as the removal left it.
     after: Stamp,
     /// The parts of `after` (by index among the top entries) that are shown under the name
@@ -64,6 +72,7 @@ impl Removals {
 
     fn push(&self, r: Removal) {
         let mut v = self.0.lock();
+        drop_old_copies(&mut v);
         v.retain(|o| {
             let keep = o.at.elapsed() < FOR && !(o.msg == r.msg && o.name == r.name);
             if !keep {
@@ -89,6 +98,14 @@ impl Removals {
     }
 }
 
+/// Lets the copies older than [`COPY_FOR`] go (the removals stay, for the names they keep).
+fn drop_old_copies(v: &mut [Removal]) {
+    for r in v.iter_mut().filter(|r| r.copy && r.at.elapsed() >= COPY_FOR) {
+        let _ = fs::remove_file(&r.before);
+        r.copy = false;
+    }
+}
+
 impl MailFs {
     fn eml_stamp(&self, msg: &str) -> Option<Stamp> {
         fs::symlink_metadata(self.node.spool.eml_path(msg))
@@ -110,7 +127,8 @@ impl MailFs {
 
     /// The parts of `msg` at `stamp` shown under their names from before a removal.
     pub(super) fn names_kept(&self, msg: &str, stamp: Stamp) -> Vec<(usize, String)> {
-        let v = self.removals.0.lock();
+        let mut v = self.removals.0.lock();
+        drop_old_copies(&mut v);
         v.iter()
             .rev()
             .find(|r| r.msg == msg && r.after == stamp)
@@ -140,6 +158,7 @@ impl MailFs {
                     msg: msg.to_string(),
                     name: name.to_string(),
                     before,
+                    copy: true,
                     after,
                     kept,
                     at: Instant::now(),
@@ -222,6 +241,9 @@ fn names_kept(shown: &mime::Tree, removed: &str, now: &mime::Tree) -> Vec<(usize
 
 /// The bytes the removed part had, read from the message as it was.
 fn removed_bytes(r: &Removal, name: &str) -> Result<Option<Vec<u8>>> {
+    if !r.copy {
+        return Ok(None);
+    }
     let tree = mime::build(&r.before)?;
     let file = File::open(&r.before)?;
     Ok(match tree.entry(name) {

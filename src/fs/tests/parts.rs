@@ -481,3 +481,28 @@ fn a_restore_over_same_named_parts_gives_the_message_back_byte_for_byte() {
         assert_eq!(h.eml("m.eml"), before, "after {name}");
     }
 }
+
+#[test]
+fn the_copy_a_removal_keeps_goes_after_a_while() {
+    // audit-16 D5: each `rm` of a part kept the whole old message in `.tmp/` until another
+    // process cleaned it.
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", TWO_X);
+    let parts = h.parts(ALICE, "m.eml");
+    let tmp = h.fs.node.spool.tmp_path();
+    let tmp = tmp.parent().unwrap();
+    let held = || {
+        std::fs::read_dir(tmp)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().metadata().unwrap().len() as usize == TWO_X.len())
+            .count()
+    };
+    h.fs.unlink(ALICE, parts, "y.bin").unwrap();
+    assert_eq!(held(), 1, "kept for a restore that puts the part back");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    // The next look at the parts lets it go; the names it kept stay.
+    let mut names = h.ls(ALICE, parts).unwrap();
+    names.sort();
+    assert_eq!(names, [".", "..", "Body.txt", "x (2).bin", "x.bin"]);
+    assert_eq!(held(), 0);
+}
