@@ -220,3 +220,18 @@ impl Stamp {
         }
     }
 }
+
+/// A directory of the spool opened once (never through a link), to be reached by its
+/// descriptor; `None` where /proc does not show descriptors as directories.
+pub fn open_dir_held(dir: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+        .ok()?;
+    use std::os::fd::AsRawFd;
+    Path::new(&format!("/proc/self/fd/{}", f.as_raw_fd()))
+        .is_dir()
+        .then(|| f.into())
+}

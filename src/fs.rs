@@ -33,6 +33,7 @@ mod files;
 pub mod fuse;
 mod handles;
 mod inodes;
+mod keepnames;
 mod names;
 mod nested;
 mod opener;
@@ -173,6 +174,7 @@ pub struct MailFs {
     staged: backed::Staged,
     restoring: nested::Restoring,
     removals: undo::Removals,
+    kept_names: keepnames::KeptNames,
     uid: u32,
     gid: u32,
     /// Tells the kernel when attributes it caches (for `ATTR_TTL`) changed behind its back.
@@ -271,6 +273,7 @@ impl MailFs {
             staged: backed::Staged::default(),
             restoring: nested::Restoring::default(),
             removals: undo::Removals::default(),
+            kept_names: keepnames::KeptNames::default(),
             uid,
             gid,
             pages: pagecache::PageCache::new(notifier.clone()),
@@ -556,7 +559,7 @@ impl MailFs {
     }
 
     fn tree_at(&self, name: &str, stamp: Stamp) -> Result<Arc<Tree>> {
-        let kept = self.names_kept(name, stamp);
+        let kept = self.kept_names.get(name, stamp);
         self.trees
             .get_or_parse(name, stamp, &self.node.spool.eml_path(name), |t| {
                 for (i, old) in kept {
@@ -601,11 +604,13 @@ impl MailFs {
         let stamp = Stamp::of(&file.metadata()?);
         let tree = self.tree_at(msg, stamp)?;
         let message_id = self.message_attrs(msg)?.message_id;
+        let edited = keepnames::Edited::of(&edit);
         let bytes = compose::rebuild(&tree, &file, edit, &message_id)?;
         self.node.spool.write_atomic(&path, &bytes)?;
         // The kernel's size and times of the .eml are stale now, as are the parts'.
         self.invalidate_message(msg, true);
         self.content_changed(msg);
+        self.keep_names(msg, &tree, &file, &edited);
         Ok(())
     }
 

@@ -544,3 +544,57 @@ fn non_utf8_files_and_8bit_fields_survive_composing_byte_for_byte() {
     let p = py_read(&m.spool.join("d.eml"));
     assert_eq!(p["attachments"]["notes.txt"], hex(b"caf\xe9 latin1\n"));
 }
+
+/// The decoded bytes of every leaf part of a message file, in order (Python's `email`).
+fn leaves(path: &Path) -> Vec<String> {
+    let o = Command::new("timeout")
+        .args(["20", "python3", "-c"])
+        .arg(
+            "import sys, json, email\n\
+             m = email.message_from_binary_file(open(sys.argv[1], 'rb'))\n\
+             print(json.dumps([p.get_payload(decode=True).decode('latin-1').strip() \
+             for p in m.walk() if not p.is_multipart()]))",
+        )
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("json")
+}
+
+/// audit-17 D2: after `rm` of a part, a tool's edit by name reached another part: `sed -i`
+/// writes a temp file in the directory (a part added: the message changed) and renames it onto
+/// the name it edits, and the names had moved in between. Every part keeps its name while the
+/// message changes through its parts directory.
+#[test]
+fn edits_by_name_after_a_removal_reach_the_part_that_name_showed() {
+    let m = Mount::new(&[]);
+    let dup = "From: a@example.com\nTo: b@example.org\nSubject: dup\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\nmain body\n\
+--B\nContent-Type: text/plain\nContent-Disposition: inline\n\nsecond text\n\
+--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.bin\"\n\nv1\n\
+--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.bin\"\n\nv2\n\
+--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.bin\"\n\nv3\n--B--\n";
+    for n in ["s", "r", "t"] {
+        std::fs::write(m.path(&format!("{n}.eml")), dup).unwrap();
+    }
+    m.ok("rm s.eml.parts/a.bin && sed -i 's/v2/V2/' 's.eml.parts/a (2).bin'");
+    assert_eq!(
+        leaves(&m.spool.join("s.eml")),
+        ["main body", "second text", "V2", "v3"]
+    );
+    m.ok("rm r.eml.parts/a.bin && { echo changed > r.eml.parts/Body.txt; echo NEW2; } > 'r.eml.parts/a (2).bin'");
+    assert_eq!(
+        leaves(&m.spool.join("r.eml")),
+        ["changed", "second text", "NEW2", "v3"]
+    );
+    let before = m.ok("ls t.eml.parts");
+    m.ok("rm t.eml.parts/Body.txt");
+    let second = before
+        .lines()
+        .find(|l| l.starts_with("part-"))
+        .expect("the second text part's name")
+        .to_string();
+    m.ok(&format!("sed -i s/second/SECOND/ t.eml.parts/{second}"));
+    assert_eq!(leaves(&m.spool.join("t.eml")), ["SECOND text", "v1", "v2", "v3"]);
+}

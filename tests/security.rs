@@ -562,3 +562,25 @@ fn a_spool_path_through_another_users_link_is_refused() {
     );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// audit-16 D6: `.scratch` replaced by a symbolic link while the spool was mounted was
+/// followed: scratch files were made, listed and read where the link pointed, outside the
+/// spool. The directory is held from the start and reached through its descriptor.
+#[test]
+fn a_scratch_directory_swapped_for_a_link_while_mounted_is_not_followed() {
+    let m = Mount::new(&[]);
+    m.ok("echo before > notes.txt");
+    let outside = m.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("planted.txt"), "outside\n").unwrap();
+    let scratch = m.spool.join(".scratch");
+    std::fs::rename(&scratch, m.spool.join(".scratch.orig")).unwrap();
+    std::os::unix::fs::symlink(&outside, &scratch).unwrap();
+    m.ok("echo after > later.txt");
+    assert!(!outside.join("later.txt").exists(), "made outside the spool");
+    assert!(m.spool.join(".scratch.orig/later.txt").exists());
+    let ls = m.ok("ls");
+    assert!(!ls.contains("planted.txt"), "{ls}");
+    assert!(ls.contains("notes.txt") && ls.contains("later.txt"), "{ls}");
+    m.fails("cat planted.txt");
+}

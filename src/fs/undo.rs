@@ -9,10 +9,8 @@
 //! - removing the only body of a message (`rm Body.txt` of a plain-text Draft) leaves a
 //!   message with an empty body, which the parts view would still list as an empty
 //!   `Body.txt`: the name is hidden until the message changes again, so `rm` did what it said.
-//! - the other parts keep the names they had until the message changes again: removing
-//!   `x.bin` of two attachments named `x.bin` does not rename `x (2).bin` to `x.bin`, which
-//!   would hide it behind the removed name, and a restore's `rm` then create of one name
-//!   cannot reach another part.
+//! - the other parts keep the names they had (`keepnames.rs`), so a restore's `rm` then
+//!   create of one name cannot reach another part.
 
 use std::fs::{self, File};
 use std::path::PathBuf;
@@ -46,9 +44,6 @@ struct Removal {
     copy: bool,
     /// The message as the removal left it.
     after: Stamp,
-    /// The parts of `after` (by index among the top entries) that are shown under the name
-    /// they had before the removal.
-    kept: Vec<(usize, String)>,
     at: Instant,
 }
 
@@ -116,7 +111,8 @@ impl MailFs {
     /// Whether `name` in the top parts directory of `msg` was removed and is only still in the
     /// tree because the message cannot be without a body.
     pub(super) fn hidden_part(&self, msg: &str, name: &str) -> bool {
-        let v = self.removals.0.lock();
+        let mut v = self.removals.0.lock();
+        drop_old_copies(&mut v);
         let Some(r) = v.iter().find(|r| r.msg == msg && r.name == name) else {
             return false;
         };
@@ -125,23 +121,11 @@ impl MailFs {
         self.eml_stamp(msg) == Some(after)
     }
 
-    /// The parts of `msg` at `stamp` shown under their names from before a removal.
-    pub(super) fn names_kept(&self, msg: &str, stamp: Stamp) -> Vec<(usize, String)> {
-        let mut v = self.removals.0.lock();
-        drop_old_copies(&mut v);
-        v.iter()
-            .rev()
-            .find(|r| r.msg == msg && r.after == stamp)
-            .map(|r| r.kept.clone())
-            .unwrap_or_default()
-    }
-
     /// `rm X.eml.parts/NAME` of a Draft.
     pub(super) fn remove_part(&self, msg: &str, name: &str) -> Result<()> {
         if self.hidden_part(msg, name) {
             return Err(Error::NotFound(name.to_string()));
         }
-        let shown = self.tree(msg)?;
         let before = self.node.spool.tmp_path();
         fs::hard_link(self.node.spool.eml_path(msg), &before)?;
         if let Err(e) = self.compose(msg, Edit::RemovePart(name.to_string())) {
@@ -150,21 +134,14 @@ impl MailFs {
         }
         match self.eml_stamp(msg) {
             Some(after) => {
-                let kept = match self.tree_at(msg, after) {
-                    Ok(now) => names_kept(&shown, name, &now),
-                    Err(_) => Vec::new(),
-                };
                 self.removals.push(Removal {
                     msg: msg.to_string(),
                     name: name.to_string(),
                     before,
                     copy: true,
                     after,
-                    kept,
                     at: Instant::now(),
                 });
-                // Parsed above before the old names applied: the next look parses again.
-                self.trees.remove(msg);
             }
             None => {
                 let _ = fs::remove_file(&before);
@@ -216,27 +193,6 @@ impl MailFs {
             },
         )
     }
-}
-
-/// The entries of `now` (the message after `removed` went out of `shown`) to show under their
-/// old names, with those names. Only when the rebuild kept every other part, in order, with
-/// its type and size: otherwise the parts show under their new names.
-fn names_kept(shown: &mime::Tree, removed: &str, now: &mime::Tree) -> Vec<(usize, String)> {
-    let old: Vec<&mime::Entry> = shown.entries.iter().filter(|e| e.name != removed).collect();
-    let same = |o: &mime::Entry, n: &mime::Entry| {
-        o.info.content_type == n.info.content_type
-            && o.data.size() == n.data.size()
-            && o.nested.is_some() == n.nested.is_some()
-    };
-    if old.len() != now.entries.len() || !old.iter().zip(&now.entries).all(|(o, n)| same(o, n)) {
-        return Vec::new();
-    }
-    old.iter()
-        .zip(&now.entries)
-        .enumerate()
-        .filter(|(_, (o, n))| o.name != n.name)
-        .map(|(i, (o, _))| (i, o.name.clone()))
-        .collect()
 }
 
 /// The bytes the removed part had, read from the message as it was.

@@ -339,7 +339,8 @@ impl Draft {
                 let bytes = match self.take_part(&from).ok_or(Error::NotFound(from))? {
                     Content::New(b) | Content::Kept(b) => b,
                 };
-                self.take_part(&to);
+                // Over an existing part (`sed -i`'s temp file renamed onto it): that part
+                // takes the bytes where it is, keeping its place, type and Content-ID.
                 self.set_part(to, bytes)?;
             }
             Edit::SetHeader { name, value } => {

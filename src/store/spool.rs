@@ -108,6 +108,10 @@ pub struct Spool {
     reaper: reaper::Reaper,
     /// What this process renamed into the spool directory lately (`spool/recent.rs`).
     own: recent::OwnRenames,
+    /// `.scratch/` as it was when the spool was opened, reached through this descriptor from
+    /// then on: a link put in its place later (by whoever can write the spool) leads nowhere
+    /// (SPEC §9; audit-16 D6: files were made and read where the link pointed).
+    scratch: Option<std::os::fd::OwnedFd>,
 }
 
 /// An exclusive per-message lock (flock on the `.eml`, which NFS emulates with fcntl locks):
@@ -176,6 +180,7 @@ impl Spool {
         for sub in [SCRATCH_DIR, READY_DIR, TMP_DIR] {
             ensure_dir(&root.join(sub), false)?;
         }
+        let scratch = crate::files::open_dir_held(&root.join(SCRATCH_DIR));
         let spool = Spool {
             root,
             tmp_seq: AtomicU64::new(0),
@@ -185,6 +190,7 @@ impl Spool {
             spares: spare::Spares::default(),
             reaper: reaper::Reaper::default(),
             own: recent::OwnRenames::default(),
+            scratch,
         };
         Ok(spool)
     }
@@ -255,7 +261,16 @@ impl Spool {
     }
 
     pub fn scratch_path(&self, name: &str) -> PathBuf {
-        self.root.join(SCRATCH_DIR).join(name)
+        self.scratch_dir().join(name)
+    }
+
+    /// `.scratch/` through the descriptor held since the spool was opened, when /proc shows it.
+    fn scratch_dir(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        match &self.scratch {
+            Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            None => self.root.join(SCRATCH_DIR),
+        }
     }
 
     pub fn default_log_dir(&self) -> PathBuf {
@@ -344,7 +359,7 @@ impl Spool {
 
     pub fn list_scratch(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for e in fs::read_dir(self.root.join(SCRATCH_DIR))? {
+        for e in fs::read_dir(self.scratch_dir())? {
             let e = e?;
             if let Some(name) = e.file_name().to_str() {
                 out.push(name.to_string());
