@@ -261,6 +261,7 @@ impl MailFs {
             let _ = remove(&eml, n);
         }
         let mut ready = false;
+        let mut refused = Vec::new();
         for (full, value) in &held {
             let Some(k) = full.strip_prefix("user.") else {
                 continue;
@@ -279,9 +280,18 @@ impl MailFs {
             }
             if let Err(e) = self.set_message_attr(msg, k, value) {
                 log::warn!("{msg}: {full} from the renamed file not kept: {e}");
+                refused.push(full.as_str());
             }
         }
-        if ready && let Err(e) = self.set_message_attr(msg, "is_ready", b"1") {
+        // What was asked with it did not all hold (a hold that would have kept it back, the
+        // envelope it was to go to): it stays a Draft rather than go out otherwise than asked
+        // (audit-17 D1).
+        if ready && !refused.is_empty() {
+            log::warn!(
+                "{msg}: user.is_ready=1 from the renamed file not applied, as {} could not be kept; it stays a Draft",
+                refused.join(", ")
+            );
+        } else if ready && let Err(e) = self.set_message_attr(msg, "is_ready", b"1") {
             log::warn!("{msg}: user.is_ready=1 from the renamed file refused: {e}");
         }
     }

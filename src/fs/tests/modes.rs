@@ -258,3 +258,20 @@ fn a_scratch_file_renamed_onto_a_message_brings_its_hold_and_becomes_the_spools(
     let a = h.fs.getattr(ino).unwrap();
     assert_eq!(a.uid, ALICE.uid);
 }
+
+#[test]
+fn a_scratch_file_whose_hold_or_envelope_is_refused_lands_as_a_draft() {
+    // audit-17 D1: `hold=true` (not 0 or 1) was refused, is_ready=1 applied: it went out at once.
+    let h = Harness::new();
+    for (attr, bad) in [("user.hold", &b"true"[..]), ("user.env_to", b"not an address")] {
+        let tmp = h.write_new(ALICE, "staged.tmp", PLAIN);
+        h.fs.setxattr(ALICE, tmp, attr, bad).unwrap();
+        h.fs.setxattr(ALICE, tmp, "user.is_ready", b"1").unwrap();
+        h.fs.rename(ALICE, (ROOT, "staged.tmp"), (ROOT, "s.eml"), false)
+            .unwrap();
+        let ino = h.ino(ALICE, ROOT, "s.eml").unwrap();
+        assert_eq!(h.getx(ALICE, ino, "user.status").unwrap(), "Draft", "{attr}");
+        assert_eq!(h.getx(ALICE, ino, "user.is_ready").unwrap(), "0", "{attr}");
+        h.fs.unlink(ALICE, ROOT, "s.eml").unwrap();
+    }
+}
