@@ -3,7 +3,7 @@
 //!
 //! Replies are parsed by smtp-proto (Stalwart's parser, lenient about non-UTF-8 text). Every
 //! step that waits on the peer (connect, TLS handshake, each reply, each write) is bounded by
-//! `handshake_time`, and every reply by size: a reply longer than [`MAX_REPLY`] ends the
+//! `handshake_time`, and every reply by size: a reply longer than [`MAX_REPLY`] (1 MiB) ends the
 //! session with a temporary failure, and what is kept of a reply's text is cut (a line at
 //! [`MAX_LINE`], the text at 3 KiB plus its last line), so a hostile or broken peer costs
 //! neither unbounded memory nor unbounded time, and its reply's code still decides.
@@ -30,8 +30,12 @@ use crate::mail::wire::WireChunks;
 /// Longest reply line kept, CRLF included (RFC 5321 §4.5.3.1.5 says 512; real servers exceed
 /// it a little): a longer one is cut there, its code still read.
 pub const MAX_LINE: usize = 1024;
-/// Longest whole (multi-line) reply accepted, as received.
-pub const MAX_REPLY: usize = 64 * 1024;
+/// Longest whole (multi-line) reply read, as received: beyond it the peer is taken as broken
+/// (an endless reply). Far above any real reply, so that a long but finished one (a 250
+/// after the data with a 67 KiB story) is still decided by its code, never sent again.
+pub const MAX_REPLY: usize = 1024 * 1024;
+/// Of a reply's bytes, at most this many are kept (EHLO's are parsed from them).
+const RAW_KEPT: usize = 64 * 1024;
 /// Reply text kept: the first lines up to this many bytes, and the last line (smtp-proto
 /// keeps at most 4 KiB of a reply's text, and a line is at most [`MAX_LINE`]).
 const KEPT_TEXT: usize = 3 * 1024;
@@ -348,7 +352,9 @@ impl Session {
                 if received > MAX_REPLY {
                     return Err(self.too_long(stage));
                 }
-                raw.extend_from_slice(&line);
+                if raw.len() + line.len() <= RAW_KEPT {
+                    raw.extend_from_slice(&line);
+                }
                 // A reply's last line has no `-` after its code (RFC 5321 §4.2.1).
                 let last = line.get(3) != Some(&b'-');
                 if !last && fed + line.len() > KEPT_TEXT {
