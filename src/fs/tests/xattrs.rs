@@ -307,3 +307,15 @@ fn scratch_files_keep_their_own_xattrs() {
         "no message attributes"
     );
 }
+
+#[test]
+fn another_namespace_is_enotsup_for_a_user_who_may_not_read_the_message() {
+    // audit-17 D6: `ls -l` by another user asks for ACLs and labels: EACCES made it print
+    // "Permission denied" for every message not theirs; SPEC §4 says ENOTSUP.
+    let h = Harness::new();
+    let ino = h.write_new(ALICE, "m.eml", PLAIN);
+    for name in ["system.posix_acl_access", "security.selinux"] {
+        assert_eq!(errno(h.getx(BOB, ino, name)), libc::ENOTSUP, "{name}");
+    }
+    assert_eq!(errno(h.getx(BOB, ino, "user.status")), libc::EACCES);
+}
