@@ -274,21 +274,25 @@ impl MessageAttrs {
         }
     }
 
+    /// `user.recipients`: one line per recipient, within the 64 KiB an attribute value may
+    /// have (a longer one is E2BIG to every reader: `getfattr -d`, `rsync -X` and `tar
+    /// --xattrs` failed on a message to 200 recipients with long replies); the lines past it
+    /// are counted on a last line.
     pub fn recipients_text(&self) -> String {
+        const MAX: usize = 65536 - 64;
         let mut out = String::new();
-        for r in &self.recipients {
+        for (i, r) in self.recipients.iter().enumerate() {
             let reply = if r.last_reply.is_empty() {
                 "-"
             } else {
                 &r.last_reply
             };
-            out.push_str(&format!(
-                "{} {} {} {}\n",
-                r.address,
-                r.status.as_str(),
-                r.tries,
-                reply
-            ));
+            let line = format!("{} {} {} {}\n", r.address, r.status.as_str(), r.tries, reply);
+            if out.len() + line.len() > MAX {
+                out.push_str(&format!("... and {} more\n", self.recipients.len() - i));
+                break;
+            }
+            out.push_str(&line);
         }
         out
     }

@@ -114,6 +114,28 @@ fn status_follows_recipients() {
     assert_eq!(m.status_from_recipients(), Status::Error);
 }
 
+/// audit-17 D4: 200 recipients with ~930-byte replies made `user.recipients` over 64 KiB,
+/// which no reader can get (E2BIG).
+#[test]
+fn the_recipients_attribute_stays_within_an_attributes_size() {
+    let mut m = MessageAttrs::new_draft();
+    m.recipients = (0..200)
+        .map(|i| {
+            let mut r = Recipient::new(format!("r{i}@big.example.org"));
+            r.last_reply = format!("451 {}", "p".repeat(930));
+            r
+        })
+        .collect();
+    let t = m.recipients_text();
+    assert!(t.len() <= 65536, "{}", t.len());
+    let lines: Vec<&str> = t.lines().collect();
+    let shown = lines.len() - 1;
+    assert!(shown > 60, "{shown}");
+    assert_eq!(lines[shown], format!("... and {} more", 200 - shown));
+    m.recipients.truncate(3);
+    assert_eq!(m.recipients_text().lines().count(), 3, "short lists are whole");
+}
+
 #[test]
 fn dates_are_rfc3339_utc() {
     assert_eq!(fmt_date(1_795_435_200), "2026-11-23T12:00:00Z");
