@@ -9,7 +9,13 @@ use super::transport::RcptOutcome;
 /// A reply as it is kept: a server's (or a command's) control characters become spaces, so
 /// that `mailfs queue` and `getfattr` never write a peer's NUL or escape sequence to a terminal.
 fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    // Also the invisible format characters that reorder or break what a terminal shows
+    // (bidi overrides and isolates, line and paragraph separators, zero-width ones).
+    let shown = |c: char| {
+        !c.is_control()
+            && !matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    };
+    s.chars().map(|c| if shown(c) { c } else { ' ' }).collect()
 }
 
 /// Folds one attempt's outcomes into the message attributes (SPEC §4). Returns the wait
@@ -255,6 +261,9 @@ mod tests {
         apply_outcomes(&mut m, &cfg, &[0, 1], &t, 0);
         assert_eq!(m.recipients[0].last_reply, "550 bad   [31m bytes");
         assert_eq!(m.recipients[1].last_reply, "451 later   ");
+        let t = [RcptOutcome::TempFail("451 a\u{202E}b\u{2028}c".into())];
+        apply_outcomes(&mut m, &cfg, &[1], &t, 1);
+        assert_eq!(m.recipients[1].last_reply, "451 a b c");
         assert!(
             !m.last_try_msg.chars().any(char::is_control),
             "{:?}",
