@@ -598,3 +598,42 @@ Content-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n
     m.ok(&format!("sed -i s/second/SECOND/ t.eml.parts/{second}"));
     assert_eq!(leaves(&m.spool.join("t.eml")), ["SECOND text", "v1", "v2", "v3"]);
 }
+
+/// audit-18 E1, E4, E2: renaming a part (`mv`, an editor's backup rename) moved it to the end
+/// and renamed the parts after it, so the next step by name reached another part (a round
+/// trip a→b→a lost v2; an editor's save of `a.bin` lost another `a.bin`); an inline image
+/// renamed lost its Content-ID.
+#[test]
+fn renaming_a_part_keeps_it_in_place_and_the_others_names() {
+    let m = Mount::new(&[]);
+    let dup = "From: a@example.com\nTo: b@example.org\nSubject: dup\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\nmain body\n\
+--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.bin\"\n\nv1\n\
+--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.bin\"\n\nv2\n\
+--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.bin\"\n\nv3\n--B--\n";
+    for n in ["r", "e"] {
+        std::fs::write(m.path(&format!("{n}.eml")), dup).unwrap();
+    }
+    m.ok("mv r.eml.parts/a.bin r.eml.parts/b.bin && mv r.eml.parts/b.bin r.eml.parts/a.bin");
+    assert_eq!(leaves(&m.spool.join("r.eml")), ["main body", "v1", "v2", "v3"]);
+    // An editor that keeps a backup by renaming: mv NAME NAME~, write NAME, rm NAME~.
+    m.ok("cd e.eml.parts && mv a.bin a.bin~ && printf 'v1 edited\\n' > a.bin && rm a.bin~");
+    let mut got = leaves(&m.spool.join("e.eml"));
+    got.sort();
+    assert_eq!(got, ["main body", "v1 edited", "v2", "v3"]);
+    // An inline image keeps its Content-ID and its place in the HTML's multipart/related.
+    let related = "From: a@example.com\nTo: b@example.org\nSubject: img\nMIME-Version: 1.0\n\
+Content-Type: multipart/related; boundary=\"R\"\n\n--R\nContent-Type: text/html\n\n<img src=\"cid:i1\">\n\
+--R\nContent-Type: image/png\nContent-ID: <i1>\nContent-Disposition: inline; filename=\"img.png\"\n\
+Content-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--R--\n";
+    std::fs::write(m.path("i.eml"), related).unwrap();
+    m.ok("mv i.eml.parts/img.png i.eml.parts/pic.png");
+    assert_eq!(
+        m.ok("getfattr --only-values -n user.content_id i.eml.parts/pic.png"),
+        "i1"
+    );
+    assert_eq!(
+        m.ok("getfattr --only-values -n user.content_type i.eml.parts/pic.png"),
+        "image/png"
+    );
+}

@@ -335,6 +335,25 @@ impl Draft {
                 if to != TEXT_BODY && to != HTML_BODY {
                     check_part_name(&to)?;
                 }
+                let plain = |n: &str| n != TEXT_BODY && n != HTML_BODY;
+                if plain(&from) && plain(&to) && !self.parts.iter().any(|p| p.name == to) {
+                    // Renamed, it stays where it is with its Content-ID and disposition (an
+                    // inline image stays one), so the other parts keep their names too
+                    // (audit-18 E1, E2); its type follows the new name only where that names
+                    // another type. `from_tree` read it as its file shows it.
+                    let p = self
+                        .parts
+                        .iter_mut()
+                        .find(|p| p.name == from)
+                        .ok_or(Error::NotFound(from.clone()))?;
+                    let ty = guess_type(&to);
+                    if ty != guess_type(&from) {
+                        p.content_type = ty;
+                    }
+                    p.name = to;
+                    p.alternative = false;
+                    return Ok(());
+                }
                 // `from_tree` read the renamed part as its file shows it.
                 let bytes = match self.take_part(&from).ok_or(Error::NotFound(from))? {
                     Content::New(b) | Content::Kept(b) => b,
