@@ -610,7 +610,7 @@ impl MailFs {
         // The kernel's size and times of the .eml are stale now, as are the parts'.
         self.invalidate_message(msg, true);
         self.content_changed(msg);
-        self.keep_names(msg, &tree, &file, &edited);
+        self.keep_names(msg, (&tree, stamp), &file, &edited);
         Ok(())
     }
 

@@ -41,6 +41,8 @@ pub(super) struct PartWriter {
     /// closes a dup of the descriptor, so a rebuild can come before the bytes do); put back
     /// if a later write is refused.
     backup: Option<PathBuf>,
+    /// The version of the message the name was looked up in (see `keepnames.rs`).
+    pub(super) seen: Option<Stamp>,
     /// The process whose close composes the bytes (`opener.rs`); `None`: any close.
     pub(super) opener: Option<Opener>,
     /// The attached messages the part is in (empty: a part of the Draft itself).
@@ -118,6 +120,7 @@ impl PartWriter {
             dirty,
             refused: false,
             backup: None,
+            seen: None,
             opener: None,
             nest: Vec::new(),
             expect: None,
@@ -308,7 +311,8 @@ impl MailFs {
             Some(e) if keep => Some(e.data.read_all(&eml)?),
             _ => None,
         };
-        let w = PartWriter::new(&self.node.spool, (msg, name), caller, seed.as_deref(), dirty)?;
+        let mut w = PartWriter::new(&self.node.spool, (msg, name), caller, seed.as_deref(), dirty)?;
+        w.seen = Some(Stamp::of(&eml.metadata()?));
         Ok(self.new_handle(Handle::PartWrite(w)))
     }
 
@@ -369,11 +373,28 @@ impl MailFs {
         let Some(bytes) = w.take(&self.node.spool)? else {
             return Ok(true);
         };
-        let (msg, name) = (w.msg.clone(), w.name.clone());
+        let (msg, name, seen) = (w.msg.clone(), w.name.clone(), w.seen);
         // The namespace lock comes before a handle's.
         drop(h);
         let _ns = self.ns.lock();
+        // A frozen message refuses the writer first (EACCES), whatever else changed.
+        self.check_composable(&msg, &[])?;
+        let now = self.eml_stamp(&msg);
+        if let (Some(seen), Some(now)) = (seen, now)
+            && !self.kept_names.reaches(&msg, seen, now)
+        {
+            // Changed another way since the open (the `.eml` edited, another mount): the name
+            // may mean another part now (audit-18 E5). Nothing is written.
+            if let Handle::PartWrite(w) = &mut *handle.lock() {
+                w.refuse();
+            }
+            log::warn!("{msg}: {name} not written: the message changed another way while it was open");
+            return Err(Error::Io(std::io::Error::from_raw_os_error(libc::ESTALE)));
+        }
         self.put_part(&msg, &name, bytes)?;
+        if let Handle::PartWrite(w) = &mut *handle.lock() {
+            w.seen = self.eml_stamp(&msg);
+        }
         Ok(true)
     }
 

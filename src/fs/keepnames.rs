@@ -46,9 +46,53 @@ type Names = Vec<(usize, String)>;
 
 /// Per message: the version of its `.eml` the names are for, when they were put, the names.
 #[derive(Default)]
-pub(super) struct KeptNames(Mutex<HashMap<String, (Stamp, u64, Names)>>);
+pub(super) struct KeptNames(Mutex<HashMap<String, (Stamp, u64, Names)>>, Steps);
+
+/// Per message, the last edits composed here: from which version of the `.eml` to which, and
+/// whether every part kept its name. A part's writer holds a name from its open; at its close
+/// the name still means the part it meant only if the message got there by such edits alone.
+#[derive(Default)]
+struct Steps(Mutex<HashMap<String, Vec<Step>>>);
+
+/// One edit: the version before, the version after, whether every part kept its name.
+type Step = (Stamp, Stamp, bool);
+
+/// Steps kept per message.
+const STEPS: usize = 32;
 
 impl KeptNames {
+    fn step(&self, msg: &str, from: Stamp, to: Stamp, kept: bool) {
+        let mut m = self.1.0.lock();
+        if m.len() >= KEEP && !m.contains_key(msg) {
+            m.clear();
+        }
+        let v = m.entry(msg.to_string()).or_default();
+        if v.len() >= STEPS {
+            v.remove(0);
+        }
+        v.push((from, to, kept));
+    }
+
+    /// Whether `msg` went from version `from` to `to` only by edits here that kept every
+    /// part's name.
+    pub(super) fn reaches(&self, msg: &str, from: Stamp, to: Stamp) -> bool {
+        let m = self.1.0.lock();
+        let Some(v) = m.get(msg) else {
+            return from == to;
+        };
+        let mut at = from;
+        for _ in 0..=v.len() {
+            if at == to {
+                return true;
+            }
+            match v.iter().rev().find(|(f, _, _)| *f == at) {
+                Some((_, t, true)) => at = *t,
+                _ => return false,
+            }
+        }
+        at == to
+    }
+
     pub(super) fn get(&self, msg: &str, stamp: Stamp) -> Names {
         let m = self.0.lock();
         match m.get(msg) {
@@ -77,7 +121,7 @@ impl KeptNames {
 impl MailFs {
     /// After `edit` turned `shown` (read from `old`) into the message now in the spool: the
     /// names its parts keep (see the top).
-    pub(super) fn keep_names(&self, msg: &str, shown: &Tree, old: &File, edit: &Edited) {
+    pub(super) fn keep_names(&self, msg: &str, (shown, was): (&Tree, Stamp), old: &File, edit: &Edited) {
         let path = self.node.spool.eml_path(msg);
         let Ok(new) = crate::store::spool::open_read(&path) else {
             return;
@@ -86,7 +130,9 @@ impl MailFs {
             return;
         };
         let names = carried(shown, old, edit, &now, &new);
-        self.kept_names.put(msg, Stamp::of(&meta), names);
+        self.kept_names.step(msg, was, Stamp::of(&meta), names.is_some());
+        self.kept_names
+            .put(msg, Stamp::of(&meta), names.unwrap_or_default());
         // A look since the write parsed it without these names.
         self.trees.remove(msg);
     }
@@ -94,8 +140,8 @@ impl MailFs {
 
 /// The names the entries of `now` show: those of `shown` after `edit`, when every part the
 /// edit did not touch is in `now` in the same order with the same type and bytes; otherwise
-/// none (the names the bytes give).
-fn carried<'a>(shown: &'a Tree, old: &File, edit: &Edited, now: &Tree, new: &File) -> Names {
+/// `None` (the names the bytes give).
+fn carried<'a>(shown: &'a Tree, old: &File, edit: &Edited, now: &Tree, new: &File) -> Option<Names> {
     let s = &shown.entries;
     let has = |n: &str| s.iter().any(|e| e.name == n);
     // Each candidate: per entry of `now`, the name it shows and the part of `shown` it is
@@ -142,16 +188,17 @@ fn carried<'a>(shown: &'a Tree, old: &File, edit: &Edited, now: &Tree, new: &Fil
                 .zip(n)
                 .all(|((_, o), e)| o.is_none_or(|o| same(o, old, e, new)))
         {
-            return c
-                .into_iter()
-                .zip(n)
-                .enumerate()
-                .filter(|(_, ((name, _), e))| *name != e.name)
-                .map(|(i, ((name, _), _))| (i, name))
-                .collect();
+            return Some(
+                c.into_iter()
+                    .zip(n)
+                    .enumerate()
+                    .filter(|(_, ((name, _), e))| *name != e.name)
+                    .map(|(i, ((name, _), _))| (i, name))
+                    .collect(),
+            );
         }
     }
-    Vec::new()
+    None
 }
 
 /// Whether part `a` of the old message and `b` of the new one are the same part: its type,

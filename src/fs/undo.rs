@@ -102,7 +102,7 @@ fn drop_old_copies(v: &mut [Removal]) {
 }
 
 impl MailFs {
-    fn eml_stamp(&self, msg: &str) -> Option<Stamp> {
+    pub(super) fn eml_stamp(&self, msg: &str) -> Option<Stamp> {
         fs::symlink_metadata(self.node.spool.eml_path(msg))
             .ok()
             .map(|m| Stamp::of(&m))

@@ -506,3 +506,39 @@ fn the_copy_a_removal_keeps_goes_after_a_while() {
     assert_eq!(names, [".", "..", "Body.txt", "x (2).bin", "x.bin"]);
     assert_eq!(held(), 0);
 }
+
+#[test]
+fn a_part_writer_reaches_the_part_it_opened_or_nothing() {
+    // audit-18 E5: a writer of `x (2).bin` open while the message changed another way (the
+    // `.eml` edited, another mount) wrote over whatever had that name by then.
+    let h = Harness::new();
+    h.write_new(ALICE, "m.eml", TWO_X);
+    let parts = h.parts(ALICE, "m.eml");
+    let second = h.ino(ALICE, parts, "x (2).bin").unwrap();
+    // Changed here, through the parts directory: names kept, the writer reaches its part.
+    let fh = h.fs.open(ALICE, second, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    h.fs.unlink(ALICE, parts, "x.bin").unwrap();
+    h.fs.write(fh, 0, b"edited").unwrap();
+    h.fs.flush(fh).unwrap();
+    h.fs.release(fh);
+    let leaves = |eml: &[u8]| -> Vec<Vec<u8>> {
+        let m = parse(eml);
+        (0..m.attachment_count())
+            .map(|i| m.attachment(i as u32).unwrap().contents().to_vec())
+            .collect()
+    };
+    assert_eq!(leaves(&h.eml("m.eml")), [b"edited".to_vec(), b"v2".to_vec()]);
+    // Changed another way (the spool file rewritten, as another mount would): refused.
+    h.write_new(ALICE, "n.eml", TWO_X);
+    let parts = h.parts(ALICE, "n.eml");
+    let second = h.ino(ALICE, parts, "x (2).bin").unwrap();
+    let fh = h.fs.open(ALICE, second, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    let path = h.fs.node.spool.eml_path("n.eml");
+    let other = String::from_utf8(TWO_X.to_vec()).unwrap().replace("v0", "w0");
+    std::fs::write(path.with_extension("new"), &other).unwrap();
+    std::fs::rename(path.with_extension("new"), &path).unwrap();
+    h.fs.write(fh, 0, b"edited").unwrap();
+    assert_eq!(errno(h.fs.flush(fh)), libc::ESTALE);
+    h.fs.release(fh);
+    assert_eq!(h.eml("n.eml"), other.as_bytes());
+}
