@@ -42,3 +42,15 @@ mod tests {
         assert!(check_root_name(&"y".repeat(255)).is_ok());
     }
 }
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -122,17 +122,7 @@ const MSGID_MAX: usize = 998;
 /// What is tried when even that is refused (a file system with smaller blocks).
 const SHORT_MAX: usize = 200;
 
-/// `s` cut to at most `max` bytes, at a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+use crate::model::names::cut;
 
 /// Sets an attribute of an entry, shortened once more if the file system refuses its size:
 /// only a value it cannot take even short says the disk is full.

@@ -90,16 +90,7 @@ pub(super) fn split_ext(name: &str) -> (&str, &str) {
     }
 }
 
-pub(super) fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+pub(super) use crate::model::names::cut as truncate;
 
 /// Cuts a name to `MAX_NAME` bytes, keeping its extension `ext` when it has it.
 pub(super) fn fit(name: &str, ext: &str) -> String {
