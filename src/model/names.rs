@@ -27,6 +27,18 @@ pub fn check_root_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,16 +53,4 @@ mod tests {
         assert!(check_root_name(&fits).is_ok());
         assert!(check_root_name(&"y".repeat(255)).is_ok());
     }
-}
-
-/// `s` cut to at most `max` bytes, at a character boundary.
-pub fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
