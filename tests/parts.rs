@@ -637,3 +637,31 @@ Content-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--R--\n";
         "image/png"
     );
 }
+
+/// audit-19 F1: `mv Body.txt t.txt; mv t.txt Body.txt` lost an unnamed second text part (it
+/// took the name `Body.txt` in between). F6: a writer open on a part replaced by a rename
+/// onto its name wrote over the part moved in.
+#[test]
+fn a_body_renamed_away_and_back_and_a_writer_of_a_replaced_part() {
+    let m = Mount::new(&[]);
+    let two = "From: a@example.com\nTo: b@example.org\nSubject: two\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\nmain body\n\
+--B\nContent-Type: text/plain\nContent-Disposition: inline\n\nsecond text\n\
+--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.bin\"\n\nv1\n\
+--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.bin\"\n\nv2\n--B--\n";
+    std::fs::write(m.path("t.eml"), two).unwrap();
+    m.ok("mv t.eml.parts/Body.txt t.eml.parts/t.txt && mv t.eml.parts/t.txt t.eml.parts/Body.txt");
+    let mut got = leaves(&m.spool.join("t.eml"));
+    got.sort();
+    assert_eq!(got, ["main body", "second text", "v1", "v2"]);
+    std::fs::write(m.path("w.eml"), two).unwrap();
+    m.ok("cd w.eml.parts && python3 -c \"
+import os
+fd = os.open('a (2).bin', os.O_WRONLY | os.O_TRUNC)
+os.rename('a.bin', 'a (2).bin')
+os.write(fd, b'late')
+os.close(fd)
+\"");
+    let got = leaves(&m.spool.join("w.eml"));
+    assert_eq!(got, ["main body", "second text", "v1"]);
+}

@@ -43,6 +43,9 @@ pub(super) struct PartWriter {
     backup: Option<PathBuf>,
     /// The version of the message the name was looked up in (see `keepnames.rs`).
     pub(super) seen: Option<Stamp>,
+    /// The part it writes was removed, or replaced by a rename onto its name: like a file
+    /// unlinked under an open descriptor, its bytes go nowhere (audit-19 F6).
+    pub(super) orphaned: bool,
     /// The process whose close composes the bytes (`opener.rs`); `None`: any close.
     pub(super) opener: Option<Opener>,
     /// The attached messages the part is in (empty: a part of the Draft itself).
@@ -121,6 +124,7 @@ impl PartWriter {
             refused: false,
             backup: None,
             seen: None,
+            orphaned: false,
             opener: None,
             nest: Vec::new(),
             expect: None,
@@ -243,7 +247,7 @@ impl PartWriter {
     /// Bytes (or a truncate) written and not composed yet, by a writer not refused: what a
     /// RELEASE still has to compose when the opener's close did not.
     pub(super) fn unsent(&self) -> bool {
-        self.dirty && !self.refused
+        self.dirty && !self.refused && !self.orphaned
     }
 
     /// Marks the writer refused (its caller may no longer change the message).
@@ -316,6 +320,19 @@ impl MailFs {
         Ok(self.new_handle(Handle::PartWrite(w)))
     }
 
+    /// The writers of part `name` of Draft `msg` write into nothing from now on: the part was
+    /// removed, or another took its name by a rename.
+    pub(super) fn orphan_writers(&self, msg: &str, name: &str) {
+        let handles: Vec<_> = self.handles.lock().values().cloned().collect();
+        for h in handles {
+            if let Handle::PartWrite(w) = &mut *h.lock()
+                && w.is(msg, &[], name)
+            {
+                w.orphaned = true;
+            }
+        }
+    }
+
     /// The size of a part a writer has open, which `stat` shows until it is closed.
     pub(super) fn pending_part_size(&self, msg: &str, nest: &[String], name: &str) -> Option<u64> {
         let handles: Vec<_> = self.handles.lock().values().cloned().collect();
@@ -359,6 +376,9 @@ impl MailFs {
         if let Err(e) = self.recheck_writer(w.caller, &w.msg) {
             w.refuse();
             return Err(e);
+        }
+        if w.orphaned {
+            return Ok(true);
         }
         if w.is_checking() {
             let verified = w.verify();

@@ -168,6 +168,13 @@ fn carried<'a>(shown: &'a Tree, old: &File, edit: &Edited, now: &Tree, new: &Fil
             s.iter()
                 .map(|e| if &e.name == f { (t.clone(), None) } else { kept(e) })
                 .collect(),
+            // A body renamed to a file name becomes an attachment, last (audit-19 F1: then a
+            // second text part took the name `Body.txt`, and `mv t.txt Body.txt` replaced it).
+            s.iter()
+                .filter(|e| &e.name != f)
+                .map(kept)
+                .chain(std::iter::once((t.clone(), None)))
+                .collect(),
         ],
         Edited::Rename(f, t) => vec![
             // The bytes moved into the target's place, or the moved part took the name.

@@ -158,7 +158,8 @@ impl MailFs {
             ) if msg == m2 && nest == n2 => {
                 self.check_composable(msg, nest)?;
                 let _ns = self.ns.lock();
-                if noreplace && self.tree(msg)?.entry(b).is_some() {
+                let over = self.tree(msg)?.entry(b).is_some();
+                if noreplace && over {
                     return Err(Error::Exists(b.clone()));
                 }
                 self.compose(
@@ -168,6 +169,9 @@ impl MailFs {
                         to: b.clone(),
                     },
                 )?;
+                if over {
+                    self.orphan_writers(msg, b);
+                }
                 self.retarget_handles(&from, &to);
                 self.inodes.lock().rename(&from, to);
                 return Ok(());

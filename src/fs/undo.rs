@@ -132,6 +132,7 @@ impl MailFs {
             let _ = fs::remove_file(&before);
             return Err(e);
         }
+        self.orphan_writers(msg, name);
         match self.eml_stamp(msg) {
             Some(after) => {
                 self.removals.push(Removal {
