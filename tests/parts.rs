@@ -650,8 +650,18 @@ Content-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n
 --B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.bin\"\n\nv1\n\
 --B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.bin\"\n\nv2\n--B--\n";
     std::fs::write(m.path("t.eml"), two).unwrap();
-    m.ok("mv t.eml.parts/Body.txt t.eml.parts/t.txt && mv t.eml.parts/t.txt t.eml.parts/Body.txt");
-    let mut got = leaves(&m.spool.join("t.eml"));
+    // Refused while another text part would take the body's place (an editor then copies).
+    let err = m.fails("mv t.eml.parts/Body.txt t.eml.parts/t.txt");
+    assert!(err.contains("not permitted"), "{err}");
+    assert_eq!(std::fs::read_to_string(m.spool.join("t.eml")).unwrap(), two);
+    // Without a second text part the body may go and come back.
+    let one = two.replace(
+        "Content-Type: text/plain\nContent-Disposition: inline\n\nsecond text\n",
+        "Content-Type: image/png\nContent-Disposition: inline\n\nsecond text\n",
+    );
+    std::fs::write(m.path("o.eml"), &one).unwrap();
+    m.ok("mv o.eml.parts/Body.txt o.eml.parts/t.txt && mv o.eml.parts/t.txt o.eml.parts/Body.txt");
+    let mut got = leaves(&m.spool.join("o.eml"));
     got.sort();
     assert_eq!(got, ["main body", "second text", "v1", "v2"]);
     std::fs::write(m.path("w.eml"), two).unwrap();
@@ -664,4 +674,16 @@ os.close(fd)
 \"");
     let got = leaves(&m.spool.join("w.eml"));
     assert_eq!(got, ["main body", "second text", "v1"]);
+    // Replaced as rsync does, by a dot-named temp file renamed onto it (audit-20 H3).
+    std::fs::write(m.path("x.eml"), two).unwrap();
+    m.ok("cd x.eml.parts && python3 -c \"
+import os
+fd = os.open('a (2).bin', os.O_WRONLY | os.O_TRUNC)
+open('.a (2).bin.XYZ', 'w').write('T')
+os.rename('.a (2).bin.XYZ', 'a (2).bin')
+os.write(fd, b'late')
+os.close(fd)
+\"");
+    let got = leaves(&m.spool.join("x.eml"));
+    assert_eq!(got, ["main body", "second text", "v1", "T"]);
 }

@@ -418,7 +418,12 @@ impl MailFs {
             )));
         }
         let bytes = fs::read(&path)?;
+        let over = self.tree(msg)?.entry(to).is_some();
         self.put_part(msg, to, bytes)?;
+        if over {
+            // The part's open writers write into nothing now (rsync's way: audit-20 H3).
+            self.orphan_writers(msg, to);
+        }
         self.staged.remove(msg, &[], from);
         let _ = fs::remove_file(path);
         self.inodes.lock().rename(keys.0, keys.1);

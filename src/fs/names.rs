@@ -158,9 +158,28 @@ impl MailFs {
             ) if msg == m2 && nest == n2 => {
                 self.check_composable(msg, nest)?;
                 let _ns = self.ns.lock();
-                let over = self.tree(msg)?.entry(b).is_some();
+                let tree = self.tree(msg)?;
+                let over = tree.entry(b).is_some();
                 if noreplace && over {
                     return Err(Error::Exists(b.clone()));
+                }
+                // A body renamed away leaves its place to the next part of its type, which
+                // then shows under the body's name, and the rename back (an editor's save)
+                // replaced that part (audit-19 F1, audit-20 H1): refused while there is one.
+                let body_type = match a.as_str() {
+                    compose::TEXT_BODY => Some("text/plain"),
+                    compose::HTML_BODY => Some("text/html"),
+                    _ => None,
+                };
+                if let Some(t) = body_type
+                    && tree
+                        .entries
+                        .iter()
+                        .any(|e| e.name != *a && e.info.content_type == t)
+                {
+                    return Err(Error::NotPermitted(format!(
+                        "{a}: another {t} part would take its place; copy it instead"
+                    )));
                 }
                 self.compose(
                     msg,

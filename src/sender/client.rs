@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use rustls::ClientConfig;
-use smtp_proto::response::parser::ResponseReceiver;
 use smtp_proto::{
     AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse,
 };
@@ -23,22 +22,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-pub use super::reply::{Fail, Reply, Stage};
+use super::reply::ReplyReader;
+pub use super::reply::{Fail, MAX_LINE, MAX_REPLY, Reply, Stage};
 use super::transport::{Envelope, RcptOutcome, classify};
 use crate::mail::wire::WireChunks;
 
-/// Longest reply line kept, CRLF included (RFC 5321 §4.5.3.1.5 says 512; real servers exceed
-/// it a little): a longer one is cut there, its code still read.
-pub const MAX_LINE: usize = 1024;
-/// Longest whole (multi-line) reply read, as received: beyond it the peer is taken as broken
-/// (an endless reply). Far above any real reply, so that a long but finished one (a 250
-/// after the data with a 67 KiB story) is still decided by its code, never sent again.
-pub const MAX_REPLY: usize = 1024 * 1024;
-/// Of a reply's bytes, at most this many are kept (EHLO's are parsed from them).
-const RAW_KEPT: usize = 64 * 1024;
-/// Reply text kept: the first lines up to this many bytes, and the last line (smtp-proto
-/// keeps at most 4 KiB of a reply's text, and a line is at most [`MAX_LINE`]).
-const KEPT_TEXT: usize = 3 * 1024;
 /// Message data goes out in writes of about this size; the end mark rides on the last one.
 const WRITE_CHUNK: usize = 64 * 1024;
 
@@ -324,75 +312,13 @@ impl Session {
     }
 
     async fn read_reply_unbounded_time(&mut self, stage: Stage) -> Result<Reply, Fail> {
-        let mut rx = ResponseReceiver::default();
-        let mut raw = Vec::new();
-        let mut received = 0usize;
-        // The start of a line longer than MAX_LINE, whose rest is dropped as it comes.
-        let mut head: Option<Vec<u8>> = None;
-        // Bytes of reply lines given to the parser, which refuses a reply whose text is over
-        // 4 KiB: past KEPT_TEXT only the last line goes in, and a line only its first
-        // MAX_LINE bytes, so the code always decides (a long 250 after the data is still a
-        // delivery, never sent again; a long 550 still a refusal, never retried).
-        let mut fed = 0usize;
-        let mut cut = false;
+        let mut rd = ReplyReader::default();
         let mut chunk = [0u8; 4096];
         loop {
-            while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=nl).collect();
-                received += line.len();
-                if let Some(h) = head.take() {
-                    line = h;
-                } else if line.len() > MAX_LINE {
-                    line.truncate(MAX_LINE - 2);
-                }
-                if !line.ends_with(b"\n") {
-                    line.extend_from_slice(b"\r\n");
-                    cut = true;
-                }
-                if received > MAX_REPLY {
-                    return Err(self.too_long(stage));
-                }
-                if raw.len() + line.len() <= RAW_KEPT {
-                    raw.extend_from_slice(&line);
-                }
-                // A reply's last line has no `-` after its code (RFC 5321 §4.2.1).
-                let last = line.get(3) != Some(&b'-');
-                if !last && fed + line.len() > KEPT_TEXT {
-                    cut = true;
-                    continue;
-                }
-                fed += line.len();
-                match rx.parse(&mut line.iter()) {
-                    Ok(r) => {
-                        let mut lines = r.message;
-                        if cut {
-                            lines.push_str("\n[reply cut]");
-                        }
-                        return Ok(Reply {
-                            code: r.code,
-                            esc: r.esc,
-                            lines,
-                            raw,
-                        });
-                    }
-                    Err(smtp_proto::Error::NeedsMoreData { .. }) => {}
-                    Err(e) => {
-                        return Err(Fail::local(
-                            stage,
-                            format!("{} sent a malformed reply: {e:?}", self.target),
-                        ));
-                    }
-                }
-            }
-            if self.buf.len() > MAX_LINE {
-                received += self.buf.len();
-                if head.is_none() {
-                    head = Some(self.buf[..MAX_LINE - 2].to_vec());
-                }
-                self.buf.clear();
-                if received > MAX_REPLY {
-                    return Err(self.too_long(stage));
-                }
+            match rd.feed(&mut self.buf) {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => {}
+                Err(why) => return Err(Fail::local(stage, format!("{} {why}", self.target))),
             }
             let n = match &mut self.stream {
                 Stream::Plain(s) => s.read(&mut chunk).await,
@@ -408,13 +334,6 @@ impl Session {
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
-    }
-
-    fn too_long(&self, stage: Stage) -> Fail {
-        Fail::local(
-            stage,
-            format!("{} sent a reply over {MAX_REPLY} bytes", self.target),
-        )
     }
 
     /// One transaction. `Ok` carries each recipient's outcome and leaves the session usable;
