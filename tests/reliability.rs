@@ -309,6 +309,20 @@ fn sendmail_queue_flush_cancel_and_deliver() {
     assert_eq!(run(&["cancel", s, "nope.eml"], "").status.code(), Some(66));
 }
 
+/// audit-22 B1: `mailfs dkim-record` only reads: a spool that is not there is missing input
+/// (66), as for `mailfs queue`, and nothing is made in its place.
+#[test]
+fn dkim_record_of_a_missing_spool_makes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spool = tmp.path().join("nospool");
+    let out = Command::new(BIN)
+        .args(["dkim-record", spool.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(66), "{out:?}");
+    assert!(!spool.exists(), "dkim-record made {}", spool.display());
+}
+
 /// audit-10 J17: each failure is one line on stderr (SPEC §1): with several names, one line
 /// per name that failed, not a second one for the last; a spool the caller may not open is
 /// named.

@@ -15,7 +15,7 @@ use crate::store::manage::{self, Scope};
 use crate::store::queue::{Origin, deliver_tmp, read_to_tmp, this_user};
 use crate::store::spool::Spool;
 
-fn open_existing(spool_dir: &Path) -> Result<Spool> {
+pub(crate) fn open_existing(spool_dir: &Path) -> Result<Spool> {
     if spool_dir.exists() && !spool_dir.is_dir() {
         return Err(Error::NotFound(format!(
             "{} is not a spool directory",

@@ -40,12 +40,12 @@ impl MailFs {
         }
     }
 
-    /// `setfattr -n user.KEY` on a message (the caller holds `ns`). A mailfs-only attribute
-    /// set to the value it shows changes nothing, so a restore of a Draft's attributes goes
-    /// through clean; any other value is refused (EPERM). While the message is being restored
-    /// (see [`MailFs::being_restored`]), a value that says it went out where it came from also
-    /// keeps it from being sent again here; a refused `setfattr` on a message at rest changes
-    /// nothing at all.
+    /// `setfattr -n user.KEY` on a message (the caller holds `ns`). A mailfs-only attribute is
+    /// refused (EPERM, SPEC §4). While the message is being restored (see
+    /// [`MailFs::being_restored`]: `tar --xattrs`, `cp -a`), the value it already shows is
+    /// taken and changes nothing, so the restore goes through clean, and a value that says it
+    /// went out where it came from keeps it from being sent again here. On a message at rest
+    /// the same value is refused too (audit-21 A1), and a refused `setfattr` changes nothing.
     pub(super) fn set_message_attr(&self, n: &str, k: &str, value: &[u8]) -> Result<()> {
         // Read, changed and written back under the spool's attribute lock, which `mailfs
         // hold` takes too; hold takes it itself (with the message's lock, first).
@@ -55,11 +55,12 @@ impl MailFs {
         };
         let attrs = self.message_attrs(n)?;
         if crate::model::attrs::MAILFS_ATTRS.contains(&k) {
+            let restoring = self.being_restored(n);
             let info = self.header_info(n)?;
-            if message::get(n, &attrs, &info, k).is_ok_and(|v| v == value) {
+            if restoring && message::get(n, &attrs, &info, k).is_ok_and(|v| v == value) {
                 return Ok(());
             }
-            if message::says_went_out(k, value) && self.being_restored(n) {
+            if message::says_went_out(k, value) && restoring {
                 self.note_went_out(n, k, value);
             }
             if k == "message_id" && self.adopt_message_id(n, &attrs, value)? {

@@ -74,26 +74,66 @@ fn supported_hash(hash: &str) -> bool {
 
 /// Checks, when `listen_users_file` is set, that the file can be read and holds at least one
 /// `user:hash` line whose hash is in a supported format (SHA-crypt `$5$` or `$6$`).
+/// Lines that name no usable user are told in the log, so that a user whose hash is in a
+/// format this build cannot verify (yescrypt `$y$`, Debian 12's default for /etc/shadow) is not
+/// left to find out from a bare 535.
 pub fn check_users_file(path: &Path) -> Result<()> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-    let usable = text.lines().any(|line| {
-        let line = line.trim_end_matches('\r');
-        if line.is_empty() || line.starts_with('#') {
-            return false;
-        }
-        match line.split_once(':') {
-            Some((name, hash)) => !name.is_empty() && supported_hash(hash.split(':').next().unwrap_or("")),
-            None => false,
-        }
-    });
-    if !usable {
+    let unusable = unusable_lines(&text);
+    for (n, why) in &unusable {
+        log::warn!(
+            "listen_users_file {} line {n}: {why}; that line is ignored",
+            path.display()
+        );
+    }
+    let entries = text
+        .lines()
+        .filter(|l| {
+            let l = l.trim_end_matches('\r');
+            !l.is_empty() && !l.starts_with('#')
+        })
+        .count();
+    if entries == unusable.len() {
         return Err(Error::Config(format!(
             "{}: no user:hash line with a SHA-crypt ($5$ or $6$) hash",
             path.display()
         )));
     }
     Ok(())
+}
+
+/// The entry lines (1-based numbers) that give no usable user, and why: no `user:` part, or a
+/// hash that is not SHA-crypt. The hash itself is never repeated.
+fn unusable_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once(':') {
+            Some(("", _)) => out.push((i + 1, "no user name before ':'".into())),
+            Some((name, hash)) if !supported_hash(hash.split(':').next().unwrap_or("")) => {
+                let id = hash
+                    .strip_prefix('$')
+                    .and_then(|h| h.split('$').next())
+                    .unwrap_or("");
+                let format = if id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (${id}$)")
+                };
+                out.push((
+                    i + 1,
+                    format!("user {name:?}: the hash{format} is not SHA-crypt ($5$ or $6$, e.g. from `openssl passwd -6`)"),
+                ));
+            }
+            Some(_) => {}
+            None => out.push((i + 1, "not a user:hash line".into())),
+        }
+    }
+    out
 }
 
 /// Builds the STARTTLS server configuration from a PEM certificate chain and key.
@@ -173,6 +213,13 @@ pub fn check_password(users_file: &Path, user: &str, password: &[u8]) -> Result<
         }
         // Further `:fields` (as in /etc/shadow) are ignored.
         let hash = hash.split(':').next().unwrap_or("");
+        if !supported_hash(hash) {
+            log::warn!(
+                "listen_users_file {}: user {user:?} has a hash that is not SHA-crypt ($5$ or $6$): refused",
+                users_file.display()
+            );
+            return Ok(false);
+        }
         return Ok(ShaCrypt::default().verify_password(password, hash).is_ok());
     }
     Ok(false)
@@ -228,6 +275,22 @@ mod tests {
         assert!(check_users_file(&p).is_ok());
         assert!(check_users_file(&dir.path().join("none")).is_err());
         assert!(check_users_file(dir.path()).is_err());
+    }
+
+    /// audit-22 B4: a line whose hash this build cannot verify (yescrypt, Debian 12's default)
+    /// was dropped without a word, and its user only ever got 535.
+    #[test]
+    fn unusable_lines_are_named() {
+        let good = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+        let text = format!("# users\nalice:{good}\nbob:$y$j9T$salt$hashhashhash\n\njunk\n:{good}\n");
+        let got = unusable_lines(&text);
+        let lines: Vec<usize> = got.iter().map(|(n, _)| *n).collect();
+        assert_eq!(lines, [3, 5, 6], "{got:?}");
+        assert!(
+            got[0].1.contains("\"bob\"") && got[0].1.contains("$y$"),
+            "{got:?}"
+        );
+        assert!(!got[0].1.contains("hashhash"), "the hash is repeated: {got:?}");
     }
 
     #[test]
