@@ -10,14 +10,14 @@
 #      the same sink, destination concurrency 8; timed from `postsuper -H ALL; postqueue -f`
 #      until its queue is empty: both figures time delivering messages already queued.
 #   3. smtp-source blasting the sink directly with 8 sessions: the ceiling of sink + loopback.
-# Usage: benches/compare-postfix.sh [N]      (root; apt-get install postfix; uses the system
+# Usage: [MAILFS_BIN=path] benches/compare-postfix.sh [N]      (root; apt-get install postfix; uses the system
 # Postfix instance and reconfigures it for loopback relaying, as MACHINE-NOTES describes)
 set -euo pipefail
 N=${1:-10000}
 CONN=8
 cd "$(dirname "$0")/.."
 cargo build --release -q
-bin=$PWD/target/release/mailfs
+bin=${MAILFS_BIN:-$PWD/target/release/mailfs}   # MAILFS_BIN: another build, for an A/B
 # Where the spool goes: BENCH_DIR, by default /var/spool/mailfs-bench (beside Postfix's queue (/var/spool/postfix)),
 # not /tmp: on ext4 without a journal, creating an inode walks past every inode of its block
 # group freed in the last minutes, and /tmp's group is where every test run on the machine

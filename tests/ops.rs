@@ -299,3 +299,27 @@ fn a_concurrent_hold_never_undoes_an_acknowledged_setfattr() {
         assert_eq!(m.attr("env.eml", "env_to"), to, "an env_to edit was undone");
     }
 }
+
+/// audit-21 A6: `mailfs queue` shows a message to a domain in `hold_domains` as Held, and
+/// `mailfs release --domain` of that domain said only "no messages released"; it now says why.
+#[test]
+fn release_of_a_domain_in_hold_domains_says_why_nothing_went() {
+    let m = Mount::new(&["hold_domains=hd.example"]);
+    let spool = m.spool.to_str().unwrap().to_string();
+    std::fs::write(m.path("w.eml"), "From: a@example.org\nTo: b@hd.example\n\nx\n").unwrap();
+    m.ok("setfattr -n user.is_ready -v 1 w.eml");
+    let o = Command::new("timeout")
+        .args(["20", BIN, "release", &spool, "--domain", "HD.example"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("hold_domains"), "{out}");
+    assert_eq!(m.attr("w.eml", "status"), "Pending");
+    // A domain that is not held: the plain answer.
+    let o = Command::new("timeout")
+        .args(["20", BIN, "release", &spool, "--domain", "other.example"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "no messages released");
+}

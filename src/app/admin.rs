@@ -193,7 +193,25 @@ pub fn hold(spool_dir: &Path, names: &[String], domain: Option<&str>, hold: bool
         };
         manage::hold(spool, scope, names, domain, hold, &notify)
     })?;
+    if !hold
+        && out.is_empty()
+        && let Some(d) = domain
+        && held_by_node(spool_dir, d)
+    {
+        // `mailfs queue` shows these messages as Held: say why release leaves them there.
+        println!(
+            "no messages released: {d} is in the node's hold_domains, whose messages wait until it is taken out of it"
+        );
+        return Ok(());
+    }
     manage::report(if hold { "held" } else { "released" }, out)
+}
+
+/// Whether the node's `hold_domains` holds `domain` (false when the caller cannot read it).
+fn held_by_node(spool_dir: &Path, domain: &str) -> bool {
+    open_existing(spool_dir)
+        .and_then(|s| s.load_node())
+        .is_ok_and(|n| crate::model::lists::holds(&n.hold_domains, domain))
 }
 
 /// sendmail failures are temporary unless the input itself is wrong.
