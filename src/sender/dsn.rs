@@ -84,10 +84,14 @@ pub fn build(
     let mut text = format!(
         "This is the mail system at host {host}.\n\nYour message {message_id} ({name}) {sentence}:\n\n"
     );
-    let mut status = format!(
-        "Reporting-MTA: dns; {host}\nArrival-Date: {}\n",
-        content::rfc2822_now()
-    );
+    // RFC 3464 §2.2.5: when the message arrived here, not when the notice is written: its
+    // first attempt, or when it was held before that (where queue_time counts from).
+    let arrival = attrs
+        .first_try_date
+        .map(|first| attrs.queue_start(first))
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map_or_else(content::rfc2822_now, |t| t.to_rfc2822());
+    let mut status = format!("Reporting-MTA: dns; {host}\nArrival-Date: {arrival}\n");
     for r in &covered {
         text.push_str(&format!("  <{}>: {}\n", r.address, r.last_reply));
         let reply = r.last_reply.replace(['\r', '\n'], " ");
@@ -211,6 +215,11 @@ mod tests {
         assert!(s.contains("report-type=\"delivery-status\"") || s.contains("report-type=delivery-status"));
         assert!(s.contains("Final-Recipient: rfc822; bad@example.org"));
         assert!(!s.contains("Final-Recipient: rfc822; ok@example.org"));
+        // audit-21 A9: Arrival-Date is when the message arrived, not when it failed.
+        a.first_try_date = Some(1_800_000_000);
+        let b = build(&cfg, Kind::Failure, "x.eml", &a, "<id@h>", b"", "<n@h>").unwrap();
+        let s = String::from_utf8_lossy(&b);
+        assert!(s.contains("Arrival-Date: Fri, 15 Jan 2027 08:00:00 +0000"), "{s}");
         a.env_from = Some(String::new());
         assert!(build(&cfg, Kind::Failure, "x.eml", &a, "<id@h>", b"", "<n@h>").is_none());
         a.env_from = Some("me@example.com".into());

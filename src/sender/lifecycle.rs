@@ -29,7 +29,7 @@ pub fn apply_outcomes(
     now: i64,
 ) -> Option<f64> {
     let first = *attrs.first_try_date.get_or_insert(now);
-    let until = first + cfg.queue_time as i64;
+    let until = attrs.queue_start(first) + cfg.queue_time as i64;
     attrs.try_until_date = Some(until);
     attrs.last_try_date = Some(now);
     // This attempt's first temporary reply and last permanent one.
@@ -226,6 +226,43 @@ mod tests {
         apply_outcomes(&mut m, &cfg, &[0], &t, 100);
         assert_eq!(m.status, Status::Error);
         assert_eq!(m.try_count, 3);
+    }
+
+    /// audit-21 A5: time held before the first attempt counts toward queue_time (SPEC §4),
+    /// as time held after it does: the deadline counts from when the hold began.
+    #[test]
+    fn time_held_before_the_first_attempt_counts_toward_queue_time() {
+        let cfg = NodeAttrs {
+            queue_time: 100.0,
+            retry_time: vec![60.0],
+            ..NodeAttrs::default()
+        };
+        let t = [RcptOutcome::TempFail("451 busy".into())];
+        // Held at 1000, released and first tried at 1500: past its deadline, one last try.
+        let mut held = msg(&["a@x.org"]);
+        held.hold = true;
+        held.note_held(1000);
+        held.note_held(1200);
+        held.hold = false;
+        apply_outcomes(&mut held, &cfg, &[0], &t, 1500);
+        assert_eq!(held.try_until_date, Some(1100));
+        assert_eq!(held.first_try_date, Some(1500));
+        assert_eq!(held.status, Status::Error);
+        // Released within its deadline: tried again until it.
+        let mut held = msg(&["a@x.org"]);
+        held.hold = true;
+        held.note_held(1000);
+        held.hold = false;
+        apply_outcomes(&mut held, &cfg, &[0], &t, 1050);
+        assert_eq!((held.try_until_date, held.status), (Some(1100), Status::Pending));
+        // Never held: from the first attempt, as before; a hold after it changes nothing.
+        let mut plain = msg(&["a@x.org"]);
+        apply_outcomes(&mut plain, &cfg, &[0], &t, 1500);
+        plain.hold = true;
+        plain.note_held(1550);
+        apply_outcomes(&mut plain, &cfg, &[0], &t, 1560);
+        assert_eq!(plain.try_until_date, Some(1600));
+        assert_eq!(plain.status, Status::Pending);
     }
 
     /// audit-15 D1: `retry_time=0` (or a 0 in a schedule) retried a refused connection

@@ -143,6 +143,9 @@ pub struct MessageAttrs {
     pub internal: BTreeMap<String, String>,
 }
 
+/// `MessageAttrs::internal` key: when a hold before the first attempt began (unix seconds).
+const HELD_FROM: &str = "held_from";
+
 /// A message's owner: the user that created it (SPEC §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
@@ -257,6 +260,26 @@ impl MessageAttrs {
 
     pub fn frozen(&self) -> bool {
         self.is_ready || self.status != Status::Draft
+    }
+
+    /// Notes that a queued message is held before its first attempt, from `now` (kept from
+    /// the first such hold): time held counts toward queue_time (SPEC §4), so its deadline is
+    /// counted from then, not from the attempt its release leads to.
+    pub fn note_held(&mut self, now: i64) {
+        if self.is_queued() && self.hold && self.first_try_date.is_none() {
+            self.internal
+                .entry(HELD_FROM.to_string())
+                .or_insert_with(|| now.to_string());
+        }
+    }
+
+    /// Where queue_time counts from, once the first attempt is at `first`: the first attempt,
+    /// or when a hold before it began.
+    pub fn queue_start(&self, first: i64) -> i64 {
+        self.internal
+            .get(HELD_FROM)
+            .and_then(|v| v.parse::<i64>().ok())
+            .map_or(first, |h| h.min(first))
     }
 
     /// The status a message has from its recipients' outcomes.
