@@ -447,3 +447,41 @@ fn a_message_that_cannot_be_parsed_round_trips_through_tar_rsync_and_cp() {
         assert_eq!(digests(&a), digests(&b), "{tool}: a write of other bytes");
     }
 }
+
+/// audit-23 C1, C3: rsync -X writes every attribute of a file again, by path and after closing
+/// it, when any of them differs. Refusing a mailfs attribute set to the value it shows (tried
+/// for audit-21 A1) made an incremental `rsync -aX` after a user attribute changed, and every
+/// `rsync -aX --inplace`, exit 23.
+#[test]
+fn incremental_and_inplace_rsync_x_between_nodes_exit_0() {
+    let a = Mount::new(&[]);
+    let b = Mount::new(&[]);
+    std::fs::write(
+        a.path("k1.eml"),
+        "From: a@example.org\nTo: b@example.org\nMessage-ID: <k1@example.org>\nSubject: k\n\nbody\n",
+    )
+    .unwrap();
+    a.ok("setfattr -n user.note -v one k1.eml");
+    let sync = |extra: &str| {
+        sh_in(
+            &a.mnt,
+            &format!(
+                "rsync -aX {extra} --filter='-x user.spool_dir' --include='k1.eml*' --exclude='*' ./ {}/",
+                b.mnt.display()
+            ),
+        )
+    };
+    for (step, extra) in [("first", ""), ("unchanged", ""), ("inplace", "--inplace")] {
+        let o = sync(extra);
+        assert!(o.status.success(), "{step}: {}", text(&o));
+    }
+    a.ok("setfattr -n user.note -v two k1.eml");
+    let o = sync("");
+    assert!(o.status.success(), "after a user attribute changed: {}", text(&o));
+    assert_eq!(b.attr("k1.eml", "note"), "two");
+    a.ok("printf 'more\\n' >> k1.eml");
+    let o = sync("--inplace");
+    assert!(o.status.success(), "--inplace after an edit: {}", text(&o));
+    assert_eq!(digests(&a), digests(&b));
+    assert_eq!(b.attr("k1.eml", "status"), "Draft");
+}

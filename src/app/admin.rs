@@ -194,15 +194,19 @@ pub fn hold(spool_dir: &Path, names: &[String], domain: Option<&str>, hold: bool
         manage::hold(spool, scope, names, domain, hold, &notify)
     })?;
     if !hold
-        && out.is_empty()
         && let Some(d) = domain
         && held_by_node(spool_dir, d)
     {
         // `mailfs queue` shows these messages as Held: say why release leaves them there.
-        println!(
-            "no messages released: {d} is in the node's hold_domains, whose messages wait until it is taken out of it"
-        );
-        return Ok(());
+        let what = if out.is_empty() {
+            "no messages released: "
+        } else {
+            ""
+        };
+        println!("{what}{d} is in the node's hold_domains: its messages wait until it is taken out of it");
+        if out.is_empty() {
+            return Ok(());
+        }
     }
     manage::report(if hold { "held" } else { "released" }, out)
 }

@@ -40,12 +40,14 @@ impl MailFs {
         }
     }
 
-    /// `setfattr -n user.KEY` on a message (the caller holds `ns`). A mailfs-only attribute is
-    /// refused (EPERM, SPEC §4). While the message is being restored (see
-    /// [`MailFs::being_restored`]: `tar --xattrs`, `cp -a`), the value it already shows is
-    /// taken and changes nothing, so the restore goes through clean, and a value that says it
-    /// went out where it came from keeps it from being sent again here. On a message at rest
-    /// the same value is refused too (audit-21 A1), and a refused `setfattr` changes nothing.
+    /// `setfattr -n user.KEY` on a message (the caller holds `ns`). A mailfs-only attribute
+    /// set to the value it shows changes nothing, so a restore of a Draft's attributes goes
+    /// through clean: rsync -X writes every attribute of a file again by path, after closing
+    /// it, whenever one differs (audit-23 C1, C3: refusing the same value at rest, audit-21
+    /// A1, made every incremental `rsync -aX` exit 23). Any other value is refused (EPERM).
+    /// While the message is being restored (see [`MailFs::being_restored`]), a value that says
+    /// it went out where it came from also keeps it from being sent again here; a refused
+    /// `setfattr` on a message at rest changes nothing at all.
     pub(super) fn set_message_attr(&self, n: &str, k: &str, value: &[u8]) -> Result<()> {
         // Read, changed and written back under the spool's attribute lock, which `mailfs
         // hold` takes too; hold takes it itself (with the message's lock, first).
@@ -55,12 +57,11 @@ impl MailFs {
         };
         let attrs = self.message_attrs(n)?;
         if crate::model::attrs::MAILFS_ATTRS.contains(&k) {
-            let restoring = self.being_restored(n);
             let info = self.header_info(n)?;
-            if restoring && message::get(n, &attrs, &info, k).is_ok_and(|v| v == value) {
+            if message::get(n, &attrs, &info, k).is_ok_and(|v| v == value) {
                 return Ok(());
             }
-            if message::says_went_out(k, value) && restoring {
+            if message::says_went_out(k, value) && self.being_restored(n) {
                 self.note_went_out(n, k, value);
             }
             if k == "message_id" && self.adopt_message_id(n, &attrs, value)? {

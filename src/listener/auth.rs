@@ -115,25 +115,41 @@ fn unusable_lines(text: &str) -> Vec<(usize, String)> {
         match line.split_once(':') {
             Some(("", _)) => out.push((i + 1, "no user name before ':'".into())),
             Some((name, hash)) if !supported_hash(hash.split(':').next().unwrap_or("")) => {
-                let id = hash
-                    .strip_prefix('$')
-                    .and_then(|h| h.split('$').next())
-                    .unwrap_or("");
-                let format = if id.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (${id}$)")
-                };
-                out.push((
-                    i + 1,
-                    format!("user {name:?}: the hash{format} is not SHA-crypt ($5$ or $6$, e.g. from `openssl passwd -6`)"),
-                ));
+                out.push((i + 1, format!("user {name:?}: {}", hash_problem(hash))));
             }
             Some(_) => {}
             None => out.push((i + 1, "not a user:hash line".into())),
         }
     }
     out
+}
+
+/// Why a hash cannot be used, naming its crypt format only when it is a known one: whatever
+/// else follows the colon may be a password written there by mistake (audit-23 C4), and the
+/// log must never show it.
+fn hash_problem(hash: &str) -> String {
+    const KNOWN: [(&str, &str); 7] = [
+        ("y", "yescrypt"),
+        ("gy", "gost-yescrypt"),
+        ("7", "scrypt"),
+        ("2b", "bcrypt"),
+        ("2y", "bcrypt"),
+        ("1", "MD5-crypt"),
+        ("apr1", "Apache MD5"),
+    ];
+    let id = hash
+        .strip_prefix('$')
+        .and_then(|h| h.split('$').next())
+        .unwrap_or("");
+    match id {
+        "5" | "6" => "a malformed SHA-crypt hash".to_string(),
+        _ => match KNOWN.iter().find(|(k, _)| *k == id) {
+            Some((k, what)) => format!(
+                "a {what} (${k}$) hash, which this build cannot verify; use SHA-crypt ($5$ or $6$, e.g. from `openssl passwd -6`)"
+            ),
+            None => "not a SHA-crypt hash ($5$ or $6$, e.g. from `openssl passwd -6`)".to_string(),
+        },
+    }
 }
 
 /// Builds the STARTTLS server configuration from a PEM certificate chain and key.
@@ -215,8 +231,9 @@ pub fn check_password(users_file: &Path, user: &str, password: &[u8]) -> Result<
         let hash = hash.split(':').next().unwrap_or("");
         if !supported_hash(hash) {
             log::warn!(
-                "listen_users_file {}: user {user:?} has a hash that is not SHA-crypt ($5$ or $6$): refused",
-                users_file.display()
+                "listen_users_file {}: user {user:?} refused: {}",
+                users_file.display(),
+                hash_problem(hash)
             );
             return Ok(false);
         }
@@ -287,10 +304,16 @@ mod tests {
         let lines: Vec<usize> = got.iter().map(|(n, _)| *n).collect();
         assert_eq!(lines, [3, 5, 6], "{got:?}");
         assert!(
-            got[0].1.contains("\"bob\"") && got[0].1.contains("$y$"),
+            got[0].1.contains("\"bob\"") && got[0].1.contains("yescrypt ($y$)"),
             "{got:?}"
         );
         assert!(!got[0].1.contains("hashhash"), "the hash is repeated: {got:?}");
+        // audit-23 C4: a password written where the hash goes never reaches the log, and a
+        // broken SHA-crypt hash is called that.
+        let got = unusable_lines("carl:$topsecretpw\ndan:topsecret2\neve:$6$salt$short\n");
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got.iter().all(|(_, why)| !why.contains("topsecret")), "{got:?}");
+        assert!(got[2].1.contains("malformed SHA-crypt"), "{got:?}");
     }
 
     #[test]

@@ -238,28 +238,42 @@ mod tests {
             ..NodeAttrs::default()
         };
         let t = [RcptOutcome::TempFail("451 busy".into())];
-        // Held at 1000, released and first tried at 1500: past its deadline, one last try.
+        // Held at 1000, released at 1450 and first tried at 1500: 450 s of its 100 counted
+        // already, so one last try.
         let mut held = msg(&["a@x.org"]);
         held.hold = true;
-        held.note_held(1000);
-        held.note_held(1200);
+        held.note_hold(1000);
+        held.note_hold(1200);
         held.hold = false;
+        held.note_hold(1450);
         apply_outcomes(&mut held, &cfg, &[0], &t, 1500);
-        assert_eq!(held.try_until_date, Some(1100));
+        assert_eq!(held.try_until_date, Some(1150));
         assert_eq!(held.first_try_date, Some(1500));
         assert_eq!(held.status, Status::Error);
-        // Released within its deadline: tried again until it.
+        // Held 30 s, then waiting (hold_domains, rate limits) until 2000: only the 30 s count
+        // (audit-23 C9).
         let mut held = msg(&["a@x.org"]);
         held.hold = true;
-        held.note_held(1000);
+        held.note_hold(1000);
         held.hold = false;
-        apply_outcomes(&mut held, &cfg, &[0], &t, 1050);
-        assert_eq!((held.try_until_date, held.status), (Some(1100), Status::Pending));
+        held.note_hold(1030);
+        apply_outcomes(&mut held, &cfg, &[0], &t, 2000);
+        assert_eq!((held.try_until_date, held.status), (Some(2070), Status::Pending));
+        // Two holds before it add up.
+        let mut held = msg(&["a@x.org"]);
+        for (on, off) in [(1000, 1040), (1100, 1150)] {
+            held.hold = true;
+            held.note_hold(on);
+            held.hold = false;
+            held.note_hold(off);
+        }
+        apply_outcomes(&mut held, &cfg, &[0], &t, 1200);
+        assert_eq!(held.try_until_date, Some(1210));
         // Never held: from the first attempt, as before; a hold after it changes nothing.
         let mut plain = msg(&["a@x.org"]);
         apply_outcomes(&mut plain, &cfg, &[0], &t, 1500);
         plain.hold = true;
-        plain.note_held(1550);
+        plain.note_hold(1550);
         apply_outcomes(&mut plain, &cfg, &[0], &t, 1560);
         assert_eq!(plain.try_until_date, Some(1600));
         assert_eq!(plain.status, Status::Pending);

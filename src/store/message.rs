@@ -222,7 +222,7 @@ pub fn hold_change(name: &str, attrs: &MessageAttrs, hold: bool) -> Result<Messa
     if !hold {
         next.next_try_date = None;
     }
-    next.note_held(crate::model::attrs::now_secs());
+    next.note_hold(crate::model::attrs::now_secs());
     Ok(next)
 }
 
@@ -391,7 +391,7 @@ fn ready_attrs(attrs: &MessageAttrs, c: Checked) -> MessageAttrs {
     next.internal.remove(WENT_OUT);
     next.internal.remove(WENT_OUT_ID);
     next.next_try_date = None;
-    next.note_held(crate::model::attrs::now_secs());
+    next.note_hold(crate::model::attrs::now_secs());
     next
 }
 

@@ -322,7 +322,7 @@ fn prepare(head: &[u8], sub: &Submission, origin: &Origin) -> Result<Prepared> {
     attrs.status = Status::Pending;
     attrs.is_ready = true;
     attrs.owner = origin.owner;
-    attrs.note_held(crate::model::attrs::now_secs());
+    attrs.note_hold(crate::model::attrs::now_secs());
     Ok(Prepared {
         attrs,
         extra,

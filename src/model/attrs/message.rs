@@ -143,8 +143,10 @@ pub struct MessageAttrs {
     pub internal: BTreeMap<String, String>,
 }
 
-/// `MessageAttrs::internal` key: when a hold before the first attempt began (unix seconds).
+/// `MessageAttrs::internal` keys: when a hold before the first attempt began (unix seconds),
+/// and the seconds held before it by holds already released.
 const HELD_FROM: &str = "held_from";
+const HELD_SECS: &str = "held_secs";
 
 /// A message's owner: the user that created it (SPEC §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,24 +264,43 @@ impl MessageAttrs {
         self.is_ready || self.status != Status::Draft
     }
 
-    /// Notes that a queued message is held before its first attempt, from `now` (kept from
-    /// the first such hold): time held counts toward queue_time (SPEC §4), so its deadline is
-    /// counted from then, not from the attempt its release leads to.
-    pub fn note_held(&mut self, now: i64) {
-        if self.is_queued() && self.hold && self.first_try_date.is_none() {
+    /// Follows a hold or release of a queued message before its first attempt: time held
+    /// counts toward queue_time (SPEC §4), so the time between a hold and its release is kept
+    /// and the deadline counted from that much before the first attempt. Only the time held
+    /// counts: waiting on `hold_domains` or the rate limits after a release does not
+    /// (audit-23 C9).
+    pub fn note_hold(&mut self, now: i64) {
+        if !self.is_queued() || self.first_try_date.is_some() {
+            return;
+        }
+        if self.hold {
             self.internal
                 .entry(HELD_FROM.to_string())
                 .or_insert_with(|| now.to_string());
+        } else if let Some(from) = self.internal.remove(HELD_FROM) {
+            let held = from.parse::<i64>().map_or(0, |f| (now - f).max(0));
+            let before = self.held_secs();
+            self.internal
+                .insert(HELD_SECS.to_string(), (before + held).to_string());
         }
     }
 
-    /// Where queue_time counts from, once the first attempt is at `first`: the first attempt,
-    /// or when a hold before it began.
-    pub fn queue_start(&self, first: i64) -> i64 {
+    fn held_secs(&self) -> i64 {
         self.internal
+            .get(HELD_SECS)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    }
+
+    /// Where queue_time counts from, once the first attempt is at `first`: that attempt, less
+    /// the time the message was held before it.
+    pub fn queue_start(&self, first: i64) -> i64 {
+        let held_now = self
+            .internal
             .get(HELD_FROM)
             .and_then(|v| v.parse::<i64>().ok())
-            .map_or(first, |h| h.min(first))
+            .map_or(0, |f| (first - f).max(0));
+        first - self.held_secs() - held_now
     }
 
     /// The status a message has from its recipients' outcomes.
