@@ -28,6 +28,7 @@ use crate::store::spool::{Stamp, is_message_name, is_plain_name};
 mod access;
 mod attr;
 mod backed;
+mod claims;
 mod dirs;
 mod files;
 pub mod fuse;
@@ -175,6 +176,7 @@ pub struct MailFs {
     restoring: nested::Restoring,
     removals: undo::Removals,
     kept_names: keepnames::KeptNames,
+    claims: claims::Claims,
     uid: u32,
     gid: u32,
     /// Tells the kernel when attributes it caches (for `ATTR_TTL`) changed behind its back.
@@ -274,6 +276,7 @@ impl MailFs {
             restoring: nested::Restoring::default(),
             removals: undo::Removals::default(),
             kept_names: keepnames::KeptNames::default(),
+            claims: claims::Claims::default(),
             uid,
             gid,
             pages: pagecache::PageCache::new(notifier.clone()),

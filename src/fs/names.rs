@@ -29,6 +29,7 @@ impl MailFs {
                 }
                 crate::store::manage::remove_message(&self.node.spool, &self.node.attrs(), n)?;
                 self.forget_message(n);
+                self.claims.forget(n);
             }
             Key::Scratch(n) => {
                 fs::remove_file(self.node.spool.scratch_path(n)).map_err(|e| not_found(e, n))?;

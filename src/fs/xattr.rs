@@ -61,8 +61,12 @@ impl MailFs {
             if message::get(n, &attrs, &info, k).is_ok_and(|v| v == value) {
                 return Ok(());
             }
-            if message::says_went_out(k, value) && self.being_restored(n) {
-                self.note_went_out(n, k, value);
+            if message::says_went_out(k, value) {
+                if self.being_restored(n) {
+                    self.note_went_out(n, k, value);
+                } else if !attrs.frozen() {
+                    self.claims.note(n, k, value);
+                }
             }
             if k == "message_id" && self.adopt_message_id(n, &attrs, value)? {
                 return Ok(());
