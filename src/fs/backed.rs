@@ -376,7 +376,9 @@ impl MailFs {
     pub(super) fn consume_went_out(&self, msg: &str) -> Result<()> {
         if let Some((age, what)) = self.claims.recent(msg) {
             let e = Error::AlreadySent(format!(
-                "{msg}: a setfattr gave it {what} {} s ago, as a restore of a message that went                  out does (setfattr --restore); not made ready for {} s after that, so that it                  is not sent twice",
+                "{msg}: a setfattr gave it {what} {} s ago, as a restore of a message that \
+                 went out does (setfattr --restore); not made ready for {} s after that, so \
+                 that it is not sent twice",
                 age.as_secs(),
                 super::claims::CLAIM_TTL.as_secs()
             ));
