@@ -485,3 +485,33 @@ fn incremental_and_inplace_rsync_x_between_nodes_exit_0() {
     assert_eq!(digests(&a), digests(&b));
     assert_eq!(b.attr("k1.eml", "status"), "Draft");
 }
+
+/// audit-23 C5: `rsync -a` (no attributes), then `setfattr --restore=DUMP` of a dump in which
+/// the message was Sent: the dump sets `user.first_try_date` (refused) before
+/// `user.is_ready=1`, and the message went out again. It stays a Draft now; a later
+/// `setfattr` of is_ready by the user makes it ready.
+#[test]
+fn a_dump_restore_after_rsync_without_attributes_sends_nothing_again() {
+    let dead = common::smtp::dead_port();
+    let p = format!("port={}", dead.port);
+    let m = Mount::new(&[&p, "retry_time=3600"]);
+    std::fs::write(
+        m.path("s1.eml"),
+        "From: a@example.org\nTo: b@example.org\nMessage-ID: <s1@example.org>\nSubject: s\n\nbody\n",
+    )
+    .unwrap();
+    let dump = m.tmp.path().join("dump.txt");
+    std::fs::write(
+        &dump,
+        "# file: s1.eml\nuser.env_from=\"a@example.org\"\nuser.env_to=\"b@example.org\"\n\
+         user.expire_date=\"2026-11-27T12:00:05Z\"\nuser.first_try_date=\"2026-11-24T12:00:00Z\"\n\
+         user.hold=\"0\"\nuser.is_ready=\"1\"\nuser.status=\"Sent\"\nuser.try_count=\"1\"\n",
+    )
+    .unwrap();
+    let o = sh_in(&m.mnt, &format!("setfattr --restore={}", dump.display()));
+    assert!(!o.status.success(), "EPERM lines are reported: {}", text(&o));
+    assert_eq!(m.attr("s1.eml", "status"), "Draft");
+    assert_eq!(m.attr("s1.eml", "is_ready"), "0");
+    m.ok("setfattr -n user.is_ready -v 1 s1.eml");
+    assert_eq!(m.attr("s1.eml", "is_ready"), "1");
+}

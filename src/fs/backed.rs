@@ -370,21 +370,26 @@ impl MailFs {
         Ok(true)
     }
 
+    /// `is_ready=1` from process `pid` on a Draft that same process just gave a value saying it
+    /// went out (see [`super::claims`]): refused (EALREADY, logged).
+    pub(super) fn check_claims(&self, msg: &str, pid: u32) -> Result<()> {
+        let Some((age, what)) = self.claims.recent(msg, pid) else {
+            return Ok(());
+        };
+        let e = Error::AlreadySent(format!(
+            "{msg}: the same process gave it {what} {} s ago, as a restore of a message that \
+             went out does (setfattr --restore); not made ready by that process, so that it \
+             is not sent twice",
+            age.as_secs()
+        ));
+        log::warn!("{e}");
+        Err(e)
+    }
+
     /// At `is_ready=1` of a Draft flagged by [`Self::note_went_out`] with content: the
     /// Message-ID it has now is the one that went out. The hand-over is then refused while it
     /// keeps that Message-ID ([`message::make_ready`]); a new one lets it be sent on purpose.
     pub(super) fn consume_went_out(&self, msg: &str) -> Result<()> {
-        if let Some((age, what)) = self.claims.recent(msg) {
-            let e = Error::AlreadySent(format!(
-                "{msg}: a setfattr gave it {what} {} s ago, as a restore of a message that \
-                 went out does (setfattr --restore); not made ready for {} s after that, so \
-                 that it is not sent twice",
-                age.as_secs(),
-                super::claims::CLAIM_TTL.as_secs()
-            ));
-            log::warn!("{e}");
-            return Err(e);
-        }
         let mut attrs = self.message_attrs(msg)?;
         if !attrs.internal.contains_key(WENT_OUT)
             || attrs.internal.contains_key(WENT_OUT_ID)

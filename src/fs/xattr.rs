@@ -61,12 +61,8 @@ impl MailFs {
             if message::get(n, &attrs, &info, k).is_ok_and(|v| v == value) {
                 return Ok(());
             }
-            if message::says_went_out(k, value) {
-                if self.being_restored(n) {
-                    self.note_went_out(n, k, value);
-                } else if !attrs.frozen() {
-                    self.claims.note(n, k, value);
-                }
+            if message::says_went_out(k, value) && self.being_restored(n) {
+                self.note_went_out(n, k, value);
             }
             if k == "message_id" && self.adopt_message_id(n, &attrs, value)? {
                 return Ok(());
@@ -167,6 +163,18 @@ impl MailFs {
             return Err(Error::Busy(format!(
                 "{n}: still being written by the process that created it"
             )));
+        }
+        if let Ok(Key::Message(n)) = self.key(ino) {
+            if name == "user.is_ready" && value == b"1" {
+                self.check_claims(&n, pid)?;
+            }
+            let res = self.setxattr(caller, ino, name, value);
+            if matches!(res, Err(Error::ReadOnlyAttr(_)))
+                && let Some(k) = name.strip_prefix("user.")
+            {
+                self.claims.note(&n, pid, k, value);
+            }
+            return res;
         }
         self.setxattr(caller, ino, name, value)
     }
