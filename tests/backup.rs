@@ -462,11 +462,17 @@ fn incremental_and_inplace_rsync_x_between_nodes_exit_0() {
     )
     .unwrap();
     a.ok("setfattr -n user.note -v one k1.eml");
+    // audit-23 C2: one without a Message-ID field, whose made-up ID differs between nodes.
+    std::fs::write(
+        a.path("h1.eml"),
+        "From: a@example.org\nTo: b@example.org\n\nbody\n",
+    )
+    .unwrap();
     let sync = |extra: &str| {
         sh_in(
             &a.mnt,
             &format!(
-                "rsync -aX {extra} --filter='-x user.spool_dir' --include='k1.eml*' --exclude='*' ./ {}/",
+                "rsync -aX {extra} --filter='-x user.spool_dir' --include='k1.eml*' --include='h1.eml*' --exclude='*' ./ {}/",
                 b.mnt.display()
             ),
         )
@@ -484,6 +490,7 @@ fn incremental_and_inplace_rsync_x_between_nodes_exit_0() {
     assert!(o.status.success(), "--inplace after an edit: {}", text(&o));
     assert_eq!(digests(&a), digests(&b));
     assert_eq!(b.attr("k1.eml", "status"), "Draft");
+    assert_eq!(a.attr("h1.eml", "message_id"), b.attr("h1.eml", "message_id"));
 }
 
 /// audit-23 C5: `rsync -a` (no attributes), then `setfattr --restore=DUMP` of a dump in which

@@ -351,8 +351,13 @@ impl MailFs {
     /// `tar --xattrs` makes a message with mknod and sets its attributes before its bytes:
     /// a Draft that is still empty takes the `user.message_id` restored for it (the one its
     /// bytes will carry), so the restore is quiet and the ID is the message's from the start.
+    /// So does a Draft whose content has no Message-ID field: its ID is one mailfs made up
+    /// (from its name and inode, so another node's copy shows another), and without this
+    /// every `rsync -aX` between two nodes failed on it (exit 23, audit-23 C2). A value that is
+    /// not a well-formed `<id@domain>` is still EPERM.
     pub(super) fn adopt_message_id(&self, msg: &str, attrs: &MessageAttrs, value: &[u8]) -> Result<bool> {
-        let empty = fs::metadata(self.node.spool.eml_path(msg)).is_ok_and(|m| m.len() == 0);
+        let empty = fs::metadata(self.node.spool.eml_path(msg)).is_ok_and(|m| m.len() == 0)
+            || !self.header_info(msg)?.has_message_id;
         let Ok(id) = std::str::from_utf8(value) else {
             return Ok(false);
         };

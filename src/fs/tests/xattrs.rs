@@ -360,3 +360,39 @@ fn a_dump_restore_of_a_sent_message_does_not_send_it_again() {
     h.fs.setxattr_from(ALICE, restore, third, "user.is_ready", b"1")
         .unwrap();
 }
+
+/// audit-23 C2: a Draft without a Message-ID field shows an ID mailfs made up from its name
+/// and inode, so its copy on another node shows another, and every `rsync -aX` between the
+/// two exited 23 on `user.message_id` (EPERM). Such a Draft takes a well-formed ID restored
+/// for it; anything else is still EPERM, and so is any ID for a Draft whose content has one.
+#[test]
+fn a_draft_without_a_message_id_field_takes_a_restored_one() {
+    let h = Harness::new();
+    let bare = h.write_new(
+        ALICE,
+        "bare.eml",
+        b"From: a@example.org\nTo: b@example.org\n\nx\n",
+    );
+    assert_eq!(
+        errno(h.fs.setxattr(ALICE, bare, "user.message_id", b"x")),
+        libc::EPERM
+    );
+    h.fs.setxattr(ALICE, bare, "user.message_id", b"<copy@example.org>")
+        .unwrap();
+    assert_eq!(
+        h.getx(ALICE, bare, "user.message_id").unwrap(),
+        "<copy@example.org>"
+    );
+    let with = h.write_new(
+        ALICE,
+        "with.eml",
+        b"From: a@example.org\nTo: b@example.org\nMessage-ID: <own@example.org>\n\nx\n",
+    );
+    assert_eq!(
+        errno(h.fs.setxattr(ALICE, with, "user.message_id", b"<copy@example.org>")),
+        libc::EPERM
+    );
+    // Made ready, the content carries the ID it took.
+    h.make_ready(ALICE, "bare.eml");
+    assert!(String::from_utf8_lossy(&h.eml("bare.eml")).contains("Message-ID: <copy@example.org>"));
+}
