@@ -15,6 +15,8 @@ use crate::store::manage::{self, Scope};
 use crate::store::queue::{Origin, deliver_tmp, read_to_tmp, this_user};
 use crate::store::spool::Spool;
 
+/// The spool of a command that only reads it (`queue`, `dkim-record`): one that is not there
+/// is missing input (66), never made here.
 pub(crate) fn open_existing(spool_dir: &Path) -> Result<Spool> {
     if spool_dir.exists() && !spool_dir.is_dir() {
         return Err(Error::NotFound(format!(

@@ -338,7 +338,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Cmd::Sendmail(a) => crate::app::sendmail::sendmail(&a),
         Cmd::Deliver { spool_dir } => crate::app::admin::deliver(&spool_dir),
         Cmd::DkimRecord { spool_dir } => {
-            // Only reads: a spool that is not there is missing input (66), never made here.
             let spool = crate::app::admin::open_existing(&spool_dir)?;
             println!("{}", crate::mail::dkim::dns_record(&spool.load_node()?)?);
             Ok(())
