@@ -175,6 +175,16 @@ fn a_copy_or_restore_of_a_sent_message_is_never_sent_again() {
     let o = sh_in(&m.mnt, &format!("rsync -aX {}/sent.eml again.eml", bk.display()));
     assert!(text(&o).contains("Operation already in progress"), "{}", text(&o));
     assert_eq!(m.attr("again.eml", "status"), "Draft");
+    // In place (audit-25 F1): rsync makes the file, closes it, then sets the attributes by
+    // path; its own is_ready=1 and a later one by anyone are refused.
+    let o = sh_in(
+        &m.mnt,
+        &format!("rsync -aX --inplace {}/sent.eml inplace.eml", bk.display()),
+    );
+    assert!(text(&o).contains("Operation already in progress"), "{}", text(&o));
+    assert_eq!(m.attr("inplace.eml", "status"), "Draft");
+    let err = m.fails("setfattr -n user.is_ready -v 1 inplace.eml");
+    assert!(err.contains("Operation already in progress"), "{err}");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(sink.count(), 1, "nothing was sent again");
     // Sending again on purpose: a new Message-ID.

@@ -361,12 +361,7 @@ impl MailFs {
         let Ok(id) = std::str::from_utf8(value) else {
             return Ok(false);
         };
-        let well_formed = id.len() <= 998
-            && id.starts_with('<')
-            && id.ends_with('>')
-            && id.contains('@')
-            && id.bytes().all(|b| b.is_ascii_graphic());
-        if attrs.frozen() || !empty || !well_formed {
+        if attrs.frozen() || !empty || !well_formed_id(id) {
             return Ok(false);
         }
         let mut next = attrs.clone();
@@ -450,4 +445,22 @@ impl MailFs {
         self.inodes.lock().rename(keys.0, keys.1);
         Ok(())
     }
+}
+
+/// A Message-ID as RFC 5322 §3.6.4 writes one, `<id-left@id-right>` of dot-atom text, short
+/// enough that `Message-ID: ` and it fit in a 998-byte line (audit-25 F2, F3).
+fn well_formed_id(id: &str) -> bool {
+    let Some(inner) = id.strip_prefix('<').and_then(|i| i.strip_suffix('>')) else {
+        return false;
+    };
+    let atext = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && !s.ends_with('.')
+            && !s.contains("..")
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b))
+    };
+    id.len() <= 998 - "Message-ID: ".len()
+        && matches!(inner.split_once('@'), Some((l, r)) if atext(l) && atext(r))
 }

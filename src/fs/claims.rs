@@ -3,8 +3,8 @@
 //! dump's order, `user.expire_date` and `user.first_try_date`, then `user.is_ready=1`, then
 //! `user.status=Sent`. Each mailfs attribute is refused (EPERM) and changes nothing, but the
 //! `is_ready=1` a few lines later sent the message a second time (audit-23 C5). A well-formed
-//! value that says the message went out is remembered here with the process that gave it; an
-//! `is_ready=1` from that same process within a minute is refused (EALREADY). Another
+//! value that says the message went out is remembered here with the process (thread group)
+//! that gave it; an `is_ready=1` from that same process within a minute is refused (EALREADY). Another
 //! process — a user's next `setfattr` — is not held back, so probing EPERM by hand changes
 //! nothing (SPEC §4).
 
@@ -21,6 +21,11 @@ const MAX_CLAIMS: usize = 1024;
 #[derive(Default)]
 pub struct Claims {
     recent: Mutex<HashMap<String, (Instant, u32, String)>>,
+    /// Messages made (CREATE) in the last minute, with the process that made them: a value
+    /// saying the message went out from that same process is a restore writing it
+    /// (`rsync -aX --inplace` sets attributes by path after closing the file it made), and
+    /// marks it for good, as tar's and cp -a's do (audit-25 F1).
+    made: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
 /// A value of a mailfs attribute that a message shows only once it went to the senders.
@@ -40,7 +45,32 @@ fn says_went_out(key: &str, value: &[u8]) -> bool {
 }
 
 impl Claims {
-    /// Remembers, when `user.KEY=VALUE` (refused) says `msg` went out, that `pid` said so.
+    /// Notes that process `tgid` made the message `msg` now.
+    pub fn created(&self, msg: &str, tgid: u32) {
+        let mut made = self.made.lock();
+        let now = Instant::now();
+        made.retain(|_, (at, _)| now.duration_since(*at) < CLAIM_TTL);
+        if made.len() >= MAX_CLAIMS
+            && let Some(oldest) = made.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone())
+        {
+            made.remove(&oldest);
+        }
+        made.insert(msg.to_string(), (now, tgid));
+    }
+
+    /// Whether `user.KEY=VALUE` says the message went out and comes from the process that made
+    /// `msg` within the last minute.
+    pub fn said_by_its_maker(&self, msg: &str, tgid: u32, key: &str, value: &[u8]) -> bool {
+        says_went_out(key, value)
+            && self
+                .made
+                .lock()
+                .get(msg)
+                .is_some_and(|(at, by)| *by == tgid && at.elapsed() < CLAIM_TTL)
+    }
+
+    /// Remembers, when `user.KEY=VALUE` (refused) says `msg` went out, that process `pid`
+    /// (a thread group) said so.
     pub fn note(&self, msg: &str, pid: u32, key: &str, value: &[u8]) {
         if !says_went_out(key, value) {
             return;
@@ -71,6 +101,7 @@ impl Claims {
     /// The message's name was freed (removed): a new message there owes nothing to it.
     pub fn forget(&self, msg: &str) {
         self.recent.lock().remove(msg);
+        self.made.lock().remove(msg);
     }
 }
 
@@ -106,5 +137,17 @@ mod tests {
         assert!(c.recent.lock().len() <= MAX_CLAIMS);
         c.forget("m1029.eml");
         assert!(c.recent("m1029.eml", 7).is_none());
+        // A went-out value from the process that made the message is a restore writing it.
+        c.created("r.eml", 9);
+        assert!(c.said_by_its_maker("r.eml", 9, "status", b"Sent"));
+        assert!(
+            !c.said_by_its_maker("r.eml", 10, "status", b"Sent"),
+            "another process"
+        );
+        assert!(
+            !c.said_by_its_maker("r.eml", 9, "status", b"x"),
+            "not a value a sent one shows"
+        );
+        assert!(!c.said_by_its_maker("s.eml", 9, "status", b"Sent"));
     }
 }

@@ -36,7 +36,7 @@ pub(super) struct Opener {
 }
 
 /// The thread group of task `pid` (a thread or process id in this pid namespace).
-fn thread_group(pid: u32) -> Option<u32> {
+pub(super) fn thread_group(pid: u32) -> Option<u32> {
     if pid == 0 {
         return None;
     }
@@ -86,6 +86,17 @@ impl MailFs {
             return;
         }
         let who = Opener::of(pid);
+        if let (
+            Some(o),
+            Handle::File {
+                created: true,
+                key: Key::Message(n),
+                ..
+            },
+        ) = (who, &*handle.lock())
+        {
+            self.claims.created(n, o.tgid());
+        }
         match &mut *handle.lock() {
             Handle::File { pending: Some(p), .. } => p.opener = who,
             Handle::File {

@@ -165,14 +165,20 @@ impl MailFs {
             )));
         }
         if let Ok(Key::Message(n)) = self.key(ino) {
+            // FUSE names the calling thread: a restore tool's threads are one process.
+            let tgid = super::opener::thread_group(pid).unwrap_or(pid);
             if name == "user.is_ready" && value == b"1" {
-                self.check_claims(&n, pid)?;
+                self.check_claims(&n, tgid)?;
             }
             let res = self.setxattr(caller, ino, name, value);
             if matches!(res, Err(Error::ReadOnlyAttr(_)))
                 && let Some(k) = name.strip_prefix("user.")
             {
-                self.claims.note(&n, pid, k, value);
+                if self.claims.said_by_its_maker(&n, tgid, k, value) {
+                    let _ns = self.ns.lock();
+                    self.note_went_out(&n, k, value);
+                }
+                self.claims.note(&n, tgid, k, value);
             }
             return res;
         }

@@ -373,9 +373,28 @@ fn a_draft_without_a_message_id_field_takes_a_restored_one() {
         "bare.eml",
         b"From: a@example.org\nTo: b@example.org\n\nx\n",
     );
+    for bad in [
+        &b"x"[..],
+        b"<@d>",
+        b"<a@>",
+        b"<<a@d>>",
+        b"<a@d@e>",
+        b"<a\"b@d>",
+        b"<a@d>,<b@d>",
+        b"<a..b@d>",
+    ] {
+        assert_eq!(
+            errno(h.fs.setxattr(ALICE, bare, "user.message_id", bad)),
+            libc::EPERM,
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let long = format!("<{}@d.example>", "a".repeat(980));
     assert_eq!(
-        errno(h.fs.setxattr(ALICE, bare, "user.message_id", b"x")),
-        libc::EPERM
+        errno(h.fs.setxattr(ALICE, bare, "user.message_id", long.as_bytes())),
+        libc::EPERM,
+        "Message-ID: and the ID past 998 bytes"
     );
     h.fs.setxattr(ALICE, bare, "user.message_id", b"<copy@example.org>")
         .unwrap();
