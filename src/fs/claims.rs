@@ -29,7 +29,7 @@ pub struct Claims {
 }
 
 /// A value of a mailfs attribute that a message shows only once it went to the senders.
-fn says_went_out(key: &str, value: &[u8]) -> bool {
+pub(super) fn says_went_out(key: &str, value: &[u8]) -> bool {
     let Ok(v) = std::str::from_utf8(value) else {
         return false;
     };
@@ -45,11 +45,14 @@ fn says_went_out(key: &str, value: &[u8]) -> bool {
 }
 
 impl Claims {
-    /// Notes that process `tgid` made the message `msg` now.
+    /// Notes that process `tgid` made the message `msg` now. Called at every CREATE of a
+    /// message: the map is swept only when full, not at each call.
     pub fn created(&self, msg: &str, tgid: u32) {
         let mut made = self.made.lock();
         let now = Instant::now();
-        made.retain(|_, (at, _)| now.duration_since(*at) < CLAIM_TTL);
+        if made.len() >= MAX_CLAIMS {
+            made.retain(|_, (at, _)| now.duration_since(*at) < CLAIM_TTL);
+        }
         if made.len() >= MAX_CLAIMS
             && let Some(oldest) = made.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone())
         {
@@ -90,6 +93,14 @@ impl Claims {
         recent.insert(msg.to_string(), (now, pid, format!("user.{key}={shown}")));
     }
 
+    /// Whether any process said something of `msg` within the last minute.
+    pub fn any_for(&self, msg: &str) -> bool {
+        self.recent
+            .lock()
+            .get(msg)
+            .is_some_and(|(at, _, _)| at.elapsed() < CLAIM_TTL)
+    }
+
     /// What `pid` said of `msg` within the last minute, with how long ago.
     pub fn recent(&self, msg: &str, pid: u32) -> Option<(Duration, String)> {
         let recent = self.recent.lock();
@@ -118,6 +129,7 @@ mod tests {
             Some("user.status=Sent".into())
         );
         assert!(c.recent("a.eml", 8).is_none(), "another process");
+        assert!(c.any_for("a.eml") && !c.any_for("b.eml"));
         assert!(c.recent("b.eml", 7).is_none());
         // Probing EPERM with values no sent message shows claims nothing.
         for (k, v) in [

@@ -155,34 +155,36 @@ impl MailFs {
     /// [`MailFs::setxattr`] from task `pid`: `is_ready=1` on a new message another process is
     /// still writing is EBUSY ([`MailFs::written_by_another`]).
     pub fn setxattr_from(&self, caller: Caller, pid: u32, ino: u64, name: &str, value: &[u8]) -> Result<()> {
-        if name == "user.is_ready"
-            && value == b"1"
-            && let Ok(Key::Message(n)) = self.key(ino)
-            && self.written_by_another(&n, pid)
+        let Ok(Key::Message(n)) = self.key(ino) else {
+            return self.setxattr(caller, ino, name, value);
+        };
+        // FUSE names the calling thread, and a restore tool's threads are one process; its
+        // thread group is read from /proc only when a claim is at stake (claims.rs), not on
+        // every setxattr.
+        let process = || super::opener::thread_group(pid).unwrap_or(pid);
+        if name == "user.is_ready" && value == b"1" {
+            if self.written_by_another(&n, pid) {
+                return Err(Error::Busy(format!(
+                    "{n}: still being written by the process that created it"
+                )));
+            }
+            if self.claims.any_for(&n) {
+                self.check_claims(&n, process())?;
+            }
+        }
+        let res = self.setxattr(caller, ino, name, value);
+        if matches!(res, Err(Error::ReadOnlyAttr(_)))
+            && let Some(k) = name.strip_prefix("user.")
+            && super::claims::says_went_out(k, value)
         {
-            return Err(Error::Busy(format!(
-                "{n}: still being written by the process that created it"
-            )));
-        }
-        if let Ok(Key::Message(n)) = self.key(ino) {
-            // FUSE names the calling thread: a restore tool's threads are one process.
-            let tgid = super::opener::thread_group(pid).unwrap_or(pid);
-            if name == "user.is_ready" && value == b"1" {
-                self.check_claims(&n, tgid)?;
+            let tgid = process();
+            if self.claims.said_by_its_maker(&n, tgid, k, value) {
+                let _ns = self.ns.lock();
+                self.note_went_out(&n, k, value);
             }
-            let res = self.setxattr(caller, ino, name, value);
-            if matches!(res, Err(Error::ReadOnlyAttr(_)))
-                && let Some(k) = name.strip_prefix("user.")
-            {
-                if self.claims.said_by_its_maker(&n, tgid, k, value) {
-                    let _ns = self.ns.lock();
-                    self.note_went_out(&n, k, value);
-                }
-                self.claims.note(&n, tgid, k, value);
-            }
-            return res;
+            self.claims.note(&n, tgid, k, value);
         }
-        self.setxattr(caller, ino, name, value)
+        res
     }
 
     pub fn setxattr(&self, caller: Caller, ino: u64, name: &str, value: &[u8]) -> Result<()> {
