@@ -606,10 +606,19 @@ impl MailFs {
         let file = crate::store::spool::open_read(&path).map_err(|e| not_found(e, msg))?;
         let stamp = Stamp::of(&file.metadata()?);
         let tree = self.tree_at(msg, stamp)?;
-        let message_id = self.message_attrs(msg)?.message_id;
+        let mut attrs = self.message_attrs(msg)?;
+        // Removing the field is how a copy is sent again on purpose: a new ID, not the one
+        // kept for the Draft, which may be the one that went out (audit-25 F6).
+        let fresh = matches!(&edit, Edit::RemoveHeader(h) if h.eq_ignore_ascii_case("message-id"));
+        if fresh {
+            attrs.message_id = crate::model::attrs::new_message_id();
+        }
         let edited = keepnames::Edited::of(&edit);
-        let bytes = compose::rebuild(&tree, &file, edit, &message_id)?;
+        let bytes = compose::rebuild(&tree, &file, edit, &attrs.message_id)?;
         self.node.spool.write_atomic(&path, &bytes)?;
+        if fresh {
+            self.store_attrs(msg, &attrs)?;
+        }
         // The kernel's size and times of the .eml are stale now, as are the parts'.
         self.invalidate_message(msg, true);
         self.content_changed(msg);

@@ -532,3 +532,20 @@ fn a_dump_restore_after_rsync_without_attributes_sends_nothing_again() {
     m.ok("setfattr -n user.is_ready -v 1 s1.eml");
     assert_eq!(m.attr("s1.eml", "is_ready"), "1");
 }
+
+/// audit-25 F6: README's way to send a copy again on purpose, removing its Message-ID field,
+/// gave back the same ID (the one kept for the Draft, which went out).
+#[test]
+fn removing_the_message_id_field_gives_a_new_id() {
+    let m = Mount::new(&[]);
+    m.ok("touch t1.eml");
+    let before = m.attr("t1.eml", "message_id");
+    assert!(
+        m.ok("cat t1.eml").contains(&before),
+        "the template carries its ID"
+    );
+    m.ok("setfattr -x user.header.message-id t1.eml.parts");
+    let after = m.attr("t1.eml", "message_id");
+    assert_ne!(after, before);
+    assert!(!m.ok("cat t1.eml").contains(&before));
+}
